@@ -1,0 +1,208 @@
+"""The ``sam2ms`` command line (typer).
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input, 3 a failed parity/accuracy check.
+Every error the user can cause is a :class:`~sam2ms.errors.Sam2msError` and prints as one line.
+Heavy imports (torch, sam2) happen inside commands so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .errors import Sam2msError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="SAM2MS road extraction: synthesise data, train, evaluate, inspect models.")
+
+JSON_HELP = "Print a machine-readable JSON summary on stdout."
+
+
+def _emit(summary: dict[str, Any], as_json: bool, table: list[tuple[str, str]] | None = None) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(show_header=False, box=None)
+    for key, value in table or [(k, str(v)) for k, v in summary.items()]:
+        t.add_row(key, value)
+    Console().print(t)
+
+
+def _metric_rows(metrics: dict[str, float]) -> list[tuple[str, str]]:
+    """Percentages as in the paper's tables (MAE x 100)."""
+    order = ("precision", "recall", "f1", "miou", "mdice", "mae", "rlod")
+    return [(k.upper() if k != "miou" else "mIoU", f"{100 * metrics[k]:.2f}") for k in order if k in metrics] + [
+        ("images", str(metrics.get("images", "")))]
+
+
+@app.command()
+def info(name: str = typer.Argument(..., help="Registered model name (see 'sam2ms models')."),
+         size: int = typer.Option(1024, help="Square input size for the FLOP count (multiple of 32)."),
+         as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Parameters (total, trainable) and GFLOPs of a model for one size x size tile."""
+    from .models.stats import model_stats
+
+    s = model_stats(name, size)
+    _emit(s, as_json, [("model", name), ("input", f"{size}x{size}"),
+                       ("params total", f"{s['params_total'] / 1e6:.2f} M"),
+                       ("params trainable", f"{s['params_trainable'] / 1e6:.2f} M"),
+                       ("GFLOPs", f"{s['gflops']:.1f} (torch FLOP counter, 2 per multiply-add)")])
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List the registered models."""
+    from .models import describe_model, list_models
+
+    rows = {n: describe_model(n) for n in list_models()}
+    _emit(rows, as_json)
+
+
+@app.command()
+def synth(out: Path = typer.Argument(..., help="Output folder (images/ + masks/ layout)."),
+          count: int = typer.Option(100, min=1, help="Number of scenes."),
+          size: int = typer.Option(1024, min=32, help="Scene side in pixels."),
+          seed: int = typer.Option(0, help="Seed: the same seed gives the same files."),
+          style: str = typer.Option("boundary", help="Label style: boundary (road surface) or centerline."),
+          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Write a synthetic road dataset (curved roads, junctions, trees and shadows) in the folder layout."""
+    from .data.synth import LABEL_STYLES, write_synthetic_dataset
+
+    if style not in LABEL_STYLES:
+        raise UsageError(f"--style {style}: use one of {', '.join(LABEL_STYLES)}")
+    write_synthetic_dataset(out, count, size, seed, style)  # type: ignore[arg-type]
+    _emit({"out": str(out), "count": count, "size": size, "seed": seed, "style": style, "layout": "folder"}, as_json)
+
+
+@app.command()
+def train(data: Path = typer.Option(..., help="Dataset folder."),
+          layout: str = typer.Option("folder", help="deepglobe | spacenet | massachusetts | folder"),
+          model: str = typer.Option("sam2ms_hiera_l", help="Registered model name."),
+          sam2_ckpt: Optional[Path] = typer.Option(None, help="Official SAM2/SAM2.1 checkpoint for the trunk."),
+          epochs: int = typer.Option(50), batch: int = typer.Option(2, help="Per-process batch size."),
+          accum: int = typer.Option(1, help="Gradient accumulation steps."),
+          image_size: int = typer.Option(1024, help="Training input size (multiple of 32)."),
+          lr: float = typer.Option(1e-4), weight_decay: float = typer.Option(1e-2),
+          lossnet: str = typer.Option("resnet50", help="resnet50 | vgg16 | none"),
+          lossnet_weights: Optional[str] = typer.Option(None, help="torchvision ImageNet weights file for the lossnet."),
+          amp: str = typer.Option("none", help="bf16 | fp16 | none"),
+          seed: int = typer.Option(0), workers: int = typer.Option(0, help="DataLoader workers."),
+          patch: Optional[int] = typer.Option(None, help="Cut images into PATCH windows (default: 1024 for "
+                                                         "spacenet/massachusetts, whole images otherwise)."),
+          rotation: float = typer.Option(30.0, help="Random rotation range (+- degrees)."),
+          hflip: float = typer.Option(0.5), vflip: float = typer.Option(0.0, help="0.5 = the authors' script."),
+          eval_every: int = typer.Option(1, help="Evaluate on the test split every N epochs (0: never)."),
+          save_every: int = typer.Option(0, help="Also write last.pt every N optimizer steps."),
+          stop_after: Optional[int] = typer.Option(None, help="Stop after N optimizer steps in total "
+                                                              "(checkpointed; continue with --resume)."),
+          resume: bool = typer.Option(False, help="Continue the run in -o exactly where last.pt left it."),
+          device: str = typer.Option("auto", help="auto | cpu | cuda"),
+          output: Path = typer.Option(..., "-o", "--output", help="Run folder."),
+          quiet: bool = typer.Option(False, help="No progress bars."),
+          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Train a SAM2MS model (DDP when launched with torchrun)."""
+    from .train.trainer import Trainer, TrainConfig
+
+    cfg = TrainConfig(data=data, output=output, layout=layout, model=model, sam2_ckpt=sam2_ckpt, epochs=epochs,
+                      batch=batch, accum=accum, image_size=image_size, lr=lr, weight_decay=weight_decay,
+                      lossnet=lossnet, lossnet_weights=lossnet_weights, amp=amp, seed=seed, workers=workers,
+                      patch=patch, rotation=rotation, hflip=hflip, vflip=vflip, eval_every=eval_every,
+                      save_every=save_every, stop_after=stop_after, resume=resume, device=device,
+                      progress=not quiet)
+    trainer = Trainer(cfg)
+    try:
+        summary = trainer.fit()
+    finally:
+        trainer.dist.close()
+    if trainer.main:
+        _emit(summary, as_json, [("run", summary["run"]), ("epochs", str(summary["epochs_done"])),
+                                 ("steps", str(summary["steps"])), ("seconds", str(summary["seconds"]))]
+              + _metric_rows(summary["metrics"].get("test", {})))
+
+
+@app.command("eval")
+def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the authors' SAM2MS weights)."),
+             data: Path = typer.Option(..., help="Dataset folder."),
+             layout: str = typer.Option("folder", help="deepglobe | spacenet | massachusetts | folder"),
+             split: str = typer.Option("test", help="test | train | all (the paper's seeded 7:3 split)."),
+             model: Optional[str] = typer.Option(None, help="Model name (read from a sam2ms checkpoint)."),
+             image_size: Optional[int] = typer.Option(None, help="Input size (default: the checkpoint's, else 1024)."),
+             seed: int = typer.Option(0, help="Split seed (the training run's)."),
+             patch: Optional[int] = typer.Option(None), batch: int = typer.Option(2),
+             amp: str = typer.Option("none", help="bf16 | fp16 | none"),
+             device: str = typer.Option("auto"), quiet: bool = typer.Option(False),
+             as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Evaluate a checkpoint: Precision, Recall, F1, mIoU, mDice, MAE, RLOD."""
+    import torch
+
+    from .data.layouts import discover, paper_split
+    from .models import create_model
+    from .models.checkpoint import read_checkpoint
+    from .train.evaluate import evaluate
+    from .train.trainer import AMP_DTYPES
+
+    if split not in ("test", "train", "all"):
+        raise UsageError(f"--split {split}: use test, train or all")
+    if amp not in AMP_DTYPES:
+        raise UsageError(f"--amp {amp}: use one of {', '.join(AMP_DTYPES)}")
+    sources = discover(data, layout, patch)
+    train_s, test_s = paper_split(sources, seed=seed)
+    samples = {"test": test_s, "train": train_s, "all": train_s + test_s}[split]
+    if not samples:
+        raise UsageError(f"{data}: the '{split}' split is empty ({len(sources)} source images); use --split all")
+    ck = read_checkpoint(ckpt)
+    size = image_size or int(ck.raw.get("image_size", 1024)) if ck.kind == "sam2ms" else image_size or 1024
+    net = create_model(model or ck.model_name, checkpoint=ckpt)
+    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+    metrics = evaluate(net.to(dev), samples, size, device=dev, batch=batch, amp_dtype=AMP_DTYPES[amp],
+                       show_progress=not quiet)
+    _emit({"ckpt": str(ckpt), "split": split, "image_size": size, **metrics}, as_json, _metric_rows(metrics))
+
+
+@app.command()
+def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="Folder for everything the demo writes."),
+         count: int = typer.Option(40, help="Synthetic scenes."),
+         size: int = typer.Option(256, help="Scene and training size."),
+         epochs: int = typer.Option(8), seed: int = typer.Option(0),
+         quiet: bool = typer.Option(False),
+         as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Synthesise roads, train sam2ms_nano on CPU, evaluate, and write an overlay + summary."""
+    from .demo import run_demo
+
+    summary = run_demo(output, count=count, size=size, epochs=epochs, seed=seed, progress=not quiet)
+    _emit(summary, as_json, [("output", str(output)), ("train seconds", str(summary["train_seconds"])),
+                             ("overlay", summary["overlay"])] + _metric_rows(summary["test"]))
+
+
+def main() -> None:
+    """Entry point: run the app and turn known errors into one-line messages and exit codes."""
+    try:
+        app(standalone_mode=False)
+    except Sam2msError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

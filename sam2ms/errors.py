@@ -1,0 +1,24 @@
+"""Errors that the CLI turns into one-line messages and exit codes (DESIGN.md, CLI conventions)."""
+
+from __future__ import annotations
+
+
+class Sam2msError(Exception):
+    """Base class: a failure the user should read as one line, not a traceback."""
+
+    exit_code = 1
+
+
+class UsageError(Sam2msError):
+    """Bad usage or bad input (a file, a flag, a shape): exit code 2.
+
+    The message must name what was wrong and what to do about it.
+    """
+
+    exit_code = 2
+
+
+class CheckFailed(Sam2msError):
+    """A parity or accuracy check that failed: exit code 3."""
+
+    exit_code = 3

@@ -1,0 +1,45 @@
+"""Atomic file writing: nothing already written is lost or left half-written.
+
+Every artefact (checkpoints, images, JSON) is written to a temporary file in the target folder
+and renamed over the final name, which is atomic on POSIX file systems.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    payload = (json.dumps(data, indent=2, sort_keys=False, default=str) + "\n").encode()
+    return atomic_write(path, lambda f: f.write(payload))
+
+
+def save_png(path: str | Path, array: Any) -> Path:
+    """Save a uint8 array (H x W or H x W x 3) as PNG, atomically."""
+    from PIL import Image
+
+    img = Image.fromarray(array)
+    return atomic_write(path, lambda f: img.save(f, format="PNG"))

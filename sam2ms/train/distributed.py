@@ -1,0 +1,70 @@
+"""DDP set-up from torchrun's environment (gloo on CPU, nccl on GPU), or a single process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as td
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the job."""
+
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @classmethod
+    def single(cls, device: torch.device | None = None) -> "Dist":
+        return cls(0, 1, 0, device or torch.device("cpu"))
+
+    @classmethod
+    def from_env(cls, device: str = "auto") -> "Dist":
+        """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+        dev = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+        if use_cuda:
+            torch.cuda.set_device(dev)
+        if world > 1 and not td.is_initialized():
+            td.init_process_group(backend="nccl" if use_cuda else "gloo")
+        return cls(int(os.environ.get("RANK", "0")), world, local_rank, dev)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            td.barrier()
+
+    def gather_objects(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (just ``[obj]`` in a single process)."""
+        if not self.enabled:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        td.all_gather_object(out, obj)
+        out[self.rank] = obj
+        return out
+
+    def mean(self, value: float) -> float:
+        """Average a float over ranks (for logging)."""
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        td.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def close(self) -> None:
+        if self.enabled and td.is_initialized():
+            td.destroy_process_group()

@@ -1,0 +1,68 @@
+"""Evaluation: predict at the model's input size, score at the label's own resolution."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..data.dataset import RoadDataset, load_sample
+from ..data.layouts import Sample
+from ..metrics import RoadMetrics
+from .distributed import Dist
+from .progress import progress_bar
+
+
+class _EvalSet(Dataset):
+    """Resized, normalised input plus the untouched label window."""
+
+    def __init__(self, samples: list[Sample], image_size: int) -> None:
+        self.inputs = RoadDataset(samples, image_size)
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, np.ndarray]:
+        _, mask = load_sample(self.samples[i])
+        return self.inputs[i]["image"], mask
+
+
+def _collate(items: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[torch.Tensor, list[np.ndarray]]:
+    return torch.stack([x for x, _ in items]), [m for _, m in items]
+
+
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, images: torch.Tensor, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """sigmoid(logits) in float32 for a normalised batch, under autocast when asked."""
+    device = images.device
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        logits = model(images)
+    return torch.sigmoid(logits.float())
+
+
+def evaluate(model: nn.Module, samples: list[Sample], image_size: int, *, device: torch.device,
+             batch: int = 2, workers: int = 0, amp_dtype: torch.dtype | None = None,
+             dist: Dist | None = None, show_progress: bool = True) -> dict[str, float]:
+    """The paper's metrics over ``samples`` (sharded over DDP ranks when ``dist`` is given)."""
+    dist = dist or Dist.single()
+    mine = samples[dist.rank::dist.world]
+    loader = DataLoader(_EvalSet(mine, image_size), batch_size=batch, num_workers=workers,
+                        collate_fn=_collate)
+    was_training = model.training
+    model.eval()
+    acc = RoadMetrics()
+    with progress_bar("eval", total=len(loader), enabled=show_progress and dist.is_main) as bar:
+        for images, masks in loader:
+            probs = predict_probabilities(model, images.to(device), amp_dtype)
+            for prob, mask in zip(probs, masks):
+                prob = F.interpolate(prob[None], size=mask.shape, mode="bilinear", align_corners=False)
+                acc.update(prob[0, 0].cpu().numpy(), mask)
+            bar.advance()
+    model.train(was_training)
+    for other in dist.gather_objects(acc):
+        if other is not acc:
+            acc.merge(other)
+    return acc.compute()

@@ -1,0 +1,273 @@
+"""The SAM2MS trainer: AdamW + per-epoch cosine schedule, DDP, AMP, exact resume.
+
+Run layout (``-o RUN``): ``config.json``, ``steps.jsonl`` (one line per optimizer step),
+``metrics.jsonl`` (one line per epoch), ``last.pt`` and ``best.pt`` (by test-split F1), all
+written atomically. ``last.pt`` records the position inside the epoch, so ``--resume`` after an
+interruption at any checkpoint replays exactly the batches, losses and weights of an
+uninterrupted run (batch order and augmentation are seeded per epoch, not drawn from global
+RNG state).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.optim.lr_scheduler import CosineAnnealingLR
+from torch.utils.data import DataLoader
+
+from ..data.dataset import Augment, RoadDataset
+from ..data.layouts import discover, paper_split
+from ..errors import UsageError
+from ..fileio import atomic_write, write_json
+from ..losses import SAM2MSLoss, build_lossnet
+from ..models import create_model
+from ..models.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
+from ..models.net import STRIDE
+from .distributed import Dist
+from .evaluate import evaluate
+from .progress import progress_bar
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class TrainConfig:
+    """Every training option; defaults are the paper's (DESIGN.md, Training)."""
+
+    data: Path
+    output: Path
+    layout: str = "folder"
+    model: str = "sam2ms_hiera_l"
+    sam2_ckpt: Path | None = None
+    epochs: int = 50
+    batch: int = 2
+    accum: int = 1
+    image_size: int = 1024
+    lr: float = 1e-4
+    min_lr: float = 1e-7
+    weight_decay: float = 1e-2
+    lossnet: str = "resnet50"
+    lossnet_weights: str | None = None
+    amp: str = "none"
+    seed: int = 0
+    workers: int = 0
+    patch: int | None = None
+    rotation: float = 30.0
+    hflip: float = 0.5
+    vflip: float = 0.0
+    eval_every: int = 1
+    save_every: int = 0
+    stop_after: int | None = None
+    resume: bool = False
+    device: str = "auto"
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.image_size <= 0 or self.image_size % STRIDE:
+            raise UsageError(f"--image-size {self.image_size}: must be a positive multiple of {STRIDE}")
+        if self.amp not in AMP_DTYPES:
+            raise UsageError(f"--amp {self.amp}: use one of {', '.join(AMP_DTYPES)}")
+        for name in ("epochs", "batch", "accum"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name} must be at least 1")
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class Position:
+    """Where training stands: the next epoch and optimizer step within it, and global counts."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    epoch_loss_sum: float = 0.0
+    best_f1: float = -1.0
+
+
+def _epoch_order(n: int, seed: int, epoch: int, dist: Dist) -> list[int]:
+    """This rank's sample indices for ``epoch``: a seeded permutation, padded to split evenly."""
+    order = np.random.default_rng([seed, 10_000 + epoch]).permutation(n).tolist()
+    pad = (-len(order)) % dist.world
+    order += order[:pad]
+    return order[dist.rank::dist.world]
+
+
+def _truncate_jsonl(path: Path, keep: Callable[[dict[str, Any]], bool]) -> None:
+    """Drop log lines past the checkpoint being resumed (an interrupted run may have logged them)."""
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and keep(json.loads(ln))]
+    payload = "".join(ln + "\n" for ln in lines).encode()
+    atomic_write(path, lambda f: f.write(payload))
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+class Trainer:
+    """Builds everything from a :class:`TrainConfig`; :meth:`fit` runs (or resumes) training."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.dist = Dist.from_env(cfg.device)
+        self.out = Path(cfg.output)
+        self.main = self.dist.is_main
+        last = self.out / "last.pt"
+        if last.exists() and not cfg.resume:
+            raise UsageError(f"{self.out} already holds a run (last.pt); pass --resume to continue it "
+                             "or choose another -o folder")
+        if cfg.resume and not last.exists():
+            raise UsageError(f"--resume: {last} not found; start without --resume")
+        train, test = paper_split(discover(cfg.data, cfg.layout, cfg.patch), seed=cfg.seed)
+        if not train:
+            raise UsageError(f"{cfg.data}: no training samples after the 7:3 split; add images")
+        self.train_samples, self.test_samples = train, test
+        self.lossnet = build_lossnet(cfg.lossnet, cfg.lossnet_weights)
+        torch.manual_seed(cfg.seed)
+        self.model = create_model(cfg.model, sam2_checkpoint=cfg.sam2_ckpt).to(self.dist.device)
+        self.criterion = SAM2MSLoss(self.lossnet).to(self.dist.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = CosineAnnealingLR(self.optimizer, T_max=cfg.epochs, eta_min=cfg.min_lr)
+        self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.amp == "fp16")
+        self.amp_dtype = AMP_DTYPES[cfg.amp]
+        self.dataset = RoadDataset(train, cfg.image_size, Augment(cfg.rotation, cfg.hflip, cfg.vflip), cfg.seed)
+        self.pos = Position()
+        if cfg.resume:
+            self._restore(last)
+        self.net = DDP(self.model) if self.dist.enabled else self.model
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _restore(self, path: Path) -> None:
+        ckpt = read_checkpoint(path)
+        raw = ckpt.raw
+        if raw["model_name"] != self.cfg.model:
+            raise UsageError(f"{path}: run was for {raw['model_name']}, not {self.cfg.model}; use --model {raw['model_name']}")
+        self.model.load_state_dict(ckpt.state_dict)
+        self.optimizer.load_state_dict(raw["optimizer"])
+        self.scheduler.load_state_dict(raw["scheduler"])
+        self.scaler.load_state_dict(raw["scaler"])
+        set_rng_state(raw["rng"])
+        self.pos = Position(**raw["train_state"])
+        if self.main:
+            _truncate_jsonl(self.out / "steps.jsonl", lambda r: r["step"] <= self.pos.global_step)
+            _truncate_jsonl(self.out / "metrics.jsonl", lambda r: r["epoch"] < self.pos.epoch)
+
+    def _save(self, name: str, metrics: dict[str, Any] | None = None) -> None:
+        if self.main:
+            save_checkpoint(self.out / name, self.model, image_size=self.cfg.image_size, epoch=self.pos.epoch,
+                            step=self.pos.global_step, optimizer=self.optimizer, scheduler=self.scheduler,
+                            scaler=self.scaler, metrics=metrics, train_args=self.cfg.as_json(),
+                            extra={"train_state": asdict(self.pos)})
+
+    # -- training ---------------------------------------------------------------------------
+    def _batches(self, epoch: int) -> list[list[list[int]]]:
+        """Optimizer steps of this epoch, each a list of ``accum`` micro-batches of indices."""
+        order = _epoch_order(len(self.dataset), self.cfg.seed, epoch, self.dist)
+        micro = [order[i:i + self.cfg.batch] for i in range(0, len(order), self.cfg.batch)]
+        return [micro[i:i + self.cfg.accum] for i in range(0, len(micro), self.cfg.accum)]
+
+    def _step(self, group: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """One optimizer step over ``accum`` micro-batches (gradient sync only on the last)."""
+        dev = self.dist.device
+        total, parts_sum = 0.0, {}
+        for i, batch in enumerate(group):
+            sync = i == len(group) - 1 or not self.dist.enabled
+            ctx = self.net.no_sync() if not sync else nullcontext()
+            with ctx:
+                with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32,
+                                    enabled=self.amp_dtype is not None):
+                    logits = self.net(batch["image"].to(dev, non_blocking=True))
+                loss, parts = self.criterion(logits, batch["mask"].to(dev, non_blocking=True))
+                self.scaler.scale(loss / len(group)).backward()
+            total += float(loss.detach()) / len(group)
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v / len(group)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": self.dist.mean(total), **{k: self.dist.mean(v) for k, v in parts_sum.items()}}
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``epochs`` (or until ``stop_after`` steps); returns a JSON-able summary."""
+        cfg, pos = self.cfg, self.pos
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json(self.out / "config.json", cfg.as_json())
+        started = time.perf_counter()
+        stopped_early = False
+        last_metrics: dict[str, Any] = {}
+        self.model.train()
+        while pos.epoch < cfg.epochs and not stopped_early:
+            self.dataset.set_epoch(pos.epoch)
+            steps = self._batches(pos.epoch)
+            flat = [i for group in steps[pos.step_in_epoch:] for mb in group for i in mb]
+            loader = iter(DataLoader(self.dataset, batch_size=cfg.batch, sampler=flat, num_workers=cfg.workers))
+            with progress_bar(f"epoch {pos.epoch + 1}/{cfg.epochs}", total=len(steps),
+                              enabled=cfg.progress and self.main) as bar:
+                bar.advance(pos.step_in_epoch)
+                for group_idx in range(pos.step_in_epoch, len(steps)):
+                    group = [next(loader) for _ in steps[group_idx]]
+                    record = self._step(group)
+                    pos.global_step += 1
+                    pos.step_in_epoch = group_idx + 1
+                    pos.epoch_loss_sum += record["loss"]
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    if self.main:
+                        _append_jsonl(self.out / "steps.jsonl",
+                                      {"step": pos.global_step, "epoch": pos.epoch, "lr": lr, **record})
+                    bar.advance(info=f"loss {record['loss']:.4f}")
+                    if cfg.stop_after is not None and pos.global_step >= cfg.stop_after:
+                        stopped_early = True
+                        break
+                    if cfg.save_every and pos.global_step % cfg.save_every == 0:
+                        self._save("last.pt")
+            if stopped_early and pos.step_in_epoch < len(steps):
+                break
+            last_metrics = self._end_epoch(len(steps), time.perf_counter() - started)
+        self._save("last.pt", last_metrics)
+        self.dist.barrier()
+        return {"run": str(self.out), "model": cfg.model, "epochs_done": pos.epoch, "steps": pos.global_step,
+                "stopped_early": stopped_early, "seconds": round(time.perf_counter() - started, 2),
+                "best_f1": pos.best_f1 if pos.best_f1 >= 0 else None, "metrics": last_metrics}
+
+    def _end_epoch(self, n_steps: int, elapsed: float) -> dict[str, Any]:
+        cfg, pos = self.cfg, self.pos
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        record: dict[str, Any] = {"epoch": pos.epoch, "lr": lr, "train_loss": pos.epoch_loss_sum / max(n_steps, 1),
+                                  "steps": pos.global_step, "elapsed_s": round(elapsed, 2)}
+        evaluate_now = cfg.eval_every and self.test_samples and (
+            (pos.epoch + 1) % cfg.eval_every == 0 or pos.epoch + 1 == cfg.epochs)
+        if evaluate_now:
+            record["test"] = evaluate(self.model, self.test_samples, cfg.image_size, device=self.dist.device,
+                                      batch=cfg.batch, amp_dtype=self.amp_dtype, dist=self.dist,
+                                      show_progress=cfg.progress)
+        pos.epoch += 1
+        pos.step_in_epoch = 0
+        pos.epoch_loss_sum = 0.0
+        improved = evaluate_now and record["test"]["f1"] > pos.best_f1
+        if improved:
+            pos.best_f1 = record["test"]["f1"]
+        if self.main:
+            _append_jsonl(self.out / "metrics.jsonl", record)
+        self._save("last.pt", record)
+        if improved or (not self.test_samples and pos.epoch == cfg.epochs):
+            self._save("best.pt", record)
+        return record
+
