@@ -1,0 +1,53 @@
+"""Shared fixtures: seeded synthetic data in every layout, small enough for a CPU test suite."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam2ms.data.synth import render_road_scene, write_synthetic_dataset
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def synth_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 scenes of 64 x 64 in the plain folder layout (7 train / 3 test after the split)."""
+    return write_synthetic_dataset(tmp_path_factory.mktemp("synth") / "ds", count=10, size=64, seed=3)
+
+
+def scene(seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded synthetic (image, label) pair."""
+    return render_road_scene(size, size, np.random.default_rng(seed))
+
+
+def save(path: Path, array: np.ndarray, **kwargs: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, **kwargs)
+    return path
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run ``sam2ms ARGS`` in-process through the real entry point; returns (code, out, err)."""
+    from sam2ms.cli import main
+
+    old = sys.argv
+    sys.argv = ["sam2ms", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    out, err = capsys.readouterr()
+    return code, out, err
