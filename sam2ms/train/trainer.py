@@ -96,11 +96,13 @@ class Position:
     best_f1: float = -1.0
 
 
-def _epoch_order(n: int, seed: int, epoch: int, dist: Dist) -> list[int]:
-    """This rank's sample indices for ``epoch``: a seeded permutation, padded to split evenly."""
+def _epoch_order(n: int, seed: int, epoch: int, dist: Dist, batch: int) -> list[int]:
+    """This rank's sample indices for ``epoch``: a seeded permutation, padded by repeating its
+    start so that every rank gets the same number of *full* batches (BatchNorm needs > 1 value
+    per channel, and DDP needs equal step counts)."""
     order = np.random.default_rng([seed, 10_000 + epoch]).permutation(n).tolist()
-    pad = (-len(order)) % dist.world
-    order += order[:pad]
+    per_round = dist.world * batch
+    order += [order[i % n] for i in range((-len(order)) % per_round)]
     return order[dist.rank::dist.world]
 
 
@@ -178,7 +180,7 @@ class Trainer:
     # -- training ---------------------------------------------------------------------------
     def _batches(self, epoch: int) -> list[list[list[int]]]:
         """Optimizer steps of this epoch, each a list of ``accum`` micro-batches of indices."""
-        order = _epoch_order(len(self.dataset), self.cfg.seed, epoch, self.dist)
+        order = _epoch_order(len(self.dataset), self.cfg.seed, epoch, self.dist, self.cfg.batch)
         micro = [order[i:i + self.cfg.batch] for i in range(0, len(order), self.cfg.batch)]
         return [micro[i:i + self.cfg.accum] for i in range(0, len(micro), self.cfg.accum)]
 
@@ -208,7 +210,7 @@ class Trainer:
         cfg, pos = self.cfg, self.pos
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_json(self.out / "config.json", cfg.as_json())
+            write_json(self.out / "config.json", {**cfg.as_json(), "world_size": self.dist.world})
         started = time.perf_counter()
         stopped_early = False
         last_metrics: dict[str, Any] = {}
