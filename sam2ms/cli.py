@@ -168,9 +168,9 @@ def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the auth
 
 @app.command()
 def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="Folder for everything the demo writes."),
-         count: int = typer.Option(40, help="Synthetic scenes."),
-         size: int = typer.Option(256, help="Scene and training size."),
-         epochs: int = typer.Option(8), seed: int = typer.Option(0),
+         count: int = typer.Option(120, help="Synthetic scenes (70% train, 30% held out)."),
+         size: int = typer.Option(256, help="Scene and training size (multiple of 32)."),
+         epochs: int = typer.Option(10), seed: int = typer.Option(0),
          quiet: bool = typer.Option(False),
          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Synthesise roads, train sam2ms_nano on CPU, evaluate, and write an overlay + summary."""
@@ -182,27 +182,18 @@ def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="F
 
 
 def main() -> None:
-    """Entry point: run the app and turn known errors into one-line messages and exit codes."""
+    """Entry point: run the app and turn known errors into one-line messages and exit codes.
+
+    typer itself reports bad flags (exit 2) and exits; our own errors propagate out of it.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except Sam2msError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
-
 
 if __name__ == "__main__":
     main()

@@ -37,7 +37,7 @@ def overlay_rows(images: list[np.ndarray], labels: list[np.ndarray], probs: list
     return np.concatenate(rows, axis=0)
 
 
-def run_demo(out: Path, *, count: int = 40, size: int = 256, epochs: int = 8, seed: int = 0,
+def run_demo(out: Path, *, count: int = 120, size: int = 256, epochs: int = 10, seed: int = 0,
              progress: bool = True) -> dict[str, Any]:
     """Run the demo into ``out`` (its data/ and run/ subfolders are the demo's own and are
     replaced on a re-run); returns the summary also written to ``out/summary.json``."""

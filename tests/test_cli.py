@@ -1,0 +1,109 @@
+"""The command line: JSON summaries, and one-line errors with exit code 2 for bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli, save, scene
+
+from sam2ms.models import create_model
+from sam2ms.models.checkpoint import save_checkpoint
+
+TRAIN = ["train", "--model", "sam2ms_nano", "--image-size", "32", "--epochs", "1", "--lossnet", "none", "--quiet"]
+
+
+def _assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+def test_info_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["info", "sam2ms_nano", "--size", "64", "--json"], capsys)
+    assert code == 0
+    s = json.loads(out)
+    assert s["params_total"] > s["params_trainable"] > 0 and s["gflops"] > 0
+
+
+def test_synth_then_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "d"
+    assert run_cli(["synth", str(data), "--count", "4", "--size", "32", "--seed", "1"], capsys)[0] == 0
+    code, out, err = run_cli([*TRAIN, "--data", str(data), "-o", str(tmp_path / "r"), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["steps"] == 2
+    code, out, err = run_cli(["eval", "--ckpt", str(tmp_path / "r" / "last.pt"), "--data", str(data),
+                              "--split", "all", "--json", "--quiet"], capsys)
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["images"] == 4 and 0 <= metrics["f1"] <= 1 and metrics["image_size"] == 32
+
+
+def test_missing_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli([*TRAIN, "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "r")], capsys)
+    _assert_one_line_error(code, err, "nope", "not found")
+    assert not (tmp_path / "r").exists()
+
+
+def test_empty_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    (tmp_path / "d" / "masks").mkdir()
+    code, _, err = run_cli([*TRAIN, "--data", str(tmp_path / "d"), "-o", str(tmp_path / "r")], capsys)
+    _assert_one_line_error(code, err, "no image/mask pairs")
+
+
+def test_image_without_mask(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    save(tmp_path / "d" / "images" / "lonely.png", scene(0, 32)[0])
+    (tmp_path / "d" / "masks").mkdir()
+    code, _, err = run_cli([*TRAIN, "--data", str(tmp_path / "d"), "-o", str(tmp_path / "r")], capsys)
+    _assert_one_line_error(code, err, "lonely.png", "no mask")
+
+
+def test_mask_of_other_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    save(tmp_path / "d" / "images" / "a.png", scene(0, 32)[0])
+    save(tmp_path / "d" / "masks" / "a.png", np.zeros((64, 64), np.uint8))
+    code, _, err = run_cli([*TRAIN, "--data", str(tmp_path / "d"), "-o", str(tmp_path / "r")], capsys)
+    _assert_one_line_error(code, err, "a.png", "64x64", "32x32")
+
+
+def test_non_rgb_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    Image.new("CMYK", (32, 32)).save(tmp_path / "d" / "images" / "cmyk.tif")
+    save(tmp_path / "d" / "masks" / "cmyk.png", np.zeros((32, 32), np.uint8))
+    code, _, err = run_cli([*TRAIN, "--data", str(tmp_path / "d"), "-o", str(tmp_path / "r")], capsys)
+    _assert_one_line_error(code, err, "cmyk.tif", "CMYK", "RGB")
+
+
+def test_unknown_model(synth_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [a if a != "sam2ms_nano" else "sam2ms_giant" for a in TRAIN]
+    code, _, err = run_cli([*args, "--data", str(synth_folder), "-o", str(tmp_path / "r")], capsys)
+    _assert_one_line_error(code, err, "sam2ms_giant", "sam2ms_hiera_l")
+    code, _, err = run_cli(["info", "nope"], capsys)
+    _assert_one_line_error(code, err, "unknown model 'nope'")
+
+
+def test_size_not_multiple_of_32(synth_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [a if a != "32" else "50" for a in TRAIN]
+    code, _, err = run_cli([*args, "--data", str(synth_folder), "-o", str(tmp_path / "r")], capsys)
+    _assert_one_line_error(code, err, "--image-size 50", "multiple of 32")
+    code, _, err = run_cli(["info", "sam2ms_nano", "--size", "100"], capsys)
+    _assert_one_line_error(code, err, "multiple of 32")
+
+
+def test_corrupt_checkpoint(synth_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = save_checkpoint(tmp_path / "good.pt", create_model("sam2ms_nano"), image_size=32, epoch=0, step=0)
+    bad = tmp_path / "truncated.pt"
+    bad.write_bytes(good.read_bytes()[:1000])
+    code, _, err = run_cli(["eval", "--ckpt", str(bad), "--data", str(synth_folder)], capsys)
+    _assert_one_line_error(code, err, "truncated.pt", "not a readable PyTorch checkpoint")
+    assert good.stat().st_size > 1000
+
+
+def test_bad_flag_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["train", "--no-such-flag"], capsys)
+    assert code == 2 and "Traceback" not in err
