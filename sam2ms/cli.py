@@ -158,7 +158,7 @@ def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the auth
     if not samples:
         raise UsageError(f"{data}: the '{split}' split is empty ({len(sources)} source images); use --split all")
     ck = read_checkpoint(ckpt)
-    size = image_size or int(ck.raw.get("image_size", 1024)) if ck.kind == "sam2ms" else image_size or 1024
+    size = image_size or int(ck.raw.get("image_size", 1024))  # the authors' weights carry none: 1024
     net = create_model(model or ck.model_name, checkpoint=ckpt)
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
     metrics = evaluate(net.to(dev), samples, size, device=dev, batch=batch, amp_dtype=AMP_DTYPES[amp],
