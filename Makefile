@@ -20,6 +20,7 @@ demo: venv
 	$(BIN)/sam2ms demo -o demo_run
 
 test: venv
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -73,7 +73,8 @@ def main() -> None:
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     print(json.dumps({
         "date": date.today().isoformat(),
-        "device": torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads",
+        "device": (torch.cuda.get_device_name() if dev.type == "cuda"
+                   else f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"),
         "torch": torch.__version__, "model": args.model, "size": args.size, "batch": args.batch, "amp": args.amp,
         "steps": args.steps, "steps_per_s": args.steps / seconds, "images_per_s": args.steps * args.batch / seconds,
         "peak_memory_gib": peak / 2**30, "peak_memory_kind": "cuda allocator" if dev.type == "cuda" else "process RSS",

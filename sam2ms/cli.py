@@ -91,7 +91,7 @@ def train(data: Path = typer.Option(..., help="Dataset folder."),
           image_size: int = typer.Option(1024, help="Training input size (multiple of 32)."),
           lr: float = typer.Option(1e-4), weight_decay: float = typer.Option(1e-2),
           lossnet: str = typer.Option("resnet50", help="resnet50 | vgg16 | none"),
-          lossnet_weights: Optional[str] = typer.Option(None, help="torchvision ImageNet weights file for the lossnet."),
+          lossnet_weights: Optional[str] = typer.Option(None, help="torchvision ImageNet weights file."),
           amp: str = typer.Option("none", help="bf16 | fp16 | none"),
           seed: int = typer.Option(0), workers: int = typer.Option(0, help="DataLoader workers."),
           patch: Optional[int] = typer.Option(None, help="Cut images into PATCH windows (default: 1024 for "
@@ -108,7 +108,7 @@ def train(data: Path = typer.Option(..., help="Dataset folder."),
           quiet: bool = typer.Option(False, help="No progress bars."),
           as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Train a SAM2MS model (DDP when launched with torchrun)."""
-    from .train.trainer import Trainer, TrainConfig
+    from .train.trainer import TrainConfig, Trainer
 
     cfg = TrainConfig(data=data, output=output, layout=layout, model=model, sam2_ckpt=sam2_ckpt, epochs=epochs,
                       batch=batch, accum=accum, image_size=image_size, lr=lr, weight_decay=weight_decay,

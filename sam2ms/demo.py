@@ -48,7 +48,7 @@ def run_demo(out: Path, *, count: int = 120, size: int = 256, epochs: int = 10, 
     from .models import create_model
     from .preprocess import normalize
     from .train.evaluate import evaluate, predict_probabilities
-    from .train.trainer import Trainer, TrainConfig
+    from .train.trainer import TrainConfig, Trainer
 
     out = Path(out)
     data, run = out / "data", out / "run"

@@ -86,14 +86,13 @@ def build_lossnet(kind: str, weights: str | Path | None) -> LossNet | None:
                          f"{WEIGHT_FILES[kind]} and pass --lossnet-weights FILE, or use --lossnet none")
     net = torchvision.models.resnet50() if kind == "resnet50" else torchvision.models.vgg16()
     if str(weights) != "random":
-        path = Path(weights)
-        if not path.is_file():
-            raise UsageError(f"{path}: lossnet weights not found; download {WEIGHT_FILES[kind]}")
+        from .models.checkpoint import torch_load
+
+        sd = torch_load(weights, f"download {WEIGHT_FILES[kind]}")
         try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
             net.load_state_dict(sd)
-        except Exception as exc:  # noqa: BLE001 - wrong file of any kind
-            raise UsageError(f"{path}: not torchvision {kind} ImageNet weights "
+        except Exception as exc:  # noqa: BLE001 - a state_dict of anything else
+            raise UsageError(f"{weights}: not torchvision {kind} ImageNet weights "
                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     if kind == "resnet50":
         levels = [net.conv1, net.bn1, net.maxpool, net.layer1, net.layer2]

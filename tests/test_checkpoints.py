@@ -84,7 +84,8 @@ def test_authors_weights_map_onto_ours(tmp_path: Path, prefix: str) -> None:
 
 
 def test_authors_large_model_is_recognised(tmp_path: Path) -> None:
-    sd = {"rfb1.branch0.0.conv.weight": torch.zeros(64, 144, 1, 1), "encoder.blocks.0.block.norm1.weight": torch.zeros(144)}
+    sd = {"rfb1.branch0.0.conv.weight": torch.zeros(64, 144, 1, 1),
+          "encoder.blocks.0.block.norm1.weight": torch.zeros(144)}
     torch.save(sd, tmp_path / "l.pth")
     ck = read_checkpoint(tmp_path / "l.pth")
     assert ck.kind == "authors" and ck.model_name == "sam2ms_hiera_l"

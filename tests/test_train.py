@@ -11,7 +11,7 @@ import torch
 
 from sam2ms.errors import UsageError
 from sam2ms.models.checkpoint import read_checkpoint
-from sam2ms.train.trainer import Trainer, TrainConfig
+from sam2ms.train.trainer import TrainConfig, Trainer
 
 
 def _cfg(data: Path, out: Path, **kw: object) -> TrainConfig:
@@ -41,7 +41,8 @@ def test_two_step_run_writes_everything(synth_folder: Path, tmp_path: Path) -> N
 
     torch.manual_seed(0)
     init = create_model("sam2ms_nano").state_dict()
-    assert torch.equal(ck.state_dict["encoder.blocks.0.block.attn.qkv.weight"], init["encoder.blocks.0.block.attn.qkv.weight"])
+    frozen_key = "encoder.blocks.0.block.attn.qkv.weight"
+    assert torch.equal(ck.state_dict[frozen_key], init[frozen_key])
     assert not torch.equal(ck.state_dict["decoder.head.0.weight"], init["decoder.head.0.weight"])
 
 

@@ -70,17 +70,24 @@ class Checkpoint:
     raw: dict[str, Any]
 
 
+def torch_load(path: str | Path, missing_hint: str) -> Any:
+    """``torch.load(weights_only=True)`` on CPU, with one-line UsageErrors for a missing file
+    (``missing_hint`` says where to get it) or one that is not a readable checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: not found; {missing_hint}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to unpickle means a bad or foreign file
+        first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise UsageError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line}); "
+                         "is the file complete?") from None
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read a sam2ms checkpoint or the authors' SAM2MS weights; anything else is a UsageError."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: checkpoint not found; pass the .pt written by 'sam2ms train' "
-                         "or the authors' SAM2MS .pth")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to unpickle means a bad or foreign file
-        raise UsageError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}); is the file complete?") from None
+    raw = torch_load(path, "pass the .pt written by 'sam2ms train' or the authors' SAM2MS .pth")
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
         if raw.get("format_version", 0) > FORMAT_VERSION:
             raise UsageError(f"{path}: checkpoint format {raw['format_version']} is newer than this "

@@ -91,14 +91,10 @@ def load_sam2_checkpoint(trunk: nn.Module, path: str | Path) -> dict[str, list[s
     Adapter weights are not in such a file and stay as initialised; any other trunk key that is
     missing, or a shape that differs (a checkpoint of another size), is an error.
     """
+    from .checkpoint import torch_load
+
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: SAM2 checkpoint not found; download e.g. sam2.1_hiera_large.pt "
-                         "from the SAM2 release page and pass its path")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise UsageError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    ckpt = torch_load(path, "download e.g. sam2.1_hiera_large.pt from the SAM2 release page and pass its path")
     sd = ckpt.get("model") if isinstance(ckpt, dict) else None
     prefix = "image_encoder.trunk."
     if not isinstance(sd, dict) or not any(k.startswith(prefix) for k in sd):

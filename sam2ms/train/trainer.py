@@ -159,7 +159,8 @@ class Trainer:
         ckpt = read_checkpoint(path)
         raw = ckpt.raw
         if raw["model_name"] != self.cfg.model:
-            raise UsageError(f"{path}: run was for {raw['model_name']}, not {self.cfg.model}; use --model {raw['model_name']}")
+            raise UsageError(f"{path}: run was for {raw['model_name']}, not {self.cfg.model}; "
+                             f"use --model {raw['model_name']}")
         self.model.load_state_dict(ckpt.state_dict)
         self.optimizer.load_state_dict(raw["optimizer"])
         self.scheduler.load_state_dict(raw["scheduler"])
