@@ -181,19 +181,43 @@ def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="F
                              ("overlay", summary["overlay"])] + _metric_rows(summary["test"]))
 
 
-def main() -> None:
-    """Entry point: run the app and turn known errors into one-line messages and exit codes.
+def _register_stage_commands() -> None:
+    """Commands whose code lives in the stage packages (export/, ...)."""
+    from sam2ms.export.command import export_command
+
+    app.command("export")(export_command)
+
+
+_register_stage_commands()
+
+
+def run_app(typer_app: typer.Typer) -> None:
+    """Run a typer app and turn known errors into one-line messages and exit codes.
 
     typer itself reports bad flags (exit 2) and exits; our own errors propagate out of it.
     """
     try:
-        app()
+        typer_app()
     except Sam2msError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def main() -> None:
+    """``sam2ms``."""
+    run_app(app)
+
+
+def export_main() -> None:
+    """``sam2ms-export``: the export command alone."""
+    from sam2ms.export.command import export_command
+
+    alias = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    alias.command()(export_command)
+    run_app(alias)
 
 if __name__ == "__main__":
     main()

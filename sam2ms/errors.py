@@ -19,6 +19,13 @@ class UsageError(Sam2msError):
 
 
 class CheckFailed(Sam2msError):
-    """A parity or accuracy check that failed: exit code 3."""
+    """A parity or accuracy check that failed: exit code 3.
+
+    ``summary`` carries the figures, so that ``--json`` still prints them.
+    """
 
     exit_code = 3
+
+    def __init__(self, message: str, summary: dict | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary

@@ -108,3 +108,16 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     b = np.asarray(b, dtype=bool)
     union = np.count_nonzero(a | b)
     return np.count_nonzero(a & b) / union if union else 1.0
+
+
+def probability_parity(reference: np.ndarray, candidate: np.ndarray, threshold: float = THRESHOLD) -> dict[str, float]:
+    """How closely ``candidate`` probabilities follow ``reference`` (same shape): max and mean
+    absolute difference, and the IoU of the two masks at ``threshold``. Used by every export and
+    runtime check against the PyTorch reference."""
+    reference = np.asarray(reference, dtype=np.float64)
+    candidate = np.asarray(candidate, dtype=np.float64)
+    if reference.shape != candidate.shape:
+        raise ValueError(f"shapes differ: {reference.shape} vs {candidate.shape}")
+    diff = np.abs(reference - candidate)
+    return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()),
+            "mask_iou": mask_iou(reference >= threshold, candidate >= threshold)}

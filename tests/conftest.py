@@ -51,3 +51,20 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         sys.argv = old
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.fixture(scope="session")
+def trained_nano(synth_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sam2ms_nano checkpoint trained for a few steps at 64 x 64 (decisive, not random, outputs)."""
+    from sam2ms.train.trainer import TrainConfig, Trainer
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    Trainer(TrainConfig(data=synth_folder, output=run, model="sam2ms_nano", epochs=4, batch=4, image_size=64,
+                        lr=2e-3, lossnet="none", progress=False, eval_every=0)).fit()
+    return run / "last.pt"
+
+
+def has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None

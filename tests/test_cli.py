@@ -5,10 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, save, scene
 
 from sam2ms.models import create_model
 from sam2ms.models.checkpoint import save_checkpoint
+
+from conftest import run_cli, save, scene
 
 TRAIN = ["train", "--model", "sam2ms_nano", "--image-size", "32", "--epochs", "1", "--lossnet", "none", "--quiet"]
 

@@ -5,12 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import save, scene
 from PIL import Image
 
 from sam2ms.data import discover, paper_split, patch_origins, write_synthetic_dataset
 from sam2ms.data.dataset import Augment, RoadDataset
 from sam2ms.errors import UsageError
+
+from conftest import save, scene
 
 
 def _count(sources: list) -> int:

@@ -1,0 +1,83 @@
+"""The ``export`` command, shared by ``sam2ms export`` and the ``sam2ms-export`` alias."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from sam2ms.errors import CheckFailed
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _table(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{summary['model']} @ {summary['tile']}² -> {summary['out']}")
+    for col in ("artefact", "precision", "size", "time", "parity vs PyTorch FP32"):
+        t.add_column(col)
+    for a in summary["artifacts"]:
+        p = a.get("parity")
+        if p:
+            parity = f"max {p['max_abs']:.2e}, mean {p['mean_abs']:.2e}, IoU {p['mask_iou']:.5f} " + (
+                "ok" if p["passed"] else "FAILED")
+        elif "builder" in a:
+            parity = f"{a['builder']} for {', '.join(a['targets'])}"
+        else:
+            parity = "not checked"
+        t.add_row(Path(a["artifact"]).name, a["precision"], _human(a["bytes"]), f"{a['seconds']:.1f} s", parity)
+    Console().print(t)
+
+
+def export_command(
+    ckpt: Path = typer.Option(..., help="Checkpoint from 'sam2ms train' (or the authors' SAM2MS weights)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for model.onnx, model.fp16.onnx, engine.plan."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write model.fp16.onnx and build the plan from it."),
+    tile: int = typer.Option(1024, help="Tile size fixed in the graph (multiple of 32)."),
+    batch: str = typer.Option("1:4:8", help="Plan batch profile min:opt:max."),
+    opset: int = typer.Option(18, help="ONNX opset (>= 17; the dynamo exporter needs >= 18)."),
+    exporter: str = typer.Option("dynamo", help="dynamo | torchscript"),
+    onnx_only: bool = typer.Option(False, "--onnx-only", help="Stop after the ONNX files."),
+    builder: str = typer.Option("auto", help="auto | tensorrt | tensorrt_rtx"),
+    target: Optional[str] = typer.Option(None, help="tensorrt_rtx compute capabilities, e.g. sm86,sm89 "
+                                                   "(default: sm75,sm86,sm89,sm120)."),
+    workspace: str = typer.Option("4G", help="Builder workspace limit."),
+    timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file (read and updated)."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Parity with PyTorch on synthetic tiles."),
+    check_tiles: int = typer.Option(2, help="Tiles for the parity check."),
+    model: Optional[str] = typer.Option(None, help="Model name (read from a sam2ms checkpoint)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
+) -> None:
+    """Export a checkpoint to ONNX (FP32, FP16) and a TensorRT plan, proving parity with PyTorch."""
+    from rich.console import Console
+
+    from .pipeline import ExportOptions, run_export
+
+    console = Console(stderr=True, log_path=False)
+    opts = ExportOptions(ckpt=ckpt, out=output, fp16=fp16, tile=tile, batch=batch, opset=opset, exporter=exporter,
+                         onnx_only=onnx_only, builder=builder,
+                         targets=[t for t in target.split(",")] if target else None, workspace=workspace,
+                         timing_cache=timing_cache, check=check, check_tiles=check_tiles, model=model)
+    try:
+        summary = run_export(opts, log=lambda msg: console.log(msg))
+    except CheckFailed as exc:
+        if exc.summary:
+            typer.echo(json.dumps(exc.summary, indent=2)) if as_json else _table(exc.summary)
+        raise
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    _table(summary)
+    plan = next((a["artifact"] for a in summary["artifacts"] if a["artifact"].endswith(".plan")), None)
+    console.print(f"next: sam2ms-infer {plan or output / 'model.onnx'} TILES_OR_SCENES -o MASKS "
+                  "(the tiled runtime; see README)")

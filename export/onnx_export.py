@@ -1,0 +1,91 @@
+"""PyTorch -> ONNX: fixed tile, dynamic batch, simplified with onnxslim, checked with onnx.checker.
+
+Exporter choice: ``torch.onnx.export(dynamo=True)`` by default. On the Hiera trunk it gives the
+cleaner graph (579 nodes after onnxslim versus 697 for the TorchScript exporter, both with the
+bicubic position-embedding interpolation folded to a constant), and FP16 conversion of the
+dynamo graph loads in ONNX Runtime where that of the TorchScript graph fails on a Cast type
+mismatch. The dynamo exporter emits opset 18 at the lowest; ``exporter="torchscript"`` serves
+opset 17 for runtimes that need it.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from sam2ms.errors import UsageError
+from sam2ms.fileio import atomic_write
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+EXPORTERS = ("dynamo", "torchscript")
+MIN_OPSET = 17
+DYNAMO_MIN_OPSET = 18
+
+
+@dataclass
+class OnnxExport:
+    """What an export produced: the (slimmed) model and what it took."""
+
+    path: Path
+    opset: int
+    exporter: str
+    nodes_exported: int
+    nodes_slim: int
+    seconds: float
+
+
+def _export_raw(model: nn.Module, example: torch.Tensor, opset: int, exporter: str) -> onnx.ModelProto:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            batch = torch.export.Dim("batch", min=1, max=1024)
+            program = torch.onnx.export(model, (example,), dynamo=True, input_names=[INPUT_NAME],
+                                        output_names=[OUTPUT_NAME], dynamic_shapes={"x": {0: batch}},
+                                        opset_version=opset, verbose=False)
+            return program.model_proto
+        import io
+
+        buf = io.BytesIO()
+        axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+        torch.onnx.export(model, (example,), buf, dynamo=False, input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME], dynamic_axes=axes, opset_version=opset, do_constant_folding=True)
+        return onnx.load_from_string(buf.getvalue())
+
+
+def opset_of(proto: onnx.ModelProto) -> int:
+    """The default-domain opset the graph declares."""
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def export_onnx(model: nn.Module, path: str | Path, tile: int, opset: int = DYNAMO_MIN_OPSET,
+                exporter: str = "dynamo") -> OnnxExport:
+    """Export ``model`` (eval mode, CPU) for ``tile`` x ``tile`` inputs and a dynamic batch."""
+    if exporter not in EXPORTERS:
+        raise UsageError(f"--exporter {exporter}: use one of {', '.join(EXPORTERS)}")
+    if opset < MIN_OPSET:
+        raise UsageError(f"--opset {opset}: sam2ms exports opset {MIN_OPSET} or newer")
+    if exporter == "dynamo" and opset < DYNAMO_MIN_OPSET:
+        raise UsageError(f"--opset {opset}: the dynamo exporter emits opset {DYNAMO_MIN_OPSET} or newer; "
+                         "use --exporter torchscript for opset 17")
+    import onnxslim
+
+    started = time.perf_counter()
+    model = model.eval().cpu()
+    example = torch.zeros(2, 3, tile, tile)
+    raw = _export_raw(model, example, opset, exporter)
+    if opset_of(raw) != opset:
+        raise UsageError(f"the {exporter} exporter wrote opset {opset_of(raw)} when asked for {opset}; "
+                         f"ask for --opset {opset_of(raw)}")
+    slim = onnxslim.slim(raw)
+    onnx.checker.check_model(slim, full_check=True)
+    path = Path(path)
+    atomic_write(path, lambda f: f.write(slim.SerializeToString()))
+    return OnnxExport(path, opset, exporter, len(raw.graph.node), len(slim.graph.node),
+                      time.perf_counter() - started)

@@ -1,0 +1,76 @@
+"""Parity of exported artefacts with the PyTorch model, on synthetic road tiles.
+
+Every export runs this (unless ``--no-check``): ONNX Runtime (CPU) against PyTorch eager FP32 on
+the same normalised tiles, comparing probabilities (sigmoid of the logits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sam2ms.data.synth import render_road_scene
+from sam2ms.metrics import probability_parity
+from sam2ms.preprocess import normalize
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Pass criteria for one precision against the PyTorch FP32 reference."""
+
+    max_abs: float | None
+    min_mask_iou: float
+
+
+THRESHOLDS = {
+    "fp32": Thresholds(max_abs=1e-4, min_mask_iou=0.999),
+    "fp16": Thresholds(max_abs=None, min_mask_iou=0.995),
+}
+
+
+def parity_tiles(tile: int, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` synthetic road tiles, normalised as at inference: float32 N x 3 x T x T."""
+    return np.stack([normalize(render_road_scene(tile, tile, np.random.default_rng([seed, 7919, i]))[0])
+                     for i in range(count)])
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+
+
+def torch_probabilities(model: object, tiles: np.ndarray, batch: int = 1) -> np.ndarray:
+    """PyTorch eager FP32 probabilities (the reference)."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(tiles), batch):
+            out.append(model(torch.from_numpy(tiles[i:i + batch])).numpy())  # type: ignore[operator]
+    return sigmoid(np.concatenate(out))
+
+
+def onnxruntime_probabilities(onnx_path: str | Path, tiles: np.ndarray, batch: int = 1) -> np.ndarray:
+    """ONNX Runtime CPU probabilities for an exported model."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    out = [session.run(None, {name: tiles[i:i + batch]})[0] for i in range(0, len(tiles), batch)]
+    return sigmoid(np.concatenate(out))
+
+
+def judge(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, object]:
+    """Parity figures plus the verdict against :data:`THRESHOLDS`."""
+    figures: dict[str, object] = dict(probability_parity(reference, candidate))
+    limits = THRESHOLDS[precision]
+    failures = []
+    if limits.max_abs is not None and figures["max_abs"] > limits.max_abs:  # type: ignore[operator]
+        failures.append(f"max abs diff {figures['max_abs']:.3g} > {limits.max_abs:g}")
+    if figures["mask_iou"] < limits.min_mask_iou:  # type: ignore[operator]
+        failures.append(f"mask IoU {figures['mask_iou']:.5f} < {limits.min_mask_iou}")
+    figures.update({"reference": "pytorch-fp32", "tiles": int(len(reference)),
+                    "thresholds": {"max_abs": limits.max_abs, "min_mask_iou": limits.min_mask_iou},
+                    "passed": not failures, "failures": failures})
+    return figures

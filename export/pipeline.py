@@ -1,0 +1,161 @@
+"""``sam2ms-export``: checkpoint -> model.onnx (+ model.fp16.onnx) -> engine.plan, with sidecars.
+
+Order matters for users: the ONNX files (and their sidecars) are written before the plan is
+attempted, so a missing TensorRT still leaves usable ONNX; parity failures are reported after
+everything is written (exit 3) so that the artefacts can be inspected.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from sam2ms.errors import CheckFailed, UsageError
+from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
+from .sidecar import sha256_file, write_sidecar
+from .tensorrt_build import BatchProfile, build_plan, load_tensorrt, parse_size, resolve_targets
+
+STRIDE = 32
+
+
+@dataclass
+class ExportOptions:
+    """Everything ``sam2ms-export`` takes (see the CLI for meanings)."""
+
+    ckpt: Path
+    out: Path
+    fp16: bool = False
+    tile: int = 1024
+    batch: str = "1:4:8"
+    opset: int = 18
+    exporter: str = "dynamo"
+    onnx_only: bool = False
+    builder: str = "auto"
+    targets: list[str] | None = None
+    workspace: str = "4G"
+    timing_cache: Path | None = None
+    check: bool = True
+    check_tiles: int = 2
+    seed: int = 0
+    model: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"-o {folder}: cannot write there ({exc.strerror or exc}); choose another folder") from None
+
+
+def _validate(opts: ExportOptions) -> BatchProfile:
+    """Every check that needs no model, so that bad input fails before minutes of export."""
+    if opts.tile <= 0 or opts.tile % STRIDE:
+        raise UsageError(f"--tile {opts.tile}: must be a positive multiple of {STRIDE}")
+    if opts.check_tiles < 1:
+        raise UsageError("--check-tiles must be at least 1")
+    batch = BatchProfile.parse(opts.batch)
+    parse_size(opts.workspace)
+    if not opts.onnx_only:
+        try:
+            trt, name = load_tensorrt(opts.builder)
+        except UsageError:
+            if opts.builder not in ("auto", "tensorrt", "tensorrt_rtx"):
+                raise
+        else:
+            resolve_targets(trt, name, opts.targets)
+    if not Path(opts.ckpt).is_file():
+        raise UsageError(f"--ckpt {opts.ckpt}: checkpoint not found")
+    _check_writable(Path(opts.out))
+    return batch
+
+
+def _tensor_io(tile: int) -> dict[str, Any]:
+    return {"inputs": [{"name": INPUT_NAME, "shape": ["N", 3, tile, tile], "dtype": "float32"}],
+            "outputs": [{"name": OUTPUT_NAME, "shape": ["N", 1, tile, tile], "dtype": "float32",
+                         "meaning": "logits; apply sigmoid for road probability"}]}
+
+
+def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Run the export; returns the JSON summary. Raises CheckFailed (exit 3) after writing
+    everything when a parity check failed."""
+    from sam2ms.models import create_model
+    from sam2ms.models.checkpoint import read_checkpoint
+
+    from .parity import judge, onnxruntime_probabilities, parity_tiles, torch_probabilities
+
+    batch = _validate(opts)
+    out = Path(opts.out)
+    ckpt = read_checkpoint(opts.ckpt)
+    model = create_model(opts.model or ckpt.model_name, checkpoint=opts.ckpt).eval()
+    common = {
+        "model": model.name,
+        "tile": opts.tile,
+        **_tensor_io(opts.tile),
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input": "RGB / 255",
+                          "layout": "NCHW"},
+        "checkpoint": {"path": str(opts.ckpt), "sha256": sha256_file(opts.ckpt), "kind": ckpt.kind},
+    }
+    artefacts: list[dict[str, Any]] = []
+    failures: list[str] = []
+
+    log(f"exporting {model.name} to ONNX at {opts.tile}x{opts.tile} ({opts.exporter} exporter, opset {opts.opset})")
+    fp32 = export_onnx(model, out / "model.onnx", opts.tile, opts.opset, opts.exporter)
+    onnx_files = [("fp32", fp32.path, fp32.seconds)]
+    if opts.fp16:
+        from .fp16 import KEEP_FP32_OPS, convert_fp16
+
+        log("converting to FP16 (LayerNorm, Softmax, reductions, Erf and I/O kept in FP32)")
+        started = time.perf_counter()
+        convert_fp16(fp32.path, out / "model.fp16.onnx")
+        onnx_files.append(("fp16", out / "model.fp16.onnx", time.perf_counter() - started))
+
+    reference = tiles = None
+    if opts.check:
+        log(f"checking parity with PyTorch on {opts.check_tiles} synthetic tiles")
+        tiles = parity_tiles(opts.tile, opts.check_tiles, opts.seed)
+        reference = torch_probabilities(model, tiles)
+    parities: dict[str, dict[str, Any]] = {}
+    for precision, path, seconds in onnx_files:
+        parity = None
+        if opts.check:
+            parity = judge(precision, reference, onnxruntime_probabilities(path, tiles))  # type: ignore[arg-type]
+            parities[precision] = parity
+            if not parity["passed"]:
+                failures.append(f"{path.name} ({precision}): " + "; ".join(parity["failures"]))
+        fields = {**common, "kind": "onnx", "precision": precision, "opset": fp32.opset, "exporter": fp32.exporter,
+                  "onnx_nodes": {"exported": fp32.nodes_exported, "slim": fp32.nodes_slim} if precision == "fp32"
+                  else None, "parity": parity}
+        if precision == "fp16":
+            fields["kept_fp32_ops"] = list(KEEP_FP32_OPS)
+        write_sidecar(path, fields)
+        artefacts.append({"artifact": str(path), "precision": precision, "bytes": path.stat().st_size,
+                          "seconds": round(seconds, 2), "parity": parity})
+
+    if not opts.onnx_only:
+        precision, source, _ = onnx_files[-1]
+        log(f"building the {precision.upper()} TensorRT plan from {source.name}")
+        facts = build_plan(source, out / "engine.plan", builder=opts.builder, tile=opts.tile, batch=batch,
+                           workspace=parse_size(opts.workspace), targets=opts.targets, timing_cache=opts.timing_cache)
+        plan = out / "engine.plan"
+        write_sidecar(plan, {**common, "kind": "tensorrt-plan", "precision": precision,
+                             "onnx": {"file": source.name, "sha256": sha256_file(source)},
+                             "parity_of_source_onnx": parities.get(precision), **facts})
+        artefacts.append({"artifact": str(plan), "precision": precision, "bytes": plan.stat().st_size,
+                          "seconds": facts["build_seconds"], "parity": None, "builder": facts["builder"],
+                          "targets": facts["targets"]})
+
+    summary = {"model": model.name, "tile": opts.tile, "out": str(out), "artifacts": artefacts,
+               "checked": opts.check, "passed": not failures}
+    if failures:
+        raise CheckFailed("parity check failed: " + " | ".join(failures), summary)
+    return summary

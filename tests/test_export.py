@@ -1,0 +1,178 @@
+"""sam2ms-export: ONNX FP32/FP16 with parity, sidecars, real TensorRT-RTX plans, and every error."""
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+from sam2ms.export.fp16 import op_input_dtypes
+from sam2ms.models import create_model
+from sam2ms.models.checkpoint import save_checkpoint
+
+from conftest import has_module, run_cli
+
+needs_rtx = pytest.mark.skipif(not has_module("tensorrt_rtx"),
+                               reason="tensorrt_rtx not installed (pip install 'sam2ms[rtx]')")
+
+
+@pytest.fixture(scope="module")
+def nano_export(trained_nano: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("export") / "nano"
+    from sam2ms.export.pipeline import ExportOptions, run_export
+
+    summary = run_export(ExportOptions(ckpt=trained_nano, out=out, fp16=True, tile=64, onnx_only=True))
+    return out, summary
+
+
+def test_onnx_files_and_parity(nano_export: tuple[Path, dict]) -> None:
+    out, summary = nano_export
+    assert summary["passed"]
+    fp32, fp16 = (a["parity"] for a in summary["artifacts"])
+    assert fp32["max_abs"] <= 1e-4 and fp32["mask_iou"] >= 0.999
+    assert fp16["mask_iou"] >= 0.995
+    model = onnx.load(str(out / "model.onnx"))
+    onnx.checker.check_model(model)
+    (inp,), (outp,) = model.graph.input, model.graph.output
+    assert inp.name == "image" and outp.name == "logits"
+    dims = [d.dim_value or d.dim_param for d in inp.type.tensor_type.shape.dim]
+    assert isinstance(dims[0], str) and dims[1:] == [3, 64, 64]  # dynamic batch, fixed tile
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(o.domain in ("", "ai.onnx") and o.version >= 17 for o in model.opset_import)
+
+
+def test_onnx_runs_any_batch(nano_export: tuple[Path, dict], trained_nano: Path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    out, _ = nano_export
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    model = create_model(None, checkpoint=trained_nano).eval()
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    assert np.abs(sess.run(None, {"image": x})[0] - ref).max() < 1e-4
+
+
+def test_fp16_graph_keeps_fragile_ops_in_fp32(nano_export: tuple[Path, dict]) -> None:
+    out, _ = nano_export
+    half = onnx.load(str(out / "model.fp16.onnx"))
+    types = op_input_dtypes(half)
+    assert types["LayerNormalization"] == {"FLOAT"}
+    assert types["Softmax"] == {"FLOAT"}
+    assert "FLOAT16" in types["Conv"] and "FLOAT16" in types["MatMul"]
+    assert half.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert half.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert (out / "model.fp16.onnx").stat().st_size < 0.6 * (out / "model.onnx").stat().st_size
+
+
+def test_sidecars(nano_export: tuple[Path, dict], trained_nano: Path) -> None:
+    from sam2ms.export.sidecar import read_sidecar, sha256_file
+
+    out, _ = nano_export
+    side = read_sidecar(out / "model.fp16.onnx")
+    assert side["precision"] == "fp16" and side["model"] == "sam2ms_nano" and side["tile"] == 64
+    assert side["sha256"] == sha256_file(out / "model.fp16.onnx")
+    assert side["checkpoint"]["sha256"] == sha256_file(trained_nano)
+    assert side["inputs"][0] == {"name": "image", "shape": ["N", 3, 64, 64], "dtype": "float32"}
+    assert side["normalization"]["mean"] == [0.485, 0.456, 0.406]
+    assert side["parity"]["passed"] and "LayerNormalization" in side["kept_fp32_ops"]
+    assert read_sidecar(out / "model.onnx")["opset"] >= 17
+
+
+def test_hiera_t_export_parity(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "t.pt", create_model("sam2ms_hiera_t"), image_size=64, epoch=0, step=0)
+    from sam2ms.export.pipeline import ExportOptions, run_export
+
+    summary = run_export(ExportOptions(ckpt=ckpt, out=tmp_path / "out", tile=64, onnx_only=True, check_tiles=1))
+    parity = summary["artifacts"][0]["parity"]
+    assert parity["passed"] and parity["max_abs"] <= 1e-4
+
+
+@needs_rtx
+def test_real_plans_with_tensorrt_rtx(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sizes = {}
+    for fp16 in (False, True):
+        out = tmp_path / ("fp16" if fp16 else "fp32")
+        args = ["export", "--ckpt", str(trained_nano), "--tile", "64", "--batch", "1:2:4", "--target", "sm86,sm89",
+                "--builder", "tensorrt_rtx", "--check-tiles", "1", "-o", str(out), "--json"]
+        code, stdout, err = run_cli(args + (["--fp16"] if fp16 else []), capsys)
+        assert code == 0, err
+        plan = out / "engine.plan"
+        side = json.loads((out / "engine.plan.json").read_text())
+        assert side["builder"] == "tensorrt_rtx" and side["targets"] == ["sm86", "sm89"]
+        assert side["precision"] == ("fp16" if fp16 else "fp32") and side["batch_profile"] == [1, 2, 4]
+        assert side["onnx"]["file"] == ("model.fp16.onnx" if fp16 else "model.onnx")
+        assert json.loads(stdout)["artifacts"][-1]["artifact"] == str(plan)
+        sizes[fp16] = plan.stat().st_size
+    assert sizes[False] > 100_000
+    assert sizes[True] < 0.8 * sizes[False]  # precision really came from the FP16 graph
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+def _err(args: list[str], capsys: pytest.CaptureFixture[str], code: int = 2) -> str:
+    got, _, err = run_cli(["export", *args], capsys)
+    assert got == code, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "not found" in _err(["--ckpt", str(tmp_path / "no.pt"), "-o", str(tmp_path / "o")], capsys)
+
+
+def test_non_sam2ms_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.save({"fc.weight": torch.zeros(1)}, tmp_path / "r.pth")
+    assert "not a SAM2MS checkpoint" in _err(["--ckpt", str(tmp_path / "r.pth"), "-o", str(tmp_path / "o")], capsys)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--tile", "100"], "multiple of 32"),
+    (["--builder", "onnx2trt"], "--builder onnx2trt"),
+    (["--batch", "4:2:8"], "min:opt:max"),
+    (["--batch", "1:4"], "min:opt:max"),
+    (["--batch", "0:1:2"], "min:opt:max"),
+    (["--workspace", "lots"], "--workspace"),
+    (["--opset", "16"], "opset 17 or newer"),
+])
+def test_bad_options(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                     msg: str) -> None:
+    err = _err(["--ckpt", str(trained_nano), "-o", str(tmp_path / "o"), *args], capsys)
+    assert msg in err
+    assert not (tmp_path / "o" / "model.onnx").exists()
+
+
+@needs_rtx
+def test_unknown_target(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _err(["--ckpt", str(trained_nano), "-o", str(tmp_path), "--builder", "tensorrt_rtx", "--target", "sm99"],
+               capsys)
+    assert "sm99" in err and "sm89" in err
+
+
+def test_unwritable_output(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert "cannot write" in _err(["--ckpt", str(trained_nano), "-o", str(blocker / "sub")], capsys)
+
+
+@pytest.mark.skipif(has_module("tensorrt"), reason="tensorrt is installed here")
+def test_missing_tensorrt_keeps_onnx(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _err(["--ckpt", str(trained_nano), "-o", str(tmp_path), "--tile", "64", "--builder", "tensorrt",
+                "--no-check"], capsys)
+    assert "pip install 'sam2ms[trt]'" in err
+    assert (tmp_path / "model.onnx").is_file() and (tmp_path / "model.onnx.json").is_file()
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_failed_parity_exits_3(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from sam2ms.export import parity
+
+    monkeypatch.setitem(parity.THRESHOLDS, "fp32", parity.Thresholds(max_abs=0.0, min_mask_iou=1.0))
+    err = _err(["--ckpt", str(trained_nano), "-o", str(tmp_path), "--tile", "64", "--onnx-only"], capsys, code=3)
+    assert "model.onnx (fp32)" in err and "max abs diff" in err
+    side = json.loads((tmp_path / "model.onnx.json").read_text())
+    assert side["parity"]["passed"] is False
