@@ -177,8 +177,16 @@ def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="F
     from .demo import run_demo
 
     summary = run_demo(output, count=count, size=size, epochs=epochs, seed=seed, progress=not quiet)
-    _emit(summary, as_json, [("output", str(output)), ("train seconds", str(summary["train_seconds"])),
-                             ("overlay", summary["overlay"])] + _metric_rows(summary["test"]))
+    rows = [("output", str(output)), ("train seconds", str(summary["train_seconds"])),
+            ("overlay", summary["overlay"])] + _metric_rows(summary["test"])
+    for art in summary["export"]["artifacts"]:
+        p = art.get("parity")
+        figures = (f"max |dp| {p['max_abs']:.2e}, mask IoU {p['mask_iou']:.5f} vs PyTorch" if p
+                   else f"{art.get('builder', '')} {', '.join(art.get('targets', []))}")
+        rows.append((Path(art["artifact"]).name, f"{art['bytes'] / 2**20:.1f} MB; {figures}"))
+    if "plan" in summary["export"]:
+        rows.append(("engine.plan", summary["export"]["plan"]))
+    _emit(summary, as_json, rows)
 
 
 def _register_stage_commands() -> None:

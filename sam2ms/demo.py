@@ -1,7 +1,8 @@
-"""``sam2ms demo``: the whole first stage on an embedded default, on a CPU, in minutes.
+"""``sam2ms demo``: the chain so far on an embedded default, on a CPU, in minutes.
 
 Synthesise a road dataset, train ``sam2ms_nano`` on it, evaluate the best checkpoint on the
-held-out split, and write an overlay picture and a JSON summary. The nano trunk has no
+held-out split, write an overlay picture, export the model (ONNX FP32 and FP16, and a TensorRT
+plan when a builder is installed) with parity figures, and write a JSON summary. The nano trunk has no
 pretrained weights (none can be downloaded here), so the demo trains from a random frozen
 trunk with a higher learning rate than the paper's and without the lossnet (its ImageNet
 weights cannot be downloaded either); it is a check that the chain learns, not the paper's result.
@@ -80,5 +81,25 @@ def run_demo(out: Path, *, count: int = 120, size: int = 256, epochs: int = 10, 
         "test": metrics,
         "overlay": str(overlay),
     }
+    summary["export"] = _export(run / "best.pt", out / "export", size)
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _export(ckpt: Path, folder: Path, tile: int) -> dict[str, Any]:
+    """Export the demo model; the plan only when tensorrt/tensorrt_rtx is importable."""
+    from .errors import UsageError
+    from .export.pipeline import ExportOptions, run_export
+    from .export.tensorrt_build import load_tensorrt
+
+    try:
+        load_tensorrt("auto")
+        plan_note = None
+    except UsageError as exc:
+        plan_note = f"no plan: {exc}"
+    shutil.rmtree(folder, ignore_errors=True)
+    result = run_export(ExportOptions(ckpt=ckpt, out=folder, fp16=True, tile=tile, batch="1:4:8",
+                                      onnx_only=plan_note is not None))
+    if plan_note:
+        result["plan"] = plan_note
+    return result

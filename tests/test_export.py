@@ -176,3 +176,36 @@ def test_failed_parity_exits_3(trained_nano: Path, tmp_path: Path, capsys: pytes
     assert "model.onnx (fp32)" in err and "max abs diff" in err
     side = json.loads((tmp_path / "model.onnx.json").read_text())
     assert side["parity"]["passed"] is False
+
+
+def test_torchscript_exporter_serves_opset_17(trained_nano: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from sam2ms.export.onnx_export import export_onnx, opset_of
+    from sam2ms.export.parity import onnxruntime_probabilities, parity_tiles, torch_probabilities
+
+    model = create_model(None, checkpoint=trained_nano).eval()
+    result = export_onnx(model, tmp_path / "m17.onnx", 64, opset=17, exporter="torchscript")
+    assert opset_of(onnx.load(str(result.path))) == 17
+    tiles = parity_tiles(64, 1)
+    assert np.abs(onnxruntime_probabilities(result.path, tiles) - torch_probabilities(model, tiles)).max() < 1e-4
+
+
+@needs_rtx
+def test_parser_errors_are_reported_by_node(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    from sam2ms.errors import Sam2msError
+    from sam2ms.export.tensorrt_build import BatchProfile, build_plan
+
+    node = helper.make_node("NoSuchOp", ["image"], ["logits"], name="mystery_node", domain="com.example")
+    inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1, 32, 32])
+    graph = helper.make_graph([node], "g", [inp], [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)])
+    onnx.save(model, tmp_path / "bad.onnx")
+    with pytest.raises(Sam2msError) as err:
+        build_plan(tmp_path / "bad.onnx", tmp_path / "bad.plan", builder="tensorrt_rtx", tile=32,
+                   batch=BatchProfile(1, 1, 1), workspace=1 << 28, targets=["sm89"])
+    assert "mystery_node" in str(err.value) and "NoSuchOp" in str(err.value)
+    assert not (tmp_path / "bad.plan").exists()

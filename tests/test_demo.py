@@ -1,0 +1,20 @@
+"""The demo end to end, at a tiny size: synth -> train -> eval -> overlay -> export."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from sam2ms.demo import run_demo
+
+
+def test_tiny_demo(tmp_path: Path) -> None:
+    summary = run_demo(tmp_path, count=8, size=64, epochs=1, progress=False)
+    assert json.loads((tmp_path / "summary.json").read_text())["test"] == summary["test"]
+    assert summary["data"]["train"] + summary["data"]["test"] == 8
+    overlay = np.asarray(Image.open(summary["overlay"]))
+    assert overlay.shape == (3 * 64, 4 * 64, 3)  # 3 test scenes x (image, label, prob, errors)
+    arts = {Path(a["artifact"]).name: a for a in summary["export"]["artifacts"]}
+    assert arts["model.onnx"]["parity"]["passed"] and arts["model.fp16.onnx"]["parity"]["passed"]
+    assert ("engine.plan" in arts) != ("plan" in summary["export"])  # a plan, or the reason why not
