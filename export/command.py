@@ -53,6 +53,8 @@ def export_command(
                                                    "(default: sm75,sm86,sm89,sm120)."),
     workspace: str = typer.Option("4G", help="Builder workspace limit."),
     timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file (read and updated)."),
+    profiles: int = typer.Option(2, help="Identical optimisation profiles, one per CUDA stream the runtime "
+                                         "may run concurrently (sam2ms-infer --streams)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Parity with PyTorch on synthetic tiles."),
     check_tiles: int = typer.Option(2, help="Tiles for the parity check."),
     model: Optional[str] = typer.Option(None, help="Model name (read from a sam2ms checkpoint)."),
@@ -65,9 +67,9 @@ def export_command(
 
     console = Console(stderr=True, log_path=False)
     opts = ExportOptions(ckpt=ckpt, out=output, fp16=fp16, tile=tile, batch=batch, opset=opset, exporter=exporter,
-                         onnx_only=onnx_only, builder=builder,
-                         targets=[t for t in target.split(",")] if target else None, workspace=workspace,
-                         timing_cache=timing_cache, check=check, check_tiles=check_tiles, model=model)
+                         onnx_only=onnx_only, builder=builder, targets=target.split(",") if target else None,
+                         workspace=workspace, timing_cache=timing_cache, profiles=profiles, check=check,
+                         check_tiles=check_tiles, model=model)
     try:
         summary = run_export(opts, log=lambda msg: console.log(msg))
     except CheckFailed as exc:

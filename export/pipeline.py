@@ -40,6 +40,7 @@ class ExportOptions:
     targets: list[str] | None = None
     workspace: str = "4G"
     timing_cache: Path | None = None
+    profiles: int = 2
     check: bool = True
     check_tiles: int = 2
     seed: int = 0
@@ -63,6 +64,8 @@ def _validate(opts: ExportOptions) -> BatchProfile:
         raise UsageError(f"--tile {opts.tile}: must be a positive multiple of {STRIDE}")
     if opts.check_tiles < 1:
         raise UsageError("--check-tiles must be at least 1")
+    if opts.profiles < 1:
+        raise UsageError(f"--profiles {opts.profiles}: at least 1")
     batch = BatchProfile.parse(opts.batch)
     parse_size(opts.workspace)
     if not opts.onnx_only:
@@ -145,7 +148,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
         precision, source, _ = onnx_files[-1]
         log(f"building the {precision.upper()} TensorRT plan from {source.name}")
         facts = build_plan(source, out / "engine.plan", builder=opts.builder, tile=opts.tile, batch=batch,
-                           workspace=parse_size(opts.workspace), targets=opts.targets, timing_cache=opts.timing_cache)
+                           workspace=parse_size(opts.workspace), targets=opts.targets, timing_cache=opts.timing_cache,
+                           profiles=opts.profiles)
         plan = out / "engine.plan"
         write_sidecar(plan, {**common, "kind": "tensorrt-plan", "precision": precision,
                              "onnx": {"file": source.name, "sha256": sha256_file(source)},

@@ -104,8 +104,10 @@ def _parse(trt: ModuleType, network: Any, logger: Any, onnx_path: Path) -> Any:
 
 def build_plan(onnx_path: str | Path, plan_path: str | Path, *, builder: str, tile: int, batch: BatchProfile,
                workspace: int, targets: list[str] | None = None, timing_cache: str | Path | None = None,
-               input_name: str = "image") -> dict[str, Any]:
+               profiles: int = 2, input_name: str = "image") -> dict[str, Any]:
     """Build and write a plan; returns the facts the sidecar records."""
+    if profiles < 1:
+        raise UsageError(f"--profiles {profiles}: at least 1")
     trt, name = load_tensorrt(builder)
     capabilities = resolve_targets(trt, name, targets)
     started = time.perf_counter()
@@ -115,9 +117,12 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, *, builder: str, ti
     _parse(trt, network, logger, Path(onnx_path))
     config = trt_builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
-    profile = trt_builder.create_optimization_profile()
-    profile.set_shape(input_name, *[(n, 3, tile, tile) for n in batch.as_list()])
-    config.add_optimization_profile(profile)
+    # One identical profile per concurrent execution context: with dynamic shapes, TensorRT lets
+    # each profile serve one context at a time, so the runtime's K streams need K profiles.
+    for _ in range(profiles):
+        profile = trt_builder.create_optimization_profile()
+        profile.set_shape(input_name, *[(n, 3, tile, tile) for n in batch.as_list()])
+        config.add_optimization_profile(profile)
     if capabilities:
         config.num_compute_capabilities = len(capabilities)
         for i, cc in enumerate(capabilities):
@@ -132,8 +137,8 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, *, builder: str, ti
         atomic_write(timing_cache, lambda f: f.write(memoryview(cache)))  # type: ignore[arg-type]
     return {"builder": name, "builder_version": trt.__version__,
             "targets": [str(c).rsplit(".", 1)[-1].lower() for c in capabilities] or ["the building GPU"],
-            "batch_profile": batch.as_list(), "workspace_bytes": workspace, "timing_cache": cache_note,
-            "build_seconds": round(time.perf_counter() - started, 2)}
+            "batch_profile": batch.as_list(), "profiles": profiles, "workspace_bytes": workspace,
+            "timing_cache": cache_note, "build_seconds": round(time.perf_counter() - started, 2)}
 
 
 def _use_timing_cache(config: Any, name: str, path: str | Path | None) -> str:

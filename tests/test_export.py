@@ -104,6 +104,7 @@ def test_real_plans_with_tensorrt_rtx(trained_nano: Path, tmp_path: Path, capsys
         side = json.loads((out / "engine.plan.json").read_text())
         assert side["builder"] == "tensorrt_rtx" and side["targets"] == ["sm86", "sm89"]
         assert side["precision"] == ("fp16" if fp16 else "fp32") and side["batch_profile"] == [1, 2, 4]
+        assert side["profiles"] == 2  # one per concurrent stream
         assert side["onnx"]["file"] == ("model.fp16.onnx" if fp16 else "model.onnx")
         assert json.loads(stdout)["artifacts"][-1]["artifact"] == str(plan)
         sizes[fp16] = plan.stat().st_size
