@@ -192,8 +192,10 @@ def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="F
 def _register_stage_commands() -> None:
     """Commands whose code lives in the stage packages (export/, ...)."""
     from sam2ms.export.command import export_command
+    from sam2ms.runtime.command import infer_command
 
     app.command("export")(export_command)
+    app.command("infer")(infer_command)
 
 
 _register_stage_commands()
@@ -219,13 +221,24 @@ def main() -> None:
     run_app(app)
 
 
+def _alias(command: Any) -> None:
+    alias = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    alias.command()(command)
+    run_app(alias)
+
+
 def export_main() -> None:
     """``sam2ms-export``: the export command alone."""
     from sam2ms.export.command import export_command
 
-    alias = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    alias.command()(export_command)
-    run_app(alias)
+    _alias(export_command)
+
+
+def infer_main() -> None:
+    """``sam2ms-infer``: the infer command alone."""
+    from sam2ms.runtime.command import infer_command
+
+    _alias(infer_command)
 
 if __name__ == "__main__":
     main()

@@ -44,6 +44,11 @@ def _noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)[:h, :w]
 
 
+def _density(h: int, w: int, scale: float) -> float:
+    """Scene area in units of a 256² scene at this scale: object counts grow with it."""
+    return max(1.0, h * w / (256.0 * scale) ** 2)
+
+
 def _background(rng: np.random.Generator, h: int, w: int, scale: float) -> np.ndarray:
     kind = rng.integers(len(_LAND))
     base = _LAND[kind] + rng.normal(0, 8, 3)
@@ -56,7 +61,7 @@ def _background(rng: np.random.Generator, h: int, w: int, scale: float) -> np.nd
     # Fields: a few tinted quadrilaterals, as parcels look from above.
     layer = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(layer, "RGBA")
-    for _ in range(rng.integers(2, 7)):
+    for _ in range(round(rng.integers(2, 7) * _density(h, w, scale))):
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
         r = rng.uniform(0.1, 0.35) * min(h, w)
         angles = np.sort(rng.uniform(0, 2 * np.pi, 4))
@@ -64,7 +69,7 @@ def _background(rng: np.random.Generator, h: int, w: int, scale: float) -> np.nd
         tint = tuple(int(c) for c in np.clip(_LAND[rng.integers(len(_LAND))] + rng.normal(0, 15, 3), 0, 255))
         draw.polygon(poly, fill=(*tint, int(rng.integers(60, 140))))
     # Buildings: bright or dark roofs.
-    for _ in range(rng.integers(0, 12)):
+    for _ in range(round(rng.integers(0, 12) * _density(h, w, scale))):
         bw, bh = rng.uniform(6, 22, 2) * scale
         x, y = rng.uniform(0, w), rng.uniform(0, h)
         roof = int(rng.choice([90, 170, 200]))
@@ -95,7 +100,7 @@ def _roads(rng: np.random.Generator, h: int, w: int, scale: float) -> list[Road]
     """Main roads cross the scene from border to border; side roads branch off them (junctions)."""
     roads: list[Road] = []
     step = max(2.0, 6.0 * scale)
-    for _ in range(rng.integers(1, 4)):
+    for _ in range(round(rng.integers(1, 4) * np.sqrt(_density(h, w, scale)))):
         side = rng.integers(4)
         t = rng.uniform(0.1, 0.9)
         start, heading = [
@@ -106,7 +111,7 @@ def _roads(rng: np.random.Generator, h: int, w: int, scale: float) -> list[Road]
         ][side]
         heading += rng.normal(0, 0.35)
         roads.append(Road(_curve(rng, h, w, start, heading, step), rng.uniform(5, 12) * scale))
-    for _ in range(rng.integers(0, 4)):
+    for _ in range(round(rng.integers(0, 4) * np.sqrt(_density(h, w, scale)))):
         parent = roads[rng.integers(len(roads))]
         i = rng.integers(len(parent.points) // 5, max(len(parent.points) // 5 + 1, 4 * len(parent.points) // 5))
         i = min(i, len(parent.points) - 2)
@@ -117,12 +122,17 @@ def _roads(rng: np.random.Generator, h: int, w: int, scale: float) -> list[Road]
 
 
 def render_road_scene(height: int, width: int, rng: np.random.Generator,
-                      style: LabelStyle = "boundary") -> tuple[np.ndarray, np.ndarray]:
-    """Draw one scene: returns (uint8 H x W x 3 image, bool H x W road label)."""
+                      style: LabelStyle = "boundary", scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one scene: returns (uint8 H x W x 3 image, bool H x W road label).
+
+    ``scale`` sets the size of roads, trees and texture (1.0 = as in a 256² scene); by default
+    it grows with the scene, so every scene looks alike. Pass a fixed scale for a large scene at
+    the ground resolution of small training tiles.
+    """
     if style not in LABEL_STYLES:
         raise ValueError(f"unknown label style {style!r}; use one of {LABEL_STYLES}")
     h, w = height, width
-    scale = max(h, w) / 256.0
+    scale = scale if scale is not None else max(h, w) / 256.0
     img = Image.fromarray(np.clip(_background(rng, h, w, scale), 0, 255).astype(np.uint8))
     label = Image.new("L", (w, h), 0)
     draw, ldraw = ImageDraw.Draw(img), ImageDraw.Draw(label)
@@ -146,7 +156,7 @@ def render_road_scene(height: int, width: int, rng: np.random.Generator,
     draw = ImageDraw.Draw(img, "RGBA")
     # Trees: shadow first (offset to the south-east), then the crown; both hide the road below.
     sun = rng.uniform(0.3, 0.8) * np.array([1.0, 1.0])
-    for _ in range(rng.integers(5, 40)):
+    for _ in range(round(rng.integers(5, 40) * _density(h, w, scale))):
         r = rng.uniform(2.5, 7) * scale
         x, y = rng.uniform(0, w), rng.uniform(0, h)
         sx, sy = x + sun[0] * r * 1.6, y + sun[1] * r * 1.6

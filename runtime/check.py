@@ -1,0 +1,77 @@
+"""``--check-against CKPT``: the deployed model against the PyTorch reference on the same tiles.
+
+Both run the very same normalised windows of the inputs; the report gives the parity figures
+(max/mean |Δp|, mask IoU), the engine's F1 and mIoU with the reference's masks as labels, and the
+seconds per tile of each. It fails (exit 3) below the export thresholds for the model's precision.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2ms.export.parity import THRESHOLDS, judge
+from sam2ms.metrics import RoadMetrics
+from sam2ms.preprocess import normalize
+
+from .backends import Backend, open_model
+from .scenes import find_inputs, open_scene
+from .tiling import Grid, pad_to_tile
+
+
+def sample_tiles(source: Path, tile: int, overlap: int, limit: int) -> np.ndarray:
+    """Up to ``limit`` normalised windows of the inputs, in input and window order."""
+    tiles: list[np.ndarray] = []
+    for path in find_inputs(source):
+        try:
+            scene = open_scene(path)
+        except Exception:  # noqa: BLE001 - bad inputs are reported by the main run
+            continue
+        grid = Grid(scene.height, scene.width, tile, overlap)
+        image = pad_to_tile(scene.read(0, 0, scene.height, scene.width), tile) if grid.needs_padding else None
+        for _, y, x in grid.windows():
+            window = image[y:y + tile, x:x + tile] if image is not None else scene.read(y, x, tile, tile)
+            tiles.append(normalize(window))
+            if len(tiles) >= limit:
+                break
+        scene.close()
+        if len(tiles) >= limit:
+            break
+    return np.stack(tiles) if tiles else np.zeros((0, 3, tile, tile), np.float32)
+
+
+def _probabilities(backend: Backend, tiles: np.ndarray, batch: int) -> tuple[np.ndarray, float]:
+    lane = backend.lanes(1)[0]
+    lane.infer(tiles[:1])  # warm-up, not timed
+    t0 = time.perf_counter()
+    out = [lane.infer(tiles[i:i + batch]) for i in range(0, len(tiles), batch)]
+    seconds = (time.perf_counter() - t0) / max(len(tiles), 1)
+    logits = np.concatenate(out)[:, 0].astype(np.float64)
+    return 1.0 / (1.0 + np.exp(-logits)), seconds
+
+
+def check_against(engine: Backend, ckpt: Path, source: Path, *, overlap: int, batch: int,
+                  limit: int = 8) -> dict[str, Any]:
+    """Compare ``engine`` with the PyTorch checkpoint ``ckpt`` on up to ``limit`` input windows."""
+    tile = engine.info.tile
+    tiles = sample_tiles(source, tile, overlap, limit)
+    if not len(tiles):
+        return {"tiles": 0, "passed": False, "failures": ["no readable input tiles to compare on"]}
+    reference = open_model(ckpt, "torch", tile=tile)
+    try:
+        ref, ref_s = _probabilities(reference, tiles, batch)
+    finally:
+        reference.close()
+    got, got_s = _probabilities(engine, tiles, min(batch, engine.info.max_batch or batch))
+    precision = engine.info.precision if engine.info.precision in THRESHOLDS else "fp16"
+    report: dict[str, Any] = judge(precision, ref, got)
+    acc = RoadMetrics()
+    acc.update_batch(got, ref >= 0.5)
+    m = acc.compute()
+    report.update({"f1": m["f1"], "miou": m["miou"], "checkpoint": str(ckpt), "precision": engine.info.precision,
+                   "seconds_per_tile": {"engine": got_s, "pytorch": ref_s},
+                   "speedup_vs_pytorch": ref_s / got_s if got_s else None})
+    return report

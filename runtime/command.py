@@ -1,0 +1,100 @@
+"""The ``infer`` command, shared by ``sam2ms infer`` and the ``sam2ms-infer`` alias. Imports no torch
+(unless ``--backend torch`` or ``--check-against`` asks for the PyTorch reference)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sam2ms.errors import CheckFailed, Sam2msError
+
+
+def infer_command(
+    model: Path = typer.Argument(..., help="engine.plan (with its .json sidecar), model.onnx, or a .pt checkpoint."),
+    source: Path = typer.Argument(..., metavar="INPUT", help="An image/scene or a folder of them "
+                                                             "(PNG, JPEG, TIFF, GeoTIFF)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder (mirrors INPUT's sub-folders)."),
+    tile: Optional[int] = typer.Option(None, help="Tile size; must match the model's (default: from the sidecar)."),
+    overlap: Optional[int] = typer.Option(None, help="Overlap between windows in pixels, blended with a cosine "
+                                                     "ramp (default: tile/8)."),
+    batch: int = typer.Option(4, help="Windows per batch (across files)."),
+    streams: int = typer.Option(1, help="Concurrent lanes (CUDA streams + execution contexts for TensorRT)."),
+    workers: int = typer.Option(2, help="Decode/preprocess threads."),
+    threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
+    fmt: str = typer.Option("png", "--format", help="png | tif (GeoTIFF keeping CRS and transform; needs [geo])."),
+    probabilities: bool = typer.Option(False, "--probabilities", help="Also write uint8 probability maps."),
+    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch"),
+    providers: Optional[str] = typer.Option(None, help="ONNX Runtime providers, e.g. cuda,cpu (default cpu)."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads (default: all cores)."),
+    resume: bool = typer.Option(False, "--resume", help="Skip inputs whose outputs already exist."),
+    check_against: Optional[Path] = typer.Option(None, help="PyTorch checkpoint to compare the model with."),
+    check_tiles: int = typer.Option(8, help="Tiles for --check-against."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
+) -> None:
+    """Tiled inference over tiles or whole scenes; writes masks and a JSON summary."""
+    from sam2ms.errors import UsageError
+
+    from .backends import open_model
+    from .pipeline import InferOptions
+    from .scenes import FORMATS
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
+    engine = open_model(model, backend, providers=providers.split(",") if providers else None, tile=tile,
+                        threads=threads)
+    opts = InferOptions(source=source, out=output, overlap=overlap, batch=batch, streams=streams, workers=workers,
+                        threshold=threshold, fmt=fmt, probabilities=probabilities, resume=resume)
+    try:
+        summary = _run(engine, opts, quiet)
+        if check_against is not None:
+            from .check import check_against as check
+
+            summary["check"] = check(engine, check_against, source, overlap=opts.overlap or 0, batch=batch,
+                                     limit=check_tiles)
+    finally:
+        engine.close()
+    _report(summary, as_json)
+    if summary.get("check") and not summary["check"]["passed"]:
+        raise CheckFailed("check against PyTorch failed: " + "; ".join(summary["check"]["failures"]))
+    if summary["failures"]:
+        raise Sam2msError(f"{summary['failed']} input(s) failed (listed above); the others were written")
+
+
+def _run(engine: object, opts: object, quiet: bool) -> dict:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .pipeline import run_inference
+
+    if quiet:
+        return run_inference(engine, opts)  # type: ignore[arg-type]
+    with Progress(TextColumn("infer"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task("files", total=None)
+        return run_inference(engine, opts, progress=lambda n: bar.advance(task, n),  # type: ignore[arg-type]
+                             on_start=lambda total: bar.update(task, total=total))
+
+
+def _report(summary: dict, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    for failure in summary["failures"]:
+        console.print(f"[red]failed[/red] {failure['error']}")
+    st = summary["stage_seconds"]
+    typer.echo(f"{summary['files']} file(s), {summary['tiles']} tiles in {summary['seconds']:.2f} s: "
+               f"{summary['tiles_per_s']:.2f} tiles/s, {summary['megapixels_per_s']:.2f} MP/s "
+               f"(decode {st['decode']:.2f} s, infer {st['infer']:.2f} s, blend {st['blend']:.2f} s, "
+               f"write {st['write']:.2f} s); skipped {summary['skipped_existing']}, failed {summary['failed']}")
+    if "check" in summary:
+        c = summary["check"]
+        typer.echo(f"check vs PyTorch on {c['tiles']} tiles: max |dp| {c.get('max_abs', float('nan')):.2e}, "
+                   f"mask IoU {c.get('mask_iou', float('nan')):.5f}, F1 {c.get('f1', float('nan')):.4f}, "
+                   f"mIoU {c.get('miou', float('nan')):.4f} -> {'ok' if c['passed'] else 'FAILED'}")

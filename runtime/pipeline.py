@@ -1,0 +1,287 @@
+"""The tiled inference pipeline: decode threads -> batches across files -> K lanes -> blend -> write.
+
+* Worker threads open scenes, cut windows and normalise them (numpy, the shared preprocessing),
+  feeding a bounded queue, so memory stays flat however many files there are.
+* The main thread batches windows across window and file boundaries and submits each batch to a
+  free lane (K lanes = K CUDA streams for TensorRT); at most 2K batches are in flight.
+* Finished batches are blended on the host into each scene's :class:`Stitcher`, which hands
+  finished rows to the scene's writer; a scene's outputs are written atomically when complete.
+* A bad input is reported and skipped; the rest completes. Finished outputs are skipped with
+  ``resume``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from sam2ms.errors import UsageError
+from sam2ms.preprocess import normalize
+
+from .backends import Backend, Lane
+from .scenes import MaskWriter, Scene, find_inputs, open_scene, output_paths
+from .tiling import Grid, Stitcher, pad_to_tile
+
+_DONE = object()
+
+
+@dataclass
+class InferOptions:
+    """What one run does (the CLI maps its flags here)."""
+
+    source: Path
+    out: Path
+    overlap: int | None = None  # None: tile // 8 (128 px for 1024 tiles)
+    batch: int = 4
+    streams: int = 1
+    workers: int = 2
+    threshold: float = 0.5
+    fmt: str = "png"
+    probabilities: bool = False
+    resume: bool = False
+
+
+@dataclass
+class _SceneJob:
+    """One input's state while its windows are in flight."""
+
+    path: Path
+    scene: Scene
+    grid: Grid
+    writer: MaskWriter
+    stitcher: Stitcher = field(init=False)
+    remaining: int = 0
+    failed: str | None = None
+
+    def __post_init__(self) -> None:
+        self.stitcher = Stitcher(self.grid, self.writer.rows)
+        self.remaining = len(self.grid)
+
+
+@dataclass
+class _Item:
+    job: _SceneJob
+    row: int
+    y: int
+    x: int
+    tile: np.ndarray
+
+
+@dataclass
+class Stats:
+    """Seconds per stage (summed over threads) and counts, for the JSON summary."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "infer": 0.0, "blend": 0.0,
+                                                                "write": 0.0})
+    files: int = 0
+    skipped: int = 0
+    tiles: int = 0
+    pixels: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self.lock:
+            self.seconds[stage] += seconds
+
+
+def _out_base(path: Path, source: Path, out: Path) -> Path:
+    rel = path.relative_to(source) if source.is_dir() else Path(path.name)
+    return out / rel.parent / rel.stem
+
+
+def _produce(paths: list[Path], opts: InferOptions, tile: int, items: queue.Queue, stats: Stats,
+             fail: Callable[[Path, str], None]) -> None:
+    """Worker thread: open scenes and queue their normalised windows (row-major per scene)."""
+    for path in paths:
+        t0 = time.perf_counter()
+        try:
+            scene = open_scene(path)
+            grid = Grid(scene.height, scene.width, tile, opts.overlap)  # type: ignore[arg-type]
+            writer = MaskWriter(scene, _out_base(path, opts.source, opts.out), opts.fmt, opts.threshold,
+                                opts.probabilities)
+            job = _SceneJob(path, scene, grid, writer)
+            padded = pad_to_tile(scene.read(0, 0, scene.height, scene.width), tile) if grid.needs_padding else None
+        except UsageError as exc:
+            fail(path, str(exc))
+            continue
+        except Exception as exc:  # noqa: BLE001 - any decoder error: report this file, go on
+            fail(path, f"{path}: cannot read ({type(exc).__name__}: {exc})")
+            continue
+        stats.add("decode", time.perf_counter() - t0)
+        queued = 0
+        try:
+            for row, y, x in grid.windows():
+                t0 = time.perf_counter()
+                window = padded[y:y + tile, x:x + tile] if padded is not None else scene.read(y, x, tile, tile)
+                item = _Item(job, row, y, x, normalize(window))
+                stats.add("decode", time.perf_counter() - t0)
+                items.put(item)
+                queued += 1
+        except Exception as exc:  # noqa: BLE001 - a scene that breaks half-way fails alone
+            items.put(_Abort(job, len(grid) - queued, f"{path}: read failed at a window ({exc})"))
+    items.put(_DONE)
+
+
+@dataclass
+class _Abort:
+    """A scene whose remaining windows will never come (read error half-way)."""
+
+    job: _SceneJob
+    missing: int
+    message: str
+
+
+def default_overlap(tile: int) -> int:
+    """An eighth of the tile: 128 px for 1024² tiles."""
+    return tile // 8
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-x.astype(np.float32)))).astype(np.float32)
+
+
+def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int], None] = lambda n: None,
+                  on_start: Callable[[int], None] = lambda total: None) -> dict[str, Any]:
+    """Run over ``opts.source``; returns the JSON summary (``failures`` non-empty -> exit 1)."""
+    info = backend.info
+    tile = info.tile
+    if opts.batch < 1 or opts.streams < 1 or opts.workers < 1:
+        raise UsageError("--batch, --streams and --workers must be at least 1")
+    if info.max_batch is not None and opts.batch > info.max_batch:
+        raise UsageError(f"--batch {opts.batch}: the model's batch profile allows at most {info.max_batch} "
+                         f"(min {info.min_batch}); use a smaller --batch or re-export with a larger --batch profile")
+    if opts.overlap is None:
+        opts.overlap = default_overlap(tile)
+    if not 0 <= opts.overlap < tile:
+        raise UsageError(f"--overlap {opts.overlap}: must be in [0, tile={tile})")
+    if not 0.0 < opts.threshold < 1.0:
+        raise UsageError(f"--threshold {opts.threshold}: must be between 0 and 1")
+    paths = find_inputs(opts.source)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    stats = Stats()
+    todo = []
+    for p in paths:
+        done = all(q.is_file() for q in output_paths(_out_base(p, opts.source, opts.out), opts.fmt,
+                                                    opts.probabilities))
+        if opts.resume and done:
+            stats.skipped += 1
+        else:
+            todo.append(p)
+    on_start(len(todo))
+    for p in todo:
+        _out_base(p, opts.source, opts.out).parent.mkdir(parents=True, exist_ok=True)
+
+    def fail(path: Path, message: str) -> None:
+        """Record a failed input (each input fails at most once and then counts as handled)."""
+        with stats.lock:
+            stats.failures.append({"file": str(path), "error": message})
+        progress(1)
+
+    lanes: queue.Queue[Lane] = queue.Queue()
+    for lane in backend.lanes(opts.streams):
+        lanes.put(lane)
+
+    def run_batch(tiles: np.ndarray) -> tuple[np.ndarray, float]:
+        lane = lanes.get()
+        try:
+            t0 = time.perf_counter()
+            logits = lane.infer(tiles)
+            return logits, time.perf_counter() - t0
+        finally:
+            lanes.put(lane)
+
+    items: queue.Queue = queue.Queue(maxsize=max(4 * opts.batch * opts.streams, 8))
+    shards = [todo[i::opts.workers] for i in range(opts.workers)]
+    producers = [threading.Thread(target=_produce, args=(s, opts, tile, items, stats, fail), daemon=True)
+                 for s in shards]
+    started = time.perf_counter()
+    for t in producers:
+        t.start()
+
+    def finish(job: _SceneJob) -> None:
+        t0 = time.perf_counter()
+        if job.failed:
+            job.writer.abort()
+            fail(job.path, job.failed)
+            job.scene.close()
+            return
+        try:
+            written = job.writer.finish()
+        except Exception as exc:  # noqa: BLE001 - a write error fails this scene only
+            job.writer.abort()
+            fail(job.path, f"{job.path}: could not write outputs ({exc})")
+        else:
+            stats.outputs += [str(p) for p in written]
+            stats.files += 1
+            stats.pixels += job.scene.height * job.scene.width
+            progress(1)
+        job.scene.close()
+        stats.add("write", time.perf_counter() - t0)
+
+    def collect(batch: list[_Item], future: Future) -> None:
+        logits, seconds = future.result()
+        stats.add("infer", seconds)
+        t0 = time.perf_counter()
+        probs = _sigmoid(logits[:, 0])
+        for it, prob in zip(batch, probs):
+            it.job.stitcher.add(it.row, it.y, it.x, prob)
+            it.job.remaining -= 1
+            stats.tiles += 1
+        stats.add("blend", time.perf_counter() - t0)
+        for job in {id(it.job): it.job for it in batch}.values():
+            if job.remaining == 0:
+                finish(job)
+
+    inflight: deque[tuple[list[_Item], Future]] = deque()
+    finished_producers = 0
+    with ThreadPoolExecutor(max_workers=opts.streams) as pool:
+        while finished_producers < len(producers):
+            batch: list[_Item] = []
+            while len(batch) < opts.batch:
+                item = items.get()
+                if item is _DONE:
+                    finished_producers += 1
+                    if finished_producers == len(producers):
+                        break
+                    continue
+                if isinstance(item, _Abort):
+                    item.job.failed = item.message
+                    item.job.remaining -= item.missing
+                    if item.job.remaining == 0 and not any(it.job is item.job for it in batch):
+                        finish(item.job)
+                    continue
+                batch.append(item)
+            if batch:
+                tiles = np.stack([it.tile for it in batch])
+                inflight.append((batch, pool.submit(run_batch, tiles)))
+            while inflight and (len(inflight) >= 2 * opts.streams or inflight[0][1].done()):
+                collect(*inflight.popleft())
+        while inflight:
+            collect(*inflight.popleft())
+    for t in producers:
+        t.join()
+    wall = time.perf_counter() - started
+    return {
+        "model": backend.describe(),
+        "input": str(opts.source), "output": str(opts.out),
+        "files": stats.files, "skipped_existing": stats.skipped, "failed": len(stats.failures),
+        "tiles": stats.tiles, "seconds": round(wall, 3),
+        "tiles_per_s": stats.tiles / wall if wall else 0.0,
+        "megapixels_per_s": stats.pixels / 1e6 / wall if wall else 0.0,
+        "stage_seconds": {k: round(v, 3) for k, v in stats.seconds.items()},
+        "settings": {"tile": tile, "overlap": opts.overlap, "batch": opts.batch, "streams": opts.streams,
+                     "workers": opts.workers, "threshold": opts.threshold, "format": opts.fmt,
+                     "probabilities": opts.probabilities},
+        "outputs": stats.outputs,
+        "failures": stats.failures,
+    }

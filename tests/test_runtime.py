@@ -1,0 +1,245 @@
+"""sam2ms-infer: backends, tiled pipeline, outputs, resume, bad input, sidecar checks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from sam2ms.data.synth import render_road_scene
+from sam2ms.preprocess import normalize
+
+from conftest import has_module, run_cli
+
+WEIGHTS = np.array([1.5, -2.0, 0.7], np.float32)
+
+
+def pixelwise_onnx(path: Path, tile: int) -> Path:
+    """A 'model' whose logits are a per-pixel function of the input: a fixed 1x1 convolution."""
+    w = numpy_helper.from_array(WEIGHTS.reshape(1, 3, 1, 1), "w")
+    b = numpy_helper.from_array(np.array([0.1], np.float32), "b")
+    node = helper.make_node("Conv", ["image", "w", "b"], ["logits"])
+    graph = helper.make_graph([node], "pixelwise",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, tile, tile])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1, tile, tile])],
+                              initializer=[w, b])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def expected_probability(image: np.ndarray) -> np.ndarray:
+    x = normalize(image)
+    logits = np.tensordot(WEIGHTS, x, axes=(0, 0)) + 0.1
+    return 1 / (1 + np.exp(-logits))
+
+
+def _scene(path: Path, h: int, w: int, seed: int) -> np.ndarray:
+    img, _ = render_road_scene(h, w, np.random.default_rng(seed))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+    return img
+
+
+@pytest.fixture()
+def scenes(tmp_path: Path) -> Path:
+    src = tmp_path / "in"
+    _scene(src / "big.png", 150, 230, 1)
+    _scene(src / "sub" / "small.png", 40, 50, 2)  # smaller than a tile: padded and cropped back
+    _scene(src / "tile.png", 64, 64, 3)
+    return src
+
+
+def _infer(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict, str]:
+    code, out, err = run_cli(["infer", *args, "--json", "--quiet"], capsys)
+    return code, (json.loads(out) if out.strip().startswith("{") else {}), err
+
+
+def test_pipeline_geometry_is_exact(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = pixelwise_onnx(tmp_path / "px.onnx", 64)
+    code, summary, err = _infer([str(model), str(scenes), "-o", str(tmp_path / "out"), "--overlap", "16",
+                                 "--batch", "3", "--streams", "2", "--probabilities"], capsys)
+    assert code == 0, err
+    assert summary["files"] == 3 and summary["failed"] == 0
+    assert summary["tiles"] == 3 * 5 + 1 + 1  # 150x230 at stride 48, last snapped: 3 rows x 5 columns
+    for rel in ("big", "sub/small", "tile"):
+        image = np.asarray(Image.open(scenes / f"{rel}.png"))
+        prob = np.asarray(Image.open(tmp_path / "out" / f"{rel}.prob.png")).astype(np.float64) / 255
+        mask = np.asarray(Image.open(tmp_path / "out" / f"{rel}.mask.png"))
+        want = expected_probability(image)
+        assert prob.shape == mask.shape == image.shape[:2]
+        assert np.abs(prob - want).max() <= 0.5 / 255 + 1e-6  # exact up to uint8 quantisation
+        assert set(np.unique(mask)) <= {0, 255}
+        assert ((mask == 255) == (want >= 0.5)).mean() > 0.999
+    for key in ("tiles_per_s", "megapixels_per_s", "stage_seconds", "outputs", "failures"):
+        assert key in summary
+
+
+def test_runtime_imports_no_torch(tmp_path: Path, scenes: Path) -> None:
+    model = pixelwise_onnx(tmp_path / "px.onnx", 64)
+    code = f"""
+import sys
+from sam2ms.runtime.backends import open_model
+from sam2ms.runtime.pipeline import InferOptions, run_inference
+from pathlib import Path
+import sam2ms.runtime.command, sam2ms.runtime.scenes, sam2ms.runtime.tiling, sam2ms.runtime.cuda
+s = run_inference(open_model({str(model)!r}), InferOptions(Path({str(scenes)!r}), Path({str(tmp_path / 'o')!r})))
+assert s["files"] == 3, s
+bad = [m for m in ("torch", "torchvision", "sam2") if m in sys.modules]
+assert not bad, bad
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_bad_file_is_skipped_and_exit_1(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (scenes / "broken.png").write_bytes(b"not a png")
+    Image.new("L", (64, 64)).save(scenes / "grey.png")
+    code, summary, err = _infer([str(pixelwise_onnx(tmp_path / "px.onnx", 64)), str(scenes), "-o",
+                                 str(tmp_path / "out")], capsys)
+    assert code == 1
+    assert summary["files"] == 3 and summary["failed"] == 2
+    assert {Path(f["file"]).name for f in summary["failures"]} == {"broken.png", "grey.png"}
+    assert "Traceback" not in err
+    assert (tmp_path / "out" / "big.mask.png").is_file()
+
+
+def test_resume_after_killed_run_gives_identical_outputs(tmp_path: Path, scenes: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert _infer([model, str(scenes), "-o", str(full), "--probabilities"], capsys)[0] == 0
+    assert _infer([model, str(scenes), "-o", str(part), "--probabilities"], capsys)[0] == 0
+    # A killed run: one scene never written, another with only its mask, plus a stray temp file.
+    (part / "big.mask.png").unlink()
+    (part / "big.prob.png").unlink()
+    (part / "tile.prob.png").unlink()
+    (part / ".tile.prob.png.abc.tmp").write_bytes(b"partial")
+    code, summary, _ = _infer([model, str(scenes), "-o", str(part), "--probabilities", "--resume"], capsys)
+    assert code == 0 and summary["skipped_existing"] == 1 and summary["files"] == 2
+    for f in full.rglob("*.png"):
+        assert f.read_bytes() == (part / f.relative_to(full)).read_bytes(), f
+
+
+def test_onnx_export_runs_with_sidecar_and_check_against(trained_nano: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from sam2ms.export.pipeline import ExportOptions, run_export
+
+    run_export(ExportOptions(ckpt=trained_nano, out=tmp_path / "exp", tile=64, onnx_only=True, check_tiles=1))
+    src = tmp_path / "in"
+    _scene(src / "a.png", 100, 120, 4)
+    code, summary, err = _infer([str(tmp_path / "exp" / "model.onnx"), str(src), "-o", str(tmp_path / "out"),
+                                 "--overlap", "16", "--check-against", str(trained_nano), "--check-tiles", "4"], capsys)
+    assert code == 0, err
+    check = summary["check"]
+    assert check["passed"] and check["tiles"] == 4 and check["max_abs"] < 1e-4
+    assert check["f1"] > 0.99 and set(check["seconds_per_tile"]) == {"engine", "pytorch"}
+    # The torch backend runs the checkpoint itself.
+    code, summary, err = _infer([str(trained_nano), str(src), "-o", str(tmp_path / "ref"), "--tile", "64"], capsys)
+    assert code == 0, err and summary["model"]["backend"] == "torch"
+
+
+def test_check_against_other_weights_fails_with_3(trained_nano: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    _scene(src / "a.png", 64, 64, 4)
+    code, summary, err = _infer([str(pixelwise_onnx(tmp_path / "px.onnx", 64)), str(src), "-o",
+                                 str(tmp_path / "out"), "--check-against", str(trained_nano)], capsys)
+    assert code == 3 and not summary["check"]["passed"]
+    assert "check against PyTorch failed" in err
+
+
+@pytest.mark.skipif(not has_module("rasterio"), reason="rasterio not installed (pip install 'sam2ms[geo]')")
+def test_geotiff_keeps_crs_and_transform(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    img, _ = render_road_scene(130, 170, np.random.default_rng(9))
+    src = tmp_path / "in" / "scene.tif"
+    src.parent.mkdir()
+    transform = from_origin(500000.0, 4200000.0, 0.5, 0.5)
+    with rasterio.open(src, "w", driver="GTiff", height=130, width=170, count=3, dtype="uint8",
+                       crs="EPSG:32633", transform=transform) as ds:
+        ds.write(np.moveaxis(img, -1, 0))
+    code, summary, err = _infer([str(pixelwise_onnx(tmp_path / "px.onnx", 64)), str(src.parent), "-o",
+                                 str(tmp_path / "out"), "--format", "tif", "--probabilities", "--overlap", "16"],
+                                capsys)
+    assert code == 0, err
+    with rasterio.open(tmp_path / "out" / "scene.mask.tif") as out:
+        assert out.crs.to_epsg() == 32633 and out.transform == transform
+        assert (out.height, out.width) == (130, 170)
+        mask = out.read(1)
+    assert ((mask == 255) == (expected_probability(img) >= 0.5)).mean() > 0.999
+    with rasterio.open(tmp_path / "out" / "scene.prob.tif") as out:
+        prob = out.read(1).astype(np.float64) / 255
+    assert np.abs(prob - expected_probability(img)).max() <= 0.5 / 255 + 1e-6
+
+
+@pytest.mark.skipif(not has_module("rasterio"), reason="rasterio not installed (pip install 'sam2ms[geo]')")
+def test_geotiff_is_read_by_windows(tmp_path: Path) -> None:
+    import rasterio
+
+    from sam2ms.runtime.scenes import RasterioScene
+
+    img, _ = render_road_scene(90, 70, np.random.default_rng(3))
+    with rasterio.open(tmp_path / "s.tif", "w", driver="GTiff", height=90, width=70, count=3, dtype="uint8") as ds:
+        ds.write(np.moveaxis(img, -1, 0))
+    scene = RasterioScene(tmp_path / "s.tif")
+    assert np.array_equal(scene.read(10, 20, 30, 40), img[10:40, 20:60])
+    scene.close()
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+def _refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    code, _, err = _infer(args, capsys)
+    assert code == 2, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_sidecar_mismatches(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sam2ms.export.sidecar import write_sidecar
+
+    model = pixelwise_onnx(tmp_path / "px.onnx", 64)
+    write_sidecar(model, {"tile": 64, "precision": "fp32",
+                          "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}})
+    out = str(tmp_path / "o")
+    assert "built for 64px tiles" in _refused([str(model), str(scenes), "-o", out, "--tile", "128"], capsys)
+    write_sidecar(model, {"tile": 64, "normalization": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}})
+    assert "normalisation" in _refused([str(model), str(scenes), "-o", out], capsys)
+    write_sidecar(model, {"tile": 64, "parity": {"passed": False, "failures": ["mask IoU 0.9 < 0.999"]}})
+    assert "failed the parity check" in _refused([str(model), str(scenes), "-o", out], capsys)
+
+
+def test_other_refusals(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "o")
+    model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
+    (tmp_path / "m.bin").write_bytes(b"x")
+    assert "unknown model kind" in _refused([str(tmp_path / "m.bin"), str(scenes), "-o", out], capsys)
+    assert "not found" in _refused([str(tmp_path / "none.onnx"), str(scenes), "-o", out], capsys)
+    assert "cannot run" in _refused([model, str(scenes), "-o", out, "--backend", "tensorrt"], capsys)
+    assert "input not found" in _refused([model, str(tmp_path / "nothing"), "-o", out], capsys)
+    assert "--overlap" in _refused([model, str(scenes), "-o", out, "--overlap", "64"], capsys)
+    assert "--format" in _refused([model, str(scenes), "-o", out, "--format", "jpg"], capsys)
+    assert "--providers" in _refused([model, str(scenes), "-o", out, "--providers", "rocm"], capsys)
+    (tmp_path / "plan.plan").write_bytes(b"x")
+    assert "sidecar not found" in _refused([str(tmp_path / "plan.plan"), str(scenes), "-o", out], capsys)
+
+
+@pytest.mark.skipif(not has_module("tensorrt_rtx") and not has_module("tensorrt"), reason="no TensorRT installed")
+def test_plan_without_gpu_is_a_clear_error(trained_nano: Path, tmp_path: Path, scenes: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from sam2ms.export.pipeline import ExportOptions, run_export
+    from sam2ms.runtime.cuda import device_count
+
+    if device_count():
+        pytest.skip("a GPU is visible: the plan would run")
+    run_export(ExportOptions(ckpt=trained_nano, out=tmp_path / "exp", tile=64, batch="1:2:4", targets=["sm89"],
+                             check=False))
+    err = _refused([str(tmp_path / "exp" / "engine.plan"), str(scenes), "-o", str(tmp_path / "o")], capsys)
+    assert "needs an NVIDIA GPU" in err or "cuda-python" in err
