@@ -186,6 +186,12 @@ def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="F
         rows.append((Path(art["artifact"]).name, f"{art['bytes'] / 2**20:.1f} MB; {figures}"))
     if "plan" in summary["export"]:
         rows.append(("engine.plan", summary["export"]["plan"]))
+    scene, check = summary["scene"], summary["scene"]["check"]
+    rows += [("scene (ONNX Runtime)", f"{scene['tiles']} tiles, {scene['tiles_per_s']:.1f} tiles/s, "
+                                      f"F1 {100 * scene['accuracy_vs_label']['f1']:.2f} vs its label"),
+             ("check vs PyTorch", f"{check['tiles']} tiles: max |dp| {check['max_abs']:.2e}, mask IoU "
+                                  f"{check['mask_iou']:.5f}, {'ok' if check['passed'] else 'FAILED'}"),
+             ("scene overlay", scene["overlay"])]
     _emit(summary, as_json, rows)
 
 

@@ -19,3 +19,6 @@ def test_tiny_demo(tmp_path: Path) -> None:
     arts = {Path(a["artifact"]).name: a for a in summary["export"]["artifacts"]}
     assert arts["model.onnx"]["parity"]["passed"] and arts["model.fp16.onnx"]["parity"]["passed"]
     assert ("engine.plan" in arts) != ("plan" in summary["export"])  # a plan, or the reason why not
+    scene = summary["scene"]
+    assert scene["files"] == 1 and scene["failed"] == 0 and scene["check"]["passed"]
+    assert np.asarray(Image.open(scene["overlay"])).shape == (3 * 64, 4 * 4 * 64, 3)
