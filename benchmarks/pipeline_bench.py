@@ -1,0 +1,104 @@
+"""Pipeline efficiency and memory of `sam2ms-infer` on the ONNX Runtime CPU backend.
+
+    python benchmarks/pipeline_bench.py --onnx deploy/model.onnx --sizes 1024,2048,4096 --out /tmp/pipe
+
+1. Efficiency: end-to-end tiles/s of the pipeline (decode, normalise, batch, infer, blend, write)
+   over engine-only tiles/s (the same lane running pre-made batches of the same size), in one
+   process. Goal >= 0.95: the pipeline should cost next to nothing beyond the engine.
+2. Memory: peak RSS of a fresh process running one scene of each size (GeoTIFF in, GeoTIFF out
+   when rasterio is installed, else PNG), to show how memory grows with the scene.
+
+Prints one JSON object; copy the figures, with device and date, to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from sam2ms.data.synth import render_road_scene
+from sam2ms.runtime.backends import open_model
+from sam2ms.runtime.pipeline import InferOptions, run_inference
+from sam2ms.runtime.scenes import rasterio_or_none
+
+_CHILD = """
+import json, resource, sys
+from pathlib import Path
+from sam2ms.runtime.backends import open_model
+from sam2ms.runtime.pipeline import InferOptions, run_inference
+model, src, out, fmt, threads = sys.argv[1:6]
+s = run_inference(open_model(model, threads=int(threads)), InferOptions(Path(src), Path(out), fmt=fmt))
+print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "tiles": s["tiles"], "seconds": s["seconds"]}))
+"""
+
+
+def _write_scene(path: Path, size: int, tile: int) -> None:
+    image, _ = render_road_scene(size, size, np.random.default_rng(size), scale=tile / 256)
+    rasterio = rasterio_or_none()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if rasterio is not None:
+        with rasterio.open(path, "w", driver="GTiff", height=size, width=size, count=3, dtype="uint8",
+                           tiled=True, blockxsize=256, blockysize=256) as ds:
+            ds.write(np.moveaxis(image, -1, 0))
+    else:
+        from PIL import Image
+
+        Image.fromarray(image).save(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--onnx", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--scene", type=int, default=2048, help="side of the efficiency scene")
+    p.add_argument("--sizes", default="1024,2048,4096", help="scene sides for the memory curve")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+
+    backend = open_model(args.onnx, threads=args.threads)
+    tile = backend.info.tile
+    geo = rasterio_or_none() is not None
+    suffix, fmt = (".tif", "tif") if geo else (".png", "png")
+    result: dict = {"date": date.today().isoformat(), "device": f"CPU {platform.machine()}, {args.threads} threads",
+                    "model": str(args.onnx), "tile": tile, "batch": args.batch, "io": fmt}
+
+    src = args.out / "eff" / f"scene{suffix}"
+    _write_scene(src, args.scene, tile)
+    summary = run_inference(backend, InferOptions(src.parent, args.out / "eff_out", batch=args.batch, fmt=fmt))
+    tiles = summary["tiles"]
+    lane = backend.lanes(1)[0]
+    batch = np.random.default_rng(0).standard_normal((args.batch, 3, tile, tile)).astype(np.float32)
+    lane.infer(batch)
+    t0 = time.perf_counter()
+    for _ in range(-(-tiles // args.batch)):
+        lane.infer(batch)
+    engine_tps = (-(-tiles // args.batch) * args.batch) / (time.perf_counter() - t0)
+    result["efficiency"] = {"scene": args.scene, "tiles": tiles, "pipeline_tiles_per_s": summary["tiles_per_s"],
+                            "engine_tiles_per_s": engine_tps, "ratio": summary["tiles_per_s"] / engine_tps,
+                            "stage_seconds": summary["stage_seconds"]}
+    backend.close()
+
+    memory = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        scene = args.out / f"mem{size}" / f"scene{suffix}"
+        _write_scene(scene, size, tile)
+        proc = subprocess.run([sys.executable, "-c", _CHILD, str(args.onnx), str(scene.parent),
+                               str(args.out / f"mem{size}_out"), fmt, str(args.threads)],
+                              capture_output=True, text=True, check=True)
+        memory.append({"scene": size, "megapixels": size * size / 1e6, **json.loads(proc.stdout.splitlines()[-1])})
+    result["memory"] = memory
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
