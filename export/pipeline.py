@@ -7,14 +7,13 @@ everything is written (exit 3) so that the artefacts can be inspected.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from sam2ms.errors import CheckFailed, UsageError
+from sam2ms.fileio import ensure_writable_dir
 from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
@@ -48,16 +47,6 @@ class ExportOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UsageError(f"-o {folder}: cannot write there ({exc.strerror or exc}); choose another folder") from None
-
-
 def _validate(opts: ExportOptions) -> BatchProfile:
     """Every check that needs no model, so that bad input fails before minutes of export."""
     if opts.tile <= 0 or opts.tile % STRIDE:
@@ -78,7 +67,7 @@ def _validate(opts: ExportOptions) -> BatchProfile:
             resolve_targets(trt, name, opts.targets)
     if not Path(opts.ckpt).is_file():
         raise UsageError(f"--ckpt {opts.ckpt}: checkpoint not found")
-    _check_writable(Path(opts.out))
+    ensure_writable_dir(opts.out)
     return batch
 
 

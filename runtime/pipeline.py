@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sam2ms.errors import UsageError
+from sam2ms.fileio import ensure_writable_dir
 from sam2ms.preprocess import normalize
 
 from .backends import Backend, Lane
@@ -166,8 +167,14 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         raise UsageError(f"--overlap {opts.overlap}: must be in [0, tile={tile})")
     if not 0.0 < opts.threshold < 1.0:
         raise UsageError(f"--threshold {opts.threshold}: must be between 0 and 1")
-    paths = find_inputs(opts.source)
-    opts.out.mkdir(parents=True, exist_ok=True)
+    out = ensure_writable_dir(opts.out).resolve()
+    # Outputs written inside the input folder must not become inputs of a re-run.
+    paths = [p for p in find_inputs(opts.source) if out not in p.resolve().parents]
+    bases: dict[Path, Path] = {}
+    for p in paths:
+        other = bases.setdefault(_out_base(p, opts.source, opts.out), p)
+        if other != p:
+            raise UsageError(f"{other} and {p} would write the same outputs; rename one of them")
     stats = Stats()
     todo = []
     for p in paths:

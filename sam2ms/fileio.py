@@ -33,6 +33,22 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     return path
 
 
+def ensure_writable_dir(folder: str | Path, flag: str = "-o") -> Path:
+    """Create ``folder`` if needed and prove it is writable, or raise a UsageError naming ``flag``."""
+    from .errors import UsageError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise UsageError(f"{flag} {folder}: cannot write there ({reason}); choose another folder") from None
+    return folder
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -123,6 +123,10 @@ def test_resume_after_killed_run_gives_identical_outputs(tmp_path: Path, scenes:
     assert code == 0 and summary["skipped_existing"] == 1 and summary["files"] == 2
     for f in full.rglob("*.png"):
         assert f.read_bytes() == (part / f.relative_to(full)).read_bytes(), f
+    # Outputs inside the input folder are never taken as inputs.
+    code, summary, _ = _infer([model, str(scenes), "-o", str(scenes / "masks")], capsys)
+    code2, summary2, _ = _infer([model, str(scenes), "-o", str(scenes / "masks")], capsys)
+    assert code == code2 == 0 and summary["files"] == summary2["files"] == 3
 
 
 def test_onnx_export_runs_with_sidecar_and_check_against(trained_nano: Path, tmp_path: Path,
@@ -227,6 +231,12 @@ def test_other_refusals(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixt
     assert "--overlap" in _refused([model, str(scenes), "-o", out, "--overlap", "64"], capsys)
     assert "--format" in _refused([model, str(scenes), "-o", out, "--format", "jpg"], capsys)
     assert "--providers" in _refused([model, str(scenes), "-o", out, "--providers", "rocm"], capsys)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert "cannot write" in _refused([model, str(scenes), "-o", str(blocker / "sub")], capsys)
+    Image.open(scenes / "tile.png").save(scenes / "tile.jpg")
+    assert "would write the same outputs" in _refused([model, str(scenes), "-o", out], capsys)
+    (scenes / "tile.jpg").unlink()
     (tmp_path / "plan.plan").write_bytes(b"x")
     assert "sidecar not found" in _refused([str(tmp_path / "plan.plan"), str(scenes), "-o", out], capsys)
 
