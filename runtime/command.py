@@ -24,7 +24,8 @@ def infer_command(
     streams: int = typer.Option(1, help="Concurrent lanes (CUDA streams + execution contexts for TensorRT)."),
     workers: int = typer.Option(2, help="Decode/preprocess threads."),
     threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
-    fmt: str = typer.Option("png", "--format", help="png | tif (GeoTIFF keeping CRS and transform; needs [geo])."),
+    fmt: str = typer.Option("png", "--format", help="png | tif (GeoTIFF keeping CRS and transform) | geojson "
+                                                    "(PNG mask + road centre-lines); tif/geojson need [geo]."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write uint8 probability maps."),
     backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch"),
     providers: Optional[str] = typer.Option(None, help="ONNX Runtime providers, e.g. cuda,cpu (default cpu)."),

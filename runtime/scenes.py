@@ -16,11 +16,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from sam2ms.errors import UsageError
-from sam2ms.fileio import save_png
+from sam2ms.fileio import save_png, write_json
 from sam2ms.preprocess import IMAGE_SUFFIXES, read_rgb
 
 GEO_SUFFIXES = (".tif", ".tiff")
-FORMATS = ("png", "tif")
+FORMATS = ("png", "tif", "geojson")
 
 
 def find_inputs(source: str | Path) -> list[Path]:
@@ -116,6 +116,8 @@ class MaskWriter:
 
     ``png``: binary mask (0/255) and, with ``probabilities``, ``*.prob.png`` (uint8 0-255).
     ``tif``: the same as GeoTIFF (LZW), with the input's CRS and transform, written by strips.
+    ``geojson``: the PNG outputs plus ``*.centerlines.geojson`` (road centre-lines in the
+    input's CRS when it has one).
     """
 
     def __init__(self, scene: Scene, out_base: Path, fmt: str, threshold: float, probabilities: bool) -> None:
@@ -170,6 +172,12 @@ class MaskWriter:
         save_png(self.paths[0], self._mask)
         if self._prob is not None:
             save_png(self.paths[1], self._prob)
+        if self.fmt == "geojson":
+            from .centerlines import centerlines, to_geojson
+
+            profile = self.scene.profile or {}
+            lines = centerlines(self._mask > 0)
+            write_json(self.paths[-1], to_geojson(lines, profile.get("transform"), profile.get("crs")))
         return self.paths
 
     def abort(self) -> None:
@@ -185,4 +193,6 @@ def output_paths(out_base: Path, fmt: str, probabilities: bool) -> list[Path]:
     paths = [out_base.with_name(out_base.name + ".mask" + suffix)]
     if probabilities:
         paths.append(out_base.with_name(out_base.name + ".prob" + suffix))
+    if fmt == "geojson":
+        paths.append(out_base.with_name(out_base.name + ".centerlines.geojson"))
     return paths
