@@ -30,14 +30,15 @@ from sam2ms.runtime.pipeline import InferOptions, run_inference
 from sam2ms.runtime.scenes import rasterio_or_none
 
 _CHILD = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 from sam2ms.runtime.backends import open_model
 from sam2ms.runtime.pipeline import InferOptions, run_inference
 model, src, out, fmt, threads = sys.argv[1:6]
 s = run_inference(open_model(model, threads=int(threads)), InferOptions(Path(src), Path(out), fmt=fmt))
-print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "tiles": s["tiles"], "seconds": s["seconds"]}))
+# VmHWM is this program's own peak; ru_maxrss would also count the parent's pages before exec.
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps({"peak_rss_mib": hwm / 1024, "tiles": s["tiles"], "seconds": s["seconds"]}))
 """
 
 

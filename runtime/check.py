@@ -18,8 +18,8 @@ from sam2ms.metrics import RoadMetrics
 from sam2ms.preprocess import normalize
 
 from .backends import Backend, open_model
-from .scenes import find_inputs, open_scene
-from .tiling import Grid, pad_to_tile
+from .scenes import find_inputs, iter_windows, open_scene
+from .tiling import Grid
 
 
 def sample_tiles(source: Path, tile: int, overlap: int, limit: int) -> np.ndarray:
@@ -30,10 +30,7 @@ def sample_tiles(source: Path, tile: int, overlap: int, limit: int) -> np.ndarra
             scene = open_scene(path)
         except Exception:  # noqa: BLE001 - bad inputs are reported by the main run
             continue
-        grid = Grid(scene.height, scene.width, tile, overlap)
-        image = pad_to_tile(scene.read(0, 0, scene.height, scene.width), tile) if grid.needs_padding else None
-        for _, y, x in grid.windows():
-            window = image[y:y + tile, x:x + tile] if image is not None else scene.read(y, x, tile, tile)
+        for _, _, _, window in iter_windows(scene, Grid(scene.height, scene.width, tile, overlap)):
             tiles.append(normalize(window))
             if len(tiles) >= limit:
                 break

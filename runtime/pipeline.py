@@ -28,8 +28,8 @@ from sam2ms.fileio import ensure_writable_dir
 from sam2ms.preprocess import normalize
 
 from .backends import Backend, Lane
-from .scenes import MaskWriter, Scene, find_inputs, open_scene, output_paths
-from .tiling import Grid, Stitcher, pad_to_tile
+from .scenes import MaskWriter, Scene, find_inputs, iter_windows, open_scene, output_paths
+from .tiling import Grid, Stitcher
 
 _DONE = object()
 
@@ -111,7 +111,6 @@ def _produce(paths: list[Path], opts: InferOptions, tile: int, items: queue.Queu
             writer = MaskWriter(scene, _out_base(path, opts.source, opts.out), opts.fmt, opts.threshold,
                                 opts.probabilities)
             job = _SceneJob(path, scene, grid, writer)
-            padded = pad_to_tile(scene.read(0, 0, scene.height, scene.width), tile) if grid.needs_padding else None
         except UsageError as exc:
             fail(path, str(exc))
             continue
@@ -121,13 +120,13 @@ def _produce(paths: list[Path], opts: InferOptions, tile: int, items: queue.Queu
         stats.add("decode", time.perf_counter() - t0)
         queued = 0
         try:
-            for row, y, x in grid.windows():
-                t0 = time.perf_counter()
-                window = padded[y:y + tile, x:x + tile] if padded is not None else scene.read(y, x, tile, tile)
+            t0 = time.perf_counter()
+            for row, y, x, window in iter_windows(scene, grid):
                 item = _Item(job, row, y, x, normalize(window))
                 stats.add("decode", time.perf_counter() - t0)
                 items.put(item)
                 queued += 1
+                t0 = time.perf_counter()
         except Exception as exc:  # noqa: BLE001 - a scene that breaks half-way fails alone
             items.put(_Abort(job, len(grid) - queued, f"{path}: read failed at a window ({exc})"))
     items.put(_DONE)

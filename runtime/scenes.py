@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +19,8 @@ import numpy as np
 from sam2ms.errors import UsageError
 from sam2ms.fileio import save_png, write_json
 from sam2ms.preprocess import IMAGE_SUFFIXES, read_rgb
+
+from .tiling import Grid, pad_to_tile
 
 GEO_SUFFIXES = (".tif", ".tiff")
 FORMATS = ("png", "tif", "geojson")
@@ -97,6 +100,15 @@ class RasterioScene:
 
     def close(self) -> None:
         self._ds.close()
+
+
+def iter_windows(scene: Scene, grid: Grid) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    """(window row, y, x, uint8 T x T x 3 window) in row-major order; a scene smaller than a
+    tile is read once and reflect-padded."""
+    t = grid.tile
+    padded = pad_to_tile(scene.read(0, 0, scene.height, scene.width), t) if grid.needs_padding else None
+    for row, y, x in grid.windows():
+        yield row, y, x, (padded[y:y + t, x:x + t] if padded is not None else scene.read(y, x, t, t))
 
 
 def open_scene(path: Path) -> Scene:
