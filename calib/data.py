@@ -1,0 +1,78 @@
+"""Calibration data: tiles from a folder of tiles or scenes, preprocessed exactly as at inference.
+
+The windows come from the runtime's own scene reading and window iterator and the shared
+``normalize``, so calibration sees the very tensors the deployed model will see. Sampling is
+seeded; unreadable files are reported and skipped; too few usable tiles is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
+
+from sam2ms.errors import UsageError
+from sam2ms.preprocess import normalize
+from sam2ms.runtime.scenes import find_inputs, iter_windows, open_scene
+from sam2ms.runtime.tiling import Grid
+
+
+def calibration_tiles(source: str | Path, tile: int, count: int, seed: int = 0,
+                      on_skip: Callable[[Path, str], None] = lambda p, m: None) -> np.ndarray:
+    """``count`` normalised tiles (N x 3 x T x T float32), sampled without replacement, seeded.
+
+    Scenes are cut into non-overlapping windows (the last snapped inward)."""
+    windows: list[tuple[Path, int, int]] = []
+    sizes: dict[Path, tuple[int, int]] = {}
+    for path in find_inputs(source):
+        try:
+            scene = open_scene(path)
+        except UsageError as exc:
+            on_skip(path, str(exc))
+            continue
+        sizes[path] = (scene.height, scene.width)
+        grid = Grid(scene.height, scene.width, tile, 0)
+        windows += [(path, y, x) for _, y, x in grid.windows()]
+        scene.close()
+    if len(windows) < count:
+        raise UsageError(f"{source}: {len(windows)} usable {tile}px tiles, {count} needed for calibration; "
+                         "add images or lower --calib-batches")
+    rng = np.random.default_rng(seed)
+    chosen = sorted((windows[i] for i in rng.choice(len(windows), size=count, replace=False)),
+                    key=lambda w: (str(w[0]), w[1], w[2]))
+    tiles = []
+    for path in dict.fromkeys(p for p, _, _ in chosen):
+        scene = open_scene(path)
+        wanted = {(y, x) for p, y, x in chosen if p == path}
+        h, w = sizes[path]
+        for _, y, x, window in iter_windows(scene, Grid(h, w, tile, 0)):
+            if (y, x) in wanted:
+                tiles.append(normalize(window))
+        scene.close()
+    return np.stack(tiles)
+
+
+class TileReader(CalibrationDataReader):
+    """ONNX Runtime ``CalibrationDataReader``: yields ``{"image": batch}`` then None."""
+
+    def __init__(self, tiles: np.ndarray, batch: int, input_name: str = "image",
+                 progress: Callable[[int], None] = lambda n: None) -> None:
+        super().__init__()
+        self._batches = [tiles[i:i + batch] for i in range(0, len(tiles), batch)]
+        self._input, self._progress, self._next = input_name, progress, 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._next >= len(self._batches):
+            return None
+        batch = self._batches[self._next]
+        self._next += 1
+        self._progress(1)
+        return {self._input: batch}
+
+    def rewind(self) -> None:
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self._batches)

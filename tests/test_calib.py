@@ -1,0 +1,89 @@
+"""INT8 calibration (work in progress): reader, Q/DQ placement, cache, TensorRT acceptance."""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from sam2ms.calib.data import TileReader, calibration_tiles
+from sam2ms.calib.quantize import quantize_int8
+from sam2ms.data.synth import render_road_scene
+from sam2ms.errors import UsageError
+
+from conftest import has_module
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(trained_nano: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sam2ms.export.pipeline import ExportOptions, run_export
+
+    out = tmp_path_factory.mktemp("int8")
+    run_export(ExportOptions(ckpt=trained_nano, out=out, tile=64, onnx_only=True, check=False))
+    return out / "model.onnx"
+
+
+@pytest.fixture(scope="module")
+def calib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("calib")
+    for i, (h, w) in enumerate([(64, 64), (64, 64), (130, 200)]):  # two tiles and a scene
+        Image.fromarray(render_road_scene(h, w, np.random.default_rng(i))[0]).save(d / f"s{i}.png")
+    return d
+
+
+def test_reader_samples_tiles_and_scenes(calib_dir: Path) -> None:
+    skipped = []
+    (calib_dir / "zz_broken.png").write_bytes(b"x")
+    try:
+        tiles = calibration_tiles(calib_dir, 64, 6, seed=1, on_skip=lambda p, m: skipped.append(p.name))
+    finally:
+        (calib_dir / "zz_broken.png").unlink()
+    assert tiles.shape == (6, 3, 64, 64) and tiles.dtype == np.float32
+    assert skipped == ["zz_broken.png"]
+    assert np.array_equal(tiles, calibration_tiles(calib_dir, 64, 6, seed=1))  # seeded
+    assert not np.array_equal(tiles, calibration_tiles(calib_dir, 64, 6, seed=2))
+    reader = TileReader(tiles, 4)
+    assert [len(b["image"]) for b in iter(reader.get_next, None)] == [4, 2]
+    with pytest.raises(UsageError, match="usable 64px tiles"):
+        calibration_tiles(calib_dir, 64, 100)
+
+
+def test_qdq_placement_cache_and_refusal(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
+    tiles = calibration_tiles(calib_dir, 64, 6)
+    cache = tmp_path / "calib.json"
+    info = quantize_int8(fp32_onnx, tmp_path / "a.onnx", reader=TileReader(tiles, 2), tiles=6, cache=cache)
+    assert not info["cache_hit"] and cache.is_file()
+    again = quantize_int8(fp32_onnx, tmp_path / "b.onnx", reader=None, tiles=6, cache=cache)
+    assert again["cache_hit"]
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()  # bit-identical
+    model = onnx.load(str(tmp_path / "a.onnx"))
+    producer = {o: n for n in model.graph.node for o in n.output}
+    ops = [n.op_type for n in model.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    for node in model.graph.node:
+        if node.op_type in ("LayerNormalization", "Softmax", "Erf"):
+            source = producer.get(node.input[0])
+            assert source is None or source.op_type != "DequantizeLinear", node.name
+    zero_points = [t for t in model.graph.initializer if "zero_point" in t.name]
+    assert zero_points and all(not onnx.numpy_helper.to_array(t).any() for t in zero_points)  # symmetric
+    excluded = set(info["excluded_nodes"])
+    assert any("attention" in n or "MatMul" in n for n in excluded) and any("conv" in n.lower() for n in excluded)
+    # A cache made for another model is refused.
+    other = tmp_path / "other.onnx"
+    m = onnx.load(str(fp32_onnx))
+    m.doc_string = "another model"
+    onnx.save(m, other)
+    with pytest.raises(UsageError, match="made for another model"):
+        quantize_int8(other, tmp_path / "c.onnx", reader=None, tiles=6, cache=cache)
+
+
+@pytest.mark.skipif(not has_module("tensorrt_rtx"), reason="tensorrt_rtx not installed (pip install 'sam2ms[rtx]')")
+def test_int8_plan_builds_with_tensorrt_rtx(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
+    from sam2ms.export.tensorrt_build import BatchProfile, build_plan
+
+    quantize_int8(fp32_onnx, tmp_path / "int8.onnx", reader=TileReader(calibration_tiles(calib_dir, 64, 4), 2),
+                  tiles=4)
+    facts = build_plan(tmp_path / "int8.onnx", tmp_path / "int8.plan", builder="tensorrt_rtx", tile=64,
+                       batch=BatchProfile(1, 1, 2), workspace=1 << 30, targets=["sm89"])
+    assert facts["builder"] == "tensorrt_rtx" and (tmp_path / "int8.plan").stat().st_size > 10_000
