@@ -19,9 +19,10 @@ from sam2ms.runtime.scenes import find_inputs, iter_windows, open_scene
 from sam2ms.runtime.tiling import Grid
 
 
-def calibration_tiles(source: str | Path, tile: int, count: int, seed: int = 0,
-                      on_skip: Callable[[Path, str], None] = lambda p, m: None) -> np.ndarray:
-    """``count`` normalised tiles (N x 3 x T x T float32), sampled without replacement, seeded.
+def sample_windows(source: str | Path, tile: int, counts: list[int], seed: int = 0,
+                   on_skip: Callable[[Path, str], None] = lambda p, m: None) -> list[np.ndarray]:
+    """Disjoint seeded samples of normalised windows (N x 3 x T x T float32), one per entry of
+    ``counts`` — e.g. calibration tiles and held-out tiles that never overlap.
 
     Scenes are cut into non-overlapping windows (the last snapped inward)."""
     windows: list[tuple[Path, int, int]] = []
@@ -33,25 +34,37 @@ def calibration_tiles(source: str | Path, tile: int, count: int, seed: int = 0,
             on_skip(path, str(exc))
             continue
         sizes[path] = (scene.height, scene.width)
-        grid = Grid(scene.height, scene.width, tile, 0)
-        windows += [(path, y, x) for _, y, x in grid.windows()]
+        windows += [(path, y, x) for _, y, x in Grid(scene.height, scene.width, tile, 0).windows()]
         scene.close()
-    if len(windows) < count:
-        raise UsageError(f"{source}: {len(windows)} usable {tile}px tiles, {count} needed for calibration; "
+    need = sum(counts)
+    if len(windows) < need:
+        raise UsageError(f"{source}: {len(windows)} usable {tile}px tiles, {need} needed for calibration; "
                          "add images or lower --calib-batches")
-    rng = np.random.default_rng(seed)
-    chosen = sorted((windows[i] for i in rng.choice(len(windows), size=count, replace=False)),
-                    key=lambda w: (str(w[0]), w[1], w[2]))
+    order = np.random.default_rng(seed).permutation(len(windows))
+    groups, start = [], 0
+    for n in counts:
+        groups.append(_load([windows[i] for i in order[start:start + n]], sizes, tile))
+        start += n
+    return groups
+
+
+def _load(chosen: list[tuple[Path, int, int]], sizes: dict[Path, tuple[int, int]], tile: int) -> np.ndarray:
+    """Read the chosen windows file by file, in a stable order."""
+    chosen = sorted(chosen, key=lambda w: (str(w[0]), w[1], w[2]))
     tiles = []
     for path in dict.fromkeys(p for p, _, _ in chosen):
         scene = open_scene(path)
         wanted = {(y, x) for p, y, x in chosen if p == path}
         h, w = sizes[path]
-        for _, y, x, window in iter_windows(scene, Grid(h, w, tile, 0)):
-            if (y, x) in wanted:
-                tiles.append(normalize(window))
+        tiles += [normalize(win) for _, y, x, win in iter_windows(scene, Grid(h, w, tile, 0)) if (y, x) in wanted]
         scene.close()
-    return np.stack(tiles)
+    return np.stack(tiles) if tiles else np.zeros((0, 3, tile, tile), np.float32)
+
+
+def calibration_tiles(source: str | Path, tile: int, count: int, seed: int = 0,
+                      on_skip: Callable[[Path, str], None] = lambda p, m: None) -> np.ndarray:
+    """``count`` seeded calibration tiles (see :func:`sample_windows`)."""
+    return sample_windows(source, tile, [count], seed, on_skip)[0]
 
 
 class TileReader(CalibrationDataReader):

@@ -87,3 +87,42 @@ def test_int8_plan_builds_with_tensorrt_rtx(fp32_onnx: Path, calib_dir: Path, tm
     facts = build_plan(tmp_path / "int8.onnx", tmp_path / "int8.plan", builder="tensorrt_rtx", tile=64,
                        batch=BatchProfile(1, 1, 2), workspace=1 << 30, targets=["sm89"])
     assert facts["builder"] == "tensorrt_rtx" and (tmp_path / "int8.plan").stat().st_size > 10_000
+
+
+def test_calibrate_command(fp32_onnx: Path, calib_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from sam2ms.calib import report
+
+    from conftest import run_cli
+
+    args = ["calibrate", str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-batches", "2",
+            "--calib-batch-size", "2", "--holdout", "3", "-o", str(tmp_path / "q"), "--json"]
+    monkeypatch.setitem(report.TARGETS, "min_mask_iou", 0.0)
+    monkeypatch.setitem(report.TARGETS, "max_f1_drop", 1.0)
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    side = json.loads((tmp_path / "q" / "model.int8.onnx.json").read_text())
+    assert side["precision"] == "int8" and side["tile"] == 64
+    acc = side["accuracy_vs_fp32"]
+    assert acc["tiles"] == 3 and {"mask_iou", "f1", "miou", "max_abs", "f1_drop"} <= set(acc)
+    assert summary["calibration"]["calibration_tiles"] == 4
+    monkeypatch.setitem(report.TARGETS, "min_mask_iou", 1.01)  # impossible: must exit 3, files still written
+    code, _, err = run_cli(args, capsys)
+    assert code == 3 and "INT8 accuracy target missed" in err
+    assert json.loads((tmp_path / "q" / "model.int8.onnx.json").read_text())["accuracy_vs_fp32"]["passed"] is False
+
+
+def test_calibrate_refusals(fp32_onnx: Path, calib_dir: Path, tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import run_cli
+
+    out = ["-o", str(tmp_path / "q")]
+    for args, msg in [([str(fp32_onnx)], "--calib-data DIR is required"),
+                      ([str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-method", "kl"], "--calib-method"),
+                      ([str(tmp_path / "none.onnx"), "--calib-data", str(calib_dir)], "not found"),
+                      ([str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-batches", "50"], "usable 64px tiles")]:
+        code, _, err = run_cli(["calibrate", *args, *out], capsys)
+        assert code == 2 and msg in err and "Traceback" not in err, (args, err)

@@ -1,0 +1,51 @@
+"""The ``calibrate`` command (``sam2ms calibrate``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sam2ms.errors import CheckFailed
+
+
+def calibrate_command(
+    onnx_model: Path = typer.Argument(..., metavar="ONNX", help="The FP32 model.onnx written by sam2ms-export."),
+    calib_data: Optional[Path] = typer.Option(None, help="Folder of tiles or scenes to calibrate on."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for model.int8.onnx and its sidecar."),
+    calib_method: str = typer.Option("minmax", help="minmax | entropy | percentile"),
+    calib_batches: int = typer.Option(8, help="Calibration batches."),
+    calib_batch_size: int = typer.Option(4, help="Tiles per calibration batch."),
+    holdout: int = typer.Option(8, help="Held-out tiles for the INT8-vs-FP32 report (never calibrated on)."),
+    calib_cache: Optional[Path] = typer.Option(None, help="Calibration cache (JSON): reused when it matches."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
+) -> None:
+    """Quantise an exported FP32 ONNX to explicit Q/DQ INT8 and report its accuracy against FP32."""
+    from rich.console import Console
+
+    from .pipeline import CalibrateOptions, run_calibrate
+
+    console = Console(stderr=True, log_path=False)
+    opts = CalibrateOptions(onnx=onnx_model, calib_data=calib_data, out=output, method=calib_method,
+                            batches=calib_batches, batch_size=calib_batch_size, holdout=holdout, cache=calib_cache,
+                            seed=seed)
+    try:
+        summary = run_calibrate(opts, log=lambda m: console.log(m))
+    except CheckFailed as exc:
+        if exc.summary:
+            _print(exc.summary, as_json)
+        raise
+    _print(summary, as_json)
+
+
+def _print(summary: dict, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    r = summary["accuracy_vs_fp32"]
+    typer.echo(f"{summary['artifact']} ({summary['bytes'] / 2**20:.1f} MB): on {r['tiles']} held-out tiles "
+               f"mask IoU to FP32 {r['mask_iou']:.4f}, F1 {100 * r['f1']:.2f}, max |dp| {r['max_abs']:.3f} -> "
+               f"{'ok' if r['passed'] else 'target missed'}")

@@ -1,0 +1,38 @@
+"""INT8 against FP32 on held-out tiles (never the calibration ones).
+
+Without labels for the user's calibration folder, the FP32 model's own masks are the reference:
+F1 and mIoU of the INT8 masks against them, the INT8-vs-FP32 mask IoU and the largest probability
+difference. The F1 drop is then 1 - F1(INT8 vs FP32), a stricter figure than a drop measured
+against ground truth (where both models' errors partly coincide).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2ms.export.parity import onnxruntime_probabilities
+from sam2ms.metrics import RoadMetrics, probability_parity
+
+TARGETS = {"min_mask_iou": 0.98, "max_f1_drop": 0.005}
+
+
+def int8_accuracy(fp32_onnx: str | Path, int8_onnx: str | Path, tiles: np.ndarray) -> dict[str, Any]:
+    """The accuracy report for the sidecar, with a verdict against :data:`TARGETS`."""
+    p32 = onnxruntime_probabilities(fp32_onnx, tiles, batch=2)[:, 0]
+    p8 = onnxruntime_probabilities(int8_onnx, tiles, batch=2)[:, 0]
+    reference = p32 >= 0.5
+    acc = RoadMetrics()
+    acc.update_batch(p8, reference)
+    m = acc.compute()
+    report: dict[str, Any] = {**probability_parity(p32, p8), "tiles": int(len(tiles)), "reference": "fp32 masks",
+                              "f1": m["f1"], "miou": m["miou"], "f1_drop": 1.0 - m["f1"], "targets": dict(TARGETS)}
+    failures = []
+    if report["mask_iou"] < TARGETS["min_mask_iou"]:
+        failures.append(f"mask IoU to FP32 {report['mask_iou']:.4f} < {TARGETS['min_mask_iou']}")
+    if report["f1_drop"] > TARGETS["max_f1_drop"]:
+        failures.append(f"F1 drop {100 * report['f1_drop']:.2f} points > {100 * TARGETS['max_f1_drop']:.1f}")
+    report.update({"passed": not failures, "failures": failures})
+    return report
