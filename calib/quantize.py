@@ -21,7 +21,7 @@ from typing import Any
 import onnx
 
 from sam2ms.errors import UsageError
-from sam2ms.fileio import atomic_write, write_json
+from sam2ms.fileio import atomic_write, read_format_json, write_json
 
 METHODS = ("minmax", "entropy", "percentile")
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
@@ -72,12 +72,7 @@ def read_cache(path: Path, model_hash: str, settings: dict[str, Any]) -> dict[st
     """Our cache file if it exists; refused (UsageError) when it belongs to another model/settings."""
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError(f"--calib-cache {path}: unreadable ({exc}); delete it to recalibrate") from None
-    if data.get("format") != CACHE_FORMAT:
-        raise UsageError(f"--calib-cache {path}: not a sam2ms calibration cache")
+    data = read_format_json(path, CACHE_FORMAT, f"--calib-cache {path}", "delete it to recalibrate")
     if data.get("model_sha256") != model_hash:
         raise UsageError(f"--calib-cache {path}: made for another model (sha256 {data.get('model_sha256', '?')[:12]}…, "
                          f"this one is {model_hash[:12]}…); use another cache file or delete it")

@@ -7,13 +7,12 @@ what it is asked to do, so every field a deployment depends on is written here.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from sam2ms import __version__
 from sam2ms.errors import UsageError
-from sam2ms.fileio import write_json
+from sam2ms.fileio import read_format_json, write_json
 
 SIDECAR_FORMAT = "sam2ms-sidecar"
 SIDECAR_VERSION = 1
@@ -48,12 +47,7 @@ def read_sidecar(artifact: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"{path}: sidecar not found; artefacts must keep the .json that sam2ms-export wrote "
                          "beside them")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: unreadable sidecar ({exc}); re-export the model") from None
-    if data.get("format") != SIDECAR_FORMAT:
-        raise UsageError(f"{path}: not a sam2ms sidecar")
+    data = read_format_json(path, SIDECAR_FORMAT, str(path), "re-export the model")
     if data.get("format_version", 0) > SIDECAR_VERSION:
         raise UsageError(f"{path}: sidecar format {data['format_version']} is newer than this sam2ms reads; "
                          "upgrade sam2ms")

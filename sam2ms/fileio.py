@@ -61,6 +61,20 @@ def write_json(path: str | Path, data: Any) -> Path:
     return atomic_write(path, lambda f: f.write(payload))
 
 
+def read_format_json(path: str | Path, expected_format: str, what: str, fix: str) -> dict[str, Any]:
+    """Read a JSON document whose ``format`` field must be ``expected_format``; anything else is a
+    UsageError that starts with ``what`` and ends with ``fix``."""
+    from .errors import UsageError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{what}: unreadable ({exc}); {fix}") from None
+    if not isinstance(data, dict) or data.get("format") != expected_format:
+        raise UsageError(f"{what}: not a {expected_format} file; {fix}")
+    return data
+
+
 def save_png(path: str | Path, array: Any) -> Path:
     """Save a uint8 array (H x W or H x W x 3) as PNG, atomically."""
     from PIL import Image
