@@ -31,6 +31,9 @@ def _table(summary: dict[str, Any]) -> None:
         if p:
             parity = f"max {p['max_abs']:.2e}, mean {p['mean_abs']:.2e}, IoU {p['mask_iou']:.5f} " + (
                 "ok" if p["passed"] else "FAILED")
+        elif a.get("accuracy_vs_fp32"):
+            r = a["accuracy_vs_fp32"]
+            parity = f"vs FP32: max {r['max_abs']:.2e}, IoU {r['mask_iou']:.5f} " + ("ok" if r["passed"] else "MISSED")
         elif "builder" in a:
             parity = f"{a['builder']} for {', '.join(a['targets'])}"
         else:
@@ -55,12 +58,18 @@ def export_command(
     timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file (read and updated)."),
     profiles: int = typer.Option(2, help="Identical optimisation profiles, one per CUDA stream the runtime "
                                          "may run concurrently (sam2ms-infer --streams)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write model.int8.onnx (Q/DQ) and build the plan from it."),
+    calib_data: Optional[Path] = typer.Option(None, help="With --int8: folder of tiles or scenes to calibrate on."),
+    calib_method: str = typer.Option("minmax", help="With --int8: minmax | entropy | percentile."),
+    calib_batches: int = typer.Option(8, help="With --int8: calibration batches of 4 tiles."),
+    calib_cache: Optional[Path] = typer.Option(None, help="With --int8: calibration cache (JSON), reused when it "
+                                                         "matches."),
     check: bool = typer.Option(True, "--check/--no-check", help="Parity with PyTorch on synthetic tiles."),
     check_tiles: int = typer.Option(2, help="Tiles for the parity check."),
     model: Optional[str] = typer.Option(None, help="Model name (read from a sam2ms checkpoint)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
 ) -> None:
-    """Export a checkpoint to ONNX (FP32, FP16) and a TensorRT plan, proving parity with PyTorch."""
+    """Export a checkpoint to ONNX (FP32, FP16, INT8) and a TensorRT plan, proving parity with PyTorch."""
     from rich.console import Console
 
     from .pipeline import ExportOptions, run_export
@@ -68,8 +77,9 @@ def export_command(
     console = Console(stderr=True, log_path=False)
     opts = ExportOptions(ckpt=ckpt, out=output, fp16=fp16, tile=tile, batch=batch, opset=opset, exporter=exporter,
                          onnx_only=onnx_only, builder=builder, targets=target.split(",") if target else None,
-                         workspace=workspace, timing_cache=timing_cache, profiles=profiles, check=check,
-                         check_tiles=check_tiles, model=model)
+                         workspace=workspace, timing_cache=timing_cache, profiles=profiles, int8=int8,
+                         calib_data=calib_data, calib_method=calib_method, calib_batches=calib_batches,
+                         calib_cache=calib_cache, check=check, check_tiles=check_tiles, model=model)
     try:
         summary = run_export(opts, log=lambda msg: console.log(msg))
     except CheckFailed as exc:

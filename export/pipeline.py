@@ -40,6 +40,11 @@ class ExportOptions:
     workspace: str = "4G"
     timing_cache: Path | None = None
     profiles: int = 2
+    int8: bool = False
+    calib_data: Path | None = None
+    calib_method: str = "minmax"
+    calib_batches: int = 8
+    calib_cache: Path | None = None
     check: bool = True
     check_tiles: int = 2
     seed: int = 0
@@ -56,6 +61,13 @@ def _validate(opts: ExportOptions) -> BatchProfile:
     if opts.profiles < 1:
         raise UsageError(f"--profiles {opts.profiles}: at least 1")
     batch = BatchProfile.parse(opts.batch)
+    if opts.int8:
+        from sam2ms.calib.quantize import METHODS
+
+        if opts.calib_data is None:
+            raise UsageError("--int8 needs --calib-data DIR: a folder of tiles or scenes like the ones to deploy on")
+        if opts.calib_method not in METHODS:
+            raise UsageError(f"--calib-method {opts.calib_method}: use one of {', '.join(METHODS)}")
     parse_size(opts.workspace)
     if not opts.onnx_only:
         try:
@@ -79,7 +91,8 @@ def _tensor_io(tile: int) -> dict[str, Any]:
 
 def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run the export; returns the JSON summary. Raises CheckFailed (exit 3) after writing
-    everything when a parity check failed."""
+    everything when a parity check (or, with ``int8``, the INT8 accuracy target) failed.
+    The plan is built from the last precision written: INT8 > FP16 > FP32."""
     from sam2ms.models import create_model
     from sam2ms.models.checkpoint import read_checkpoint
 
@@ -133,6 +146,24 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
         artefacts.append({"artifact": str(path), "precision": precision, "bytes": path.stat().st_size,
                           "seconds": round(seconds, 2), "parity": parity})
 
+    if opts.int8:
+        from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
+
+        try:
+            cal = run_calibrate(CalibrateOptions(onnx=fp32.path, calib_data=opts.calib_data, out=out,
+                                                 method=opts.calib_method, batches=opts.calib_batches,
+                                                 cache=opts.calib_cache, seed=opts.seed), log)
+        except CheckFailed as exc:
+            if exc.summary is None:
+                raise
+            cal = exc.summary
+            failures.append(str(exc))
+        artefacts.append({"artifact": cal["artifact"], "precision": "int8", "bytes": cal["bytes"],
+                          "seconds": cal["calibration"]["seconds"], "parity": None,
+                          "accuracy_vs_fp32": cal["accuracy_vs_fp32"]})
+        onnx_files.append(("int8", Path(cal["artifact"]), cal["calibration"]["seconds"]))
+        parities["int8"] = cal["accuracy_vs_fp32"]
+
     if not opts.onnx_only:
         precision, source, _ = onnx_files[-1]
         log(f"building the {precision.upper()} TensorRT plan from {source.name}")
@@ -150,5 +181,5 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
     summary = {"model": model.name, "tile": opts.tile, "out": str(out), "artifacts": artefacts,
                "checked": opts.check, "passed": not failures}
     if failures:
-        raise CheckFailed("parity check failed: " + " | ".join(failures), summary)
+        raise CheckFailed("check failed: " + " | ".join(failures), summary)
     return summary

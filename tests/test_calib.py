@@ -126,3 +126,27 @@ def test_calibrate_refusals(fp32_onnx: Path, calib_dir: Path, tmp_path: Path,
                       ([str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-batches", "50"], "usable 64px tiles")]:
         code, _, err = run_cli(["calibrate", *args, *out], capsys)
         assert code == 2 and msg in err and "Traceback" not in err, (args, err)
+
+
+@pytest.mark.skipif(not has_module("tensorrt_rtx"), reason="tensorrt_rtx not installed (pip install 'sam2ms[rtx]')")
+def test_export_int8_builds_the_plan_from_qdq(trained_nano: Path, calib_dir: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from sam2ms.calib import report
+
+    from conftest import run_cli
+
+    monkeypatch.setitem(report.TARGETS, "min_mask_iou", 0.0)
+    monkeypatch.setitem(report.TARGETS, "max_f1_drop", 1.0)
+    code, out, err = run_cli(["export", "--ckpt", str(trained_nano), "--tile", "64", "--int8", "--calib-data",
+                              str(calib_dir), "--calib-batches", "1", "--batch", "1:1:2", "--target", "sm89",
+                              "--builder", "tensorrt_rtx", "--check-tiles", "1", "-o", str(tmp_path), "--json"],
+                             capsys)
+    assert code == 0, err
+    side = json.loads((tmp_path / "engine.plan.json").read_text())
+    assert side["precision"] == "int8" and side["onnx"]["file"] == "model.int8.onnx"
+    assert [a["precision"] for a in json.loads(out)["artifacts"]] == ["fp32", "int8", "int8"]
+    code, _, err = run_cli(["export", "--ckpt", str(trained_nano), "--int8", "-o", str(tmp_path / "x")], capsys)
+    assert code == 2 and "--int8 needs --calib-data" in err
