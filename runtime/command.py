@@ -13,7 +13,8 @@ from sam2ms.errors import CheckFailed, Sam2msError
 
 
 def infer_command(
-    model: Path = typer.Argument(..., help="engine.plan (with its .json sidecar), model.onnx, or a .pt checkpoint."),
+    model: Path = typer.Argument(..., metavar="MODEL", help="engine.plan (with its .json sidecar), model.onnx, "
+                                                            "or a .pt checkpoint."),
     source: Path = typer.Argument(..., metavar="INPUT", help="An image/scene or a folder of them "
                                                              "(PNG, JPEG, TIFF, GeoTIFF)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (mirrors INPUT's sub-folders)."),

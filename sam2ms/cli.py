@@ -173,7 +173,7 @@ def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="F
          epochs: int = typer.Option(10), seed: int = typer.Option(0),
          quiet: bool = typer.Option(False),
          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """Synthesise roads, train sam2ms_nano on CPU, evaluate, and write an overlay + summary."""
+    """The chain on synthetic roads: train sam2ms_nano on CPU, evaluate, export, run tiled inference."""
     from .demo import run_demo
 
     summary = run_demo(output, count=count, size=size, epochs=epochs, seed=seed, progress=not quiet)
