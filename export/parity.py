@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2ms.data.synth import render_road_scene
-from sam2ms.metrics import probability_parity
+from sam2ms.metrics import probability_parity, sigmoid
 from sam2ms.preprocess import normalize
 
 
@@ -34,10 +34,6 @@ def parity_tiles(tile: int, count: int, seed: int = 0) -> np.ndarray:
     """``count`` synthetic road tiles, normalised as at inference: float32 N x 3 x T x T."""
     return np.stack([normalize(render_road_scene(tile, tile, np.random.default_rng([seed, 7919, i]))[0])
                      for i in range(count)])
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
 
 
 def torch_probabilities(model: object, tiles: np.ndarray, batch: int = 1) -> np.ndarray:

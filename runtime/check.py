@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sam2ms.export.parity import THRESHOLDS, judge
-from sam2ms.metrics import RoadMetrics
+from sam2ms.metrics import RoadMetrics, sigmoid
 from sam2ms.preprocess import normalize
 
 from .backends import Backend, open_model
@@ -46,8 +46,7 @@ def _probabilities(backend: Backend, tiles: np.ndarray, batch: int) -> tuple[np.
     t0 = time.perf_counter()
     out = [lane.infer(tiles[i:i + batch]) for i in range(0, len(tiles), batch)]
     seconds = (time.perf_counter() - t0) / max(len(tiles), 1)
-    logits = np.concatenate(out)[:, 0].astype(np.float64)
-    return 1.0 / (1.0 + np.exp(-logits)), seconds
+    return sigmoid(np.concatenate(out)[:, 0]), seconds
 
 
 def check_against(engine: Backend, ckpt: Path, source: Path, *, overlap: int, batch: int,

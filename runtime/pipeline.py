@@ -25,6 +25,7 @@ import numpy as np
 
 from sam2ms.errors import UsageError
 from sam2ms.fileio import ensure_writable_dir
+from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import normalize
 
 from .backends import Backend, Lane
@@ -146,10 +147,6 @@ def default_overlap(tile: int) -> int:
     return tile // 8
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-x.astype(np.float32)))).astype(np.float32)
-
-
 def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int], None] = lambda n: None,
                   on_start: Callable[[int], None] = lambda total: None) -> dict[str, Any]:
     """Run over ``opts.source``; returns the JSON summary (``failures`` non-empty -> exit 1)."""
@@ -238,7 +235,7 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         logits, seconds = future.result()
         stats.add("infer", seconds)
         t0 = time.perf_counter()
-        probs = _sigmoid(logits[:, 0])
+        probs = sigmoid(logits[:, 0], np.float32)
         for it, prob in zip(batch, probs):
             it.job.stitcher.add(it.row, it.y, it.x, prob)
             it.job.remaining -= 1
