@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.export.sidecar import read_sidecar, sidecar_path, write_sidecar
 from sam2ms.fileio import ensure_writable_dir
+from sam2ms.train.progress import progress_bar
 
 from .data import TileReader, sample_windows
-from .quantize import METHODS, quantize_int8
-from .report import int8_accuracy
+from .quantize import METHODS, Int8Quantizer
+from .report import fp32_probabilities, int8_accuracy
+from .sensitivity import layer_units, rank_units, smallest_passing
+
+RANKING_TILES = 4  # calibration tiles used to rank layers for --auto-exclude
 
 
 @dataclass
@@ -26,10 +33,12 @@ class CalibrateOptions:
     holdout: int = 8
     cache: Path | None = None
     seed: int = 0
+    auto_exclude: bool = False
+    progress: bool = True
 
 
-def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Quantise, report, write; raises CheckFailed (exit 3) after writing when targets are missed."""
+def _check(opts: CalibrateOptions) -> dict[str, Any]:
+    """Refuse bad options before any work; returns the FP32 model's sidecar."""
     if opts.method not in METHODS:
         raise UsageError(f"--calib-method {opts.method}: use one of {', '.join(METHODS)}")
     if opts.batches < 1 or opts.batch_size < 1 or opts.holdout < 1:
@@ -43,19 +52,36 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
         raise UsageError(f"{opts.onnx}: is {side.get('precision')}; calibrate the FP32 model.onnx")
     if opts.calib_data is None:
         raise UsageError("--calib-data DIR is required: a folder of tiles or scenes like the ones to deploy on")
+    return side
+
+
+def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Quantise, report, write; raises CheckFailed (exit 3) after writing when targets are missed."""
+    side = _check(opts)
     out = ensure_writable_dir(opts.out)
+    started = time.perf_counter()
     tile = int(side["tile"])
     count = opts.batches * opts.batch_size
     skipped: list[dict[str, str]] = []
     log(f"sampling {count} calibration + {opts.holdout} held-out {tile}px tiles from {opts.calib_data}")
     calib, held = sample_windows(opts.calib_data, tile, [count, opts.holdout], opts.seed,
                                  on_skip=lambda p, m: skipped.append({"file": str(p), "error": m}))
-    log(f"calibrating ({opts.method}) and writing Q/DQ INT8")
     target = out / "model.int8.onnx"
-    facts = quantize_int8(opts.onnx, target, reader=TileReader(calib, opts.batch_size), method=opts.method,
-                          tiles=count, seed=opts.seed, cache=opts.cache)
-    log("measuring INT8 against FP32 on the held-out tiles")
-    report = int8_accuracy(opts.onnx, target, held)
+    with Int8Quantizer(opts.onnx, opts.method, tiles=count, seed=opts.seed, cache=opts.cache) as quantizer:
+        with progress_bar(f"calibrating ({opts.method})", opts.batches, opts.progress) as bar:
+            quantizer.calibrate(TileReader(calib, opts.batch_size, progress=bar.advance))
+        quantizer.write(target)
+        log("measuring INT8 against FP32 on the held-out tiles")
+        p32 = fp32_probabilities(opts.onnx, held)
+        report = int8_accuracy(opts.onnx, target, held, p32)
+        kept: list[str] = []
+        search = None
+        if not report["passed"] and opts.auto_exclude and quantizer.candidates:
+            kept, report, search = _auto_exclude(quantizer, target, calib[:RANKING_TILES], held, p32, log,
+                                                     opts.progress)
+        facts = {**quantizer.facts(kept), "seconds": round(time.perf_counter() - started, 2)}
+    if search is not None:
+        facts["auto_exclude"] = search
     keep = ("model", "tile", "inputs", "outputs", "normalization", "checkpoint", "opset", "exporter")
     write_sidecar(target, {**{k: side[k] for k in keep if k in side}, "kind": "onnx", "precision": "int8",
                            "source_onnx": {"file": opts.onnx.name, "sha256": side.get("sha256")},
@@ -63,5 +89,51 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
     summary = {"artifact": str(target), "bytes": target.stat().st_size, "calibration": facts,
                "accuracy_vs_fp32": report, "skipped_files": skipped}
     if not report["passed"]:
-        raise CheckFailed(f"{target.name}: INT8 accuracy target missed: " + "; ".join(report["failures"]), summary)
+        hint = "" if opts.auto_exclude else " (try --auto-exclude)"
+        raise CheckFailed(f"{target.name}: INT8 accuracy target missed: " + "; ".join(report["failures"]) + hint,
+                          summary)
     return summary
+
+
+def _auto_exclude(quantizer: Int8Quantizer, target: Path, ranking_tiles: np.ndarray, held: np.ndarray,
+                  p32: np.ndarray, log: Callable[[str], None],
+                  progress: bool) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """Keep the fewest most-sensitive layers in float that make the held-out report pass; writes
+    the chosen model to ``target`` and returns (kept nodes, its report, what the search did)."""
+    candidates = quantizer.candidates
+    units = layer_units(candidates)
+    trial = target.with_name(f".{target.name}.trial")
+    reference = fp32_probabilities(quantizer.fp32, ranking_tiles)
+
+    def error_with_only(nodes: list[str]) -> float:
+        chosen = set(nodes)
+        quantizer.write(trial, [c for c in candidates if c not in chosen])
+        return float(np.mean(np.square(fp32_probabilities(trial, ranking_tiles) - reference)))
+
+    reports: dict[int, dict[str, Any]] = {}
+
+    def passes(k: int) -> bool:
+        quantizer.write(trial, [n for unit in ranked[:k] for n in unit["nodes"]])
+        reports[k] = int8_accuracy(quantizer.fp32, trial, held, p32)
+        log(f"  {k} of {len(units)} units in float: mask IoU {reports[k]['mask_iou']:.4f}, "
+            f"F1 drop {100 * reports[k]['f1_drop']:.2f} points -> {'ok' if reports[k]['passed'] else 'miss'}")
+        return reports[k]["passed"]
+
+    try:
+        with progress_bar(f"ranking {len(candidates)} layers in {len(units)} units", len(units), progress) as bar:
+            ranked = rank_units(units, error_with_only, bar.advance)
+        for unit in ranked:
+            unit["modules"] = [quantizer.modules[n] for n in unit["nodes"]]
+        k = smallest_passing(len(ranked), passes)
+    finally:
+        trial.unlink(missing_ok=True)
+    k = len(ranked) if k is None else k
+    kept = [n for unit in ranked[:k] for n in unit["nodes"]]
+    quantizer.write(target, kept)
+    search = {"ranking": "output probability MSE vs FP32 with only that unit quantised",
+              "ranking_tiles": int(len(ranking_tiles)), "layers": len(candidates), "units": len(units),
+              "kept_float": ranked[:k], "kept_layers": len(kept),
+              "trials": [{"units_in_float": n, **{key: r[key] for key in ("mask_iou", "f1_drop", "passed")}}
+                         for n, r in sorted(reports.items())]}
+    log(f"--auto-exclude: kept {len(kept)} of {len(candidates)} quantised layers ({k} of {len(units)} units) in float")
+    return kept, reports[k], search

@@ -6,15 +6,25 @@ weights, biases left in float (TensorRT's parser rejects int32 bias DequantizeLi
 Conv/MatMul/Gemm quantised — so LayerNorm, Softmax, GELU (Erf) stay in float — and, excluded by
 name, the attention MatMuls whose two inputs are activations (QKᵀ and AV: quantising them drops
 feature cosine to ~0.97) and the output head (the Conv that produces the logits).
+
+Calibration and quantisation are separate steps (:class:`Int8Quantizer`): the ranges are
+collected once, for every tensor a quantised op could touch, and the Q/DQ graph is then written
+as often as needed with more nodes kept in float (``--auto-exclude``) without running the
+calibration data again. We drive ORT's calibrator ourselves because ``quantize_static`` cannot
+pass histogram sizes: its entropy default (128 bins searched with 128 quantised bins) leaves one
+candidate threshold, the full range, so "entropy" silently equals minmax.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
+import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +36,12 @@ from sam2ms.fileio import atomic_write, read_format_json, write_json
 METHODS = ("minmax", "entropy", "percentile")
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
 CACHE_FORMAT = "sam2ms-calibration-cache"
+# Histogram settings per method (TensorRT's entropy calibrator uses 2048 bins, 128 quantised).
+CALIBRATOR_OPTIONS: dict[str, dict[str, Any]] = {
+    "minmax": {"symmetric": True},
+    "entropy": {"symmetric": True, "num_bins": 2048, "num_quantized_bins": 128},
+    "percentile": {"symmetric": True, "num_bins": 2048, "percentile": 99.999},
+}
 
 
 def _method(name: str) -> Any:
@@ -59,13 +75,33 @@ def default_exclusions(model: onnx.ModelProto) -> list[str]:
     return excluded
 
 
+def module_names(model: onnx.ModelProto, nodes: Iterable[str]) -> dict[str, str]:
+    """The PyTorch module behind each node, from its parameter names (dynamo keeps them on Conv
+    weights, and on the bias Add after a MatMul whose weight became a transposed constant) —
+    onnxslim drops the exporter's node metadata, so this is how a report can say which layer."""
+    initializers = {t.name for t in model.graph.initializer}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    wanted, found = set(nodes), {}
+    for node in model.graph.node:
+        if node.name not in wanted:
+            continue
+        near = list(node.input) + [i for c in consumers.get(node.output[0], []) if c.op_type == "Add" for i in c.input]
+        params = [i for i in near if i in initializers and "." in i]
+        found[node.name] = params[0].rsplit(".", 1)[0] if params else node.name
+    return found
+
+
 def model_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _cache_settings(method: str, tiles: int, seed: int, excluded: list[str]) -> dict[str, Any]:
     return {"method": method, "tiles": tiles, "seed": seed, "symmetric": True, "per_channel": True,
-            "quantized_ops": list(QUANTIZED_OPS), "excluded_nodes": sorted(excluded)}
+            "calibrator": CALIBRATOR_OPTIONS[method], "quantized_ops": list(QUANTIZED_OPS),
+            "excluded_nodes": sorted(excluded)}
 
 
 def read_cache(path: Path, model_hash: str, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -82,50 +118,103 @@ def read_cache(path: Path, model_hash: str, settings: dict[str, Any]) -> dict[st
     return data
 
 
-def quantize_int8(fp32: str | Path, out: str | Path, *, reader: Any | None, method: str = "minmax",
-                  tiles: int = 0, seed: int = 0, cache: str | Path | None = None,
-                  extra_exclude: list[str] | None = None) -> dict[str, Any]:
-    """Write the Q/DQ INT8 model; returns what the sidecar records. ``reader`` may be None when
-    ``cache`` holds the ranges (then no calibration data is read at all)."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+class Int8Quantizer:
+    """One FP32 model: shape-prepared once, calibrated once (or from a cache), then written as Q/DQ
+    INT8 with any extra set of nodes kept in float. Use as a context manager (it owns a temp dir)."""
 
-    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
-        raise UsageError("this onnxruntime has no calibration cache support; pip install -U onnxruntime")
-    calibrate_method = _method(method)
-    fp32, out = Path(fp32), Path(out)
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="sam2ms-int8-") as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=False)
-        model = onnx.load(str(prepared))
-        excluded = default_exclusions(model) + list(extra_exclude or [])
-        settings = _cache_settings(method, tiles, seed, excluded)
-        model_hash = model_sha256(fp32)
-        cached = read_cache(Path(cache), model_hash, settings) if cache else None
-        ort_cache = Path(tmp) / "ranges.json"
+    def __init__(self, fp32: str | Path, method: str = "minmax", *, tiles: int = 0, seed: int = 0,
+                 cache: str | Path | None = None) -> None:
+        from onnxruntime.quantization import quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
+            raise UsageError("this onnxruntime has no calibration cache support; pip install -U onnxruntime")
+        _method(method)
+        self.fp32, self.method, self.tiles, self.seed = Path(fp32), method, tiles, seed
+        self.cache = Path(cache) if cache else None
+        self._tmp = tempfile.TemporaryDirectory(prefix="sam2ms-int8-")
+        self.prepared = Path(self._tmp.name) / "prepared.onnx"
+        quant_pre_process(str(self.fp32), str(self.prepared), skip_symbolic_shape=False)
+        model = onnx.load(str(self.prepared), load_external_data=False)
+        self.default_excluded = default_exclusions(model)
+        #: Quantised nodes, in graph order: what --auto-exclude may keep in float.
+        self.candidates = [n.name for n in model.graph.node
+                           if n.op_type in QUANTIZED_OPS and n.name not in set(self.default_excluded)]
+        #: node name -> PyTorch module name, for reports.
+        self.modules = module_names(model, self.candidates)
+        self.ranges = Path(self._tmp.name) / "ranges.json"
+        self.cache_hit = False
+        self.calibration_seconds = 0.0
+
+    def __enter__(self) -> Int8Quantizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def calibrate(self, reader: Any | None) -> None:
+        """Collect activation ranges from ``reader`` — or load them from the cache when it matches."""
+        from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+        started = time.perf_counter()
+        settings = _cache_settings(self.method, self.tiles, self.seed, self.default_excluded)
+        model_hash = model_sha256(self.fp32)
+        cached = read_cache(self.cache, model_hash, settings) if self.cache else None
         if cached is not None:
-            ort_cache.write_text(json.dumps(cached["ort_ranges"]))
-        elif reader is None:
+            self.ranges.write_text(json.dumps(cached["ort_ranges"]))
+            self.cache_hit = True
+            return
+        if reader is None:
             raise UsageError("no calibration data and no usable --calib-cache: pass --calib-data DIR")
-        quantized = Path(tmp) / "int8.onnx"
-        quantize_static(str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ,
+        calibrator = create_calibrator(self.prepared, list(QUANTIZED_OPS),
+                                       augmented_model_path=str(Path(self._tmp.name) / "augmented.onnx"),
+                                       calibrate_method=_method(self.method),
+                                       extra_options=dict(CALIBRATOR_OPTIONS[self.method]))
+        with contextlib.redirect_stdout(sys.stderr):  # ORT's histogram calibrators print progress
+            calibrator.collect_data(reader)
+            save_tensors_data(calibrator.compute_data(), self.ranges)
+        self.calibration_seconds = time.perf_counter() - started
+        if self.cache:
+            ranges = json.loads(self.ranges.read_text())
+            write_json(self.cache, {"format": CACHE_FORMAT, "model_sha256": model_hash, "settings": settings,
+                                    "scales": _scales(ranges), "ort_ranges": ranges})
+
+    def write(self, out: str | Path, keep_float: Iterable[str] = ()) -> Path:
+        """Write the Q/DQ model from the collected ranges; ``keep_float`` nodes stay unquantised."""
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+        if not self.ranges.is_file():
+            raise RuntimeError("calibrate() before write()")
+        quantized = Path(self._tmp.name) / "int8.onnx"
+        quantize_static(str(self.prepared), str(quantized), None, quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=excluded, calibrate_method=calibrate_method,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                       "QuantizeBias": False},
-                        calibration_cache_path=str(ort_cache))
+                        nodes_to_exclude=self.default_excluded + list(keep_float),
+                        calibrate_method=_method(self.method),
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+                        calibration_cache_path=str(self.ranges))
         payload = quantized.read_bytes()
-        if cache and cached is None:
-            ranges = json.loads(ort_cache.read_text())
-            write_json(cache, {"format": CACHE_FORMAT, "model_sha256": model_hash, "settings": settings,
-                               "scales": _scales(ranges), "ort_ranges": ranges})
-    atomic_write(out, lambda f: f.write(payload))
-    return {"method": method, "calibration_tiles": tiles, "seed": seed, "excluded_nodes": excluded,
-            "cache": str(cache) if cache else None, "cache_hit": cached is not None,
-            "quantizer": "onnxruntime.quantization (QDQ, symmetric int8, per-channel weights)",
-            "seconds": round(time.perf_counter() - started, 2)}
+        return atomic_write(out, lambda f: f.write(payload))
+
+    def facts(self, keep_float: Iterable[str] = ()) -> dict[str, Any]:
+        """What the sidecar records about this quantisation."""
+        return {"method": self.method, "calibration_tiles": self.tiles, "seed": self.seed,
+                "excluded_nodes": self.default_excluded + list(keep_float),
+                "cache": str(self.cache) if self.cache else None, "cache_hit": self.cache_hit,
+                "quantizer": "onnxruntime.quantization (QDQ, symmetric int8, per-channel weights)",
+                "calibrator": CALIBRATOR_OPTIONS[self.method],
+                "calibration_seconds": round(self.calibration_seconds, 2)}
+
+
+def quantize_int8(fp32: str | Path, out: str | Path, *, reader: Any | None, method: str = "minmax",
+                  tiles: int = 0, seed: int = 0, cache: str | Path | None = None) -> dict[str, Any]:
+    """Calibrate and write the Q/DQ INT8 model in one go; returns what the sidecar records.
+    ``reader`` may be None when ``cache`` holds the ranges (then no calibration data is read)."""
+    started = time.perf_counter()
+    with Int8Quantizer(fp32, method, tiles=tiles, seed=seed, cache=cache) as quantizer:
+        quantizer.calibrate(reader)
+        quantizer.write(out)
+        return {**quantizer.facts(), "seconds": round(time.perf_counter() - started, 2)}
 
 
 def _scales(ranges: dict[str, Any]) -> dict[str, float]:

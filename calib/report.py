@@ -19,14 +19,23 @@ from sam2ms.metrics import RoadMetrics, probability_parity
 TARGETS = {"min_mask_iou": 0.98, "max_f1_drop": 0.005}
 
 
-def int8_accuracy(fp32_onnx: str | Path, int8_onnx: str | Path, tiles: np.ndarray) -> dict[str, Any]:
-    """The accuracy report for the sidecar, with a verdict against :data:`TARGETS`."""
-    p32 = onnxruntime_probabilities(fp32_onnx, tiles, batch=2)[:, 0]
+def fp32_probabilities(fp32_onnx: str | Path, tiles: np.ndarray) -> np.ndarray:
+    """The FP32 model's road probabilities (N x H x W): the reference every INT8 trial is judged by."""
+    return onnxruntime_probabilities(fp32_onnx, tiles, batch=2)[:, 0]
+
+
+def int8_accuracy(fp32_onnx: str | Path, int8_onnx: str | Path, tiles: np.ndarray,
+                  p32: np.ndarray | None = None) -> dict[str, Any]:
+    """The accuracy report for the sidecar, with a verdict against :data:`TARGETS`. Pass ``p32``
+    (:func:`fp32_probabilities` of the same tiles) to avoid re-running FP32 for every trial."""
+    p32 = fp32_probabilities(fp32_onnx, tiles) if p32 is None else p32
     p8 = onnxruntime_probabilities(int8_onnx, tiles, batch=2)[:, 0]
     reference = p32 >= 0.5
     acc = RoadMetrics()
     acc.update_batch(p8, reference)
     m = acc.compute()
+    if acc.tp + acc.fp + acc.fn == 0:  # neither model sees a road: perfect agreement, not F1 = 0
+        m["f1"] = 1.0
     report: dict[str, Any] = {**probability_parity(p32, p8), "tiles": int(len(tiles)), "reference": "fp32 masks",
                               "f1": m["f1"], "miou": m["miou"], "f1_drop": 1.0 - m["f1"], "targets": dict(TARGETS)}
     failures = []

@@ -45,6 +45,7 @@ class ExportOptions:
     calib_method: str = "minmax"
     calib_batches: int = 8
     calib_cache: Path | None = None
+    auto_exclude: bool = False
     check: bool = True
     check_tiles: int = 2
     seed: int = 0
@@ -152,7 +153,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
         try:
             cal = run_calibrate(CalibrateOptions(onnx=fp32.path, calib_data=opts.calib_data, out=out,
                                                  method=opts.calib_method, batches=opts.calib_batches,
-                                                 cache=opts.calib_cache, seed=opts.seed), log)
+                                                 cache=opts.calib_cache, seed=opts.seed,
+                                                 auto_exclude=opts.auto_exclude), log)
         except CheckFailed as exc:
             if exc.summary is None:
                 raise

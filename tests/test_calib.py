@@ -1,5 +1,6 @@
-"""INT8 calibration (work in progress): reader, Q/DQ placement, cache, TensorRT acceptance."""
+"""INT8 calibration: reader, methods, Q/DQ placement, cache, auto-exclude, TensorRT acceptance."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ from PIL import Image
 
 from sam2ms.calib.data import TileReader, calibration_tiles
 from sam2ms.calib.quantize import quantize_int8
+from sam2ms.calib.sensitivity import layer_units, rank_units, smallest_passing
 from sam2ms.data.synth import render_road_scene
 from sam2ms.errors import UsageError
 
@@ -91,8 +93,6 @@ def test_int8_plan_builds_with_tensorrt_rtx(fp32_onnx: Path, calib_dir: Path, tm
 
 def test_calibrate_command(fp32_onnx: Path, calib_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import json
-
     from sam2ms.calib import report
 
     from conftest import run_cli
@@ -132,8 +132,6 @@ def test_calibrate_refusals(fp32_onnx: Path, calib_dir: Path, tmp_path: Path,
 def test_export_int8_builds_the_plan_from_qdq(trained_nano: Path, calib_dir: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import json
-
     from sam2ms.calib import report
 
     from conftest import run_cli
@@ -150,3 +148,107 @@ def test_export_int8_builds_the_plan_from_qdq(trained_nano: Path, calib_dir: Pat
     assert [a["precision"] for a in json.loads(out)["artifacts"]] == ["fp32", "int8", "int8"]
     code, _, err = run_cli(["export", "--ckpt", str(trained_nano), "--int8", "-o", str(tmp_path / "x")], capsys)
     assert code == 2 and "--int8 needs --calib-data" in err
+
+
+def test_each_method_gives_its_own_ranges(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
+    """Entropy and percentile must clip ranges, not silently fall back to minmax (ORT's default
+    entropy histogram has a single candidate threshold)."""
+    tiles = calibration_tiles(calib_dir, 64, 4)
+    scales = {}
+    for method in ("minmax", "entropy", "percentile"):
+        cache = tmp_path / f"{method}.json"
+        quantize_int8(fp32_onnx, tmp_path / f"{method}.onnx", reader=TileReader(tiles, 2), method=method, tiles=4,
+                      cache=cache)
+        scales[method] = json.loads(cache.read_text())["scales"]
+    assert scales["minmax"].keys() == scales["entropy"].keys() == scales["percentile"].keys()
+    for method in ("entropy", "percentile"):
+        ratio = [scales[method][k] / scales["minmax"][k] for k in scales["minmax"] if scales["minmax"][k] > 0]
+        assert max(ratio) <= 1.0 + 1e-6 and min(ratio) < 0.99, method  # clipped inside the observed range
+
+
+def test_layer_units_and_ranking() -> None:
+    names = [f"n{i}" for i in range(10)]
+    units = layer_units(names, max_units=4)
+    assert [n for u in units for n in u] == names and len(units) <= 4
+    ranked = rank_units(units, lambda nodes: float(max(int(n[1:]) for n in nodes)))
+    assert [r["nodes"] for r in ranked][0] == units[-1] and ranked[-1]["nodes"] == units[0]
+
+
+def test_smallest_passing_search() -> None:
+    calls: list[int] = []
+
+    def at_least(n: int):
+        def passes(k: int) -> bool:
+            calls.append(k)
+            return k >= n
+        return passes
+
+    for count, need in [(40, 1), (40, 5), (40, 17), (40, 40), (1, 1), (7, 6)]:
+        calls.clear()
+        assert smallest_passing(count, at_least(need)) == need, (count, need)
+        assert len(calls) <= 2 * max(1, count).bit_length() + 1
+    assert smallest_passing(40, at_least(41)) is None
+    assert smallest_passing(0, at_least(0)) is None
+
+
+@pytest.fixture(scope="module")
+def toy_onnx(calib_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small FP32 conv net with its sidecar whose masks are half road, half background, so INT8
+    flips pixels (the tiny trained nano sees no roads at 64 px, and agrees perfectly)."""
+    import torch
+
+    from sam2ms.export.sidecar import write_sidecar
+
+    torch.manual_seed(0)
+    layers = [torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU()]
+    for _ in range(5):
+        layers += [torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers, torch.nn.Conv2d(16, 1, 1)).eval()
+    tiles = torch.from_numpy(calibration_tiles(calib_dir, 64, 4))
+    with torch.no_grad():
+        net[-1].bias -= net(tiles).median()
+    path = tmp_path_factory.mktemp("toy") / "model.onnx"
+    torch.onnx.export(net, tiles[:1], str(path), input_names=["image"], output_names=["logits"], dynamo=False,
+                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+    write_sidecar(path, {"kind": "onnx", "precision": "fp32", "tile": 64, "model": "toy"})
+    return path
+
+
+def test_auto_exclude_keeps_sensitive_layers_in_float(toy_onnx: Path, calib_dir: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from sam2ms.calib import report
+    from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
+    from sam2ms.errors import CheckFailed
+
+    opts = CalibrateOptions(onnx=toy_onnx, calib_data=calib_dir, out=tmp_path / "q", batches=2, batch_size=2,
+                            holdout=3, progress=False)
+    try:
+        plain = run_calibrate(opts)
+    except CheckFailed as exc:  # the all-INT8 report, whether it passed or not
+        plain = exc.summary
+    # A target just above what all-INT8 reaches: the search must keep some layers in float.
+    target = plain["accuracy_vs_fp32"]["mask_iou"]
+    assert target < 1.0
+    monkeypatch.setitem(report.TARGETS, "min_mask_iou", min(1.0, target + (1 - target) / 2))
+    monkeypatch.setitem(report.TARGETS, "max_f1_drop", 1.0)
+    opts.auto_exclude = True
+    summary = run_calibrate(opts)
+    search = summary["calibration"]["auto_exclude"]
+    kept = [n for unit in search["kept_float"] for n in unit["nodes"]]
+    units = len(search["kept_float"])
+    assert kept and summary["accuracy_vs_fp32"]["passed"] and search["kept_layers"] == len(kept)
+    assert summary["accuracy_vs_fp32"]["mask_iou"] > target
+    assert any(t["passed"] and t["units_in_float"] == units for t in search["trials"])
+    assert all(not t["passed"] for t in search["trials"] if t["units_in_float"] < units)  # the fewest
+    errors = [u["error"] for u in search["kept_float"]]
+    assert errors == sorted(errors, reverse=True) and all(len(u["modules"]) == len(u["nodes"]) for u in
+                                                          search["kept_float"])
+    assert all(m.split(".")[0].isdigit() for u in search["kept_float"] for m in u["modules"])  # torch names: "3"
+    model = onnx.load(str(tmp_path / "q" / "model.int8.onnx"))
+    producer = {o: n for n in model.graph.node for o in n.output}
+    for node in model.graph.node:
+        if node.name in kept:  # its activations reach it unquantised
+            assert all(producer[i].op_type != "DequantizeLinear" for i in node.input if i in producer), node.name
+    side = json.loads((tmp_path / "q" / "model.int8.onnx.json").read_text())
+    assert set(kept) <= set(side["calibration"]["excluded_nodes"])
+
