@@ -77,7 +77,7 @@ def _validate(opts: ExportOptions) -> BatchProfile:
             if opts.builder not in ("auto", "tensorrt", "tensorrt_rtx"):
                 raise
         else:
-            resolve_targets(trt, name, opts.targets)
+            resolve_targets(trt, name, opts.targets, "int8" if opts.int8 else "fp32")
     if not Path(opts.ckpt).is_file():
         raise UsageError(f"--ckpt {opts.ckpt}: checkpoint not found")
     ensure_writable_dir(opts.out)
@@ -162,7 +162,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
             failures.append(str(exc))
         artefacts.append({"artifact": cal["artifact"], "precision": "int8", "bytes": cal["bytes"],
                           "seconds": cal["calibration"]["seconds"], "parity": None,
-                          "accuracy_vs_fp32": cal["accuracy_vs_fp32"]})
+                          "accuracy_vs_fp32": cal["accuracy_vs_fp32"],
+                          "layers_in_float": cal["calibration"].get("auto_exclude", {}).get("kept_layers", 0)})
         onnx_files.append(("int8", Path(cal["artifact"]), cal["calibration"]["seconds"]))
         parities["int8"] = cal["accuracy_vs_fp32"]
 
@@ -171,7 +172,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
         log(f"building the {precision.upper()} TensorRT plan from {source.name}")
         facts = build_plan(source, out / "engine.plan", builder=opts.builder, tile=opts.tile, batch=batch,
                            workspace=parse_size(opts.workspace), targets=opts.targets, timing_cache=opts.timing_cache,
-                           profiles=opts.profiles)
+                           profiles=opts.profiles, precision=precision)
         plan = out / "engine.plan"
         write_sidecar(plan, {**common, "kind": "tensorrt-plan", "precision": precision,
                              "onnx": {"file": source.name, "sha256": sha256_file(source)},

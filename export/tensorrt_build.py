@@ -24,6 +24,10 @@ BUILDERS = ("auto", "tensorrt", "tensorrt_rtx")
 EXTRAS = {"tensorrt": "pip install 'sam2ms[trt]'", "tensorrt_rtx": "pip install 'sam2ms[rtx]'"}
 # RTX GPUs: Turing (RTX 20), Ampere (RTX 30), Ada (RTX 40), Blackwell (RTX 50).
 DEFAULT_RTX_TARGETS = ("sm75", "sm86", "sm89", "sm120")
+# tensorrt_rtx cannot compile an FP32 GEMM for Turing ("FP32 GEMM is not supported"), and every
+# INT8 plan keeps the attention MatMuls (and --auto-exclude layers) in FP32: no INT8 for sm75.
+INT8_UNSUPPORTED_TARGETS = {"sm75": "tensorrt_rtx has no FP32 GEMM for Turing and an INT8 plan keeps the "
+                                    "attention MatMuls in FP32"}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
 
 
@@ -74,8 +78,9 @@ def load_tensorrt(builder: str) -> tuple[ModuleType, str]:
                      "or pass --onnx-only")
 
 
-def resolve_targets(trt: ModuleType, name: str, targets: list[str] | None) -> list[Any]:
-    """Compute capabilities to build for (``tensorrt_rtx`` only)."""
+def resolve_targets(trt: ModuleType, name: str, targets: list[str] | None, precision: str = "fp32") -> list[Any]:
+    """Compute capabilities to build for (``tensorrt_rtx`` only); INT8 plans skip the targets in
+    :data:`INT8_UNSUPPORTED_TARGETS` by default and refuse them when asked for."""
     if name != "tensorrt_rtx":
         if targets:
             raise UsageError(f"--target: {name} builds for the GPU it runs on; ahead-of-time targets need "
@@ -83,7 +88,13 @@ def resolve_targets(trt: ModuleType, name: str, targets: list[str] | None) -> li
         return []
     known = {m.lower(): getattr(trt.ComputeCapability, m) for m in dir(trt.ComputeCapability)
              if re.fullmatch(r"SM\d+", m)}
-    chosen = [t.strip().lower() for t in (targets or DEFAULT_RTX_TARGETS) if t.strip()]
+    excluded = INT8_UNSUPPORTED_TARGETS if precision == "int8" else {}
+    chosen = [t.strip().lower() for t in (targets or [t for t in DEFAULT_RTX_TARGETS if t not in excluded])
+              if t.strip()]
+    refused = [t for t in chosen if t in excluded]
+    if refused:
+        raise UsageError(f"--target {','.join(refused)}: no INT8 plan for it ({excluded[refused[0]]}); "
+                         "drop it, or build FP16 for it")
     unknown = [t for t in chosen if t not in known]
     if unknown:
         raise UsageError(f"--target {','.join(unknown)}: {name} {trt.__version__} knows "
@@ -104,12 +115,12 @@ def _parse(trt: ModuleType, network: Any, logger: Any, onnx_path: Path) -> Any:
 
 def build_plan(onnx_path: str | Path, plan_path: str | Path, *, builder: str, tile: int, batch: BatchProfile,
                workspace: int, targets: list[str] | None = None, timing_cache: str | Path | None = None,
-               profiles: int = 2, input_name: str = "image") -> dict[str, Any]:
+               profiles: int = 2, input_name: str = "image", precision: str = "fp32") -> dict[str, Any]:
     """Build and write a plan; returns the facts the sidecar records."""
     if profiles < 1:
         raise UsageError(f"--profiles {profiles}: at least 1")
     trt, name = load_tensorrt(builder)
-    capabilities = resolve_targets(trt, name, targets)
+    capabilities = resolve_targets(trt, name, targets, precision)
     started = time.perf_counter()
     logger = trt.Logger(trt.Logger.WARNING)
     trt_builder = trt.Builder(logger)

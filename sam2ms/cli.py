@@ -180,8 +180,10 @@ def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="F
     rows = [("output", str(output)), ("train seconds", str(summary["train_seconds"])),
             ("overlay", summary["overlay"])] + _metric_rows(summary["test"])
     for art in summary["export"]["artifacts"]:
-        p = art.get("parity")
-        figures = (f"max |dp| {p['max_abs']:.2e}, mask IoU {p['mask_iou']:.5f} vs PyTorch" if p
+        p, q = art.get("parity"), art.get("accuracy_vs_fp32")
+        figures = (f"max |dp| {p['max_abs']:.2e}, mask IoU {p['mask_iou']:.5f} vs PyTorch" if p else
+                   f"mask IoU {q['mask_iou']:.4f}, F1 drop {100 * q['f1_drop']:.2f} pt vs FP32, "
+                   f"{art['layers_in_float']} layers kept in float, {'ok' if q['passed'] else 'TARGET MISSED'}" if q
                    else f"{art.get('builder', '')} {', '.join(art.get('targets', []))}")
         rows.append((Path(art["artifact"]).name, f"{art['bytes'] / 2**20:.1f} MB; {figures}"))
     if "plan" in summary["export"]:

@@ -148,6 +148,9 @@ def test_export_int8_builds_the_plan_from_qdq(trained_nano: Path, calib_dir: Pat
     assert [a["precision"] for a in json.loads(out)["artifacts"]] == ["fp32", "int8", "int8"]
     code, _, err = run_cli(["export", "--ckpt", str(trained_nano), "--int8", "-o", str(tmp_path / "x")], capsys)
     assert code == 2 and "--int8 needs --calib-data" in err
+    code, _, err = run_cli(["export", "--ckpt", str(trained_nano), "--int8", "--calib-data", str(calib_dir),
+                            "--builder", "tensorrt_rtx", "--target", "sm75,sm89", "-o", str(tmp_path / "x")], capsys)
+    assert code == 2 and "--target sm75: no INT8 plan" in err
 
 
 def test_each_method_gives_its_own_ranges(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ def test_tiny_demo(tmp_path: Path) -> None:
     assert overlay.shape == (shown * 64, 4 * 64, 3)  # up to 3 test scenes x (image, label, prob, errors)
     arts = {Path(a["artifact"]).name: a for a in summary["export"]["artifacts"]}
     assert arts["model.onnx"]["parity"]["passed"] and arts["model.fp16.onnx"]["parity"]["passed"]
+    int8 = arts["model.int8.onnx"]
+    assert int8["accuracy_vs_fp32"]["tiles"] == 8 and "layers_in_float" in int8
     assert ("engine.plan" in arts) != ("plan" in summary["export"])  # a plan, or the reason why not
     scene = summary["scene"]
     assert scene["files"] == 1 and scene["failed"] == 0 and scene["check"]["passed"]
