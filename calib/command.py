@@ -21,6 +21,7 @@ def calibrate_command(
     holdout: int = typer.Option(8, help="Held-out tiles for the INT8-vs-FP32 report (never calibrated on)."),
     calib_cache: Optional[Path] = typer.Option(None, help="Calibration cache (JSON): reused when it matches."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    quantizer: str = typer.Option("ort", help="ort (ONNX Runtime) | modelopt (NVIDIA ModelOpt, when installed)."),
     auto_exclude: bool = typer.Option(False, help="When a target is missed, keep the most sensitive layers in float "
                                                   "until it holds (reports which)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
@@ -33,7 +34,8 @@ def calibrate_command(
     console = Console(stderr=True, log_path=False)
     opts = CalibrateOptions(onnx=onnx_model, calib_data=calib_data, out=output, method=calib_method,
                             batches=calib_batches, batch_size=calib_batch_size, holdout=holdout, cache=calib_cache,
-                            seed=seed, auto_exclude=auto_exclude)
+                            seed=seed, auto_exclude=auto_exclude,
+                            quantizer=quantizer)
     try:
         summary = run_calibrate(opts, log=lambda m: console.log(m))
     except CheckFailed as exc:

@@ -15,7 +15,7 @@ from sam2ms.fileio import ensure_writable_dir
 from sam2ms.train.progress import progress_bar
 
 from .data import TileReader, sample_windows
-from .quantize import METHODS, Int8Quantizer
+from .quantize import METHODS, QUANTIZERS, Int8Quantizer, open_quantizer
 from .report import fp32_probabilities, int8_accuracy
 from .sensitivity import layer_units, rank_units, smallest_passing
 
@@ -34,6 +34,7 @@ class CalibrateOptions:
     cache: Path | None = None
     seed: int = 0
     auto_exclude: bool = False
+    quantizer: str = "ort"
     progress: bool = True
 
 
@@ -41,6 +42,8 @@ def _check(opts: CalibrateOptions) -> dict[str, Any]:
     """Refuse bad options before any work; returns the FP32 model's sidecar."""
     if opts.method not in METHODS:
         raise UsageError(f"--calib-method {opts.method}: use one of {', '.join(METHODS)}")
+    if opts.quantizer not in QUANTIZERS:
+        raise UsageError(f"--quantizer {opts.quantizer}: use one of {', '.join(QUANTIZERS)}")
     if opts.batches < 1 or opts.batch_size < 1 or opts.holdout < 1:
         raise UsageError("--calib-batches, --calib-batch-size and --holdout must be at least 1")
     if not opts.onnx.is_file():
@@ -67,7 +70,8 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
     calib, held = sample_windows(opts.calib_data, tile, [count, opts.holdout], opts.seed,
                                  on_skip=lambda p, m: skipped.append({"file": str(p), "error": m}))
     target = out / "model.int8.onnx"
-    with Int8Quantizer(opts.onnx, opts.method, tiles=count, seed=opts.seed, cache=opts.cache) as quantizer:
+    with open_quantizer(opts.quantizer, opts.onnx, opts.method, tiles=count, seed=opts.seed,
+                        cache=opts.cache) as quantizer:
         with progress_bar(f"calibrating ({opts.method})", opts.batches, opts.progress) as bar:
             quantizer.calibrate(TileReader(calib, opts.batch_size, progress=bar.advance))
         quantizer.write(target)

@@ -124,17 +124,11 @@ class Int8Quantizer:
 
     def __init__(self, fp32: str | Path, method: str = "minmax", *, tiles: int = 0, seed: int = 0,
                  cache: str | Path | None = None) -> None:
-        from onnxruntime.quantization import quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
-            raise UsageError("this onnxruntime has no calibration cache support; pip install -U onnxruntime")
         _method(method)
         self.fp32, self.method, self.tiles, self.seed = Path(fp32), method, tiles, seed
         self.cache = Path(cache) if cache else None
         self._tmp = tempfile.TemporaryDirectory(prefix="sam2ms-int8-")
-        self.prepared = Path(self._tmp.name) / "prepared.onnx"
-        quant_pre_process(str(self.fp32), str(self.prepared), skip_symbolic_shape=False)
+        self.prepared = self._prepare()
         model = onnx.load(str(self.prepared), load_external_data=False)
         self.default_excluded = default_exclusions(model)
         #: Quantised nodes, in graph order: what --auto-exclude may keep in float.
@@ -146,6 +140,14 @@ class Int8Quantizer:
         self.cache_hit = False
         self.calibration_seconds = 0.0
 
+    def _prepare(self) -> Path:
+        """ORT's pre-processing (shape inference, constant folding) for the model to quantise."""
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        prepared = Path(self._tmp.name) / "prepared.onnx"
+        quant_pre_process(str(self.fp32), str(prepared), skip_symbolic_shape=False)
+        return prepared
+
     def __enter__(self) -> Int8Quantizer:
         return self
 
@@ -154,8 +156,11 @@ class Int8Quantizer:
 
     def calibrate(self, reader: Any | None) -> None:
         """Collect activation ranges from ``reader`` — or load them from the cache when it matches."""
+        from onnxruntime.quantization import quantize_static
         from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
+        if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
+            raise UsageError("this onnxruntime has no calibration cache support; pip install -U onnxruntime")
         started = time.perf_counter()
         settings = _cache_settings(self.method, self.tiles, self.seed, self.default_excluded)
         model_hash = model_sha256(self.fp32)
@@ -204,6 +209,78 @@ class Int8Quantizer:
                 "quantizer": "onnxruntime.quantization (QDQ, symmetric int8, per-channel weights)",
                 "calibrator": CALIBRATOR_OPTIONS[self.method],
                 "calibration_seconds": round(self.calibration_seconds, 2)}
+
+
+class ModelOptQuantizer(Int8Quantizer):
+    """The same contract through NVIDIA ModelOpt's ONNX quantiser (``--quantizer modelopt``): its
+    TensorRT-oriented Q/DQ placement and calibration, our exclusions, FP32 for what stays float.
+    ModelOpt calibrates inside each quantisation, so every write re-runs calibration on the tiles
+    kept by :meth:`calibrate`; it has no percentile method and no cache we can check."""
+
+    METHODS = {"minmax": "max", "entropy": "entropy"}
+
+    def __init__(self, fp32: str | Path, method: str = "minmax", *, tiles: int = 0, seed: int = 0,
+                 cache: str | Path | None = None) -> None:
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # ModelOpt's log handler binds sys.stdout
+                from modelopt.onnx.quantization import quantize  # noqa: F401
+        except ImportError as exc:
+            raise UsageError("--quantizer modelopt needs NVIDIA ModelOpt: pip install 'nvidia-modelopt[onnx]' (it "
+                             f"pins its own onnx/onnxruntime-gpu: a separate environment is safest) ({exc})") from exc
+        if method not in self.METHODS:
+            raise UsageError(f"--calib-method {method}: ModelOpt offers {', '.join(self.METHODS)}")
+        if cache:
+            raise UsageError("--calib-cache works with --quantizer ort; ModelOpt calibrates on every run")
+        super().__init__(fp32, method, tiles=tiles, seed=seed)
+        self._tiles: Any = None
+
+    def _prepare(self) -> Path:
+        return self.fp32  # ModelOpt pre-processes itself (and an older ORT may fail our way of it)
+
+    def calibrate(self, reader: Any | None) -> None:
+        import numpy as np
+
+        if reader is None:
+            raise UsageError("no calibration data: pass --calib-data DIR")
+        started = time.perf_counter()
+        self._tiles = np.concatenate([batch["image"] for batch in iter(reader.get_next, None)])
+        self.ranges.write_text("{}")  # marks calibrated; ModelOpt keeps its ranges to itself
+        self.calibration_seconds = time.perf_counter() - started
+
+    def write(self, out: str | Path, keep_float: Iterable[str] = ()) -> Path:
+        import re
+
+        from modelopt.onnx.quantization import quantize
+
+        if self._tiles is None:
+            raise RuntimeError("calibrate() before write()")
+        quantized = Path(self._tmp.name) / "int8.onnx"
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):  # keep stdout for --json
+            quantize(str(self.prepared), quantize_mode="int8", calibration_data={"image": self._tiles},
+                     calibration_method=self.METHODS[self.method], calibration_eps=["cpu"],
+                     op_types_to_quantize=list(QUANTIZED_OPS), high_precision_dtype="fp32", log_level="WARNING",
+                     nodes_to_exclude=[re.escape(n) + "$" for n in self.default_excluded + list(keep_float)],
+                     output_path=str(quantized))
+        self.calibration_seconds += time.perf_counter() - started
+        payload = quantized.read_bytes()
+        return atomic_write(out, lambda f: f.write(payload))
+
+    def facts(self, keep_float: Iterable[str] = ()) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        return {**super().facts(keep_float), "cache": None, "calibrator": {"method": self.METHODS[self.method]},
+                "quantizer": f"nvidia-modelopt {version('nvidia-modelopt')} (modelopt.onnx.quantization, int8)"}
+
+
+QUANTIZERS: dict[str, type[Int8Quantizer]] = {"ort": Int8Quantizer, "modelopt": ModelOptQuantizer}
+
+
+def open_quantizer(name: str, fp32: str | Path, method: str, **kwargs: Any) -> Int8Quantizer:
+    """The quantiser named by ``--quantizer`` (``ort`` or ``modelopt``)."""
+    if name not in QUANTIZERS:
+        raise UsageError(f"--quantizer {name}: use one of {', '.join(QUANTIZERS)}")
+    return QUANTIZERS[name](fp32, method, **kwargs)
 
 
 def quantize_int8(fp32: str | Path, out: str | Path, *, reader: Any | None, method: str = "minmax",

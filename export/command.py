@@ -64,6 +64,7 @@ def export_command(
     calib_batches: int = typer.Option(8, help="With --int8: calibration batches of 4 tiles."),
     calib_cache: Optional[Path] = typer.Option(None, help="With --int8: calibration cache (JSON), reused when it "
                                                          "matches."),
+    quantizer: str = typer.Option("ort", help="With --int8: ort | modelopt (NVIDIA ModelOpt, when installed)."),
     auto_exclude: bool = typer.Option(False, help="With --int8: when the accuracy target is missed, keep the most "
                                                   "sensitive layers in float until it holds."),
     check: bool = typer.Option(True, "--check/--no-check", help="Parity with PyTorch on synthetic tiles."),
@@ -81,8 +82,8 @@ def export_command(
                          onnx_only=onnx_only, builder=builder, targets=target.split(",") if target else None,
                          workspace=workspace, timing_cache=timing_cache, profiles=profiles, int8=int8,
                          calib_data=calib_data, calib_method=calib_method, calib_batches=calib_batches,
-                         calib_cache=calib_cache, auto_exclude=auto_exclude, check=check, check_tiles=check_tiles,
-                         model=model)
+                         calib_cache=calib_cache, auto_exclude=auto_exclude, quantizer=quantizer, check=check,
+                         check_tiles=check_tiles, model=model)
     try:
         summary = run_export(opts, log=lambda msg: console.log(msg))
     except CheckFailed as exc:

@@ -46,6 +46,7 @@ class ExportOptions:
     calib_batches: int = 8
     calib_cache: Path | None = None
     auto_exclude: bool = False
+    quantizer: str = "ort"
     check: bool = True
     check_tiles: int = 2
     seed: int = 0
@@ -63,12 +64,14 @@ def _validate(opts: ExportOptions) -> BatchProfile:
         raise UsageError(f"--profiles {opts.profiles}: at least 1")
     batch = BatchProfile.parse(opts.batch)
     if opts.int8:
-        from sam2ms.calib.quantize import METHODS
+        from sam2ms.calib.quantize import METHODS, QUANTIZERS
 
         if opts.calib_data is None:
             raise UsageError("--int8 needs --calib-data DIR: a folder of tiles or scenes like the ones to deploy on")
         if opts.calib_method not in METHODS:
             raise UsageError(f"--calib-method {opts.calib_method}: use one of {', '.join(METHODS)}")
+        if opts.quantizer not in QUANTIZERS:
+            raise UsageError(f"--quantizer {opts.quantizer}: use one of {', '.join(QUANTIZERS)}")
     parse_size(opts.workspace)
     if not opts.onnx_only:
         try:
@@ -154,7 +157,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
             cal = run_calibrate(CalibrateOptions(onnx=fp32.path, calib_data=opts.calib_data, out=out,
                                                  method=opts.calib_method, batches=opts.calib_batches,
                                                  cache=opts.calib_cache, seed=opts.seed,
-                                                 auto_exclude=opts.auto_exclude), log)
+                                                 auto_exclude=opts.auto_exclude, quantizer=opts.quantizer), log)
         except CheckFailed as exc:
             if exc.summary is None:
                 raise

@@ -123,7 +123,8 @@ def test_calibrate_refusals(fp32_onnx: Path, calib_dir: Path, tmp_path: Path,
     for args, msg in [([str(fp32_onnx)], "--calib-data DIR is required"),
                       ([str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-method", "kl"], "--calib-method"),
                       ([str(tmp_path / "none.onnx"), "--calib-data", str(calib_dir)], "not found"),
-                      ([str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-batches", "50"], "usable 64px tiles")]:
+                      ([str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-batches", "50"], "usable 64px tiles"),
+                      ([str(fp32_onnx), "--calib-data", str(calib_dir), "--quantizer", "tvm"], "--quantizer tvm")]:
         code, _, err = run_cli(["calibrate", *args, *out], capsys)
         assert code == 2 and msg in err and "Traceback" not in err, (args, err)
 
@@ -255,3 +256,30 @@ def test_auto_exclude_keeps_sensitive_layers_in_float(toy_onnx: Path, calib_dir:
     side = json.loads((tmp_path / "q" / "model.int8.onnx.json").read_text())
     assert set(kept) <= set(side["calibration"]["excluded_nodes"])
 
+
+
+@pytest.mark.skipif(has_module("modelopt"), reason="NVIDIA ModelOpt is installed: the missing-library message is moot")
+def test_modelopt_missing_is_a_clear_error(fp32_onnx: Path, calib_dir: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import run_cli
+
+    code, _, err = run_cli(["calibrate", str(fp32_onnx), "--calib-data", str(calib_dir), "--quantizer", "modelopt",
+                            "--calib-batches", "1", "--holdout", "1", "-o", str(tmp_path)], capsys)
+    assert code == 2 and "pip install 'nvidia-modelopt[onnx]'" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not has_module("modelopt"), reason="NVIDIA ModelOpt not installed (pip install "
+                                                       "'nvidia-modelopt[onnx]', in its own environment)")
+def test_modelopt_quantizer(toy_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
+    from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
+    from sam2ms.errors import CheckFailed
+
+    opts = CalibrateOptions(onnx=toy_onnx, calib_data=calib_dir, out=tmp_path, batches=2, batch_size=2, holdout=2,
+                            quantizer="modelopt", progress=False)
+    try:
+        summary = run_calibrate(opts)
+    except CheckFailed as exc:
+        summary = exc.summary
+    assert summary["calibration"]["quantizer"].startswith("nvidia-modelopt")
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "model.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
