@@ -109,10 +109,18 @@ def test_calibrate_command(fp32_onnx: Path, calib_dir: Path, tmp_path: Path, cap
     acc = side["accuracy_vs_fp32"]
     assert acc["tiles"] == 3 and {"mask_iou", "f1", "miou", "max_abs", "f1_drop"} <= set(acc)
     assert summary["calibration"]["calibration_tiles"] == 4
+    # The INT8 ONNX runs in the runtime like any other model.
+    code, out, err = run_cli(["infer", str(tmp_path / "q" / "model.int8.onnx"), str(calib_dir), "-o",
+                              str(tmp_path / "masks"), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["files"] == 3 and (tmp_path / "masks" / "s2.mask.png").is_file()
     monkeypatch.setitem(report.TARGETS, "min_mask_iou", 1.01)  # impossible: must exit 3, files still written
     code, _, err = run_cli(args, capsys)
     assert code == 3 and "INT8 accuracy target missed" in err
     assert json.loads((tmp_path / "q" / "model.int8.onnx.json").read_text())["accuracy_vs_fp32"]["passed"] is False
+    code, _, err = run_cli(["infer", str(tmp_path / "q" / "model.int8.onnx"), str(calib_dir), "-o",
+                            str(tmp_path / "masks")], capsys)
+    assert code == 2 and "INT8 missed its accuracy target" in err  # never deployed silently
 
 
 def test_calibrate_refusals(fp32_onnx: Path, calib_dir: Path, tmp_path: Path,

@@ -34,6 +34,11 @@ def _check_sidecar(path: Path, side: dict, tile: int | None) -> int:
     if side.get("parity") and side["parity"].get("passed") is False:
         raise UsageError(f"{path}: its export failed the parity check against PyTorch "
                          f"({'; '.join(side['parity'].get('failures', []))}); re-export before deploying it")
+    int8 = side.get("accuracy_vs_fp32") or (side.get("parity_of_source_onnx") if side.get("precision") == "int8"
+                                            else None)
+    if int8 and int8.get("passed") is False:
+        raise UsageError(f"{path}: INT8 missed its accuracy target against FP32 "
+                         f"({'; '.join(int8.get('failures', []))}); recalibrate with --auto-exclude, or deploy FP16")
     return int(side["tile"])
 
 
