@@ -199,6 +199,7 @@ def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="F
 
 def _register_stage_commands() -> None:
     """Commands whose code lives in the stage packages (export/, ...)."""
+    from sam2ms.bench.command import bench_command
     from sam2ms.calib.command import calibrate_command
     from sam2ms.export.command import export_command
     from sam2ms.runtime.command import infer_command
@@ -206,6 +207,7 @@ def _register_stage_commands() -> None:
     app.command("export")(export_command)
     app.command("calibrate")(calibrate_command)
     app.command("infer")(infer_command)
+    app.command("bench")(bench_command)
 
 
 _register_stage_commands()

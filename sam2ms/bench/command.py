@@ -1,0 +1,65 @@
+"""The ``bench`` command (``sam2ms bench``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sam2ms.errors import UsageError
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} {text}: comma-separated integers, e.g. {flag} 1,2,4") from None
+    return values
+
+
+def bench_command(
+    models: list[Path] = typer.Argument(..., metavar="MODEL...", help="engine.plan, model*.onnx and/or a .pt"),
+    batch: str = typer.Option("1", help="Batch sizes, comma-separated (e.g. 1,2,4,8)."),
+    streams: str = typer.Option("1", help="Concurrent streams/lanes, comma-separated (e.g. 1,2)."),
+    iterations: int = typer.Option(20, help="Timed batches per stream and configuration."),
+    warmup: int = typer.Option(3, help="Untimed batches per stream first."),
+    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch"),
+    reference: Optional[Path] = typer.Option(None, help="Checkpoint for the PyTorch reference (default: the one "
+                                                        "the models' sidecars name)."),
+    torch: str = typer.Option("fp32", "--torch", help="PyTorch reference variants: fp32,fp16,bf16,compile."),
+    accuracy_tiles: int = typer.Option(4, help="Synthetic tiles for accuracy against the reference."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for ONNX Runtime and PyTorch."),
+    seed: int = typer.Option(0, help="Seed of the synthetic tiles."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here ('-': stdout)."),
+    markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write the markdown table here."),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write latency/throughput plots (PNG) here."),
+) -> None:
+    """Latency, throughput, memory and accuracy of models against the PyTorch reference."""
+    from rich.console import Console
+
+    from sam2ms.fileio import atomic_write, write_json
+
+    from .report import markdown, plot
+    from .runner import BenchOptions, run_bench
+
+    if plot_out is not None and plot_out.suffix.lower() != ".png":
+        raise UsageError(f"--plot {plot_out}: give a .png path")
+    console = Console(stderr=True, log_path=False)
+    opts = BenchOptions(models=models, batches=_ints(batch, "--batch"), streams=_ints(streams, "--streams"),
+                        iterations=iterations, warmup=warmup, backend=backend, reference=reference,
+                        torch_variants=[v.strip() for v in torch.split(",") if v.strip()],
+                        accuracy_tiles=accuracy_tiles, threads=threads, seed=seed)
+    report = run_bench(opts, log=lambda m: console.log(m))
+    table = markdown(report)
+    if markdown_out is not None:
+        atomic_write(markdown_out, lambda f: f.write(table.encode()))
+    if plot_out is not None:
+        plot(report, plot_out)
+    if json_out is not None and str(json_out) == "-":
+        typer.echo(json.dumps(report, indent=2))
+        return
+    if json_out is not None:
+        write_json(json_out, report)
+    typer.echo(table)

@@ -1,0 +1,102 @@
+"""The benchmark report: its versioned JSON Schema, a markdown table and plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sam2ms.errors import UsageError
+
+from .runner import SCHEMA
+
+_NUM = {"type": "number"}
+_NUM_OR_NULL = {"type": ["number", "null"]}
+ROW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["subject", "backend", "kind", "precision", "reference", "device", "batch", "streams", "latency_ms",
+                 "throughput", "split_ms", "memory_mb", "flops_per_tile", "mfu", "accuracy", "vs_reference"],
+    "properties": {
+        "subject": {"type": "string"}, "backend": {"type": "string"}, "precision": {"type": "string"},
+        "batch": {"type": "integer", "minimum": 1}, "streams": {"type": "integer", "minimum": 1},
+        "latency_ms": {"type": "object", "required": ["mean", "p50", "p90", "p99", "min", "max"],
+                       "additionalProperties": _NUM},
+        "throughput": {"type": "object", "required": ["tiles_per_s", "megapixels_per_s"],
+                       "additionalProperties": _NUM},
+        "split_ms": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["h2d", "compute", "d2h"]}]},
+        "memory_mb": {"type": "object", "required": ["host_rss_increase", "device_peak"],
+                      "additionalProperties": _NUM_OR_NULL},
+        "flops_per_tile": _NUM_OR_NULL, "mfu": _NUM_OR_NULL,
+        "accuracy": {"type": "object", "required": ["mask_iou", "f1", "max_abs", "f1_vs_label", "reference"]},
+        "vs_reference": {"oneOf": [{"type": "null"},
+                                   {"type": "object", "required": ["throughput", "latency_p50"]}]},
+    },
+}
+REPORT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "sam2ms bench report",
+    "type": "object",
+    "required": ["schema", "created", "command", "versions", "host", "model", "tile", "iterations", "rows", "skipped"],
+    "properties": {"schema": {"const": SCHEMA}, "tile": {"type": "integer"}, "rows": {"type": "array",
+                                                                                      "items": ROW_SCHEMA}},
+}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """One table row per measurement, ratios to the PyTorch FP32 reference beside each."""
+    head = ("| subject | backend | precision | batch | streams | p50 ms | p90 ms | p99 ms | tiles/s | MP/s "
+            "| × PyTorch | mask IoU | F1 vs ref | MFU |\n|" + " --- |" * 14)
+    lines = [head]
+    for r in report["rows"]:
+        lat, thr, acc, ratio = r["latency_ms"], r["throughput"], r["accuracy"], r["vs_reference"]
+        times = "—" if ratio is None else f"{ratio['throughput']:.2f}"
+        util = "—" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"
+        lines.append(f"| {r['subject']} | {r['backend']} | {r['precision']} | {r['batch']} | {r['streams']} | "
+                     f"{lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {thr['tiles_per_s']:.2f} | "
+                     f"{thr['megapixels_per_s']:.2f} | {times} | "
+                     f"{acc['mask_iou']:.4f} | {acc['f1']:.4f} | "
+                     f"{util} |")
+    reference = report["rows"][0]["accuracy"]["reference"] if report["rows"] else "—"
+    note = (f"\n{report['model']} at {report['tile']}², {report['iterations']} timed batches per stream after "
+            f"{report['warmup']} warm-up; accuracy on {report['accuracy_tiles']} synthetic tiles against "
+            f"{reference}; host {report['host']['cpu']}.")
+    return "\n".join(lines) + "\n" + note + "\n"
+
+
+def plot(report: dict[str, Any], path: str | Path) -> Path:
+    """Two panels: p50 latency against batch per subject, and best throughput per subject."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'sam2ms[plot]'") from None
+    from sam2ms.fileio import atomic_write
+
+    rows = report["rows"]
+    subjects = list(dict.fromkeys(r["subject"] for r in rows))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for s in subjects:
+        mine = sorted((r for r in rows if r["subject"] == s and r["streams"] == 1), key=lambda r: r["batch"])
+        if mine:
+            left.plot([r["batch"] for r in mine], [r["latency_ms"]["p50"] for r in mine], marker="o", label=s)
+    left.set(xlabel="batch (tiles)", ylabel="p50 latency per batch (ms)", title="Latency vs batch (1 stream)")
+    left.set_xscale("log", base=2)
+    left.legend(fontsize=7)
+    best = [max(r["throughput"]["tiles_per_s"] for r in rows if r["subject"] == s) for s in subjects]
+    bars = right.barh(subjects, best, color="#4c72b0")
+    for bar, s in zip(bars, subjects):
+        iou = next(r["accuracy"]["mask_iou"] for r in rows if r["subject"] == s)
+        right.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" IoU {iou:.3f}", va="center", fontsize=7)
+    right.set(xlabel="best throughput (tiles/s)", title="Throughput by artefact/precision")
+    right.invert_yaxis()
+    fig.suptitle(f"{report['model']} @ {report['tile']}² — {rows[0]['device'] if rows else ''}", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+
+    def save(f: Any) -> None:
+        fig.savefig(f, format="png", dpi=110)
+
+    atomic_write(path, save)
+    plt.close(fig)
+    return path
