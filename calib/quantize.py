@@ -118,6 +118,17 @@ def read_cache(path: Path, model_hash: str, settings: dict[str, Any]) -> dict[st
     return data
 
 
+class _OneBatch:
+    """A calibration data reader over a single batch."""
+
+    def __init__(self, batch: dict[str, Any]) -> None:
+        self._batch: dict[str, Any] | None = batch
+
+    def get_next(self) -> dict[str, Any] | None:
+        batch, self._batch = self._batch, None
+        return batch
+
+
 class Int8Quantizer:
     """One FP32 model: shape-prepared once, calibrated once (or from a cache), then written as Q/DQ
     INT8 with any extra set of nodes kept in float. Use as a context manager (it owns a temp dir)."""
@@ -176,7 +187,10 @@ class Int8Quantizer:
                                        calibrate_method=_method(self.method),
                                        extra_options=dict(CALIBRATOR_OPTIONS[self.method]))
         with contextlib.redirect_stdout(sys.stderr):  # ORT's histogram calibrators print progress
-            calibrator.collect_data(reader)
+            # One batch per call: ORT keeps every intermediate output of a call in memory (tens of
+            # GB for Hiera at 1024 px); ranges and histograms accumulate across calls.
+            for batch in iter(reader.get_next, None):
+                calibrator.collect_data(_OneBatch(batch))
             save_tensors_data(calibrator.compute_data(), self.ranges)
         self.calibration_seconds = time.perf_counter() - started
         if self.cache:
