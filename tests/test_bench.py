@@ -1,0 +1,98 @@
+"""``sam2ms bench``: statistics, schema, a tiny real run on ONNX Runtime CPU, plots, errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sam2ms.bench.peaks import mfu, peak_tflops
+from sam2ms.bench.report import REPORT_SCHEMA
+from sam2ms.bench.runner import BenchOptions, _Run
+from sam2ms.bench.stats import latency_ms, throughput
+from sam2ms.errors import UsageError
+from sam2ms.runtime.backends.base import ModelInfo
+
+from conftest import run_cli
+
+
+def test_latency_percentiles_on_known_timings() -> None:
+    seconds = [i / 1000 for i in range(1, 101)]  # 1..100 ms
+    lat = latency_ms(seconds)
+    assert lat["mean"] == pytest.approx(50.5)
+    assert lat["p50"] == pytest.approx(50.5)  # between the 50th and 51st value
+    assert lat["p90"] == pytest.approx(90.1) and lat["p99"] == pytest.approx(99.01)
+    assert (lat["min"], lat["max"]) == pytest.approx((1.0, 100.0))
+    assert latency_ms([0.004])["p99"] == pytest.approx(4.0)
+    with pytest.raises(ValueError):
+        latency_ms([])
+    thr = throughput(tiles=40, wall_seconds=2.0, tile=1024)
+    assert thr["tiles_per_s"] == 20 and thr["megapixels_per_s"] == pytest.approx(20 * 1024 * 1024 / 1e6)
+
+
+def test_peaks_and_mfu() -> None:
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == pytest.approx(989.4)
+    assert peak_tflops("NVIDIA GeForce RTX 4090", "fp16") == pytest.approx(165.2)
+    assert peak_tflops("AMD EPYC", "fp32") is None
+    assert mfu(1e12, 100.0, 1000.0) == pytest.approx(0.1)  # 100 TFLOP/s of 1000
+    assert mfu(None, 100.0, 1000.0) is None and mfu(1e12, 100.0, None) is None
+
+
+def test_batch_beyond_profile_names_it() -> None:
+    run = _Run(BenchOptions(models=[Path("engine.plan")], batches=[1, 8]), lambda _: None)
+    info = ModelInfo("engine.plan", "tensorrt-plan", 64, "fp16", min_batch=1, max_batch=4)
+    with pytest.raises(UsageError, match=r"--batch 8: engine.plan was built for batches 1\.\.4"):
+        run.check("engine.plan", info)
+
+
+@pytest.fixture(scope="module")
+def small_onnx(trained_nano: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sam2ms.export.pipeline import ExportOptions, run_export
+
+    out = tmp_path_factory.mktemp("bench")
+    run_export(ExportOptions(ckpt=trained_nano, out=out, tile=64, onnx_only=True, check=False))
+    return out / "model.onnx"
+
+
+def test_tiny_real_run(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    pytest.importorskip("matplotlib")
+    report_path, plot_path, md_path = tmp_path / "r.json", tmp_path / "p.png", tmp_path / "t.md"
+    code, out, err = run_cli(["bench", str(small_onnx), "--batch", "1,2", "--streams", "1,2", "--iterations", "3",
+                              "--warmup", "1", "--threads", "1", "--accuracy-tiles", "2", "--json", str(report_path),
+                              "--plot", str(plot_path), "--markdown", str(md_path)], capsys)
+    assert code == 0, err
+    report = json.loads(report_path.read_text())
+    jsonschema.validate(report, REPORT_SCHEMA)
+    rows = report["rows"]
+    onnx = [r for r in rows if r["backend"] == "onnxruntime"]
+    torch_rows = [r for r in rows if r["reference"]]
+    assert {(r["batch"], r["streams"]) for r in onnx} == {(1, 1), (1, 2), (2, 1), (2, 2)}
+    assert {(r["batch"], r["streams"]) for r in torch_rows} == {(1, 1), (2, 1)}  # one lane: 2 streams skipped
+    assert any(s["subject"] == "pytorch eager fp32" and s["streams"] == "2" for s in report["skipped"])
+    for r in onnx:
+        assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"]
+        assert r["vs_reference"]["throughput"] > 0 and r["accuracy"]["reference"] == "pytorch eager fp32"
+        assert r["accuracy"]["max_abs"] < 1e-3 and r["accuracy"]["mask_iou"] == pytest.approx(1.0)
+        assert r["flops_per_tile"] > 0 and r["mfu"] is None  # no known peak for a CPU
+    ref = next(r for r in torch_rows if r["batch"] == 1)
+    assert ref["vs_reference"]["throughput"] == pytest.approx(1.0)
+    assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = md_path.read_text()
+    assert table.count("\n| model.onnx |") == 4 and "× PyTorch" in table and table in out + "\n"
+    bad = dict(report, schema="sam2ms-bench/0")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, REPORT_SCHEMA)
+
+
+def test_bench_errors(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    odd = tmp_path / "model.xyz"
+    odd.write_bytes(b"x")
+    for args, msg in [([str(odd)], "unknown model kind"),
+                      ([str(small_onnx), "--iterations", "0"], "--iterations 0"),
+                      ([str(small_onnx), "--batch", "0"], "positive integers"),
+                      ([str(small_onnx), "--batch", "a,b"], "comma-separated integers"),
+                      ([str(small_onnx), "--torch", "fp8"], "--torch fp8"),
+                      ([str(small_onnx), "--plot", str(tmp_path / "p.svg")], "give a .png path"),
+                      ([str(tmp_path / "none.onnx")], "model file not found")]:
+        code, _, err = run_cli(["bench", *args], capsys)
+        assert code == 2 and msg in err and "Traceback" not in err, (args, err)
