@@ -177,24 +177,50 @@ def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="F
     from .demo import run_demo
 
     summary = run_demo(output, count=count, size=size, epochs=epochs, seed=seed, progress=not quiet)
-    rows = [("output", str(output)), ("train seconds", str(summary["train_seconds"])),
-            ("overlay", summary["overlay"])] + _metric_rows(summary["test"])
-    for art in summary["export"]["artifacts"]:
-        p, q = art.get("parity"), art.get("accuracy_vs_fp32")
-        figures = (f"max |dp| {p['max_abs']:.2e}, mask IoU {p['mask_iou']:.5f} vs PyTorch" if p else
-                   f"mask IoU {q['mask_iou']:.4f}, F1 drop {100 * q['f1_drop']:.2f} pt vs FP32, "
-                   f"{art['layers_in_float']} layers kept in float, {'ok' if q['passed'] else 'TARGET MISSED'}" if q
-                   else f"{art.get('builder', '')} {', '.join(art.get('targets', []))}")
-        rows.append((Path(art["artifact"]).name, f"{art['bytes'] / 2**20:.1f} MB; {figures}"))
-    if "plan" in summary["export"]:
-        rows.append(("engine.plan", summary["export"]["plan"]))
+    if as_json:
+        _emit(summary, True)
+        return
+    q = next((a["accuracy_vs_fp32"] for a in summary["export"]["artifacts"] if a.get("accuracy_vs_fp32")), None)
     scene, check = summary["scene"], summary["scene"]["check"]
-    rows += [("scene (ONNX Runtime)", f"{scene['tiles']} tiles, {scene['tiles_per_s']:.1f} tiles/s, "
-                                      f"F1 {100 * scene['accuracy_vs_label']['f1']:.2f} vs its label"),
+    rows = [("output", str(output)), ("train seconds", str(summary["train_seconds"]))]
+    rows += [(f"test {k}", v) for k, v in _metric_rows(summary["test"])]
+    if q is not None:
+        rows.append(("INT8 vs FP32", f"mask IoU {q['mask_iou']:.4f}, F1 drop {100 * q['f1_drop']:.2f} points "
+                                     f"on {q['tiles']} held-out tiles -> {'ok' if q['passed'] else 'TARGET MISSED'}"))
+    rows += [("scene (ONNX Runtime)", f"{scene['tiles']} tiles, F1 {100 * scene['accuracy_vs_label']['f1']:.2f} "
+                                      "vs its label"),
              ("check vs PyTorch", f"{check['tiles']} tiles: max |dp| {check['max_abs']:.2e}, mask IoU "
                                   f"{check['mask_iou']:.5f}, {'ok' if check['passed'] else 'FAILED'}"),
-             ("scene overlay", scene["overlay"])]
-    _emit(summary, as_json, rows)
+             ("pictures", f"{summary['overlay']}, {scene['overlay']}" +
+              (f", {summary['bench']['plot']}" if "plot" in summary["bench"] else "")),
+             ("benchmark", f"{summary['bench']['report']} ({summary['bench']['markdown']})")]
+    _emit(summary, False, rows)
+    _print_summary_table(summary["table"])
+
+
+def _print_summary_table(rows: list[dict[str, Any]]) -> None:
+    """The demo's closing table: every artefact beside the PyTorch reference."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="sam2ms demo: artefacts against the PyTorch FP32 reference (batch 4, this CPU)")
+    for col in ("artefact", "precision", "backend", "MB", "mask IoU", "tiles/s", "x PyTorch"):
+        t.add_column(col, justify="left" if col in ("artefact", "precision", "backend") else "right")
+
+    def cell(v: Any) -> str:
+        return "—" if v is None else str(v)
+
+    notes = []
+    for r in rows:
+        t.add_row(r["artefact"], r["precision"], r["backend"], cell(r["megabytes"]), cell(r["mask_iou_vs_pytorch"]),
+                  cell(r["tiles_per_s"]), cell(r["x_pytorch"]))
+        if r.get("note"):
+            notes.append(f"{r['artefact']}: {r['note']}")
+    console = Console()
+    console.width = max(console.width, 100)  # a pipe gets 80 columns; the table needs more
+    console.print(t)
+    for note in notes:
+        console.print(note)
 
 
 def _register_stage_commands() -> None:

@@ -4,8 +4,9 @@ Synthesise a road dataset, train ``sam2ms_nano`` on it, evaluate the best checkp
 held-out split, write an overlay picture, export the model (ONNX FP32, FP16 and INT8 — calibrated
 on a synthetic scene with --auto-exclude — and a TensorRT plan when a builder is installed) with
 parity and INT8-vs-FP32 accuracy figures, run the tiled runtime over a large
-synthetic scene with the exported ONNX model (checked against PyTorch on the same tiles), and
-write a JSON summary. The nano trunk has no
+synthetic scene with the exported ONNX model (checked against PyTorch on the same tiles),
+benchmark the ONNX artefacts against the PyTorch reference, and write a JSON summary with one
+summary table. The nano trunk has no
 pretrained weights (none can be downloaded here), so the demo trains from a random frozen
 trunk with a higher learning rate than the paper's and without the lossnet (its ImageNet
 weights cannot be downloaded either); it is a check that the chain learns, not the paper's result.
@@ -86,6 +87,8 @@ def run_demo(out: Path, *, count: int = 120, size: int = 256, epochs: int = 10, 
     }
     summary["export"] = _export(run / "best.pt", out / "export", size, _calibration_scene(out, size, seed))
     summary["scene"] = _infer_scene(out, out / "export" / "model.onnx", run / "best.pt", size, seed)
+    summary["bench"] = _benchmark(out, summary["export"], run / "best.pt")
+    summary["table"] = summary_table(summary)
     write_json(out / "summary.json", summary)
     return summary
 
@@ -119,6 +122,46 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
     result["accuracy_vs_label"] = acc.compute()
     result["overlay"] = str(save_png(out / "scene_overlay.png", overlay_rows([image], [label], [prob])))
     return result
+
+
+def _benchmark(out: Path, export: dict[str, Any], ckpt: Path) -> dict[str, Any]:
+    """``sam2ms bench`` of the ONNX artefacts that passed their checks against the PyTorch
+    reference, in one run: batches 1 and 4, one stream (the plan needs a GPU: not run here)."""
+    import importlib.util
+
+    from .bench.report import markdown, plot
+    from .bench.runner import BenchOptions, run_bench
+
+    ok = [Path(a["artifact"]) for a in export["artifacts"] if a["artifact"].endswith(".onnx")
+          and (a.get("parity") or a.get("accuracy_vs_fp32") or {}).get("passed")]
+    report = run_bench(BenchOptions(models=ok, batches=[1, DEMO_BATCH], iterations=10, warmup=2, reference=ckpt))
+    write_json(out / "bench.json", report)
+    (out / "bench.md").write_text(markdown(report))
+    result = {"report": str(out / "bench.json"), "markdown": str(out / "bench.md"), "rows": report["rows"]}
+    if importlib.util.find_spec("matplotlib"):
+        result["plot"] = str(plot(report, out / "bench.png"))
+    return result
+
+
+def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per artefact and the PyTorch reference: size, agreement with PyTorch FP32, and
+    speed at the demo batch (also as a ratio to PyTorch)."""
+    speed = {r["subject"]: r for r in summary["bench"]["rows"] if r["batch"] == DEMO_BATCH}
+    rows = []
+    for name, r in speed.items():
+        art = next((a for a in summary["export"]["artifacts"] if Path(a["artifact"]).name == name), None)
+        rows.append({"artefact": name, "precision": r["precision"], "backend": r["backend"],
+                     "megabytes": None if art is None else round(art["bytes"] / 2**20, 1),
+                     "mask_iou_vs_pytorch": round(r["accuracy"]["mask_iou"], 4),
+                     "tiles_per_s": round(r["throughput"]["tiles_per_s"], 2),
+                     "x_pytorch": round(r["vs_reference"]["throughput"], 2) if r["vs_reference"] else None})
+    for a in summary["export"]["artifacts"]:
+        if a["artifact"].endswith(".plan"):
+            rows.append({"artefact": "engine.plan", "precision": a["precision"], "backend": "tensorrt",
+                         "megabytes": round(a["bytes"] / 2**20, 1), "mask_iou_vs_pytorch": None,
+                         "tiles_per_s": None, "x_pytorch": None, "note": "needs an RTX GPU: " +
+                         ", ".join(a.get("targets", []))})
+    return rows
 
 
 def _calibration_scene(out: Path, size: int, seed: int) -> Path:

@@ -21,6 +21,10 @@ def test_tiny_demo(tmp_path: Path) -> None:
     int8 = arts["model.int8.onnx"]
     assert int8["accuracy_vs_fp32"]["tiles"] == 8 and "layers_in_float" in int8
     assert ("engine.plan" in arts) != ("plan" in summary["export"])  # a plan, or the reason why not
+    table = {r["artefact"]: r for r in summary["table"]}
+    assert {"model.onnx", "model.fp16.onnx", "pytorch eager fp32"} <= set(table)
+    assert table["pytorch eager fp32"]["x_pytorch"] == 1.0 and table["model.onnx"]["mask_iou_vs_pytorch"] == 1.0
+    assert json.loads(Path(summary["bench"]["report"]).read_text())["schema"] == "sam2ms-bench/1"
     scene = summary["scene"]
     assert scene["files"] == 1 and scene["failed"] == 0 and scene["check"]["passed"]
     assert np.asarray(Image.open(scene["overlay"])).shape == (3 * 64, 4 * 4 * 64, 3)
