@@ -21,7 +21,7 @@ _BY_SUFFIX = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"
 __all__ = ["BACKENDS", "Backend", "Lane", "ModelInfo", "open_model"]
 
 
-def _check_sidecar(path: Path, side: dict, tile: int | None) -> int:
+def _check_sidecar(path: Path, side: dict, tile: int | None, allow_failed: bool = False) -> int:
     if side.get("tile") is None:
         raise UsageError(f"{sidecar_path(path)}: sidecar has no tile size; re-export the model")
     if tile is not None and tile != side["tile"]:
@@ -31,6 +31,8 @@ def _check_sidecar(path: Path, side: dict, tile: int | None) -> int:
     if norm and (norm.get("mean") != list(IMAGENET_MEAN) or norm.get("std") != list(IMAGENET_STD)):
         raise UsageError(f"{sidecar_path(path)}: model expects normalisation {norm}, but this runtime feeds "
                          "ImageNet mean/std; re-export with this sam2ms")
+    if allow_failed:  # benchmarks measure failed artefacts too, with their accuracy beside
+        return int(side["tile"])
     if side.get("parity") and side["parity"].get("passed") is False:
         raise UsageError(f"{path}: its export failed the parity check against PyTorch "
                          f"({'; '.join(side['parity'].get('failures', []))}); re-export before deploying it")
@@ -43,8 +45,9 @@ def _check_sidecar(path: Path, side: dict, tile: int | None) -> int:
 
 
 def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] | None = None,
-               tile: int | None = None, threads: int | None = None) -> Backend:
-    """Load ``path`` with ``backend`` (auto: by file suffix)."""
+               tile: int | None = None, threads: int | None = None, allow_failed: bool = False) -> Backend:
+    """Load ``path`` with ``backend`` (auto: by file suffix). Artefacts whose export checks failed
+    are refused unless ``allow_failed`` (the benchmark, which reports their accuracy)."""
     path = Path(path)
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend}: use one of {', '.join(BACKENDS)}")
@@ -61,7 +64,7 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
         from .tensorrt_backend import TensorRTBackend
 
         side = read_sidecar(path)
-        t = _check_sidecar(path, side, tile)
+        t = _check_sidecar(path, side, tile, allow_failed)
         return TensorRTBackend(path, ModelInfo(str(path), "tensorrt-plan", t, side.get("precision", "?"),
                                                sidecar=side))
     if chosen == "onnxruntime":
@@ -69,7 +72,7 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
 
         if sidecar_path(path).is_file():
             side = read_sidecar(path)
-            t = _check_sidecar(path, side, tile)
+            t = _check_sidecar(path, side, tile, allow_failed)
         else:
             side, t = {}, tile or onnx_graph_tile(path)
             if t is None:

@@ -14,7 +14,8 @@ _NUM_OR_NULL = {"type": ["number", "null"]}
 ROW_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["subject", "backend", "kind", "precision", "reference", "device", "batch", "streams", "latency_ms",
-                 "throughput", "split_ms", "memory_mb", "flops_per_tile", "mfu", "accuracy", "vs_reference"],
+                 "throughput", "split_ms", "memory_mb", "flops_per_tile", "mfu", "checks_passed", "accuracy",
+                 "vs_reference"],
     "properties": {
         "subject": {"type": "string"}, "backend": {"type": "string"}, "precision": {"type": "string"},
         "batch": {"type": "integer", "minimum": 1}, "streams": {"type": "integer", "minimum": 1},
@@ -25,7 +26,7 @@ ROW_SCHEMA: dict[str, Any] = {
         "split_ms": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["h2d", "compute", "d2h"]}]},
         "memory_mb": {"type": "object", "required": ["host_rss_increase", "device_peak"],
                       "additionalProperties": _NUM_OR_NULL},
-        "flops_per_tile": _NUM_OR_NULL, "mfu": _NUM_OR_NULL,
+        "flops_per_tile": _NUM_OR_NULL, "mfu": _NUM_OR_NULL, "checks_passed": {"type": ["boolean", "null"]},
         "accuracy": {"type": "object", "required": ["mask_iou", "f1", "max_abs", "f1_vs_label", "reference"]},
         "vs_reference": {"oneOf": [{"type": "null"},
                                    {"type": "object", "required": ["throughput", "latency_p50"]}]},
@@ -50,7 +51,8 @@ def markdown(report: dict[str, Any]) -> str:
         lat, thr, acc, ratio = r["latency_ms"], r["throughput"], r["accuracy"], r["vs_reference"]
         times = "—" if ratio is None else f"{ratio['throughput']:.2f}"
         util = "—" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"
-        lines.append(f"| {r['subject']} | {r['backend']} | {r['precision']} | {r['batch']} | {r['streams']} | "
+        name = r["subject"] + (" (export checks FAILED)" if r.get("checks_passed") is False else "")
+        lines.append(f"| {name} | {r['backend']} | {r['precision']} | {r['batch']} | {r['streams']} | "
                      f"{lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {thr['tiles_per_s']:.2f} | "
                      f"{thr['megapixels_per_s']:.2f} | {times} | "
                      f"{acc['mask_iou']:.4f} | {acc['f1']:.4f} | "

@@ -106,7 +106,7 @@ def subjects(opts: BenchOptions) -> list[Subject]:
     """The artefacts to measure, then the PyTorch reference variants (when torch and a checkpoint are there)."""
     from sam2ms.runtime.backends import open_model
 
-    found = [Subject(m.name, lambda m=m: open_model(m, opts.backend, threads=opts.threads))
+    found = [Subject(m.name, lambda m=m: open_model(m, opts.backend, threads=opts.threads, allow_failed=True))
              for m in opts.models if m.suffix != ".pt"]
     ckpt = _reference_checkpoint(opts)
     try:
@@ -308,8 +308,16 @@ def _row(subject: Subject, backend: Any, device: str, flops: float | None, accur
             "reference": subject.reference, "device": device, "batch": batch, "streams": streams,
             "latency_ms": lat, "throughput": thr, "split_ms": m["split_ms"],
             "memory_mb": {"host_rss_increase": m["host_rss_increase_mb"], "device_peak": device_mb},
-            "flops_per_tile": flops, "peak_tflops": peak, "mfu": mfu(flops, thr["tiles_per_s"], peak),
+            "checks_passed": _checks_passed(backend.info.sidecar), "flops_per_tile": flops, "peak_tflops": peak,
+            "mfu": mfu(flops, thr["tiles_per_s"], peak),
             "accuracy": accuracy}
+
+
+def _checks_passed(side: dict[str, Any]) -> bool | None:
+    """What the artefact's own export checks said (parity, or INT8 accuracy); None when unchecked."""
+    verdicts = [c.get("passed") for c in (side.get("parity"), side.get("accuracy_vs_fp32"),
+                                          side.get("parity_of_source_onnx")) if isinstance(c, dict)]
+    return None if not verdicts else all(v is not False for v in verdicts)
 
 
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
