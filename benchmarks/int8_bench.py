@@ -71,6 +71,9 @@ def _cpu_graphs(fp32: Path, ours: Path, tiles: np.ndarray, folder: Path) -> dict
 def _speed(graphs: dict[str, Path], tiles: np.ndarray, held: np.ndarray, iterations: int, threads: int) -> list[dict]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    # Idle sessions' worker threads spin after each run by default and steal the 2 cores from
+    # the session being timed (FP32 measured 2x slower interleaved than alone): no spinning.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sessions = {k: ort.InferenceSession(str(v), options, providers=["CPUExecutionProvider"]) for k, v in graphs.items()}
     times: dict[str, list[float]] = {k: [] for k in sessions}
     for s in sessions.values():  # warm-up
