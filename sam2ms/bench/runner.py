@@ -276,7 +276,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -
             run.skipped.append({"subject": subject.label, "why": f"{type(exc).__name__}: {str(exc)[:300]}"})
     _add_ratios(run.rows)
     return {"schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(["sam2ms", *sys.argv[1:]]) if sys.argv else "", "versions": versions(),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "", "versions": versions(),
             "host": {"cpu": cpu_name(), "python": platform.python_version(), "platform": platform.platform()},
             "model": run.model_name, "tile": run.tile, "iterations": opts.iterations, "warmup": opts.warmup,
             "accuracy_tiles": opts.accuracy_tiles, "rows": run.rows, "skipped": run.skipped}
