@@ -57,3 +57,20 @@ def test_tensorrt_plan_matches_onnxruntime(trained_nano: Path, tmp_path: Path,
     a = np.asarray(Image.open(tmp_path / "trt" / "s.mask.png")) > 0
     b = np.asarray(Image.open(tmp_path / "ort" / "s.mask.png")) > 0
     assert (a & b).sum() / max((a | b).sum(), 1) >= 0.995
+
+
+def test_bench_pytorch_reference_on_cuda(trained_nano: Path, tmp_path: Path) -> None:
+    """The reference rows on a GPU: autocast variants, the H2D/compute/D2H split and device memory."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch sees no CUDA device")
+    from sam2ms.bench.runner import BenchOptions, run_bench
+
+    report = run_bench(BenchOptions(models=[trained_nano], batches=[1, 2], iterations=3, warmup=1,
+                                    torch_variants=["fp32", "fp16", "bf16"], accuracy_tiles=2))
+    rows = {(r["subject"], r["batch"]): r for r in report["rows"]}
+    assert {s for s, _ in rows} == {"pytorch eager fp32", "pytorch eager fp16", "pytorch eager bf16"}
+    for r in rows.values():
+        assert set(r["split_ms"]) == {"h2d", "compute", "d2h"} and r["split_ms"]["compute"] > 0
+        assert r["memory_mb"]["device_peak"] > 0 and r["device"] == torch.cuda.get_device_name()
+        assert r["accuracy"]["mask_iou"] > 0.9  # autocast agrees with FP32 on the masks
