@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .fileio import save_png, write_json
+from .fileio import atomic_write, save_png, write_json
 
 DEMO_MODEL = "sam2ms_nano"
 DEMO_LR = 1e-3
@@ -135,7 +135,8 @@ def _benchmark(out: Path, export: dict[str, Any], ckpt: Path) -> dict[str, Any]:
     onnx = [Path(a["artifact"]) for a in export["artifacts"] if a["artifact"].endswith(".onnx")]
     report = run_bench(BenchOptions(models=onnx, batches=[1, DEMO_BATCH], iterations=10, warmup=2, reference=ckpt))
     write_json(out / "bench.json", report)
-    (out / "bench.md").write_text(markdown(report))
+    table = markdown(report).encode()
+    atomic_write(out / "bench.md", lambda f: f.write(table))
     result = {"report": str(out / "bench.json"), "markdown": str(out / "bench.md"), "rows": report["rows"]}
     if importlib.util.find_spec("matplotlib"):
         result["plot"] = str(plot(report, out / "bench.png"))
