@@ -53,3 +53,8 @@ def _print(summary: dict, as_json: bool) -> None:
     typer.echo(f"{summary['artifact']} ({summary['bytes'] / 2**20:.1f} MB): on {r['tiles']} held-out tiles "
                f"mask IoU to FP32 {r['mask_iou']:.4f}, F1 {100 * r['f1']:.2f}, max |dp| {r['max_abs']:.3f} -> "
                f"{'ok' if r['passed'] else 'target missed'}")
+    search = summary["calibration"].get("auto_exclude")
+    if search:
+        modules = [m for unit in search["kept_float"] for m in unit["modules"]]
+        typer.echo(f"--auto-exclude kept {search['kept_layers']} of {search['layers']} quantised layers in FP32: "
+                   + ", ".join(modules))
