@@ -227,10 +227,13 @@ def toy_onnx(calib_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_auto_exclude_keeps_sensitive_layers_in_float(toy_onnx: Path, calib_dir: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     from sam2ms.calib import report
     from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
     from sam2ms.errors import CheckFailed
+
+    from conftest import run_cli
 
     opts = CalibrateOptions(onnx=toy_onnx, calib_data=calib_dir, out=tmp_path / "q", batches=2, batch_size=2,
                             holdout=3, progress=False)
@@ -263,6 +266,10 @@ def test_auto_exclude_keeps_sensitive_layers_in_float(toy_onnx: Path, calib_dir:
             assert all(producer[i].op_type != "DequantizeLinear" for i in node.input if i in producer), node.name
     side = json.loads((tmp_path / "q" / "model.int8.onnx.json").read_text())
     assert set(kept) <= set(side["calibration"]["excluded_nodes"])
+    code, out, err = run_cli(["calibrate", str(toy_onnx), "--calib-data", str(calib_dir), "--calib-batches", "2",
+                              "--calib-batch-size", "2", "--holdout", "3", "--auto-exclude", "-o", str(tmp_path / "c")],
+                             capsys)
+    assert code == 0 and f"--auto-exclude kept {len(kept)} of" in out, err
 
 
 
