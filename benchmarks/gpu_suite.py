@@ -1,0 +1,61 @@
+"""The GPU suite of ``sam2ms bench``: the PyTorch reference of SAM2MS-T and -L at 1024² on a GPU.
+
+    python benchmarks/gpu_suite.py --out /tmp/gpu_suite [--plan deploy/engine.plan]
+
+For ``sam2ms_hiera_t`` and ``sam2ms_hiera_l`` (random weights: sizes and speed do not depend on
+them): eager FP32, autocast FP16 and BF16 and ``torch.compile`` at batches 1, 2 and 4, with
+latency percentiles, throughput, the H2D/compute/D2H split, peak device memory and MFU, in one
+run per model. ``--plan`` adds a TensorRT plan of the same model and tile (where TensorRT is
+installed). Writes ``bench-<model>.json/.md/.png`` under --out and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from sam2ms.bench.report import markdown, plot
+from sam2ms.bench.runner import BenchOptions, run_bench
+from sam2ms.errors import UsageError
+from sam2ms.fileio import write_json
+from sam2ms.models import create_model
+from sam2ms.models.checkpoint import save_checkpoint
+
+MODELS = ("sam2ms_hiera_t", "sam2ms_hiera_l")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--tile", type=int, default=1024)
+    p.add_argument("--batch", default="1,2,4")
+    p.add_argument("--iterations", type=int, default=20)
+    p.add_argument("--plan", type=Path, action="append", default=[], help="TensorRT plan(s) to add (per model)")
+    p.add_argument("--only", choices=MODELS)
+    args = p.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("gpu_suite.py needs a CUDA GPU visible to torch")
+    for name in MODELS:
+        if args.only and name != args.only:
+            continue
+        torch.manual_seed(0)
+        ckpt = save_checkpoint(args.out / name / "random.pt", create_model(name), image_size=args.tile, epoch=0,
+                               step=0)
+        plans = [plan for plan in args.plan if name in plan.name]
+        try:
+            report = run_bench(BenchOptions(models=[ckpt, *plans], batches=[int(b) for b in args.batch.split(",")],
+                                            iterations=args.iterations, warmup=3, reference=ckpt,
+                                            torch_variants=["fp32", "fp16", "bf16", "compile"], accuracy_tiles=2))
+        except UsageError as exc:
+            raise SystemExit(str(exc)) from None
+        write_json(args.out / f"bench-{name}.json", report)
+        table = markdown(report)
+        (args.out / f"bench-{name}.md").write_text(table)
+        plot(report, args.out / f"bench-{name}.png")
+        print(f"## {name} @ {args.tile}² on {report['rows'][0]['device']}\n\n{table}")
+
+
+if __name__ == "__main__":
+    main()
