@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sam2ms.bench.report import markdown, plot
+from sam2ms.bench.report import save_report
 from sam2ms.bench.runner import BenchOptions, run_bench
 from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 from sam2ms.data.synth import render_road_scene
 from sam2ms.errors import CheckFailed
 from sam2ms.export.pipeline import ExportOptions, run_export
-from sam2ms.fileio import save_png, write_json
+from sam2ms.fileio import save_png
 from sam2ms.models import create_model
 from sam2ms.models.checkpoint import save_checkpoint
 
@@ -64,10 +64,7 @@ def main() -> None:
         report = run_bench(BenchOptions(models=models, batches=batches, iterations=iterations, warmup=1,
                                         reference=next(folder.glob("*.pt"), None) or args.nano_ckpt,
                                         threads=args.threads, accuracy_tiles=4))
-        write_json(args.out / f"bench-{name}.json", report)
-        table = markdown(report)
-        (args.out / f"bench-{name}.md").write_text(table)
-        plot(report, args.out / f"bench-{name}.png")
+        table = save_report(report, stem=args.out / f"bench-{name}")
         print(f"## {name} @ {tile}²\n\n{table}")
 
 

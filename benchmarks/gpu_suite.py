@@ -16,10 +16,9 @@ from pathlib import Path
 
 import torch
 
-from sam2ms.bench.report import markdown, plot
+from sam2ms.bench.report import save_report
 from sam2ms.bench.runner import BenchOptions, run_bench
 from sam2ms.errors import UsageError
-from sam2ms.fileio import write_json
 from sam2ms.models import create_model
 from sam2ms.models.checkpoint import save_checkpoint
 
@@ -50,10 +49,7 @@ def main() -> None:
                                             torch_variants=["fp32", "fp16", "bf16", "compile"], accuracy_tiles=2))
         except UsageError as exc:
             raise SystemExit(str(exc)) from None
-        write_json(args.out / f"bench-{name}.json", report)
-        table = markdown(report)
-        (args.out / f"bench-{name}.md").write_text(table)
-        plot(report, args.out / f"bench-{name}.png")
+        table = save_report(report, stem=args.out / f"bench-{name}")
         print(f"## {name} @ {args.tile}² on {report['rows'][0]['device']}\n\n{table}")
 
 

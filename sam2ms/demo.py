@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .fileio import atomic_write, save_png, write_json
+from .fileio import save_png, write_json
 
 DEMO_MODEL = "sam2ms_nano"
 DEMO_LR = 1e-3
@@ -129,17 +129,17 @@ def _benchmark(out: Path, export: dict[str, Any], ckpt: Path) -> dict[str, Any]:
     1 and 4, one stream (the plan needs a GPU: not run here)."""
     import importlib.util
 
-    from .bench.report import markdown, plot
+    from .bench.report import save_report
     from .bench.runner import BenchOptions, run_bench
 
     onnx = [Path(a["artifact"]) for a in export["artifacts"] if a["artifact"].endswith(".onnx")]
     report = run_bench(BenchOptions(models=onnx, batches=[1, DEMO_BATCH], iterations=10, warmup=2, reference=ckpt))
-    write_json(out / "bench.json", report)
-    table = markdown(report).encode()
-    atomic_write(out / "bench.md", lambda f: f.write(table))
+    can_plot = importlib.util.find_spec("matplotlib") is not None
+    save_report(report, json_path=out / "bench.json", markdown_path=out / "bench.md",
+                plot_path=out / "bench.png" if can_plot else None)
     result = {"report": str(out / "bench.json"), "markdown": str(out / "bench.md"), "rows": report["rows"]}
-    if importlib.util.find_spec("matplotlib"):
-        result["plot"] = str(plot(report, out / "bench.png"))
+    if can_plot:
+        result["plot"] = str(out / "bench.png")
     return result
 
 

@@ -79,6 +79,10 @@ def test_tiny_real_run(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = md_path.read_text()
     assert table.count("\n| model.onnx |") == 4 and "× PyTorch" in table and table in out + "\n"
+    from sam2ms.bench.report import save_report
+
+    assert save_report(report, stem=tmp_path / "again") == table
+    assert json.loads((tmp_path / "again.json").read_text()) == report and (tmp_path / "again.png").is_file()
     bad = dict(report, schema="sam2ms-bench/0")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, REPORT_SCHEMA)

@@ -39,9 +39,7 @@ def bench_command(
     """Latency, throughput, memory and accuracy of models against the PyTorch reference."""
     from rich.console import Console
 
-    from sam2ms.fileio import atomic_write, write_json
-
-    from .report import markdown, plot
+    from .report import save_report
     from .runner import BenchOptions, run_bench
 
     if plot_out is not None and plot_out.suffix.lower() != ".png":
@@ -52,14 +50,7 @@ def bench_command(
                         torch_variants=[v.strip() for v in torch.split(",") if v.strip()],
                         accuracy_tiles=accuracy_tiles, threads=threads, seed=seed)
     report = run_bench(opts, log=lambda m: console.log(m))
-    table = markdown(report)
-    if markdown_out is not None:
-        atomic_write(markdown_out, lambda f: f.write(table.encode()))
-    if plot_out is not None:
-        plot(report, plot_out)
-    if json_out is not None and str(json_out) == "-":
-        typer.echo(json.dumps(report, indent=2))
-        return
-    if json_out is not None:
-        write_json(json_out, report)
-    typer.echo(table)
+    to_stdout = json_out is not None and str(json_out) == "-"
+    table = save_report(report, json_path=None if to_stdout else json_out, markdown_path=markdown_out,
+                        plot_path=plot_out)
+    typer.echo(json.dumps(report, indent=2) if to_stdout else table)

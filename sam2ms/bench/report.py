@@ -102,3 +102,22 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     atomic_write(path, save)
     plt.close(fig)
     return path
+
+
+def save_report(report: dict[str, Any], *, stem: str | Path | None = None, json_path: str | Path | None = None,
+                markdown_path: str | Path | None = None, plot_path: str | Path | None = None) -> str:
+    """Write whichever of the JSON report, markdown table and plot are asked for (atomically) —
+    ``stem`` asks for all three as ``stem.json``, ``stem.md`` and ``stem.png``; returns the table."""
+    from sam2ms.fileio import atomic_write, write_json
+
+    if stem is not None:
+        stem = Path(stem)
+        json_path, markdown_path, plot_path = (stem.with_name(stem.name + ext) for ext in (".json", ".md", ".png"))
+    table = markdown(report)
+    if json_path is not None:
+        write_json(json_path, report)
+    if markdown_path is not None:
+        atomic_write(markdown_path, lambda f: f.write(table.encode()))
+    if plot_path is not None:
+        plot(report, plot_path)
+    return table
