@@ -263,8 +263,12 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -
     """Measure everything; returns the report (see :mod:`sam2ms.bench.report` for its schema)."""
     validate(opts)
     run = _Run(opts, log)
+    todo = subjects(opts)
+    if not any(s.reference for s in todo):
+        log("no PyTorch reference (torch missing, or no checkpoint found): ratios are left out and accuracy is "
+            "judged against the first model; pass --reference CKPT")
     # The reference goes first so that every artefact's accuracy is judged against it.
-    for subject in sorted(subjects(opts), key=lambda s: not s.reference):
+    for subject in sorted(todo, key=lambda s: not s.reference):
         log(f"measuring {subject.label}")
         try:
             run.subject(subject)
