@@ -37,6 +37,21 @@ def test_peaks_and_mfu() -> None:
     assert mfu(None, 100.0, 1000.0) is None and mfu(1e12, 100.0, None) is None
 
 
+def test_reference_found_from_a_relative_sidecar_path(tmp_path: Path) -> None:
+    from sam2ms.bench.runner import _find_checkpoint
+    from sam2ms.export.sidecar import sha256_file
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "export").mkdir()
+    ckpt = tmp_path / "run" / "best.pt"
+    ckpt.write_bytes(b"weights")
+    model = tmp_path / "export" / "model.onnx"
+    recorded = {"path": "run/best.pt", "sha256": sha256_file(ckpt)}  # relative to where export ran
+    assert _find_checkpoint(model, recorded) == ckpt.resolve()
+    assert _find_checkpoint(model, {**recorded, "sha256": "0" * 64}) is None  # same name, other file
+    assert _find_checkpoint(model, {"path": "run/missing.pt", "sha256": recorded["sha256"]}) is None
+
+
 def test_batch_beyond_profile_names_it() -> None:
     run = _Run(BenchOptions(models=[Path("engine.plan")], batches=[1, 8]), lambda _: None)
     info = ModelInfo("engine.plan", "tensorrt-plan", 64, "fp16", min_batch=1, max_batch=4)

@@ -96,9 +96,29 @@ def _reference_checkpoint(opts: BenchOptions) -> Path | None:
         if model.suffix == ".pt" and model.is_file():
             return model
         if sidecar_path(model).is_file():
-            ckpt = (read_sidecar(model).get("checkpoint") or {}).get("path")
-            if ckpt and Path(ckpt).is_file():
-                return Path(ckpt)
+            found = _find_checkpoint(model, read_sidecar(model).get("checkpoint") or {})
+            if found is not None:
+                return found
+    return None
+
+
+def _find_checkpoint(model: Path, recorded: dict[str, Any]) -> Path | None:
+    """The checkpoint a sidecar names: its path as recorded (often relative to where the export
+    ran), else that path under each folder above the artefact — accepted only when its SHA-256 is
+    the recorded one, so a different file of the same name is never taken for the reference."""
+    from sam2ms.export.sidecar import sha256_file
+
+    path = recorded.get("path")
+    if not path:
+        return None
+    if Path(path).is_file():
+        return Path(path)
+    if Path(path).is_absolute() or not recorded.get("sha256"):
+        return None
+    for folder in model.resolve().parents:
+        candidate = folder / path
+        if candidate.is_file() and sha256_file(candidate) == recorded["sha256"]:
+            return candidate
     return None
 
 
