@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from sam2ms.bench.runner import cpu_name
 from sam2ms.calib.data import TileReader, sample_windows
 from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 from sam2ms.errors import CheckFailed
@@ -95,13 +95,6 @@ def _speed(graphs: dict[str, Path], tiles: np.ndarray, held: np.ndarray, iterati
     return rows
 
 
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--onnx", type=Path, required=True, help="FP32 model.onnx written by sam2ms-export")
@@ -114,7 +107,7 @@ def main() -> None:
     args = p.parse_args()
 
     tile = int(read_sidecar(args.onnx)["tile"])
-    result: dict = {"date": date.today().isoformat(), "device": f"{_cpu_name()}, {args.threads} threads",
+    result: dict = {"date": date.today().isoformat(), "device": f"{cpu_name()}, {args.threads} threads",
                     "onnxruntime": ort.__version__, "onnx": str(args.onnx), "tile": tile}
     with tempfile.TemporaryDirectory(prefix="sam2ms-int8-bench-") as tmp:
         folder = Path(tmp)

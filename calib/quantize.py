@@ -261,7 +261,6 @@ class ModelOptQuantizer(Int8Quantizer):
             raise UsageError("no calibration data: pass --calib-data DIR")
         started = time.perf_counter()
         self._tiles = np.concatenate([batch["image"] for batch in iter(reader.get_next, None)])
-        self.ranges.write_text("{}")  # marks calibrated; ModelOpt keeps its ranges to itself
         self.calibration_seconds = time.perf_counter() - started
 
     def write(self, out: str | Path, keep_float: Iterable[str] = ()) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sam2ms.export.parity import onnxruntime_probabilities
-from sam2ms.metrics import RoadMetrics, probability_parity
+from sam2ms.metrics import agreement
 
 TARGETS = {"min_mask_iou": 0.98, "max_f1_drop": 0.005}
 
@@ -30,14 +30,9 @@ def int8_accuracy(fp32_onnx: str | Path, int8_onnx: str | Path, tiles: np.ndarra
     (:func:`fp32_probabilities` of the same tiles) to avoid re-running FP32 for every trial."""
     p32 = fp32_probabilities(fp32_onnx, tiles) if p32 is None else p32
     p8 = onnxruntime_probabilities(int8_onnx, tiles, batch=2)[:, 0]
-    reference = p32 >= 0.5
-    acc = RoadMetrics()
-    acc.update_batch(p8, reference)
-    m = acc.compute()
-    if acc.tp + acc.fp + acc.fn == 0:  # neither model sees a road: perfect agreement, not F1 = 0
-        m["f1"] = 1.0
-    report: dict[str, Any] = {**probability_parity(p32, p8), "tiles": int(len(tiles)), "reference": "fp32 masks",
-                              "f1": m["f1"], "miou": m["miou"], "f1_drop": 1.0 - m["f1"], "targets": dict(TARGETS)}
+    figures = agreement(p32, p8)
+    report: dict[str, Any] = {**figures, "tiles": int(len(tiles)), "reference": "fp32 masks",
+                              "f1_drop": 1.0 - figures["f1"], "targets": dict(TARGETS)}
     failures = []
     if report["mask_iou"] < TARGETS["min_mask_iou"]:
         failures.append(f"mask IoU to FP32 {report['mask_iou']:.4f} < {TARGETS['min_mask_iou']}")

@@ -128,3 +128,14 @@ def probability_parity(reference: np.ndarray, candidate: np.ndarray, threshold: 
     diff = np.abs(reference - candidate)
     return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()),
             "mask_iou": mask_iou(reference >= threshold, candidate >= threshold)}
+
+
+def agreement(reference: np.ndarray, candidate: np.ndarray, threshold: float = THRESHOLD) -> dict[str, float]:
+    """:func:`probability_parity` plus F1 and mIoU of ``candidate``'s masks with ``reference``'s
+    masks as ground truth — how INT8 is judged against FP32 and every benchmark row against
+    PyTorch. When neither has a road pixel the two agree perfectly: F1 is 1, not 0."""
+    acc = RoadMetrics()
+    acc.update_batch(candidate, np.asarray(reference) >= threshold)
+    m = acc.compute()
+    f1 = 1.0 if acc.tp + acc.fp + acc.fn == 0 else m["f1"]
+    return {**probability_parity(reference, candidate, threshold), "f1": f1, "miou": m["miou"]}

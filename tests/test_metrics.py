@@ -62,3 +62,15 @@ def test_mask_iou() -> None:
     b = np.array([1, 0, 1, 0], bool)
     assert mask_iou(a, b) == pytest.approx(1 / 3)
     assert mask_iou(np.zeros(3), np.zeros(3)) == 1.0
+
+
+def test_agreement_between_two_models() -> None:
+    from sam2ms.metrics import agreement
+
+    ref = np.array([[[0.9, 0.9, 0.1, 0.1]]])
+    cand = np.array([[[0.8, 0.2, 0.7, 0.1]]])  # TP 1, FN 1, FP 1
+    a = agreement(ref, cand)
+    assert a["f1"] == pytest.approx(0.5) and a["mask_iou"] == pytest.approx(1 / 3)
+    assert a["max_abs"] == pytest.approx(0.7)
+    empty = agreement(np.full((1, 2, 2), 0.1), np.full((1, 2, 2), 0.2))
+    assert empty["f1"] == 1.0 and empty["mask_iou"] == 1.0  # no road in either: perfect agreement

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sam2ms.errors import UsageError
-from sam2ms.metrics import RoadMetrics, mask_iou, sigmoid
+from sam2ms.metrics import RoadMetrics, agreement, sigmoid
 
 from .memory import PeakRss
 from .peaks import mfu, peak_tflops
@@ -236,6 +236,7 @@ class _Run:
         self.tile: int | None = None
         self.model_name: str | None = None
         self.reference_label = ""
+        self.flops: float | None = None
         self.tiles = self.labels = self.reference_probs = None
 
     def check(self, label: str, info: Any) -> None:
@@ -244,6 +245,7 @@ class _Run:
         if self.tile is None:
             self.tile, self.model_name, self.reference_label = info.tile, info.sidecar.get("model"), label
             self.tiles, self.labels = synthetic_tiles(info.tile, opts.accuracy_tiles, opts.seed)
+            self.flops = _flops_per_tile(self.model_name, info.tile)  # builds the model: once per run
         elif info.tile != self.tile:
             raise UsageError(f"{label}: {info.tile}px tiles, but the others are {self.tile}px; "
                              "benchmark models of one tile size together")
@@ -264,7 +266,6 @@ class _Run:
             self.reference_probs = probs if self.reference_probs is None else self.reference_probs
             accuracy = {**_judge(probs, self.reference_probs, self.labels), "reference": self.reference_label}
             device = _device_name(backend)
-            flops = _flops_per_tile(self.model_name, info.tile)
             for b in opts.batches:
                 batch = np.resize(self.tiles, (b, *self.tiles.shape[1:]))
                 for s in opts.streams:
@@ -273,7 +274,7 @@ class _Run:
                                              "why": f"{backend.name} runs at most {len(lanes)} concurrent lane(s)"})
                         continue
                     self.log(f"  {subject.label}: batch {b}, {s} stream(s)")
-                    self.rows.append(_row(subject, backend, device, flops, accuracy, b, s, info.tile,
+                    self.rows.append(_row(subject, backend, device, self.flops, accuracy, b, s, info.tile,
                                           measure(lanes[:s], batch, opts.warmup, opts.iterations)))
         finally:
             backend.close()
@@ -307,13 +308,9 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -
 
 
 def _judge(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    ref_mask, mask = reference >= 0.5, probs >= 0.5
-    vs_ref, vs_label = RoadMetrics(), RoadMetrics()
-    vs_ref.update_batch(probs, ref_mask)
+    vs_label = RoadMetrics()
     vs_label.update_batch(probs, labels)
-    agree = (ref_mask | mask).sum() == 0
-    return {"mask_iou": mask_iou(mask, ref_mask), "f1": 1.0 if agree else vs_ref.compute()["f1"],
-            "max_abs": float(np.abs(probs - reference).max()), "f1_vs_label": vs_label.compute()["f1"]}
+    return {**agreement(reference, probs), "f1_vs_label": vs_label.compute()["f1"]}
 
 
 def _row(subject: Subject, backend: Any, device: str, flops: float | None, accuracy: dict[str, Any], batch: int,
