@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # sam2 is an sdist whose optional CUDA extension we never need (we use only the Hiera trunk).
 export SAM2_BUILD_CUDA := 0
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean gpu-wheels gpu-check
 
 venv: $(VENV)/.installed
 
@@ -22,6 +22,17 @@ demo: venv
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# A session with a lent GPU: `make gpu-wheels` here (it has the package index), then on the GPU
+# machine, carrying .whl: `make gpu-check` (benchmarks/gpu_check.py; results in $$OUT or gpu_check_out/).
+gpu-wheels:
+	rm -rf .whl && mkdir -p .whl
+	$(PYTHON) -m pip download -q --no-deps -d .whl "sam2==1.1.0" "antlr4-python3-runtime==4.9.3" "iopath>=0.1.10"
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl "hydra-core>=1.3.2" \
+		"omegaconf>=2.3" "onnxslim>=0.1.40"
+
+gpu-check:
+	SAM2_BUILD_CUDA=0 python3 benchmarks/gpu_check.py --out $${OUT:-gpu_check_out}
 
 clean:
 	rm -rf $(VENV) demo_run

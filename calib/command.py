@@ -29,6 +29,10 @@ def calibrate_command(
     """Quantise an exported FP32 ONNX to explicit Q/DQ INT8 and report its accuracy against FP32."""
     from rich.console import Console
 
+    from sam2ms.deps import require
+
+    for module in ("onnx", "onnxruntime.quantization"):
+        require(module, "sam2ms calibrate")
     from .pipeline import CalibrateOptions, run_calibrate
 
     console = Console(stderr=True, log_path=False)

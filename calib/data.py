@@ -1,7 +1,8 @@
 """Calibration data: tiles from a folder of tiles or scenes, preprocessed exactly as at inference.
 
-The windows come from the runtime's own scene reading and window iterator and the shared
-``normalize``, so calibration sees the very tensors the deployed model will see. Sampling is
+The windows come from the runtime's own scene reading and window iterator, as uint8 RGB, and
+the reader converts them with the shared ``model_input`` into the model's input format, so
+calibration sees the very tensors the deployed model will see. Sampling is
 seeded; unreadable files are reported and skipped; too few usable tiles is an error.
 """
 
@@ -11,17 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from onnxruntime.quantization import CalibrationDataReader
 
+from sam2ms.deps import require
 from sam2ms.errors import UsageError
-from sam2ms.preprocess import normalize
+from sam2ms.preprocess import model_input
 from sam2ms.runtime.scenes import find_inputs, iter_windows, open_scene
 from sam2ms.runtime.tiling import Grid
 
 
 def sample_windows(source: str | Path, tile: int, counts: list[int], seed: int = 0,
                    on_skip: Callable[[Path, str], None] = lambda p, m: None) -> list[np.ndarray]:
-    """Disjoint seeded samples of normalised windows (N x 3 x T x T float32), one per entry of
+    """Disjoint seeded samples of uint8 RGB windows (N x T x T x 3), one per entry of
     ``counts`` — e.g. calibration tiles and held-out tiles that never overlap.
 
     Scenes are cut into non-overlapping windows (the last snapped inward)."""
@@ -56,9 +57,9 @@ def _load(chosen: list[tuple[Path, int, int]], sizes: dict[Path, tuple[int, int]
         scene = open_scene(path)
         wanted = {(y, x) for p, y, x in chosen if p == path}
         h, w = sizes[path]
-        tiles += [normalize(win) for _, y, x, win in iter_windows(scene, Grid(h, w, tile, 0)) if (y, x) in wanted]
+        tiles += [win for _, y, x, win in iter_windows(scene, Grid(h, w, tile, 0)) if (y, x) in wanted]
         scene.close()
-    return np.stack(tiles) if tiles else np.zeros((0, 3, tile, tile), np.float32)
+    return np.stack(tiles) if tiles else np.zeros((0, tile, tile, 3), np.uint8)
 
 
 def calibration_tiles(source: str | Path, tile: int, count: int, seed: int = 0,
@@ -67,12 +68,14 @@ def calibration_tiles(source: str | Path, tile: int, count: int, seed: int = 0,
     return sample_windows(source, tile, [count], seed, on_skip)[0]
 
 
-class TileReader(CalibrationDataReader):
-    """ONNX Runtime ``CalibrationDataReader``: yields ``{"image": batch}`` then None."""
+class TileReader:
+    """ONNX Runtime's ``CalibrationDataReader`` protocol: yields ``{"image": batch}`` in the model's
+    input format, then None."""
 
-    def __init__(self, tiles: np.ndarray, batch: int, input_name: str = "image",
+    def __init__(self, tiles: np.ndarray, batch: int, input_format: str, input_name: str = "image",
                  progress: Callable[[int], None] = lambda n: None) -> None:
-        super().__init__()
+        require("onnxruntime.quantization", "INT8 calibration")
+        tiles = model_input(tiles, input_format)
         self._batches = [tiles[i:i + batch] for i in range(0, len(tiles), batch)]
         self._input, self._progress, self._next = input_name, progress, 0
 

@@ -12,7 +12,7 @@ import numpy as np
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.export.sidecar import read_sidecar, sidecar_path, write_sidecar
 from sam2ms.fileio import ensure_writable_dir
-from sam2ms.train.progress import progress_bar
+from sam2ms.progress import progress_bar
 
 from .data import TileReader, sample_windows
 from .quantize import METHODS, QUANTIZERS, Int8Quantizer, open_quantizer
@@ -73,7 +73,8 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
     with open_quantizer(opts.quantizer, opts.onnx, opts.method, tiles=count, seed=opts.seed,
                         cache=opts.cache) as quantizer:
         with progress_bar(f"calibrating ({opts.method})", opts.batches, opts.progress) as bar:
-            quantizer.calibrate(TileReader(calib, opts.batch_size, progress=bar.advance))
+            quantizer.calibrate(TileReader(calib, opts.batch_size, side.get("input_format", "float32"),
+                                           progress=bar.advance))
         quantizer.write(target)
         log("measuring INT8 against FP32 on the held-out tiles")
         p32 = fp32_probabilities(opts.onnx, held)
@@ -86,7 +87,7 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
         facts = {**quantizer.facts(kept), "seconds": round(time.perf_counter() - started, 2)}
     if search is not None:
         facts["auto_exclude"] = search
-    keep = ("model", "tile", "inputs", "outputs", "normalization", "checkpoint", "opset", "exporter")
+    keep = ("model", "tile", "input_format", "inputs", "outputs", "normalization", "checkpoint", "opset", "exporter")
     write_sidecar(target, {**{k: side[k] for k in keep if k in side}, "kind": "onnx", "precision": "int8",
                            "source_onnx": {"file": opts.onnx.name, "sha256": side.get("sha256")},
                            "calibration": {**facts, "skipped_files": skipped}, "accuracy_vs_fp32": report})

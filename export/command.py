@@ -47,17 +47,21 @@ def export_command(
     output: Path = typer.Option(..., "-o", "--output", help="Folder for model.onnx, model.fp16.onnx, engine.plan."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write model.fp16.onnx and build the plan from it."),
     tile: int = typer.Option(1024, help="Tile size fixed in the graph (multiple of 32)."),
+    input_format: str = typer.Option("uint8", "--input", help="uint8: the graph takes RGB bytes N x T x T x 3 and "
+                                     "normalises them itself (4x fewer bytes to the GPU, no host work); float32: "
+                                     "N x 3 x T x T, normalised by the caller."),
     batch: str = typer.Option("1:4:8", help="Plan batch profile min:opt:max."),
     opset: int = typer.Option(18, help="ONNX opset (>= 17; the dynamo exporter needs >= 18)."),
     exporter: str = typer.Option("dynamo", help="dynamo | torchscript"),
     onnx_only: bool = typer.Option(False, "--onnx-only", help="Stop after the ONNX files."),
     builder: str = typer.Option("auto", help="auto | tensorrt | tensorrt_rtx"),
     target: Optional[str] = typer.Option(None, help="tensorrt_rtx compute capabilities, e.g. sm86,sm89 "
-                                                   "(default: sm75,sm86,sm89,sm120)."),
+                                                   "(default: sm86,sm89,sm120; FP16 plans also sm75)."),
     workspace: str = typer.Option("4G", help="Builder workspace limit."),
     timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file (read and updated)."),
-    profiles: int = typer.Option(2, help="Identical optimisation profiles, one per CUDA stream the runtime "
-                                         "may run concurrently (sam2ms-infer --streams)."),
+    profiles: int = typer.Option(1, help="Identical optimisation profiles in the plan. One serves every runtime "
+                                         "stream (TensorRT 10+ and TensorRT-RTX share profiles across contexts); "
+                                         "more only for TensorRT 8.x-style runtimes."),
     int8: bool = typer.Option(False, "--int8", help="Also write model.int8.onnx (Q/DQ) and build the plan from it."),
     calib_data: Optional[Path] = typer.Option(None, help="With --int8: folder of tiles or scenes to calibrate on."),
     calib_method: str = typer.Option("minmax", help="With --int8: minmax | entropy | percentile."),
@@ -75,10 +79,15 @@ def export_command(
     """Export a checkpoint to ONNX (FP32, FP16, INT8) and a TensorRT plan, proving parity with PyTorch."""
     from rich.console import Console
 
+    from sam2ms.deps import require
+
+    for module in ("torch", "sam2", "onnx", "onnxslim", *(("onnxruntime",) if check or int8 else ())):
+        require(module, "sam2ms export")
     from .pipeline import ExportOptions, run_export
 
     console = Console(stderr=True, log_path=False)
-    opts = ExportOptions(ckpt=ckpt, out=output, fp16=fp16, tile=tile, batch=batch, opset=opset, exporter=exporter,
+    opts = ExportOptions(ckpt=ckpt, out=output, fp16=fp16, tile=tile, input_format=input_format, batch=batch,
+                         opset=opset, exporter=exporter,
                          onnx_only=onnx_only, builder=builder, targets=target.split(",") if target else None,
                          workspace=workspace, timing_cache=timing_cache, profiles=profiles, int8=int8,
                          calib_data=calib_data, calib_method=calib_method, calib_batches=calib_batches,

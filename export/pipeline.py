@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.fileio import ensure_writable_dir
-from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS, input_shape
 
 from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
 from .sidecar import sha256_file, write_sidecar
@@ -31,6 +31,7 @@ class ExportOptions:
     out: Path
     fp16: bool = False
     tile: int = 1024
+    input_format: str = "uint8"
     batch: str = "1:4:8"
     opset: int = 18
     exporter: str = "dynamo"
@@ -39,7 +40,7 @@ class ExportOptions:
     targets: list[str] | None = None
     workspace: str = "4G"
     timing_cache: Path | None = None
-    profiles: int = 2
+    profiles: int = 1
     int8: bool = False
     calib_data: Path | None = None
     calib_method: str = "minmax"
@@ -54,10 +55,17 @@ class ExportOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def plan_precision(opts: ExportOptions) -> str:
+    """The precision the plan is built in: from the last ONNX written, INT8 > FP16 > FP32."""
+    return "int8" if opts.int8 else "fp16" if opts.fp16 else "fp32"
+
+
 def _validate(opts: ExportOptions) -> BatchProfile:
     """Every check that needs no model, so that bad input fails before minutes of export."""
     if opts.tile <= 0 or opts.tile % STRIDE:
         raise UsageError(f"--tile {opts.tile}: must be a positive multiple of {STRIDE}")
+    if opts.input_format not in INPUT_FORMATS:
+        raise UsageError(f"--input {opts.input_format}: use one of {', '.join(INPUT_FORMATS)}")
     if opts.check_tiles < 1:
         raise UsageError("--check-tiles must be at least 1")
     if opts.profiles < 1:
@@ -80,15 +88,19 @@ def _validate(opts: ExportOptions) -> BatchProfile:
             if opts.builder not in ("auto", "tensorrt", "tensorrt_rtx"):
                 raise
         else:
-            resolve_targets(trt, name, opts.targets, "int8" if opts.int8 else "fp32")
+            resolve_targets(trt, name, opts.targets, plan_precision(opts))
     if not Path(opts.ckpt).is_file():
         raise UsageError(f"--ckpt {opts.ckpt}: checkpoint not found")
     ensure_writable_dir(opts.out)
     return batch
 
 
-def _tensor_io(tile: int) -> dict[str, Any]:
-    return {"inputs": [{"name": INPUT_NAME, "shape": ["N", 3, tile, tile], "dtype": "float32"}],
+def _tensor_io(tile: int, input_format: str) -> dict[str, Any]:
+    meaning = ("RGB bytes as decoded; the graph normalises" if input_format == "uint8"
+               else "RGB / 255, ImageNet-normalised by the caller")
+    return {"input_format": input_format,
+            "inputs": [{"name": INPUT_NAME, "shape": input_shape(input_format, tile), "dtype": input_format,
+                        "meaning": meaning}],
             "outputs": [{"name": OUTPUT_NAME, "shape": ["N", 1, tile, tile], "dtype": "float32",
                          "meaning": "logits; apply sigmoid for road probability"}]}
 
@@ -109,16 +121,17 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
     common = {
         "model": model.name,
         "tile": opts.tile,
-        **_tensor_io(opts.tile),
+        **_tensor_io(opts.tile, opts.input_format),
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input": "RGB / 255",
-                          "layout": "NCHW"},
+                          "applied_by": "the graph" if opts.input_format == "uint8" else "the caller"},
         "checkpoint": {"path": str(opts.ckpt), "sha256": sha256_file(opts.ckpt), "kind": ckpt.kind},
     }
     artefacts: list[dict[str, Any]] = []
     failures: list[str] = []
 
-    log(f"exporting {model.name} to ONNX at {opts.tile}x{opts.tile} ({opts.exporter} exporter, opset {opts.opset})")
-    fp32 = export_onnx(model, out / "model.onnx", opts.tile, opts.opset, opts.exporter)
+    log(f"exporting {model.name} to ONNX at {opts.tile}x{opts.tile} ({opts.exporter} exporter, opset {opts.opset}, "
+        f"{opts.input_format} input)")
+    fp32 = export_onnx(model, out / "model.onnx", opts.tile, opts.opset, opts.exporter, opts.input_format)
     onnx_files = [("fp32", fp32.path, fp32.seconds)]
     if opts.fp16:
         from .fp16 import KEEP_FP32_OPS, convert_fp16
@@ -173,7 +186,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
     if not opts.onnx_only:
         precision, source, _ = onnx_files[-1]
         log(f"building the {precision.upper()} TensorRT plan from {source.name}")
-        facts = build_plan(source, out / "engine.plan", builder=opts.builder, tile=opts.tile, batch=batch,
+        facts = build_plan(source, out / "engine.plan", builder=opts.builder,
+                           shapes=[input_shape(opts.input_format, opts.tile, n) for n in batch.as_list()],
                            workspace=parse_size(opts.workspace), targets=opts.targets, timing_cache=opts.timing_cache,
                            profiles=opts.profiles, precision=precision)
         plan = out / "engine.plan"

@@ -52,3 +52,25 @@ def read_sidecar(artifact: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path}: sidecar format {data['format_version']} is newer than this sam2ms reads; "
                          "upgrade sam2ms")
     return data
+
+
+#: The checks an export records in a sidecar, and what a failure of each means for a deployment.
+CHECKS = {
+    "parity": "its export failed the parity check against PyTorch ({}); re-export before deploying it",
+    "parity_of_source_onnx": "it was built from an ONNX that failed its parity check against PyTorch ({}); "
+                             "re-export before deploying it",
+    "accuracy_vs_fp32": "INT8 missed its accuracy target against FP32 ({}); recalibrate with --auto-exclude, "
+                        "or deploy FP16",
+}
+
+
+def recorded_checks(side: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The checks this sidecar records (parity, parity of a plan's source ONNX, INT8 accuracy)."""
+    return {name: side[name] for name in CHECKS if isinstance(side.get(name), dict)}
+
+
+def failed_checks(side: dict[str, Any]) -> list[str]:
+    """One sentence per recorded check that failed — the single verdict the runtime (which refuses
+    such an artefact) and the benchmark (which measures and marks it) both use."""
+    return [CHECKS[name].format("; ".join(check.get("failures", [])) or "no details")
+            for name, check in recorded_checks(side).items() if check.get("passed") is False]

@@ -9,7 +9,6 @@ runs on. Both are imported lazily, and a missing one is a UsageError naming the 
 
 from __future__ import annotations
 
-import importlib
 import re
 import time
 from dataclasses import dataclass
@@ -17,17 +16,22 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sam2ms.deps import INSTALL, import_tensorrt
 from sam2ms.errors import Sam2msError, UsageError
 from sam2ms.fileio import atomic_write
 
 BUILDERS = ("auto", "tensorrt", "tensorrt_rtx")
-EXTRAS = {"tensorrt": "pip install 'sam2ms[trt]'", "tensorrt_rtx": "pip install 'sam2ms[rtx]'"}
 # RTX GPUs: Turing (RTX 20), Ampere (RTX 30), Ada (RTX 40), Blackwell (RTX 50).
-DEFAULT_RTX_TARGETS = ("sm75", "sm86", "sm89", "sm120")
-# tensorrt_rtx cannot compile an FP32 GEMM for Turing ("FP32 GEMM is not supported"), and every
-# INT8 plan keeps the attention MatMuls (and --auto-exclude layers) in FP32: no INT8 for sm75.
-INT8_UNSUPPORTED_TARGETS = {"sm75": "tensorrt_rtx has no FP32 GEMM for Turing and an INT8 plan keeps the "
-                                    "attention MatMuls in FP32"}
+RTX_TARGETS = ("sm75", "sm86", "sm89", "sm120")
+# tensorrt_rtx cannot compile an FP32 GEMM for Turing ("Cannot compile operation ... for Turing
+# (SM75): FP32 GEMM is not supported"). An FP32 plan is all FP32 GEMMs, and an INT8 plan keeps the
+# attention MatMuls (and --auto-exclude layers) in FP32; only an FP16 plan builds for sm75.
+TURING_REASON = "tensorrt_rtx has no FP32 GEMM for Turing (sm75)"
+UNSUPPORTED_TARGETS = {
+    "fp32": {"sm75": TURING_REASON + " and an FP32 plan is made of them"},
+    "int8": {"sm75": TURING_REASON + " and an INT8 plan keeps the attention MatMuls in FP32"},
+    "fp16": {},
+}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
 
 
@@ -67,34 +71,30 @@ def load_tensorrt(builder: str) -> tuple[ModuleType, str]:
     """Import the requested TensorRT flavour (``auto``: tensorrt, else tensorrt_rtx)."""
     if builder not in BUILDERS:
         raise UsageError(f"--builder {builder}: use one of {', '.join(BUILDERS)}")
-    names = ("tensorrt", "tensorrt_rtx") if builder == "auto" else (builder,)
-    for name in names:
-        try:
-            return importlib.import_module(name), name
-        except ImportError:
-            continue
-    hint = " or ".join(EXTRAS[n] for n in names)
-    raise UsageError(f"no TensorRT builder installed ({' / '.join(names)} not importable): {hint}; "
-                     "or pass --onnx-only")
+    return import_tensorrt(builder, "building a plan (or pass --onnx-only)")
+
+
+def default_targets(precision: str) -> list[str]:
+    """The RTX generations a ``tensorrt_rtx`` plan of ``precision`` is built for by default."""
+    return [t for t in RTX_TARGETS if t not in UNSUPPORTED_TARGETS[precision]]
 
 
 def resolve_targets(trt: ModuleType, name: str, targets: list[str] | None, precision: str = "fp32") -> list[Any]:
-    """Compute capabilities to build for (``tensorrt_rtx`` only); INT8 plans skip the targets in
-    :data:`INT8_UNSUPPORTED_TARGETS` by default and refuse them when asked for."""
+    """Compute capabilities to build for (``tensorrt_rtx`` only). A target that cannot hold a plan
+    of ``precision`` (:data:`UNSUPPORTED_TARGETS`) is left out by default and refused when asked for."""
     if name != "tensorrt_rtx":
         if targets:
             raise UsageError(f"--target: {name} builds for the GPU it runs on; ahead-of-time targets need "
-                             f"--builder tensorrt_rtx ({EXTRAS['tensorrt_rtx']})")
+                             f"--builder tensorrt_rtx ({INSTALL['tensorrt_rtx']})")
         return []
     known = {m.lower(): getattr(trt.ComputeCapability, m) for m in dir(trt.ComputeCapability)
              if re.fullmatch(r"SM\d+", m)}
-    excluded = INT8_UNSUPPORTED_TARGETS if precision == "int8" else {}
-    chosen = [t.strip().lower() for t in (targets or [t for t in DEFAULT_RTX_TARGETS if t not in excluded])
-              if t.strip()]
+    excluded = UNSUPPORTED_TARGETS[precision]
+    chosen = [t.strip().lower() for t in (targets or default_targets(precision)) if t.strip()]
     refused = [t for t in chosen if t in excluded]
     if refused:
-        raise UsageError(f"--target {','.join(refused)}: no INT8 plan for it ({excluded[refused[0]]}); "
-                         "drop it, or build FP16 for it")
+        raise UsageError(f"--target {','.join(refused)}: no {precision.upper()} plan for it "
+                         f"({excluded[refused[0]]}); drop it, or build with --fp16 for it")
     unknown = [t for t in chosen if t not in known]
     if unknown:
         raise UsageError(f"--target {','.join(unknown)}: {name} {trt.__version__} knows "
@@ -113,10 +113,11 @@ def _parse(trt: ModuleType, network: Any, logger: Any, onnx_path: Path) -> Any:
     raise Sam2msError(f"{onnx_path}: the TensorRT ONNX parser rejected the graph:\n" + "\n".join(lines))
 
 
-def build_plan(onnx_path: str | Path, plan_path: str | Path, *, builder: str, tile: int, batch: BatchProfile,
+def build_plan(onnx_path: str | Path, plan_path: str | Path, *, builder: str, shapes: list[list[int]],
                workspace: int, targets: list[str] | None = None, timing_cache: str | Path | None = None,
-               profiles: int = 2, input_name: str = "image", precision: str = "fp32") -> dict[str, Any]:
-    """Build and write a plan; returns the facts the sidecar records."""
+               profiles: int = 1, input_name: str = "image", precision: str = "fp32") -> dict[str, Any]:
+    """Build and write a plan for input ``shapes`` (min, opt, max: the optimisation profile);
+    returns the facts the sidecar records."""
     if profiles < 1:
         raise UsageError(f"--profiles {profiles}: at least 1")
     trt, name = load_tensorrt(builder)
@@ -128,11 +129,13 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, *, builder: str, ti
     _parse(trt, network, logger, Path(onnx_path))
     config = trt_builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
-    # One identical profile per concurrent execution context: with dynamic shapes, TensorRT lets
-    # each profile serve one context at a time, so the runtime's K streams need K profiles.
+    # One profile serves every concurrent execution context: TensorRT 10 made profile sharing
+    # (the 8.6 preview feature kPROFILE_SHARING_0806) the default and TensorRT-RTX has no other
+    # mode. More identical profiles only cost plan size and build time; --profiles K stays for
+    # TensorRT 8.x-style deployments.
     for _ in range(profiles):
         profile = trt_builder.create_optimization_profile()
-        profile.set_shape(input_name, *[(n, 3, tile, tile) for n in batch.as_list()])
+        profile.set_shape(input_name, *[tuple(s) for s in shapes])
         config.add_optimization_profile(profile)
     if capabilities:
         config.num_compute_capabilities = len(capabilities)
@@ -148,7 +151,7 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, *, builder: str, ti
         atomic_write(timing_cache, lambda f: f.write(memoryview(cache)))  # type: ignore[arg-type]
     return {"builder": name, "builder_version": trt.__version__,
             "targets": [str(c).rsplit(".", 1)[-1].lower() for c in capabilities] or ["the building GPU"],
-            "batch_profile": batch.as_list(), "profiles": profiles, "workspace_bytes": workspace,
+            "batch_profile": [s[0] for s in shapes], "profiles": profiles, "workspace_bytes": workspace,
             "timing_cache": cache_note, "build_seconds": round(time.perf_counter() - started, 2)}
 
 

@@ -1,6 +1,7 @@
 """``--check-against CKPT``: the deployed model against the PyTorch reference on the same tiles.
 
-Both run the very same normalised windows of the inputs; the report gives the parity figures
+Both run the very same uint8 windows of the inputs (each converted to its model's input format);
+the report gives the parity figures
 (max/mean |Δp|, mask IoU), the engine's F1 and mIoU with the reference's masks as labels, and the
 seconds per tile of each. It fails (exit 3) below the export thresholds for the model's precision.
 """
@@ -15,7 +16,7 @@ import numpy as np
 
 from sam2ms.export.parity import THRESHOLDS, judge
 from sam2ms.metrics import RoadMetrics, sigmoid
-from sam2ms.preprocess import normalize
+from sam2ms.preprocess import model_input
 
 from .backends import Backend, open_model
 from .scenes import find_inputs, iter_windows, open_scene
@@ -23,7 +24,7 @@ from .tiling import Grid
 
 
 def sample_tiles(source: Path, tile: int, overlap: int, limit: int) -> np.ndarray:
-    """Up to ``limit`` normalised windows of the inputs, in input and window order."""
+    """Up to ``limit`` uint8 RGB windows (N x T x T x 3) of the inputs, in input and window order."""
     tiles: list[np.ndarray] = []
     for path in find_inputs(source):
         try:
@@ -31,18 +32,20 @@ def sample_tiles(source: Path, tile: int, overlap: int, limit: int) -> np.ndarra
         except Exception:  # noqa: BLE001 - bad inputs are reported by the main run
             continue
         for _, _, _, window in iter_windows(scene, Grid(scene.height, scene.width, tile, overlap)):
-            tiles.append(normalize(window))
+            tiles.append(window)
             if len(tiles) >= limit:
                 break
         scene.close()
         if len(tiles) >= limit:
             break
-    return np.stack(tiles) if tiles else np.zeros((0, 3, tile, tile), np.float32)
+    return np.stack(tiles) if tiles else np.zeros((0, tile, tile, 3), np.uint8)
 
 
-def _probabilities(backend: Backend, tiles: np.ndarray, batch: int) -> tuple[np.ndarray, float]:
+def _probabilities(backend: Backend, windows: np.ndarray, batch: int) -> tuple[np.ndarray, float]:
     lane = backend.lanes(1)[0]
-    lane.infer(tiles[:1])  # warm-up, not timed
+    tiles = model_input(windows, backend.info.input_format)
+    for size in {min(batch, len(tiles)), len(tiles) % batch} - {0}:
+        lane.infer(tiles[:size])  # warm-up of every batch shape timed below (kernels compiled, caches filled)
     t0 = time.perf_counter()
     out = [lane.infer(tiles[i:i + batch]) for i in range(0, len(tiles), batch)]
     seconds = (time.perf_counter() - t0) / max(len(tiles), 1)

@@ -34,6 +34,8 @@ def infer_command(
     resume: bool = typer.Option(False, "--resume", help="Skip inputs whose outputs already exist."),
     check_against: Optional[Path] = typer.Option(None, help="PyTorch checkpoint to compare the model with."),
     check_tiles: int = typer.Option(8, help="Tiles for --check-against."),
+    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="TensorRT: capture each batch size's execution "
+                                                                "once into a CUDA graph and replay it."),
     quiet: bool = typer.Option(False, help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
 ) -> None:
@@ -47,7 +49,7 @@ def infer_command(
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
     engine = open_model(model, backend, providers=providers.split(",") if providers else None, tile=tile,
-                        threads=threads)
+                        threads=threads, eager_kernels=check_against is not None, cuda_graph=cuda_graph)
     opts = InferOptions(source=source, out=output, overlap=overlap, batch=batch, streams=streams, workers=workers,
                         threshold=threshold, fmt=fmt, probabilities=probabilities, resume=resume)
     try:

@@ -1,18 +1,23 @@
-"""CUDA memory and streams through cuda-python (``cuda.bindings.runtime``, or ``cuda.cudart``
-in older releases): device buffers, pinned host buffers, streams and async copies.
+"""CUDA memory, streams, events and graphs through cuda-python (``cuda.bindings.runtime``, or
+``cuda.cudart`` in older releases).
 
 Only what the TensorRT backend needs; every call's error code is checked and turned into an
-exception that names the call.
+exception that names the call and the CUDA error. Device discovery tells "no GPU" apart from a
+broken setup: ``cudaErrorNoDevice`` means none is visible, while any other error (most often
+``cudaErrorInsufficientDriver``: no NVIDIA driver, or one older than the CUDA runtime cuda-python
+was built for) is reported by name with what it usually means.
 """
 
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from sam2ms.deps import require
 from sam2ms.errors import Sam2msError, UsageError
 
 _CUDART: ModuleType | None = None
@@ -25,12 +30,15 @@ def cudart() -> ModuleType:
         try:
             from cuda.bindings import runtime as rt
         except ImportError:
-            try:
-                from cuda import cudart as rt  # type: ignore[no-redef]
-            except ImportError:
-                raise UsageError("CUDA memory and streams need cuda-python: pip install 'sam2ms[gpu]'") from None
+            rt = require("cuda.cudart", "CUDA memory and streams")  # cuda-python 11/12.x layout
         _CUDART = rt
     return _CUDART
+
+
+def error_name(err: Any) -> str:
+    """``cudaErrorInsufficientDriver`` for an error code."""
+    _, name = cudart().cudaGetErrorName(err)
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def check(result: Any, call: str) -> Any:
@@ -38,19 +46,52 @@ def check(result: Any, call: str) -> Any:
     rt = cudart()
     err, *values = result if isinstance(result, tuple) else (result,)
     if err != rt.cudaError_t.cudaSuccess:
-        _, name = rt.cudaGetErrorName(err)
-        raise Sam2msError(f"{call} failed: {name.decode() if isinstance(name, bytes) else name}")
+        raise Sam2msError(f"{call} failed: {error_name(err)}")
     return values[0] if len(values) == 1 else values
 
 
-def device_count() -> int:
-    """Visible CUDA devices (0 when there is no driver or no cuda-python)."""
+def _driver_hint(name: str) -> str:
+    if name == "cudaErrorInsufficientDriver":
+        if ctypes.util.find_library("cuda") is None:
+            return "no NVIDIA driver on this machine (libcuda cannot be found)"
+        return ("the NVIDIA driver is older than the CUDA runtime of this cuda-python (cuda-python 13 needs "
+                "an R580+ driver): update the driver, or install the CUDA 12 extra ([trt-cu12]/[rtx-cu12])")
+    return "see the CUDA documentation for this error"
+
+
+def device_status() -> tuple[int, str | None]:
+    """(visible CUDA devices, why there are none). Never raises: for tests and messages."""
     try:
         rt = cudart()
-    except UsageError:
-        return 0
-    err, n = rt.cudaGetDeviceCount()
-    return int(n) if err == rt.cudaError_t.cudaSuccess else 0
+    except UsageError as exc:
+        return 0, str(exc)
+    err, count = rt.cudaGetDeviceCount()
+    if err == rt.cudaError_t.cudaSuccess:
+        return int(count), None if count else "no CUDA device visible"
+    name = error_name(err)
+    if err == rt.cudaError_t.cudaErrorNoDevice:
+        return 0, f"no CUDA device visible ({name})"
+    return 0, f"{name}: {_driver_hint(name)}"
+
+
+def require_device(what: str) -> None:
+    """Raise a UsageError saying why ``what`` cannot run when no CUDA device can be used."""
+    count, why = device_status()
+    if count == 0:
+        raise UsageError(f"{what} needs an NVIDIA GPU, but CUDA says: {why}")
+
+
+def device_name(device: int = 0) -> str:
+    """The device's name as CUDA reports it (``NVIDIA H100 80GB HBM3``)."""
+    props = check(cudart().cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+    name = props.name
+    return (name.decode() if isinstance(name, bytes) else str(name)).rstrip("\x00")
+
+
+def memory_used_bytes() -> int:
+    """Device memory in use on the current device (all processes): total minus free."""
+    free, total = check(cudart().cudaMemGetInfo(), "cudaMemGetInfo")
+    return int(total) - int(free)
 
 
 class Stream:
@@ -113,3 +154,47 @@ def copy_to_host(dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: Stre
     rt = cudart()
     check(rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle),
           "cudaMemcpyAsync(D2H)")
+
+
+class Event:
+    """A CUDA event with timing, for H2D / compute / D2H splits measured on the device."""
+
+    def __init__(self) -> None:
+        self.handle = check(cudart().cudaEventCreate(), "cudaEventCreate")
+
+    def record(self, stream: Stream) -> None:
+        check(cudart().cudaEventRecord(self.handle, stream.handle), "cudaEventRecord")
+
+    def elapsed_ms(self, later: Event) -> float:
+        """Milliseconds from this event to ``later`` (both recorded and completed)."""
+        return float(check(cudart().cudaEventElapsedTime(self.handle, later.handle), "cudaEventElapsedTime"))
+
+    def close(self) -> None:
+        if self.handle is not None:
+            check(cudart().cudaEventDestroy(self.handle), "cudaEventDestroy")
+            self.handle = None
+
+
+class Graph:
+    """A CUDA graph captured from the work ``enqueue()`` puts on ``stream`` (trtexec's
+    ``--useCudaGraph``): replaying it skips the per-kernel launch cost on the host."""
+
+    def __init__(self, stream: Stream, enqueue: Any) -> None:
+        rt = cudart()
+        mode = rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        check(rt.cudaStreamBeginCapture(stream.handle, mode), "cudaStreamBeginCapture")
+        try:
+            enqueue()
+        finally:
+            graph = check(rt.cudaStreamEndCapture(stream.handle), "cudaStreamEndCapture")
+        self._graph = graph
+        self._exec = check(rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+
+    def launch(self, stream: Stream) -> None:
+        check(cudart().cudaGraphLaunch(self._exec, stream.handle), "cudaGraphLaunch")
+
+    def close(self) -> None:
+        if self._exec is not None:
+            check(cudart().cudaGraphExecDestroy(self._exec), "cudaGraphExecDestroy")
+            check(cudart().cudaGraphDestroy(self._graph), "cudaGraphDestroy")
+            self._exec = self._graph = None

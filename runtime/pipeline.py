@@ -26,7 +26,7 @@ import numpy as np
 from sam2ms.errors import UsageError
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.metrics import sigmoid
-from sam2ms.preprocess import normalize
+from sam2ms.preprocess import input_shape, model_input
 
 from .backends import Backend, Lane
 from .scenes import MaskWriter, Scene, find_inputs, iter_windows, open_scene, output_paths
@@ -101,9 +101,18 @@ def _out_base(path: Path, source: Path, out: Path) -> Path:
     return out / rel.parent / rel.stem
 
 
-def _produce(paths: list[Path], opts: InferOptions, tile: int, items: queue.Queue, stats: Stats,
+def _produce(paths: list[Path], opts: InferOptions, tile: int, input_format: str, items: queue.Queue, stats: Stats,
              fail: Callable[[Path, str], None]) -> None:
-    """Worker thread: open scenes and queue their normalised windows (row-major per scene)."""
+    """Worker thread: open scenes and queue their windows in the model's input format (row-major
+    per scene). Always ends with ``_DONE``, also when it breaks, so the main loop never waits forever."""
+    try:
+        _produce_scenes(paths, opts, tile, input_format, items, stats, fail)
+    finally:
+        items.put(_DONE)
+
+
+def _produce_scenes(paths: list[Path], opts: InferOptions, tile: int, input_format: str, items: queue.Queue,
+                    stats: Stats, fail: Callable[[Path, str], None]) -> None:
     for path in paths:
         t0 = time.perf_counter()
         try:
@@ -123,14 +132,13 @@ def _produce(paths: list[Path], opts: InferOptions, tile: int, items: queue.Queu
         try:
             t0 = time.perf_counter()
             for row, y, x, window in iter_windows(scene, grid):
-                item = _Item(job, row, y, x, normalize(window))
+                item = _Item(job, row, y, x, model_input(window, input_format))
                 stats.add("decode", time.perf_counter() - t0)
                 items.put(item)
                 queued += 1
                 t0 = time.perf_counter()
         except Exception as exc:  # noqa: BLE001 - a scene that breaks half-way fails alone
             items.put(_Abort(job, len(grid) - queued, f"{path}: read failed at a window ({exc})"))
-    items.put(_DONE)
 
 
 @dataclass
@@ -205,8 +213,8 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
 
     items: queue.Queue = queue.Queue(maxsize=max(4 * opts.batch * opts.streams, 8))
     shards = [todo[i::opts.workers] for i in range(opts.workers)]
-    producers = [threading.Thread(target=_produce, args=(s, opts, tile, items, stats, fail), daemon=True)
-                 for s in shards]
+    producers = [threading.Thread(target=_produce, args=(s, opts, tile, info.input_format, items, stats, fail),
+                                  daemon=True) for s in shards]
     started = time.perf_counter()
     for t in producers:
         t.start()
@@ -280,6 +288,8 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         "files": stats.files, "skipped_existing": stats.skipped, "failed": len(stats.failures),
         "tiles": stats.tiles, "seconds": round(wall, 3),
         "tiles_per_s": stats.tiles / wall if wall else 0.0,
+        "input_bytes_per_tile": int(np.prod(input_shape(info.input_format, tile, 1))) * (
+            1 if info.input_format == "uint8" else 4),
         "megapixels_per_s": stats.pixels / 1e6 / wall if wall else 0.0,
         "stage_seconds": {k: round(v, 3) for k, v in stats.seconds.items()},
         "settings": {"tile": tile, "overlap": opts.overlap, "batch": opts.batch, "streams": opts.streams,

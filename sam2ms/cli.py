@@ -14,10 +14,12 @@ from typing import Any, Optional
 
 import typer
 
+from .deps import require
 from .errors import Sam2msError, UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="SAM2MS road extraction: synthesise data, train, evaluate, inspect models.")
+                  help="SAM2MS road extraction: train, export (ONNX, FP16, INT8, TensorRT), run tiled inference and "
+                       "benchmark against PyTorch.")
 
 JSON_HELP = "Print a machine-readable JSON summary on stdout."
 
@@ -35,6 +37,13 @@ def _emit(summary: dict[str, Any], as_json: bool, table: list[tuple[str, str]] |
     Console().print(t)
 
 
+def _needs(command: str, *modules: str) -> None:
+    """Fail early, naming the extra to install, when ``command`` needs what this host lacks
+    (a deployment host has no PyTorch)."""
+    for module in ("torch", "sam2", *modules):
+        require(module, f"sam2ms {command}")
+
+
 def _metric_rows(metrics: dict[str, float]) -> list[tuple[str, str]]:
     """Percentages as in the paper's tables (MAE x 100)."""
     order = ("precision", "recall", "f1", "miou", "mdice", "mae", "rlod")
@@ -47,6 +56,7 @@ def info(name: str = typer.Argument(..., help="Registered model name (see 'sam2m
          size: int = typer.Option(1024, help="Square input size for the FLOP count (multiple of 32)."),
          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Parameters (total, trainable) and GFLOPs of a model for one size x size tile."""
+    _needs("info")
     from .models.stats import model_stats
 
     s = model_stats(name, size)
@@ -59,6 +69,7 @@ def info(name: str = typer.Argument(..., help="Registered model name (see 'sam2m
 @app.command()
 def models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List the registered models."""
+    _needs("models")
     from .models import describe_model, list_models
 
     rows = {n: describe_model(n) for n in list_models()}
@@ -108,6 +119,7 @@ def train(data: Path = typer.Option(..., help="Dataset folder."),
           quiet: bool = typer.Option(False, help="No progress bars."),
           as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Train a SAM2MS model (DDP when launched with torchrun)."""
+    _needs("train")
     from .train.trainer import TrainConfig, Trainer
 
     cfg = TrainConfig(data=data, output=output, layout=layout, model=model, sam2_ckpt=sam2_ckpt, epochs=epochs,
@@ -140,6 +152,7 @@ def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the auth
              device: str = typer.Option("auto"), quiet: bool = typer.Option(False),
              as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Evaluate a checkpoint: Precision, Recall, F1, mIoU, mDice, MAE, RLOD."""
+    _needs("eval")
     import torch
 
     from .data.layouts import discover, paper_split
@@ -174,6 +187,7 @@ def demo(output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="F
          quiet: bool = typer.Option(False),
          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """The chain on synthetic roads: train sam2ms_nano on CPU, evaluate, export, run tiled inference."""
+    _needs("demo", "onnx", "onnxslim", "onnxruntime")
     from .demo import run_demo
 
     summary = run_demo(output, count=count, size=size, epochs=epochs, seed=seed, progress=not quiet)

@@ -74,3 +74,43 @@ def denormalize(x: np.ndarray) -> np.ndarray:
     """Inverse of :func:`normalize`: float32 (N x) 3 x H x W -> uint8 (N x) H x W x 3 (for overlays)."""
     x = np.moveaxis(x, -3, -1) * np.asarray(IMAGENET_STD, np.float32) + np.asarray(IMAGENET_MEAN, np.float32)
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+# What an exported model takes as input (``sam2ms-export --input``; recorded in the sidecar):
+#   "uint8":   N x T x T x 3 uint8 RGB, the decoded windows as they are; the graph normalises.
+#   "float32": N x 3 x T x T float32, already ImageNet-normalised by the host (:func:`normalize`).
+# Everything upstream of a model handles uint8 RGB windows and converts them here, at the one
+# place where the model's input format is known.
+INPUT_FORMATS = ("uint8", "float32")
+
+
+def model_input(windows: np.ndarray, input_format: str) -> np.ndarray:
+    """uint8 RGB windows (``... x T x T x 3``) in the dtype and layout a model of ``input_format`` takes."""
+    if input_format == "uint8":
+        return np.ascontiguousarray(windows, dtype=np.uint8)
+    if input_format == "float32":
+        return normalize(windows)
+    raise ValueError(f"input format {input_format!r}: use one of {', '.join(INPUT_FORMATS)}")
+
+
+def input_shape(input_format: str, tile: int, batch: int | str = "N") -> list[int | str]:
+    """The input tensor's shape for ``input_format``: NHWC for uint8, NCHW for float32."""
+    return [batch, tile, tile, 3] if input_format == "uint8" else [batch, 3, tile, tile]
+
+
+def input_format_of(dtype: str) -> str:
+    """The input format of a graph whose input element type is ``dtype`` (numpy, ONNX Runtime's
+    ``tensor(uint8)`` or a TensorRT ``DataType`` name)."""
+    name = str(dtype).lower().removeprefix("tensor(").removesuffix(")").rsplit(".", 1)[-1]
+    if name == "uint8":
+        return "uint8"
+    if name in ("float", "float32"):
+        return "float32"
+    raise UsageError(f"model input of type {dtype}: sam2ms feeds uint8 RGB (N x T x T x 3) or normalised float32 "
+                     "(N x 3 x T x T); re-export with sam2ms-export")
+
+
+def tile_of_shape(shape: list, input_format: str) -> int | None:
+    """The fixed tile of an input shape in ``input_format``'s layout (None when not fixed)."""
+    side = shape[1] if input_format == "uint8" else shape[-1]
+    return side if isinstance(side, int) and side > 0 else None

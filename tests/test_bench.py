@@ -115,3 +115,17 @@ def test_bench_errors(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFi
                       ([str(tmp_path / "none.onnx")], "model file not found")]:
         code, _, err = run_cli(["bench", *args], capsys)
         assert code == 2 and msg in err and "Traceback" not in err, (args, err)
+
+
+def test_reference_runs_at_the_artefact_tile(trained_nano: Path, tmp_path: Path) -> None:
+    """A checkpoint trained at 64 px, exported at 96 px: the PyTorch reference runs at 96 px
+    (the authors train at 352 px and deploy at 1024 px)."""
+    from sam2ms.bench.runner import run_bench
+    from sam2ms.export.pipeline import ExportOptions, run_export
+
+    run_export(ExportOptions(ckpt=trained_nano, out=tmp_path, tile=96, onnx_only=True, check=False))
+    report = run_bench(BenchOptions(models=[tmp_path / "model.onnx"], iterations=1, warmup=0, accuracy_tiles=1,
+                                    threads=1))
+    assert report["tile"] == 96 and {r["subject"] for r in report["rows"]} == {"model.onnx", "pytorch eager fp32"}
+    onnx_row = next(r for r in report["rows"] if r["subject"] == "model.onnx")
+    assert onnx_row["accuracy"]["max_abs"] < 1e-4  # uint8 ONNX vs the PyTorch reference, same 96 px tiles

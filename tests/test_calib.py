@@ -13,6 +13,7 @@ from sam2ms.calib.quantize import quantize_int8
 from sam2ms.calib.sensitivity import layer_units, rank_units, smallest_passing
 from sam2ms.data.synth import render_road_scene
 from sam2ms.errors import UsageError
+from sam2ms.preprocess import normalize
 
 from conftest import has_module
 
@@ -41,12 +42,15 @@ def test_reader_samples_tiles_and_scenes(calib_dir: Path) -> None:
         tiles = calibration_tiles(calib_dir, 64, 6, seed=1, on_skip=lambda p, m: skipped.append(p.name))
     finally:
         (calib_dir / "zz_broken.png").unlink()
-    assert tiles.shape == (6, 3, 64, 64) and tiles.dtype == np.float32
+    assert tiles.shape == (6, 64, 64, 3) and tiles.dtype == np.uint8  # RGB windows as read
     assert skipped == ["zz_broken.png"]
     assert np.array_equal(tiles, calibration_tiles(calib_dir, 64, 6, seed=1))  # seeded
     assert not np.array_equal(tiles, calibration_tiles(calib_dir, 64, 6, seed=2))
-    reader = TileReader(tiles, 4)
-    assert [len(b["image"]) for b in iter(reader.get_next, None)] == [4, 2]
+    reader = TileReader(tiles, 4, "float32")
+    batches = list(iter(reader.get_next, None))
+    assert [len(b["image"]) for b in batches] == [4, 2]
+    assert batches[0]["image"].shape == (4, 3, 64, 64) and batches[0]["image"].dtype == np.float32  # normalised
+    assert np.array_equal(next(iter(TileReader(tiles, 6, "uint8").get_next, None))["image"], tiles)
     with pytest.raises(UsageError, match="usable 64px tiles"):
         calibration_tiles(calib_dir, 64, 100)
 
@@ -54,7 +58,7 @@ def test_reader_samples_tiles_and_scenes(calib_dir: Path) -> None:
 def test_qdq_placement_cache_and_refusal(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
     tiles = calibration_tiles(calib_dir, 64, 6)
     cache = tmp_path / "calib.json"
-    info = quantize_int8(fp32_onnx, tmp_path / "a.onnx", reader=TileReader(tiles, 2), tiles=6, cache=cache)
+    info = quantize_int8(fp32_onnx, tmp_path / "a.onnx", reader=TileReader(tiles, 2, "uint8"), tiles=6, cache=cache)
     assert not info["cache_hit"] and cache.is_file()
     again = quantize_int8(fp32_onnx, tmp_path / "b.onnx", reader=None, tiles=6, cache=cache)
     assert again["cache_hit"]
@@ -82,12 +86,12 @@ def test_qdq_placement_cache_and_refusal(fp32_onnx: Path, calib_dir: Path, tmp_p
 
 @pytest.mark.skipif(not has_module("tensorrt_rtx"), reason="tensorrt_rtx not installed (pip install 'sam2ms[rtx]')")
 def test_int8_plan_builds_with_tensorrt_rtx(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
-    from sam2ms.export.tensorrt_build import BatchProfile, build_plan
+    from sam2ms.export.tensorrt_build import build_plan
 
-    quantize_int8(fp32_onnx, tmp_path / "int8.onnx", reader=TileReader(calibration_tiles(calib_dir, 64, 4), 2),
-                  tiles=4)
-    facts = build_plan(tmp_path / "int8.onnx", tmp_path / "int8.plan", builder="tensorrt_rtx", tile=64,
-                       batch=BatchProfile(1, 1, 2), workspace=1 << 30, targets=["sm89"])
+    quantize_int8(fp32_onnx, tmp_path / "int8.onnx",
+                  reader=TileReader(calibration_tiles(calib_dir, 64, 4), 2, "uint8"), tiles=4)
+    facts = build_plan(tmp_path / "int8.onnx", tmp_path / "int8.plan", builder="tensorrt_rtx",
+                       shapes=[[1, 64, 64, 3], [1, 64, 64, 3], [2, 64, 64, 3]], workspace=1 << 30, targets=["sm89"])
     assert facts["builder"] == "tensorrt_rtx" and (tmp_path / "int8.plan").stat().st_size > 10_000
 
 
@@ -169,8 +173,8 @@ def test_each_method_gives_its_own_ranges(fp32_onnx: Path, calib_dir: Path, tmp_
     scales = {}
     for method in ("minmax", "entropy", "percentile"):
         cache = tmp_path / f"{method}.json"
-        quantize_int8(fp32_onnx, tmp_path / f"{method}.onnx", reader=TileReader(tiles, 2), method=method, tiles=4,
-                      cache=cache)
+        quantize_int8(fp32_onnx, tmp_path / f"{method}.onnx", reader=TileReader(tiles, 2, "uint8"), method=method,
+                      tiles=4, cache=cache)
         scales[method] = json.loads(cache.read_text())["scales"]
     assert scales["minmax"].keys() == scales["entropy"].keys() == scales["percentile"].keys()
     for method in ("entropy", "percentile"):
@@ -216,7 +220,7 @@ def toy_onnx(calib_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     for _ in range(5):
         layers += [torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU()]
     net = torch.nn.Sequential(*layers, torch.nn.Conv2d(16, 1, 1)).eval()
-    tiles = torch.from_numpy(calibration_tiles(calib_dir, 64, 4))
+    tiles = torch.from_numpy(normalize(calibration_tiles(calib_dir, 64, 4)))  # a float32-input model
     with torch.no_grad():
         net[-1].bias -= net(tiles).median()
     path = tmp_path_factory.mktemp("toy") / "model.onnx"

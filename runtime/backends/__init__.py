@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sam2ms.errors import UsageError
-from sam2ms.export.sidecar import read_sidecar, sidecar_path
-from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from sam2ms.export.sidecar import failed_checks, read_sidecar, sidecar_path
+from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS
 
 from .base import Backend, Lane, ModelInfo
 
@@ -31,23 +31,23 @@ def _check_sidecar(path: Path, side: dict, tile: int | None, allow_failed: bool 
     if norm and (norm.get("mean") != list(IMAGENET_MEAN) or norm.get("std") != list(IMAGENET_STD)):
         raise UsageError(f"{sidecar_path(path)}: model expects normalisation {norm}, but this runtime feeds "
                          "ImageNet mean/std; re-export with this sam2ms")
+    if side.get("input_format", "float32") not in INPUT_FORMATS:
+        raise UsageError(f"{sidecar_path(path)}: input format {side['input_format']!r} is unknown to this sam2ms; "
+                         "upgrade sam2ms or re-export")
     if allow_failed:  # benchmarks measure failed artefacts too, with their accuracy beside
         return int(side["tile"])
-    if side.get("parity") and side["parity"].get("passed") is False:
-        raise UsageError(f"{path}: its export failed the parity check against PyTorch "
-                         f"({'; '.join(side['parity'].get('failures', []))}); re-export before deploying it")
-    int8 = side.get("accuracy_vs_fp32") or (side.get("parity_of_source_onnx") if side.get("precision") == "int8"
-                                            else None)
-    if int8 and int8.get("passed") is False:
-        raise UsageError(f"{path}: INT8 missed its accuracy target against FP32 "
-                         f"({'; '.join(int8.get('failures', []))}); recalibrate with --auto-exclude, or deploy FP16")
+    failed = failed_checks(side)
+    if failed:
+        raise UsageError(f"{path}: " + "; ".join(failed))
     return int(side["tile"])
 
 
 def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] | None = None,
-               tile: int | None = None, threads: int | None = None, allow_failed: bool = False) -> Backend:
+               tile: int | None = None, threads: int | None = None, allow_failed: bool = False,
+               eager_kernels: bool = False, cuda_graph: bool = False) -> Backend:
     """Load ``path`` with ``backend`` (auto: by file suffix). Artefacts whose export checks failed
-    are refused unless ``allow_failed`` (the benchmark, which reports their accuracy)."""
+    are refused unless ``allow_failed`` (the benchmark, which reports their accuracy).
+    ``eager_kernels`` (timed or compared runs) and ``cuda_graph`` apply to TensorRT plans."""
     path = Path(path)
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend}: use one of {', '.join(BACKENDS)}")
@@ -60,25 +60,24 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
     chosen = natural if backend == "auto" else backend
     if chosen != natural:
         raise UsageError(f"--backend {backend} cannot run {path.name}: {natural} runs {path.suffix} files")
+    if cuda_graph and chosen != "tensorrt":
+        raise UsageError(f"--cuda-graph: only TensorRT plans are captured into CUDA graphs, not {path.name}")
+    if chosen == "torch":
+        from .torch_backend import TorchBackend
+
+        return TorchBackend(path, tile)
+    if chosen == "onnxruntime" and not sidecar_path(path).is_file():
+        from .onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, ModelInfo(str(path), "onnx", tile or 0, "fp32"), providers, threads)
+    side = read_sidecar(path)
+    info = ModelInfo(str(path), "tensorrt-plan" if chosen == "tensorrt" else "onnx",
+                     _check_sidecar(path, side, tile, allow_failed), side.get("precision", "fp32"),
+                     input_format=side.get("input_format", "float32"), sidecar=side)
     if chosen == "tensorrt":
         from .tensorrt_backend import TensorRTBackend
 
-        side = read_sidecar(path)
-        t = _check_sidecar(path, side, tile, allow_failed)
-        return TensorRTBackend(path, ModelInfo(str(path), "tensorrt-plan", t, side.get("precision", "?"),
-                                               sidecar=side))
-    if chosen == "onnxruntime":
-        from .onnxruntime_backend import OnnxRuntimeBackend, onnx_graph_tile
+        return TensorRTBackend(path, info, eager_kernels=eager_kernels, cuda_graph=cuda_graph)
+    from .onnxruntime_backend import OnnxRuntimeBackend
 
-        if sidecar_path(path).is_file():
-            side = read_sidecar(path)
-            t = _check_sidecar(path, side, tile, allow_failed)
-        else:
-            side, t = {}, tile or onnx_graph_tile(path)
-            if t is None:
-                raise UsageError(f"{path}: the graph has no fixed tile size and no sidecar; pass --tile")
-        info = ModelInfo(str(path), "onnx", t, side.get("precision", "fp32"), sidecar=side)
-        return OnnxRuntimeBackend(path, info, providers, threads)
-    from .torch_backend import TorchBackend
-
-    return TorchBackend(path, tile)
+    return OnnxRuntimeBackend(path, info, providers, threads)

@@ -2,26 +2,35 @@
 
 A backend loads one model and hands out *lanes*: independent executors that may run
 concurrently, one per worker thread. For TensorRT a lane is an execution context with its own
-CUDA stream, optimisation profile and buffers; for ONNX Runtime, lanes share one thread-safe
-session; for PyTorch, one lane.
+CUDA stream and buffers; for ONNX Runtime, lanes share one thread-safe session; for PyTorch on
+CUDA, each lane has its own CUDA stream and pinned buffers (one lane on the CPU).
 """
 
 from __future__ import annotations
 
+import platform
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
 
 
 class Lane(Protocol):
-    """Runs one batch: float32 N x 3 x T x T (normalised) -> float32 N x 1 x T x T logits."""
+    """Runs one batch in the model's input format (``ModelInfo.input_format``: uint8 N x T x T x 3 or
+    normalised float32 N x 3 x T x T) -> float32 N x 1 x T x T logits.
+
+    ``last_split_ms`` is the device-side H2D / compute / D2H time of the last batch, measured with
+    CUDA events, where the lane runs on a GPU (None elsewhere)."""
+
+    last_split_ms: dict[str, float] | None
 
     def infer(self, batch: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelInfo:
     """What the runtime needs to know about a loaded model."""
 
@@ -29,6 +38,7 @@ class ModelInfo:
     kind: str  # "tensorrt-plan" | "onnx" | "checkpoint"
     tile: int
     precision: str
+    input_format: str = "float32"  # see sam2ms.preprocess.INPUT_FORMATS
     min_batch: int = 1
     max_batch: int | None = None  # None: any
     max_lanes: int | None = None  # None: any
@@ -36,21 +46,38 @@ class ModelInfo:
 
 
 class Backend(ABC):
-    """A loaded model. ``lanes(k)`` may be called once; ``close()`` frees everything."""
+    """A loaded model; use it as a context manager (or call ``close()``) to free it."""
 
     name: str
     info: ModelInfo
 
     @abstractmethod
     def lanes(self, count: int) -> list[Lane]:
-        """``count`` executors that may run concurrently from different threads."""
+        """``count`` executors that may run concurrently from different threads. Calling it again
+        returns lanes already made (never more device buffers than the largest count asked for)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release device memory, streams and sessions."""
 
+    def device_name(self) -> str:
+        """The device the model runs on, named by the library that runs it."""
+        return cpu_name()
+
+    def device_peak_mb(self) -> float | None:
+        """Peak device memory since the last call, where the backend can tell (then reset)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": self.info.path, "kind": self.info.kind, "tile": self.info.tile,
-                "precision": self.info.precision}
+                "precision": self.info.precision, "input_format": self.info.input_format,
+                "device": self.device_name()}
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 def pad_batch(batch: np.ndarray, min_batch: int) -> np.ndarray:
@@ -59,3 +86,14 @@ def pad_batch(batch: np.ndarray, min_batch: int) -> np.ndarray:
         return batch
     pad = np.zeros((min_batch - len(batch), *batch.shape[1:]), batch.dtype)
     return np.concatenate([batch, pad])
+
+
+def cpu_name() -> str:
+    """The CPU's marketing name where /proc tells it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -2,74 +2,98 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from sam2ms.deps import require
 from sam2ms.errors import UsageError
+from sam2ms.preprocess import input_format_of, tile_of_shape
 
+from .. import cuda
 from .base import Backend, Lane, ModelInfo
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
+def _ort() -> Any:
+    return require("onnxruntime", "running an ONNX model")
+
+
 def resolve_providers(names: list[str] | None) -> list[str]:
     """Map ``cpu,cuda,tensorrt`` to ONNX Runtime provider names, refusing unavailable ones."""
-    import onnxruntime as ort
-
     names = names or ["cpu"]
     unknown = [n for n in names if n not in PROVIDERS]
     if unknown:
         raise UsageError(f"--providers {','.join(unknown)}: use cpu, cuda or tensorrt")
-    available = ort.get_available_providers()
+    available = _ort().get_available_providers()
     missing = [n for n in names if PROVIDERS[n] not in available]
     if missing:
         raise UsageError(f"--providers {','.join(missing)}: not available in this onnxruntime "
-                         f"({', '.join(available)}); pip install 'sam2ms[gpu]' for CUDA/TensorRT providers")
+                         f"({', '.join(available)}); pip install 'sam2ms[ort-gpu]' (without [cpu]: the two "
+                         "onnxruntime wheels cannot share an environment) for CUDA/TensorRT providers")
     return [PROVIDERS[n] for n in names]
 
 
 class _OrtLane:
-    def __init__(self, session: object, input_name: str) -> None:
+    last_split_ms: dict[str, float] | None = None  # ORT does not tell
+
+    def __init__(self, session: Any, input_name: str) -> None:
         self._session, self._input = session, input_name
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: batch})[0]  # type: ignore[attr-defined]
+        return self._session.run(None, {self._input: batch})[0]
+
+
+def _graph_input(session: Any) -> tuple[str, str, int | None]:
+    """(input name, input format, fixed tile or None) of a session's graph."""
+    inp = session.get_inputs()[0]
+    fmt = input_format_of(inp.type)
+    return inp.name, fmt, tile_of_shape(list(inp.shape), fmt)
+
+
+def onnx_graph_tile(path: Path) -> int | None:
+    """The fixed tile of an exported graph, read with ONNX Runtime (no optimisation pass, no onnx)."""
+    ort = _ort()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return _graph_input(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))[2]
 
 
 class OnnxRuntimeBackend(Backend):
-    """One session; ``InferenceSession.run`` is thread-safe, so lanes share it."""
+    """One session; ``InferenceSession.run`` is thread-safe, so lanes share it. The tile and the
+    input format come from the graph and must agree with the sidecar's (``info``)."""
 
     name = "onnxruntime"
 
     def __init__(self, path: Path, info: ModelInfo, providers: list[str] | None, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+        ort = _ort()
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         self.providers = resolve_providers(providers)
         self._session = ort.InferenceSession(str(path), opts, providers=self.providers)
-        inp = self._session.get_inputs()[0]
-        self._input = inp.name
-        graph_tile = inp.shape[-1]
-        if isinstance(graph_tile, int) and graph_tile != info.tile:
-            raise UsageError(f"{path}: the graph takes {graph_tile}px tiles but {info.tile} was asked for; "
+        self._input, input_format, graph_tile = _graph_input(self._session)
+        tile = info.tile or graph_tile
+        if tile is None:
+            raise UsageError(f"{path}: the graph has no fixed tile size and no sidecar; pass --tile")
+        if graph_tile is not None and graph_tile != tile:
+            raise UsageError(f"{path}: the graph takes {graph_tile}px tiles but {tile} was asked for; "
                              f"use --tile {graph_tile} or re-export")
-        self.info = info
+        if info.sidecar and info.input_format != input_format:
+            raise UsageError(f"{path}: the graph takes {input_format} input but its sidecar says {info.input_format}; "
+                             "re-export it")
+        self.info = replace(info, tile=tile, input_format=input_format)
 
     def lanes(self, count: int) -> list[Lane]:
         return [_OrtLane(self._session, self._input) for _ in range(count)]
 
+    def device_name(self) -> str:
+        if self.providers[0] != PROVIDERS["cpu"] and cuda.device_status()[0]:
+            return cuda.device_name()
+        return super().device_name()
+
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "providers": self.providers}
-
-
-def onnx_graph_tile(path: Path) -> int | None:
-    """The fixed tile of an exported graph's input, read without building a session."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    last = dims[-1].dim_value if dims else 0
-    return int(last) or None

@@ -1,117 +1,224 @@
 """TensorRT backend (``tensorrt`` 10/11 or ``tensorrt_rtx``) over cuda-python memory and streams.
 
 Written against the name-based API the two libraries share: ``set_input_shape``,
-``set_tensor_address`` and ``execute_async_v3``. Each lane owns an execution context bound to its
-own optimisation profile (the plan holds one per stream, see ``sam2ms-export --profiles``), a
-CUDA stream, pinned host staging buffers and device buffers sized for the profile's largest
-batch, so lanes overlap H2D copy, compute and D2H copy with each other.
+``set_tensor_address`` and ``execute_async_v3``. Each lane owns an execution context, a CUDA stream,
+pinned host staging buffers and device buffers sized for the largest batch of its optimisation
+profile, so lanes overlap H2D copy, compute and D2H copy with each other. All lanes share profile
+0 unless the plan has more (TensorRT 10 made profile sharing across contexts the default;
+TensorRT-RTX has no other mode). Every call that reports success as a bool is checked.
+
+TensorRT-RTX compiles kernels for the GPU at run time. Contexts are created from a runtime config:
+with ``eager_kernels`` (the benchmark and ``--check-against``) shape-specialised kernels are compiled
+before the first inference of a shape returns, so timings never mix in fallback kernels; otherwise
+they are compiled lazily in the background (the library's default). Compiled kernels go to a
+runtime cache kept beside the plan (``<plan>.rtcache``), so the next process does not compile again.
+
+Each batch records CUDA events around its copies and its execution (``last_split_ms``). With
+``cuda_graph`` the execution is captured once per batch size and replayed (trtexec's
+``--useCudaGraph``; TensorRT-RTX's own whole-graph capture strategy where the library has one).
 """
 
 from __future__ import annotations
 
-import importlib
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sam2ms.deps import import_tensorrt
 from sam2ms.errors import Sam2msError, UsageError
+from sam2ms.fileio import atomic_write
+from sam2ms.preprocess import input_format_of
 
 from .. import cuda
 from .base import Backend, Lane, ModelInfo, pad_batch
 
+#: I/O types the runtime can stage through numpy (bf16/fp8 have no numpy type).
+_NUMPY_IO = {"FLOAT": np.float32, "HALF": np.float16, "UINT8": np.uint8, "INT8": np.int8, "INT32": np.int32}
 
-def _import_tensorrt(builder: str | None) -> Any:
-    names = [builder] if builder in ("tensorrt", "tensorrt_rtx") else ["tensorrt", "tensorrt_rtx"]
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    raise UsageError("running a .plan needs TensorRT: pip install 'sam2ms[trt]' (or 'sam2ms[rtx]' for a "
-                     "TensorRT-RTX plan), plus 'sam2ms[gpu]' for cuda-python")
+
+def runtime_cache_path(plan: str | Path) -> Path:
+    """``engine.plan`` -> ``engine.plan.rtcache`` (TensorRT-RTX's compiled kernels for this GPU)."""
+    plan = Path(plan)
+    return plan.with_name(plan.name + ".rtcache")
+
+
+def io_dtype(engine: Any, name: str) -> np.dtype:
+    """The numpy dtype of an I/O tensor, or a UsageError for types numpy cannot stage."""
+    kind = str(engine.get_tensor_dtype(name)).rsplit(".", 1)[-1]
+    if kind not in _NUMPY_IO:
+        raise UsageError(f"the plan's tensor {name!r} is {kind}; sam2ms stages I/O through numpy and supports "
+                         f"{', '.join(_NUMPY_IO)} — re-export (the ONNX's I/O is uint8/float32)")
+    return np.dtype(_NUMPY_IO[kind])
+
+
+def _ok(result: bool, what: str) -> None:
+    if not result:
+        raise Sam2msError(f"TensorRT refused {what} (see the TensorRT messages above)")
 
 
 class _TrtLane:
-    def __init__(self, trt: Any, engine: Any, profile: int, info: ModelInfo, names: tuple[str, str]) -> None:
-        self.info = info
-        self.input, self.output = names
+    """One execution context on its own stream with its own buffers."""
+
+    def __init__(self, backend: TensorRTBackend, profile: int) -> None:
+        engine, info = backend.engine, backend.info
+        self.info, self.input, self.output = info, backend.input_name, backend.output_name
+        self.cuda_graph = backend.cuda_graph and not backend.native_graphs
+        self.last_split_ms: dict[str, float] | None = None
         self.stream = cuda.Stream()
-        self.context = engine.create_execution_context()
+        config = backend.runtime_config
+        self.context = engine.create_execution_context(config) if config is not None \
+            else engine.create_execution_context()
         if self.context is None:
             raise Sam2msError("TensorRT could not create an execution context (out of GPU memory?)")
-        self.context.set_optimization_profile_async(profile, self.stream.ptr)
-        t, n = info.tile, info.max_batch or 1
-        self.in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input)))
-        self.out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.output)))
-        self.h_in = cuda.PinnedBuffer((n, 3, t, t), self.in_dtype)
-        self.h_out = cuda.PinnedBuffer((n, 1, t, t), self.out_dtype)
-        self.d_in = cuda.DeviceBuffer(self.h_in.nbytes)
-        self.d_out = cuda.DeviceBuffer(self.h_out.nbytes)
-        self.context.set_tensor_address(self.input, self.d_in.ptr)
-        self.context.set_tensor_address(self.output, self.d_out.ptr)
+        _ok(self.context.set_optimization_profile_async(profile, self.stream.ptr), f"optimisation profile {profile}")
+        largest = tuple(engine.get_tensor_profile_shape(self.input, profile)[2])
+        self.h_in = cuda.PinnedBuffer(largest, io_dtype(engine, self.input))
+        _ok(self.context.set_input_shape(self.input, largest), f"input shape {largest}")
+        out_shape = tuple(self.context.get_tensor_shape(self.output))
+        self.h_out = cuda.PinnedBuffer(out_shape, io_dtype(engine, self.output))
+        self.d_in, self.d_out = cuda.DeviceBuffer(self.h_in.nbytes), cuda.DeviceBuffer(self.h_out.nbytes)
+        _ok(self.context.set_tensor_address(self.input, self.d_in.ptr), f"the address of {self.input!r}")
+        _ok(self.context.set_tensor_address(self.output, self.d_out.ptr), f"the address of {self.output!r}")
+        self.events = [cuda.Event() for _ in range(4)]
+        self.graphs: dict[int, cuda.Graph] = {}
+        self.shape: tuple[int, ...] = largest
+
+    def _set_batch(self, m: int) -> tuple[int, ...]:
+        """Set the input shape for ``m`` tiles; returns the output shape the context infers."""
+        shape = (m, *self.h_in.array.shape[1:])
+        if shape != self.shape:
+            _ok(self.context.set_input_shape(self.input, shape), f"input shape {shape}")
+            self.shape = shape
+        out = tuple(self.context.get_tensor_shape(self.output))
+        if int(np.prod(out)) > self.h_out.array.size:
+            raise Sam2msError(f"TensorRT output shape {out} exceeds the buffer sized for {self.h_out.array.shape}")
+        return out
+
+    def _execute(self, m: int) -> None:
+        if not self.cuda_graph:
+            _ok(self.context.execute_async_v3(self.stream.ptr), "execute_async_v3")
+            return
+        graph = self.graphs.get(m)
+        if graph is None:
+            # One plain run first: TensorRT may allocate or compile on the first enqueue of a shape.
+            _ok(self.context.execute_async_v3(self.stream.ptr), "execute_async_v3")
+            self.stream.synchronize()
+            graph = self.graphs[m] = cuda.Graph(
+                self.stream, lambda: _ok(self.context.execute_async_v3(self.stream.ptr), "execute_async_v3 (capture)"))
+        graph.launch(self.stream)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         n = len(batch)
         batch = pad_batch(batch, self.info.min_batch)
         m = len(batch)
+        out_shape = self._set_batch(m)
         self.h_in.array[:m] = batch
-        if not self.context.set_input_shape(self.input, (m, 3, self.info.tile, self.info.tile)):
-            raise Sam2msError(f"TensorRT refused input shape {(m, 3, self.info.tile, self.info.tile)}")
-        per_in, per_out = self.h_in.nbytes // len(self.h_in.array), self.h_out.nbytes // len(self.h_out.array)
-        cuda.copy_to_device(self.d_in, self.h_in, m * per_in, self.stream)
-        if not self.context.execute_async_v3(self.stream.ptr):
-            raise Sam2msError("TensorRT execute_async_v3 failed (see the TensorRT messages above)")
-        cuda.copy_to_host(self.h_out, self.d_out, m * per_out, self.stream)
+        in_bytes = m * self.h_in.array[0].nbytes
+        out_count = int(np.prod(out_shape))
+        e = self.events
+        e[0].record(self.stream)
+        cuda.copy_to_device(self.d_in, self.h_in, in_bytes, self.stream)
+        e[1].record(self.stream)
+        self._execute(m)
+        e[2].record(self.stream)
+        cuda.copy_to_host(self.h_out, self.d_out, out_count * self.h_out.array.itemsize, self.stream)
+        e[3].record(self.stream)
         self.stream.synchronize()
-        return self.h_out.array[:n].astype(np.float32, copy=True)
+        self.last_split_ms = {name: e[i].elapsed_ms(e[i + 1]) for i, name in enumerate(("h2d", "compute", "d2h"))}
+        out = self.h_out.array.reshape(-1)[:out_count].reshape(out_shape)
+        return out[:n].astype(np.float32, copy=True)
 
     def close(self) -> None:
-        for res in (self.h_in, self.h_out, self.d_in, self.d_out, self.stream):
+        for graph in self.graphs.values():
+            graph.close()
+        for res in (self.h_in, self.h_out, self.d_in, self.d_out, *self.events, self.stream):
             res.close()
+        self.context = None
 
 
 class TensorRTBackend(Backend):
-    """A deserialised plan; lanes = (context, profile, stream, buffers)."""
+    """A deserialised plan; lanes = (context, stream, buffers, events)."""
 
     name = "tensorrt"
 
-    def __init__(self, path: Path, info: ModelInfo) -> None:
-        trt = _import_tensorrt(info.sidecar.get("builder"))
-        if cuda.device_count() == 0:
-            raise UsageError(f"{path}: running a TensorRT plan needs an NVIDIA GPU and driver; none is visible "
-                             "here — run the .onnx with --backend onnxruntime instead")
-        self._trt = trt
+    def __init__(self, path: Path, info: ModelInfo, *, eager_kernels: bool = False, cuda_graph: bool = False) -> None:
+        trt, flavour = import_tensorrt(info.sidecar.get("builder") or "auto", "running a .plan")
+        cuda.require_device(f"running the TensorRT plan {path}")
+        self.path, self.flavour, self.cuda_graph = Path(path), flavour, cuda_graph
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        self._engine = self._runtime.deserialize_cuda_engine(Path(path).read_bytes())
-        if self._engine is None:
-            raise UsageError(f"{path}: TensorRT could not load the plan (built by {info.sidecar.get('builder')} "
+        self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self.engine is None:
+            raise UsageError(f"{path}: {flavour} could not load the plan (built by {info.sidecar.get('builder')} "
                              f"{info.sidecar.get('builder_version')} for {info.sidecar.get('targets')}); rebuild it "
                              "for this GPU and TensorRT version")
-        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         mode = trt.TensorIOMode.INPUT
-        self._inputs = [n for n in names if self._engine.get_tensor_mode(n) == mode]
-        self._outputs = [n for n in names if self._engine.get_tensor_mode(n) != mode]
-        lo, _, hi = self._engine.get_tensor_profile_shape(self._inputs[0], 0)
-        info.min_batch, info.max_batch = int(lo[0]), int(hi[0])
-        info.max_lanes = int(self._engine.num_optimization_profiles)
-        self.info = info
+        self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == mode)
+        self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) != mode)
+        input_format = input_format_of(str(io_dtype(self.engine, self.input_name)))
+        if input_format != info.input_format:
+            raise UsageError(f"{path}: the plan takes {input_format} input but its sidecar says "
+                             f"{info.input_format}; re-export it")
+        io_dtype(self.engine, self.output_name)
+        lo, _, hi = self.engine.get_tensor_profile_shape(self.input_name, 0)
+        self.profiles = int(self.engine.num_optimization_profiles)
+        self.info = replace(info, min_batch=int(lo[0]), max_batch=int(hi[0]), max_lanes=None)
+        self.runtime_config, self._runtime_cache, self.native_graphs = self._runtime_setup(trt, eager_kernels)
         self._lanes: list[_TrtLane] = []
+        self._device = cuda.device_name()
+
+    def _runtime_setup(self, trt: Any, eager_kernels: bool) -> tuple[Any, Any, bool]:
+        """TensorRT-RTX: a runtime config with the kernel specialisation strategy, the runtime cache
+        loaded from beside the plan, and the library's own CUDA graph capture when asked for."""
+        if not hasattr(self.engine, "create_runtime_config"):
+            return None, None, False
+        config = self.engine.create_runtime_config()
+        strategies = getattr(trt, "DynamicShapesKernelSpecializationStrategy", None)
+        if strategies is not None and eager_kernels:
+            config.dynamic_shapes_kernel_specialization_strategy = strategies.EAGER
+        native_graphs = False
+        if self.cuda_graph and hasattr(trt, "CudaGraphStrategy") and hasattr(config, "cuda_graph_strategy"):
+            config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+            native_graphs = True
+        cache = None
+        if hasattr(config, "create_runtime_cache"):
+            cache = config.create_runtime_cache()
+            stored = runtime_cache_path(self.path)
+            if stored.is_file() and not cache.deserialize(stored.read_bytes()):
+                print(f"sam2ms: {stored} was made for another GPU, driver or TensorRT-RTX; compiling afresh",
+                      file=sys.stderr)
+            _ok(config.set_runtime_cache(cache), "the runtime cache")
+        return config, cache, native_graphs
 
     def lanes(self, count: int) -> list[Lane]:
-        if count <= len(self._lanes):  # contexts, streams and buffers are reused, never duplicated
-            return list(self._lanes[:count])
-        self.close()
-        if count > (self.info.max_lanes or 1):
-            raise UsageError(f"--streams {count}: the plan has {self.info.max_lanes} optimisation profile(s), one "
-                             f"per concurrent stream; use --streams {self.info.max_lanes} or re-export with "
-                             f"--profiles {count}")
-        self._lanes = [_TrtLane(self._trt, self._engine, i, self.info, (self._inputs[0], self._outputs[0]))
-                       for i in range(count)]
-        return list(self._lanes)
+        while len(self._lanes) < count:
+            self._lanes.append(_TrtLane(self, len(self._lanes) % self.profiles))
+        return list(self._lanes[:count])
+
+    def device_name(self) -> str:
+        return self._device
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "library": self.flavour, "cuda_graph": self.cuda_graph,
+                "runtime_cache": str(runtime_cache_path(self.path)) if self._runtime_cache is not None else None}
 
     def close(self) -> None:
         for lane in self._lanes:
             lane.close()
         self._lanes = []
+        if self._runtime_cache is not None:
+            self._save_runtime_cache()
+
+    def _save_runtime_cache(self) -> None:
+        """Keep what was compiled for the next process; a read-only plan folder only costs a warning."""
+        blob = self._runtime_cache.serialize()
+        if blob is None or not len(memoryview(blob)):
+            return
+        try:
+            atomic_write(runtime_cache_path(self.path), lambda f: f.write(memoryview(blob)))
+        except OSError as exc:
+            print(f"sam2ms: could not keep the runtime cache beside {self.path} ({exc})", file=sys.stderr)

@@ -32,6 +32,8 @@ def bench_command(
     accuracy_tiles: int = typer.Option(4, help="Synthetic tiles for accuracy against the reference."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for ONNX Runtime and PyTorch."),
     seed: int = typer.Option(0, help="Seed of the synthetic tiles."),
+    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Also measure each TensorRT plan replayed from "
+                                                                "CUDA graphs (trtexec --useCudaGraph)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here ('-': stdout)."),
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write the markdown table here."),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write latency/throughput plots (PNG) here."),
@@ -48,7 +50,7 @@ def bench_command(
     opts = BenchOptions(models=models, batches=_ints(batch, "--batch"), streams=_ints(streams, "--streams"),
                         iterations=iterations, warmup=warmup, backend=backend, reference=reference,
                         torch_variants=[v.strip() for v in torch.split(",") if v.strip()],
-                        accuracy_tiles=accuracy_tiles, threads=threads, seed=seed)
+                        accuracy_tiles=accuracy_tiles, threads=threads, seed=seed, cuda_graph=cuda_graph)
     report = run_bench(opts, log=lambda m: console.log(m))
     to_stdout = json_out is not None and str(json_out) == "-"
     table = save_report(report, json_path=None if to_stdout else json_out, markdown_path=markdown_out,

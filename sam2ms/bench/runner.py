@@ -26,6 +26,8 @@ import numpy as np
 
 from sam2ms.errors import UsageError
 from sam2ms.metrics import RoadMetrics, agreement, sigmoid
+from sam2ms.preprocess import model_input
+from sam2ms.runtime.backends.base import cpu_name
 
 from .memory import PeakRss
 from .peaks import mfu, peak_tflops
@@ -48,6 +50,7 @@ class BenchOptions:
     accuracy_tiles: int = 4
     threads: int | None = None
     seed: int = 0
+    cuda_graph: bool = False  # also measure each TensorRT plan replayed from CUDA graphs
 
 
 @dataclass
@@ -75,13 +78,13 @@ def validate(opts: BenchOptions) -> None:
 
 
 def synthetic_tiles(tile: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded synthetic road tiles at training scale: (N x 3 x T x T normalised, N x T x T labels)."""
+    """Seeded synthetic road tiles at training scale: (N x T x T x 3 uint8 RGB, N x T x T labels).
+    Each subject gets them in its own input format (:func:`sam2ms.preprocess.model_input`)."""
     from sam2ms.data.synth import render_road_scene
-    from sam2ms.preprocess import normalize
 
     rng = np.random.default_rng([seed, tile, 77])
     pairs = [render_road_scene(tile, tile, rng, scale=tile / 256) for _ in range(count)]
-    return np.stack([normalize(img) for img, _ in pairs]), np.stack([lab for _, lab in pairs])
+    return np.stack([img for img, _ in pairs]), np.stack([lab for _, lab in pairs])
 
 
 def _reference_checkpoint(opts: BenchOptions) -> Path | None:
@@ -126,8 +129,13 @@ def subjects(opts: BenchOptions) -> list[Subject]:
     """The artefacts to measure, then the PyTorch reference variants (when torch and a checkpoint are there)."""
     from sam2ms.runtime.backends import open_model
 
-    found = [Subject(m.name, lambda m=m: open_model(m, opts.backend, threads=opts.threads, allow_failed=True))
+    found = [Subject(m.name, lambda m=m: open_model(m, opts.backend, threads=opts.threads, allow_failed=True,
+                                                    eager_kernels=True))
              for m in opts.models if m.suffix != ".pt"]
+    if opts.cuda_graph:  # each plan twice: plain enqueue, and replayed from a CUDA graph
+        found += [Subject(f"{m.name} (CUDA graph)", lambda m=m: open_model(m, opts.backend, allow_failed=True,
+                                                                           eager_kernels=True, cuda_graph=True))
+                  for m in opts.models if m.suffix in (".plan", ".engine")]
     ckpt = _reference_checkpoint(opts)
     try:
         import torch  # noqa: F401
@@ -136,6 +144,7 @@ def subjects(opts: BenchOptions) -> list[Subject]:
     if ckpt is not None:
         from sam2ms.runtime.backends.torch_backend import TorchBackend
 
+        tile = _artefact_tile(opts.models)
         if opts.threads:
             import torch
 
@@ -143,33 +152,26 @@ def subjects(opts: BenchOptions) -> list[Subject]:
         for variant in dict.fromkeys(["fp32", *opts.torch_variants]):
             precision = "fp32" if variant == "compile" else variant
             label = f"pytorch {'compiled' if variant == 'compile' else 'eager'} {precision}"
-            found.append(Subject(label, lambda p=precision, v=variant: TorchBackend(ckpt, None, precision=p,
+            found.append(Subject(label, lambda p=precision, v=variant: TorchBackend(ckpt, tile, precision=p,
                                                                                      compile=v == "compile"),
                                  reference=variant == "fp32"))
     return found
 
 
-def _device_name(backend: Any) -> str:
-    if getattr(backend, "name", "") in ("torch", "tensorrt") or "CUDA" in str(getattr(backend, "providers", "")):
-        try:
-            import torch
+def _artefact_tile(models: list[Path]) -> int | None:
+    """The tile of the first exported artefact: the PyTorch reference runs at it, whatever size the
+    checkpoint was trained at (the authors train at 352 px and deploy at 1024 px)."""
+    from sam2ms.export.sidecar import read_sidecar, sidecar_path
+    from sam2ms.runtime.backends.onnxruntime_backend import onnx_graph_tile
 
-            if torch.cuda.is_available() and (backend.name != "torch" or backend.device.startswith("cuda")):
-                return torch.cuda.get_device_name()
-        except ImportError:
-            pass
-    return cpu_name()
-
-
-def cpu_name() -> str:
-    """The CPU's marketing name where /proc tells it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    for model in models:
+        if model.suffix == ".pt" or not model.is_file():
+            continue
+        if sidecar_path(model).is_file():
+            return int(read_sidecar(model)["tile"])
+        if model.suffix == ".onnx":
+            return onnx_graph_tile(model)
+    return None
 
 
 def measure(lanes: list[Any], batch: np.ndarray, warmup: int, iterations: int) -> dict[str, Any]:
@@ -192,7 +194,7 @@ def measure(lanes: list[Any], batch: np.ndarray, warmup: int, iterations: int) -
             t0 = time.perf_counter()
             lane.infer(batch)
             latencies[i].append(time.perf_counter() - t0)
-            if getattr(lane, "last_split_ms", None):
+            if lane.last_split_ms:
                 splits.append(dict(lane.last_split_ms))
 
     threads = [threading.Thread(target=work, args=(i, lane)) for i, lane in enumerate(lanes)]
@@ -261,13 +263,14 @@ class _Run:
         try:
             info = backend.info
             self.check(subject.label, info)
-            lanes = backend.lanes(min(max(opts.streams), info.max_lanes or max(opts.streams)))
-            probs = _accuracy(lanes[0], self.tiles, max(opts.batches))
+            lanes = backend.lanes(max(opts.streams))
+            tiles = model_input(self.tiles, info.input_format)
+            probs = _accuracy(lanes[0], tiles, max(opts.batches))
             self.reference_probs = probs if self.reference_probs is None else self.reference_probs
             accuracy = {**_judge(probs, self.reference_probs, self.labels), "reference": self.reference_label}
-            device = _device_name(backend)
+            device = backend.device_name()
             for b in opts.batches:
-                batch = np.resize(self.tiles, (b, *self.tiles.shape[1:]))
+                batch = np.resize(tiles, (b, *tiles.shape[1:]))
                 for s in opts.streams:
                     if s > len(lanes):
                         self.skipped.append({"subject": subject.label, "batch": str(b), "streams": str(s),
@@ -319,12 +322,7 @@ def _row(subject: Subject, backend: Any, device: str, flops: float | None, accur
     thr = throughput(m["tiles"], m["wall"], tile)
     precision = backend.info.precision
     peak = peak_tflops(device, precision)
-    device_mb = None
-    if getattr(backend, "name", "") == "torch" and backend.device.startswith("cuda"):
-        import torch
-
-        device_mb = torch.cuda.max_memory_allocated() / 2**20
-        torch.cuda.reset_peak_memory_stats()
+    device_mb = backend.device_peak_mb()
     return {"subject": subject.label, "backend": backend.name, "kind": backend.info.kind, "precision": precision,
             "reference": subject.reference, "device": device, "batch": batch, "streams": streams,
             "latency_ms": lat, "throughput": thr, "split_ms": m["split_ms"],
@@ -336,9 +334,9 @@ def _row(subject: Subject, backend: Any, device: str, flops: float | None, accur
 
 def _checks_passed(side: dict[str, Any]) -> bool | None:
     """What the artefact's own export checks said (parity, or INT8 accuracy); None when unchecked."""
-    verdicts = [c.get("passed") for c in (side.get("parity"), side.get("accuracy_vs_fp32"),
-                                          side.get("parity_of_source_onnx")) if isinstance(c, dict)]
-    return None if not verdicts else all(v is not False for v in verdicts)
+    from sam2ms.export.sidecar import failed_checks, recorded_checks
+
+    return None if not recorded_checks(side) else not failed_checks(side)
 
 
 def _add_ratios(rows: list[dict[str, Any]]) -> None:

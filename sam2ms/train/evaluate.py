@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.dataset import RoadDataset, load_sample
 from ..data.layouts import Sample
 from ..metrics import RoadMetrics
+from ..progress import progress_bar
 from .distributed import Dist
-from .progress import progress_bar
 
 
 class _EvalSet(Dataset):

@@ -32,9 +32,9 @@ from ..losses import SAM2MSLoss, build_lossnet
 from ..models import create_model
 from ..models.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
 from ..models.net import STRIDE
+from ..progress import progress_bar
 from .distributed import Dist
 from .evaluate import evaluate
-from .progress import progress_bar
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -1,4 +1,5 @@
-"""Progress bars (rich) for long work; silent on non-main ranks and when disabled."""
+"""Progress bars (rich) for long work — training, evaluation, calibration; silent on non-main ranks
+and when disabled. Part of the core so that calibration never imports the trainer."""
 
 from __future__ import annotations
 

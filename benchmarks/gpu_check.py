@@ -1,0 +1,215 @@
+"""Everything a session with a lent GPU should run, in one go: ``make gpu-check``.
+
+    python benchmarks/gpu_check.py --out DIR [--budget-s 780] [--quick]
+
+Steps, each timed and recorded even when it fails or is skipped:
+
+1. install what the GPU machine lacks from ``.whl/`` (``make gpu-wheels`` fills it here: the sam2
+   sdist and its pure-Python dependencies, onnxslim) and this package (editable, no dependencies);
+2. the device's facts (CUDA's name, driver, torch);
+3. ``pytest -m gpu`` (cuda-python layer, CUDA graphs, PyTorch CUDA-stream lanes, TensorRT where
+   importable and able to target this GPU);
+4. the PyTorch reference of SAM2MS-T and -L at 1024² (``benchmarks/gpu_suite.py``: eager FP32,
+   autocast FP16/BF16, ``torch.compile``; latency, split, memory, MFU);
+5. the stream pipeline: the PyTorch backend's K CUDA-stream lanes (K = 1, 2, 4) through
+   ``sam2ms bench`` (tiles/s per K, H2D/compute/D2H split) and through ``sam2ms infer`` over a
+   large synthetic scene (pipeline tiles/s against the lanes' own).
+
+It writes ``DIR/gpu_check.json`` and ``DIR/gpu_check.md`` (rows to paste into
+benchmarks/RESULTS.md, with device and date) and ends by listing what it could not run and why.
+Steps that would overrun ``--budget-s`` are skipped, and say so. ``--quick`` uses the nano model at
+small tiles (a smoke test of this script; also what runs on a CPU-only machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Check:
+    """Runs steps within a time budget and records what each did."""
+
+    def __init__(self, out: Path, budget_s: float) -> None:
+        self.out, self.budget_s, self.started = out, budget_s, time.perf_counter()
+        self.steps: list[dict[str, Any]] = []
+
+    def left(self) -> float:
+        return self.budget_s - (time.perf_counter() - self.started)
+
+    def step(self, name: str, needs_s: float, run: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+        if self.left() < needs_s:
+            self.steps.append({"step": name, "status": "skipped",
+                               "why": f"needs ~{needs_s:.0f} s, {max(self.left(), 0):.0f} s of the budget left"})
+            return None
+        t0 = time.perf_counter()
+        print(f"== {name}", flush=True)
+        try:
+            result = run()
+            status = result.pop("status", "ok")
+        except Exception as exc:  # noqa: BLE001 - every step reports, none stops the others
+            result, status = {"why": f"{type(exc).__name__}: {exc}"[:2000]}, "failed"
+        self.steps.append({"step": name, "status": status, "seconds": round(time.perf_counter() - t0, 1), **result})
+        return result
+
+
+def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    print("$ " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    sys.stdout.write(proc.stdout[-6000:])
+    sys.stderr.write(proc.stderr[-3000:])
+    return proc
+
+
+def install() -> dict[str, Any]:
+    wheels = sorted((ROOT / ".whl").glob("*")) if (ROOT / ".whl").is_dir() else []
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-build-isolation"]
+    if wheels:
+        proc = _run([*pip, *map(str, wheels)], 600)
+        if proc.returncode:
+            return {"status": "failed", "why": proc.stderr[-1500:]}
+    proc = _run([*pip, "-e", str(ROOT)], 600)
+    if proc.returncode:
+        return {"status": "failed", "why": proc.stderr[-1500:]}
+    return {"carried": [w.name for w in wheels]}
+
+
+def device_facts() -> dict[str, Any]:
+    facts: dict[str, Any] = {"date": date.today().isoformat(), "python": sys.version.split()[0]}
+    try:
+        import torch
+
+        facts.update(torch=torch.__version__, cuda_available=torch.cuda.is_available())
+    except ImportError:
+        facts["torch"] = None
+    from sam2ms.runtime import cuda
+
+    count, why = cuda.device_status()
+    facts.update(cuda_devices=count, why_none=why)
+    if count:
+        facts["device"] = cuda.device_name()
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True)
+        facts["nvidia_smi"] = smi.stdout.strip()
+    return facts
+
+
+def gpu_tests(timeout: float) -> dict[str, Any]:
+    proc = _run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider",
+                 "tests/test_gpu.py"], timeout)
+    tail = proc.stdout.strip().splitlines()
+    skipped = [line for line in tail if line.startswith("SKIPPED")]
+    return {"status": "ok" if proc.returncode == 0 else "failed", "summary": tail[-1] if tail else "",
+            "skipped": skipped}
+
+
+def reference_suite(out: Path, quick: bool, timeout: float) -> dict[str, Any]:
+    args = [sys.executable, "benchmarks/gpu_suite.py", "--out", str(out / "suite")]
+    args += ["--tile", "256", "--only", "sam2ms_hiera_t", "--iterations", "5"] if quick else []
+    proc = _run(args, timeout)
+    tables = sorted((out / "suite").glob("bench-*.md"))
+    return {"status": "ok" if proc.returncode == 0 else "failed", "tables": [str(t) for t in tables],
+            "why": proc.stderr[-1500:] if proc.returncode else None}
+
+
+def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
+    """PyTorch CUDA-stream lanes: tiles/s for K = 1, 2, 4 lanes, and the whole tiled pipeline."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from sam2ms.bench.report import save_report
+    from sam2ms.bench.runner import BenchOptions, run_bench
+    from sam2ms.data.synth import render_road_scene
+    from sam2ms.models import create_model
+    from sam2ms.models.checkpoint import save_checkpoint
+    from sam2ms.runtime.backends import open_model
+    from sam2ms.runtime.pipeline import InferOptions, run_inference
+
+    name, tile, scene_px = ("sam2ms_nano", 256, 1024) if quick else ("sam2ms_hiera_t", 1024, 6144)
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(out / "streams" / f"{name}.pt", create_model(name), image_size=tile, epoch=0, step=0)
+    report = run_bench(BenchOptions(models=[ckpt], batches=[2], streams=[1, 2, 4], iterations=3 if quick else 10,
+                                    warmup=2, accuracy_tiles=1))
+    save_report(report, stem=out / "streams" / "bench-streams")
+    lanes = {r["streams"]: r["throughput"]["tiles_per_s"] for r in report["rows"]}
+    splits = {r["streams"]: r["split_ms"] for r in report["rows"]}
+    image, _ = render_road_scene(scene_px, scene_px, np.random.default_rng(0), scale=tile / 256)
+    (out / "streams" / "scene").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(out / "streams" / "scene" / "scene.png")
+    pipeline = {}
+    for k in (1, 2, 4):
+        with open_model(ckpt, "torch", tile=tile) as backend:
+            s = run_inference(backend, InferOptions(out / "streams" / "scene", out / "streams" / f"masks{k}", batch=2,
+                                                    streams=k, workers=4))
+        pipeline[k] = {"tiles": s["tiles"], "tiles_per_s": s["tiles_per_s"], "stage_seconds": s["stage_seconds"],
+                       "ratio_to_lanes": s["tiles_per_s"] / lanes[k] if lanes.get(k) else None}
+    return {"model": name, "tile": tile, "device": report["rows"][0]["device"], "lanes_tiles_per_s": lanes,
+            "split_ms": splits, "pipeline": pipeline}
+
+
+def markdown(facts: dict[str, Any], steps: list[dict[str, Any]]) -> str:
+    lines = [f"## GPU check {facts.get('date')} on {facts.get('device', 'no GPU')} ({facts.get('nvidia_smi', '')})",
+             "", "| step | status | seconds | result |", "| --- | --- | --- | --- |"]
+    for s in steps:
+        detail = s.get("summary") or s.get("why") or ""
+        lines.append(f"| {s['step']} | {s['status']} | {s.get('seconds', '')} | {str(detail)[:200]} |")
+    streams = next((s for s in steps if s["step"] == "stream pipeline" and s["status"] == "ok"), None)
+    if streams:
+        lines += ["", f"PyTorch CUDA-stream lanes ({streams['model']} @ {streams['tile']}², batch 2):", "",
+                  "| streams | lanes tiles/s | H2D / compute / D2H ms | pipeline tiles/s | pipeline / lanes |",
+                  "| --- | --- | --- | --- | --- |"]
+        for k, rate in streams["lanes_tiles_per_s"].items():
+            sp, pl = streams["split_ms"].get(k) or {}, streams["pipeline"].get(k) or {}
+            split = " / ".join(f"{sp[x]:.2f}" for x in ("h2d", "compute", "d2h")) if sp else "—"
+            ratio = pl.get("ratio_to_lanes")
+            lines.append(f"| {k} | {rate:.2f} | {split} | {pl.get('tiles_per_s', 0):.2f} | "
+                         f"{ratio:.2f} |" if ratio else f"| {k} | {rate:.2f} | {split} | — | — |")
+    for s in steps:
+        for table in s.get("tables") or []:
+            lines += ["", Path(table).read_text()]
+    not_run = [s for s in steps if s["status"] != "ok"] + [
+        {"step": line, "status": "skipped"} for s in steps for line in s.get("skipped") or []]
+    if not_run:
+        lines += ["", "Not run or failed:", ""] + [f"- {s['step']}: {s['status']} {s.get('why') or ''}"[:400]
+                                                   for s in not_run]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--budget-s", type=float, default=780.0, help="stop starting steps after this many seconds")
+    p.add_argument("--quick", action="store_true", help="nano model, small tiles: a smoke test of this script")
+    p.add_argument("--no-install", action="store_true", help="skip step 1 (already installed)")
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    check = Check(args.out, args.budget_s)
+    if not args.no_install:
+        check.step("install", 30, install)
+    facts = check.step("device facts", 5, device_facts) or {}
+    has_gpu = bool(facts.get("cuda_devices")) and bool(facts.get("cuda_available"))
+    if has_gpu or args.quick:
+        check.step("pytest -m gpu", 60, lambda: gpu_tests(max(check.left() - 400, 120)))
+        check.step("stream pipeline", 90, lambda: stream_pipeline(args.out, args.quick or not has_gpu))
+        check.step("PyTorch reference suite", 240,
+                   lambda: reference_suite(args.out, args.quick or not has_gpu, max(check.left() - 10, 60)))
+    else:
+        check.steps.append({"step": "GPU steps", "status": "skipped", "why": f"no usable GPU: {facts.get('why_none')}"})
+    report = {"facts": facts, "steps": check.steps}
+    (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
+    table = markdown(facts, check.steps)
+    (args.out / "gpu_check.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
