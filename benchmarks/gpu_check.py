@@ -160,8 +160,8 @@ def markdown(facts: dict[str, Any], steps: list[dict[str, Any]]) -> str:
     lines = [f"## GPU check {facts.get('date')} on {facts.get('device', 'no GPU')} ({facts.get('nvidia_smi', '')})",
              "", "| step | status | seconds | result |", "| --- | --- | --- | --- |"]
     for s in steps:
-        detail = s.get("summary") or s.get("why") or ""
-        lines.append(f"| {s['step']} | {s['status']} | {s.get('seconds', '')} | {str(detail)[:200]} |")
+        detail = " ".join(str(s.get("summary") or s.get("why") or "").split())  # one table line
+        lines.append(f"| {s['step']} | {s['status']} | {s.get('seconds', '')} | {detail[:200]} |")
     streams = next((s for s in steps if s["step"] == "stream pipeline" and s["status"] == "ok"), None)
     if streams:
         lines += ["", f"PyTorch CUDA-stream lanes ({streams['model']} @ {streams['tile']}², batch 2):", "",
