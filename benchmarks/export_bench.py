@@ -23,9 +23,10 @@ import torch
 
 from sam2ms.export.parity import parity_tiles
 from sam2ms.export.pipeline import ExportOptions, run_export
-from sam2ms.export.tensorrt_build import BatchProfile, build_plan, parse_size
+from sam2ms.export.tensorrt_build import build_plan, parse_size
 from sam2ms.models import create_model
 from sam2ms.models.checkpoint import save_checkpoint
+from sam2ms.preprocess import input_shape, normalize
 
 
 def _throughput(run, tiles: np.ndarray, iterations: int) -> list[float]:
@@ -68,8 +69,8 @@ def main() -> None:
             plans = []
             for precision, onnx_file in (("fp32", "model.onnx"), ("fp16", "model.fp16.onnx")):
                 facts = build_plan(args.out / onnx_file, args.out / f"engine.{precision}.plan", builder="auto",
-                                   tile=args.tile, batch=BatchProfile(1, 1, 2), workspace=parse_size("4G"),
-                                   targets=[args.target])
+                                   shapes=[input_shape("uint8", args.tile, n) for n in (1, 1, 2)],
+                                   workspace=parse_size("4G"), targets=[args.target], precision=precision)
                 plans.append({"precision": precision, "bytes": (args.out / f"engine.{precision}.plan").stat().st_size,
                               "build_s": facts["build_seconds"], "builder": facts["builder"],
                               "builder_version": facts["builder_version"], "targets": facts["targets"]})
@@ -88,7 +89,7 @@ def main() -> None:
 
     def torch_run(x: np.ndarray) -> None:
         with torch.no_grad():
-            model(torch.from_numpy(x))
+            model(torch.from_numpy(normalize(x)))  # PyTorch with the host's normalisation, ORT with the graph's
 
     ort_run(tiles[:1])
     torch_run(tiles[:1])  # warm-up

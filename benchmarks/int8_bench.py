@@ -31,6 +31,7 @@ from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 from sam2ms.errors import CheckFailed
 from sam2ms.export.sidecar import read_sidecar
 from sam2ms.metrics import mask_iou, sigmoid
+from sam2ms.preprocess import model_input
 
 
 def _calibrate(args: argparse.Namespace, method: str, auto_exclude: bool, out: Path) -> dict:
@@ -47,7 +48,7 @@ def _calibrate(args: argparse.Namespace, method: str, auto_exclude: bool, out: P
             "layers_in_float": c.get("auto_exclude", {}).get("kept_layers", 0)}
 
 
-def _cpu_graphs(fp32: Path, ours: Path, tiles: np.ndarray, folder: Path) -> dict[str, Path]:
+def _cpu_graphs(fp32: Path, ours: Path, tiles: np.ndarray, input_format: str, folder: Path) -> dict[str, Path]:
     """The INT8 graphs ONNX Runtime's own tools make for a CPU, beside ours."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -58,8 +59,8 @@ def _cpu_graphs(fp32: Path, ours: Path, tiles: np.ndarray, folder: Path) -> dict
     for name, fmt in (("int8 qdq u8s8 (ORT CPU defaults)", QuantFormat.QDQ),
                       ("int8 qoperator u8s8", QuantFormat.QOperator)):
         path = folder / f"{fmt.name}.onnx"
-        quantize_static(str(prepared), str(path), TileReader(tiles, 1), quant_format=fmt, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(str(prepared), str(path), TileReader(tiles, 1, input_format), quant_format=fmt,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         graphs[name] = path
     dynamic = folder / "dynamic.onnx"
     quantize_dynamic(str(prepared), str(dynamic), op_types_to_quantize=["MatMul"], per_channel=True,
@@ -106,7 +107,8 @@ def main() -> None:
     p.add_argument("--skip-methods", action="store_true", help="only the speed comparison")
     args = p.parse_args()
 
-    tile = int(read_sidecar(args.onnx)["tile"])
+    side = read_sidecar(args.onnx)
+    tile, input_format = int(side["tile"]), side.get("input_format", "float32")
     result: dict = {"date": date.today().isoformat(), "device": f"{cpu_name()}, {args.threads} threads",
                     "onnxruntime": ort.__version__, "onnx": str(args.onnx), "tile": tile}
     with tempfile.TemporaryDirectory(prefix="sam2ms-int8-bench-") as tmp:
@@ -118,10 +120,11 @@ def main() -> None:
             _calibrate(args, "minmax", False, folder / "minmax")
         calib, held = sample_windows(args.calib_data, tile, [4, min(args.holdout, 4)], seed=0)
         # One tile: ORT keeps all calibration outputs in memory (~6 GB per 1024 px Hiera-T tile).
-        graphs = _cpu_graphs(args.onnx, folder / "minmax" / "model.int8.onnx", calib[:1], folder)
+        graphs = _cpu_graphs(args.onnx, folder / "minmax" / "model.int8.onnx", calib[:1], input_format, folder)
         if not args.skip_methods:
             graphs["int8 qdq s8s8 + auto-exclude (ours)"] = folder / "auto" / "model.int8.onnx"
-        result["speed"] = _speed(graphs, calib, held, args.iterations, args.threads)
+        result["speed"] = _speed(graphs, model_input(calib, input_format), model_input(held, input_format),
+                                 args.iterations, args.threads)
     print(json.dumps(result, indent=2))
 
 

@@ -65,7 +65,8 @@ def test_buffers_follow_the_profile_and_output_shape_the_context(engine: fake.Fa
             lane.infer(_tiles(5))  # beyond the profile: TensorRT's False is not ignored
 
 
-@pytest.mark.parametrize("refused,message", [("address", "the address of 'image'"), ("profile", "optimisation profile 0")])
+@pytest.mark.parametrize("refused,message", [("address", "the address of 'image'"),
+                                             ("profile", "optimisation profile 0")])
 def test_false_results_are_errors(engine: fake.FakeEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                   refused: str, message: str) -> None:
     monkeypatch.setattr(fake.FakeContext, "refuse", {refused})
