@@ -103,7 +103,44 @@ class FakeEngine:
 
     def create_execution_context(self, *args: Any) -> FakeContext:
         self.contexts.append(FakeContext(self))
+        self.contexts[-1].runtime_config = args[0] if args else None
         return self.contexts[-1]
+
+
+class RuntimeCache:
+    """TensorRT-RTX's compiled-kernel cache: loads what it is given, serialises a blob."""
+
+    def __init__(self) -> None:
+        self.loaded: bytes | None = None
+
+    def deserialize(self, blob: bytes) -> bool:
+        self.loaded = bytes(blob)
+        return blob.startswith(b"kernels")
+
+    def serialize(self) -> bytes:
+        return b"kernels for the fake GPU"
+
+
+class RuntimeConfig:
+    def __init__(self) -> None:
+        self.dynamic_shapes_kernel_specialization_strategy = "LAZY"
+        self.cuda_graph_strategy = "DISABLED"
+        self.cache: RuntimeCache | None = None
+
+    def create_runtime_cache(self) -> RuntimeCache:
+        return RuntimeCache()
+
+    def set_runtime_cache(self, cache: RuntimeCache) -> bool:
+        self.cache = cache
+        return True
+
+
+class RtxEngine(FakeEngine):
+    """An engine of TensorRT-RTX: contexts come from a runtime config."""
+
+    def create_runtime_config(self) -> RuntimeConfig:
+        self.config = RuntimeConfig()
+        return self.config
 
 
 def fake_tensorrt(engine: FakeEngine) -> SimpleNamespace:
@@ -122,8 +159,11 @@ def fake_tensorrt(engine: FakeEngine) -> SimpleNamespace:
         def deserialize_cuda_engine(self, blob: bytes) -> FakeEngine:
             return engine
 
-    return SimpleNamespace(__version__="10.fake", Logger=Logger, Runtime=Runtime, TensorIOMode=TensorIOMode,
-                           DataType=DataType)
+    rtx = isinstance(engine, RtxEngine)
+    extra = {"DynamicShapesKernelSpecializationStrategy": SimpleNamespace(EAGER="EAGER", LAZY="LAZY"),
+             "CudaGraphStrategy": SimpleNamespace(WHOLE_GRAPH_CAPTURE="WHOLE_GRAPH_CAPTURE")} if rtx else {}
+    return SimpleNamespace(__version__="1.7.fake" if rtx else "10.fake", Logger=Logger, Runtime=Runtime,
+                           TensorIOMode=TensorIOMode, DataType=DataType, **extra)
 
 
 class Stream:

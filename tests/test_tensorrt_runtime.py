@@ -95,6 +95,29 @@ def test_cuda_graph_is_captured_once_per_batch_size(engine: fake.FakeEngine, tmp
     assert fake.Graph.captured == 2
 
 
+def test_tensorrt_rtx_runtime_config_and_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Eager kernels when asked (bench, --check-against), the library's own CUDA graphs, and the
+    runtime cache kept beside the plan for the next process."""
+    from sam2ms.runtime.backends.tensorrt_backend import runtime_cache_path
+
+    engine = fake.RtxEngine(32, (1, 2, 4))
+    fake.install(monkeypatch, engine)
+    plan = _plan(tmp_path, builder="tensorrt_rtx")
+    with open_model(plan) as backend:
+        backend.lanes(2)
+        assert engine.config.dynamic_shapes_kernel_specialization_strategy == "LAZY"  # the library's default
+        assert all(c.runtime_config is engine.config for c in engine.contexts)
+    cache = runtime_cache_path(plan)
+    assert cache.read_bytes() == b"kernels for the fake GPU"
+    fake.Graph.captured = 0
+    with open_model(plan, eager_kernels=True, cuda_graph=True) as backend:
+        assert engine.config.dynamic_shapes_kernel_specialization_strategy == "EAGER"
+        assert engine.config.cuda_graph_strategy == "WHOLE_GRAPH_CAPTURE"
+        assert engine.config.cache.loaded == b"kernels for the fake GPU"  # the second process reuses it
+        backend.lanes(1)[0].infer(_tiles(2))
+    assert fake.Graph.captured == 0  # TensorRT-RTX captures by itself
+
+
 def test_cuda_graph_only_for_plans(tmp_path: Path) -> None:
     (tmp_path / "m.onnx").write_bytes(b"x")
     with pytest.raises(UsageError, match="--cuda-graph"):

@@ -24,7 +24,7 @@ def bench_command(
     batch: str = typer.Option("1", help="Batch sizes, comma-separated (e.g. 1,2,4,8)."),
     streams: str = typer.Option("1", help="Concurrent streams/lanes, comma-separated (e.g. 1,2)."),
     iterations: int = typer.Option(20, help="Timed batches per stream and configuration."),
-    warmup: int = typer.Option(3, help="Untimed batches per stream first."),
+    warmup: int = typer.Option(3, help="Untimed batches per stream and shape first (at least 1)."),
     backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch"),
     reference: Optional[Path] = typer.Option(None, help="Checkpoint for the PyTorch reference (default: the one "
                                                         "the models' sidecars name)."),

@@ -183,7 +183,7 @@ def measure(lanes: list[Any], batch: np.ndarray, warmup: int, iterations: int) -
 
     def work(i: int, lane: Any) -> None:
         try:
-            for _ in range(warmup):
+            for _ in range(max(warmup, 1)):  # at least once per shape: kernels compiled, buffers made
                 lane.infer(batch)
         except BaseException as exc:  # reported by the caller
             errors.append(exc)
