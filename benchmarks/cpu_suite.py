@@ -5,7 +5,7 @@
 For ``sam2ms_nano`` at 256² (the demo's trained checkpoint when given, else random weights) and
 ``sam2ms_hiera_t`` at 1024² (random weights: none can be downloaded here), export the FP32 ONNX,
 calibrate INT8 on a synthetic scene (minmax; --auto-exclude for a trained checkpoint), then run
-``sam2ms bench`` on both artefacts with the PyTorch eager FP32 reference. Writes one
+``sam2ms bench`` on both artifacts with the PyTorch eager FP32 reference. Writes one
 ``bench-<model>.json/.md/.png`` per model under --out and prints the markdown tables.
 Random weights change neither sizes nor speed; their INT8 accuracy figures mean nothing.
 """

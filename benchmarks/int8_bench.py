@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from sam2ms.bench.runner import cpu_name
+from sam2ms.artifacts import read_sidecar
 from sam2ms.calib.data import TileReader, sample_windows
 from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 from sam2ms.errors import CheckFailed
-from sam2ms.export.sidecar import read_sidecar
 from sam2ms.metrics import mask_iou, sigmoid
 from sam2ms.preprocess import model_input
+from sam2ms.runtime.backends.base import cpu_name
 
 
 def _calibrate(args: argparse.Namespace, method: str, auto_exclude: bool, out: Path) -> dict:

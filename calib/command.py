@@ -22,8 +22,8 @@ def calibrate_command(
     calib_cache: Optional[Path] = typer.Option(None, help="Calibration cache (JSON): reused when it matches."),
     seed: int = typer.Option(0, help="Sampling seed."),
     quantizer: str = typer.Option("ort", help="ort (ONNX Runtime) | modelopt (NVIDIA ModelOpt, when installed)."),
-    auto_exclude: bool = typer.Option(False, help="When a target is missed, keep the most sensitive layers in float "
-                                                  "until it holds (reports which)."),
+    auto_exclude: bool = typer.Option(False, "--auto-exclude", help="When a target is missed, keep the most "
+                                      "sensitive layers in float until it holds (reports which)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
 ) -> None:
     """Quantise an exported FP32 ONNX to explicit Q/DQ INT8 and report its accuracy against FP32."""

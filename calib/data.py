@@ -62,12 +62,6 @@ def _load(chosen: list[tuple[Path, int, int]], sizes: dict[Path, tuple[int, int]
     return np.stack(tiles) if tiles else np.zeros((0, tile, tile, 3), np.uint8)
 
 
-def calibration_tiles(source: str | Path, tile: int, count: int, seed: int = 0,
-                      on_skip: Callable[[Path, str], None] = lambda p, m: None) -> np.ndarray:
-    """``count`` seeded calibration tiles (see :func:`sample_windows`)."""
-    return sample_windows(source, tile, [count], seed, on_skip)[0]
-
-
 class TileReader:
     """ONNX Runtime's ``CalibrationDataReader`` protocol: yields ``{"image": batch}`` in the model's
     input format, then None."""

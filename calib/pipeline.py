@@ -9,21 +9,23 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sam2ms.artifacts import read_sidecar, sidecar_path, write_sidecar
 from sam2ms.errors import CheckFailed, UsageError
-from sam2ms.export.sidecar import read_sidecar, sidecar_path, write_sidecar
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.progress import progress_bar
 
 from .data import TileReader, sample_windows
-from .quantize import METHODS, QUANTIZERS, Int8Quantizer, open_quantizer
+from .quantize import METHODS, QUANTIZERS, Quantizer, open_quantizer
 from .report import fp32_probabilities, int8_accuracy
 from .sensitivity import layer_units, rank_units, smallest_passing
 
 RANKING_TILES = 4  # calibration tiles used to rank layers for --auto-exclude
 
 
-@dataclass
+@dataclass(frozen=True)
 class CalibrateOptions:
+    """What one calibration does (``sam2ms calibrate``, or ``sam2ms-export --int8``)."""
+
     onnx: Path
     calib_data: Path | None
     out: Path
@@ -37,15 +39,24 @@ class CalibrateOptions:
     quantizer: str = "ort"
     progress: bool = True
 
+    def validate(self) -> CalibrateOptions:
+        """The option values alone (the one place method and quantizer names are checked); the
+        files are checked when the calibration starts."""
+        if self.method not in METHODS:
+            raise UsageError(f"--calib-method {self.method}: use one of {', '.join(METHODS)}")
+        if self.quantizer not in QUANTIZERS:
+            raise UsageError(f"--quantizer {self.quantizer}: use one of {', '.join(QUANTIZERS)}")
+        if self.batches < 1 or self.batch_size < 1 or self.holdout < 1:
+            raise UsageError("--calib-batches, --calib-batch-size and --holdout must be at least 1")
+        if self.calib_data is None:
+            raise UsageError("--calib-data DIR is required (also with --int8): a folder of tiles or scenes like "
+                             "the ones to deploy on")
+        return self
+
 
 def _check(opts: CalibrateOptions) -> dict[str, Any]:
-    """Refuse bad options before any work; returns the FP32 model's sidecar."""
-    if opts.method not in METHODS:
-        raise UsageError(f"--calib-method {opts.method}: use one of {', '.join(METHODS)}")
-    if opts.quantizer not in QUANTIZERS:
-        raise UsageError(f"--quantizer {opts.quantizer}: use one of {', '.join(QUANTIZERS)}")
-    if opts.batches < 1 or opts.batch_size < 1 or opts.holdout < 1:
-        raise UsageError("--calib-batches, --calib-batch-size and --holdout must be at least 1")
+    """Refuse bad options and files before any work; returns the FP32 model's sidecar."""
+    opts.validate()
     if not opts.onnx.is_file():
         raise UsageError(f"{opts.onnx}: ONNX model not found; export one with sam2ms-export")
     if not sidecar_path(opts.onnx).is_file():
@@ -53,14 +64,13 @@ def _check(opts: CalibrateOptions) -> dict[str, Any]:
     side = read_sidecar(opts.onnx)
     if side.get("precision") != "fp32":
         raise UsageError(f"{opts.onnx}: is {side.get('precision')}; calibrate the FP32 model.onnx")
-    if opts.calib_data is None:
-        raise UsageError("--calib-data DIR is required: a folder of tiles or scenes like the ones to deploy on")
     return side
 
 
 def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Quantise, report, write; raises CheckFailed (exit 3) after writing when targets are missed."""
     side = _check(opts)
+    assert opts.calib_data is not None  # validate() refused None
     out = ensure_writable_dir(opts.out)
     started = time.perf_counter()
     tile = int(side["tile"])
@@ -100,7 +110,7 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
     return summary
 
 
-def _auto_exclude(quantizer: Int8Quantizer, target: Path, ranking_tiles: np.ndarray, held: np.ndarray,
+def _auto_exclude(quantizer: Quantizer, target: Path, ranking_tiles: np.ndarray, held: np.ndarray,
                   p32: np.ndarray, log: Callable[[str], None],
                   progress: bool) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     """Keep the fewest most-sensitive layers in float that make the held-out report pass; writes

@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from sam2ms.artifacts import judge_int8
 from sam2ms.export.parity import onnxruntime_probabilities
 from sam2ms.metrics import agreement
-
-TARGETS = {"min_mask_iou": 0.98, "max_f1_drop": 0.005}
 
 
 def fp32_probabilities(fp32_onnx: str | Path, tiles: np.ndarray) -> np.ndarray:
@@ -26,17 +25,9 @@ def fp32_probabilities(fp32_onnx: str | Path, tiles: np.ndarray) -> np.ndarray:
 
 def int8_accuracy(fp32_onnx: str | Path, int8_onnx: str | Path, tiles: np.ndarray,
                   p32: np.ndarray | None = None) -> dict[str, Any]:
-    """The accuracy report for the sidecar, with a verdict against :data:`TARGETS`. Pass ``p32``
+    """The accuracy report for the sidecar, with its verdict (:func:`sam2ms.artifacts.judge_int8`). Pass ``p32``
     (:func:`fp32_probabilities` of the same tiles) to avoid re-running FP32 for every trial."""
     p32 = fp32_probabilities(fp32_onnx, tiles) if p32 is None else p32
     p8 = onnxruntime_probabilities(int8_onnx, tiles, batch=2)[:, 0]
     figures = agreement(p32, p8)
-    report: dict[str, Any] = {**figures, "tiles": int(len(tiles)), "reference": "fp32 masks",
-                              "f1_drop": 1.0 - figures["f1"], "targets": dict(TARGETS)}
-    failures = []
-    if report["mask_iou"] < TARGETS["min_mask_iou"]:
-        failures.append(f"mask IoU to FP32 {report['mask_iou']:.4f} < {TARGETS['min_mask_iou']}")
-    if report["f1_drop"] > TARGETS["max_f1_drop"]:
-        failures.append(f"F1 drop {100 * report['f1_drop']:.2f} points > {100 * TARGETS['max_f1_drop']:.1f}")
-    report.update({"passed": not failures, "failures": failures})
-    return report
+    return judge_int8({**figures, "tiles": int(len(tiles)), "reference": "fp32 masks", "f1_drop": 1.0 - figures["f1"]})

@@ -24,7 +24,7 @@ def _table(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
     t = Table(title=f"{summary['model']} @ {summary['tile']}² -> {summary['out']}")
-    for col in ("artefact", "precision", "size", "time", "parity vs PyTorch FP32"):
+    for col in ("artifact", "precision", "size", "time", "parity vs PyTorch FP32"):
         t.add_column(col)
     for a in summary["artifacts"]:
         p = a.get("parity")
@@ -69,8 +69,8 @@ def export_command(
     calib_cache: Optional[Path] = typer.Option(None, help="With --int8: calibration cache (JSON), reused when it "
                                                          "matches."),
     quantizer: str = typer.Option("ort", help="With --int8: ort | modelopt (NVIDIA ModelOpt, when installed)."),
-    auto_exclude: bool = typer.Option(False, help="With --int8: when the accuracy target is missed, keep the most "
-                                                  "sensitive layers in float until it holds."),
+    auto_exclude: bool = typer.Option(False, "--auto-exclude", help="With --int8: when the accuracy target is "
+                                      "missed, keep the most sensitive layers in float until it holds."),
     check: bool = typer.Option(True, "--check/--no-check", help="Parity with PyTorch on synthetic tiles."),
     check_tiles: int = typer.Option(2, help="Tiles for the parity check."),
     model: Optional[str] = typer.Option(None, help="Model name (read from a sam2ms checkpoint)."),
@@ -83,15 +83,18 @@ def export_command(
 
     for module in ("torch", "sam2", "onnx", "onnxslim", *(("onnxruntime",) if check or int8 else ())):
         require(module, "sam2ms export")
+    from sam2ms.calib.pipeline import CalibrateOptions
+
     from .pipeline import ExportOptions, run_export
 
     console = Console(stderr=True, log_path=False)
+    calibration = CalibrateOptions(onnx=output / "model.onnx", calib_data=calib_data, out=output,
+                                   method=calib_method, batches=calib_batches, cache=calib_cache,
+                                   auto_exclude=auto_exclude, quantizer=quantizer) if int8 else None
     opts = ExportOptions(ckpt=ckpt, out=output, fp16=fp16, tile=tile, input_format=input_format, batch=batch,
-                         opset=opset, exporter=exporter,
-                         onnx_only=onnx_only, builder=builder, targets=target.split(",") if target else None,
-                         workspace=workspace, timing_cache=timing_cache, profiles=profiles, int8=int8,
-                         calib_data=calib_data, calib_method=calib_method, calib_batches=calib_batches,
-                         calib_cache=calib_cache, auto_exclude=auto_exclude, quantizer=quantizer, check=check,
+                         opset=opset, exporter=exporter, onnx_only=onnx_only, builder=builder,
+                         targets=target.split(",") if target else None, workspace=workspace,
+                         timing_cache=timing_cache, profiles=profiles, calibration=calibration, check=check,
                          check_tiles=check_tiles, model=model)
     try:
         summary = run_export(opts, log=lambda msg: console.log(msg))

@@ -55,6 +55,9 @@ class ByteInput(nn.Module):
     the decoder into the pinned buffer as they are; on a GPU the normalisation costs next to nothing.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
@@ -75,13 +78,15 @@ def _export_raw(model: nn.Module, example: torch.Tensor, opset: int, exporter: s
             program = torch.onnx.export(model, (example,), dynamo=True, input_names=[INPUT_NAME],
                                         output_names=[OUTPUT_NAME], dynamic_shapes={"x": {0: batch}},
                                         opset_version=opset, verbose=False)
+            assert program is not None  # dynamo=True always returns the program
             return program.model_proto
         import io
 
         buf = io.BytesIO()
         axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-        torch.onnx.export(model, (example,), buf, dynamo=False, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], dynamic_axes=axes, opset_version=opset, do_constant_folding=True)
+        torch.onnx.export(model, (example,), buf,  # type: ignore[arg-type]  # a file-like object is accepted
+                          dynamo=False, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=axes,
+                          opset_version=opset, do_constant_folding=True)
         return onnx.load_from_string(buf.getvalue())
 
 

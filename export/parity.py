@@ -1,4 +1,4 @@
-"""Parity of exported artefacts with the PyTorch model, on synthetic road tiles.
+"""Parity of exported artifacts with the PyTorch model, on synthetic road tiles.
 
 Every export runs this (unless ``--no-check``): ONNX Runtime (CPU) against PyTorch eager FP32 on
 the same uint8 RGB tiles — normalised by numpy for PyTorch, converted to whatever the graph takes
@@ -7,29 +7,14 @@ for ONNX Runtime — comparing probabilities (sigmoid of the logits).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sam2ms.data.synth import render_road_scene
 from sam2ms.deps import require
-from sam2ms.metrics import probability_parity, sigmoid
+from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_format_of, model_input, normalize
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Pass criteria for one precision against the PyTorch FP32 reference."""
-
-    max_abs: float | None
-    min_mask_iou: float
-
-
-THRESHOLDS = {
-    "fp32": Thresholds(max_abs=1e-4, min_mask_iou=0.999),
-    "fp16": Thresholds(max_abs=None, min_mask_iou=0.995),
-}
 
 
 def parity_tiles(tile: int, count: int, seed: int = 0) -> np.ndarray:
@@ -56,18 +41,3 @@ def onnxruntime_probabilities(onnx_path: str | Path, tiles: np.ndarray, batch: i
     x = model_input(tiles, input_format_of(inp.type))
     out = [session.run(None, {inp.name: x[i:i + batch]})[0] for i in range(0, len(x), batch)]
     return sigmoid(np.concatenate(out))
-
-
-def judge(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, object]:
-    """Parity figures plus the verdict against :data:`THRESHOLDS`."""
-    figures: dict[str, object] = dict(probability_parity(reference, candidate))
-    limits = THRESHOLDS[precision]
-    failures = []
-    if limits.max_abs is not None and figures["max_abs"] > limits.max_abs:  # type: ignore[operator]
-        failures.append(f"max abs diff {figures['max_abs']:.3g} > {limits.max_abs:g}")
-    if figures["mask_iou"] < limits.min_mask_iou:  # type: ignore[operator]
-        failures.append(f"mask IoU {figures['mask_iou']:.5f} < {limits.min_mask_iou}")
-    figures.update({"reference": "pytorch-fp32", "tiles": int(len(reference)),
-                    "thresholds": {"max_abs": limits.max_abs, "min_mask_iou": limits.min_mask_iou},
-                    "passed": not failures, "failures": failures})
-    return figures

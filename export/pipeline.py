@@ -2,30 +2,33 @@
 
 Order matters for users: the ONNX files (and their sidecars) are written before the plan is
 attempted, so a missing TensorRT still leaves usable ONNX; parity failures are reported after
-everything is written (exit 3) so that the artefacts can be inspected.
+everything is written (exit 3) so that the artifacts can be inspected.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from sam2ms.artifacts import judge_parity, normalization_record, sha256_file, write_sidecar
+from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
+from sam2ms.deps import MissingDependency
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.fileio import ensure_writable_dir
-from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS, input_shape
+from sam2ms.preprocess import INPUT_FORMATS, input_shape
 
 from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
-from .sidecar import sha256_file, write_sidecar
 from .tensorrt_build import BatchProfile, build_plan, load_tensorrt, parse_size, resolve_targets
 
 STRIDE = 32
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportOptions:
-    """Everything ``sam2ms-export`` takes (see the CLI for meanings)."""
+    """Everything ``sam2ms-export`` takes (see the CLI for meanings). ``calibration`` set means
+    ``--int8``: the FP32 ONNX is calibrated with those options after its export."""
 
     ckpt: Path
     out: Path
@@ -41,58 +44,50 @@ class ExportOptions:
     workspace: str = "4G"
     timing_cache: Path | None = None
     profiles: int = 1
-    int8: bool = False
-    calib_data: Path | None = None
-    calib_method: str = "minmax"
-    calib_batches: int = 8
-    calib_cache: Path | None = None
-    auto_exclude: bool = False
-    quantizer: str = "ort"
+    calibration: CalibrateOptions | None = None
     check: bool = True
     check_tiles: int = 2
     seed: int = 0
     model: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def int8(self) -> bool:
+        return self.calibration is not None
 
-def plan_precision(opts: ExportOptions) -> str:
-    """The precision the plan is built in: from the last ONNX written, INT8 > FP16 > FP32."""
-    return "int8" if opts.int8 else "fp16" if opts.fp16 else "fp32"
+    @property
+    def plan_precision(self) -> str:
+        """The precision the plan is built in: from the last ONNX written, INT8 > FP16 > FP32."""
+        return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
 
+    @property
+    def batch_profile(self) -> BatchProfile:
+        return BatchProfile.parse(self.batch)
 
-def _validate(opts: ExportOptions) -> BatchProfile:
-    """Every check that needs no model, so that bad input fails before minutes of export."""
-    if opts.tile <= 0 or opts.tile % STRIDE:
-        raise UsageError(f"--tile {opts.tile}: must be a positive multiple of {STRIDE}")
-    if opts.input_format not in INPUT_FORMATS:
-        raise UsageError(f"--input {opts.input_format}: use one of {', '.join(INPUT_FORMATS)}")
-    if opts.check_tiles < 1:
-        raise UsageError("--check-tiles must be at least 1")
-    if opts.profiles < 1:
-        raise UsageError(f"--profiles {opts.profiles}: at least 1")
-    batch = BatchProfile.parse(opts.batch)
-    if opts.int8:
-        from sam2ms.calib.quantize import METHODS, QUANTIZERS
-
-        if opts.calib_data is None:
-            raise UsageError("--int8 needs --calib-data DIR: a folder of tiles or scenes like the ones to deploy on")
-        if opts.calib_method not in METHODS:
-            raise UsageError(f"--calib-method {opts.calib_method}: use one of {', '.join(METHODS)}")
-        if opts.quantizer not in QUANTIZERS:
-            raise UsageError(f"--quantizer {opts.quantizer}: use one of {', '.join(QUANTIZERS)}")
-    parse_size(opts.workspace)
-    if not opts.onnx_only:
-        try:
-            trt, name = load_tensorrt(opts.builder)
-        except UsageError:
-            if opts.builder not in ("auto", "tensorrt", "tensorrt_rtx"):
-                raise
-        else:
-            resolve_targets(trt, name, opts.targets, plan_precision(opts))
-    if not Path(opts.ckpt).is_file():
-        raise UsageError(f"--ckpt {opts.ckpt}: checkpoint not found")
-    ensure_writable_dir(opts.out)
-    return batch
+    def validate(self) -> ExportOptions:
+        """Every check that needs no model, so that bad input fails before minutes of export."""
+        if self.tile <= 0 or self.tile % STRIDE:
+            raise UsageError(f"--tile {self.tile}: must be a positive multiple of {STRIDE}")
+        if self.input_format not in INPUT_FORMATS:
+            raise UsageError(f"--input {self.input_format}: use one of {', '.join(INPUT_FORMATS)}")
+        if self.check_tiles < 1:
+            raise UsageError("--check-tiles must be at least 1")
+        if self.profiles < 1:
+            raise UsageError(f"--profiles {self.profiles}: at least 1")
+        self.batch_profile  # noqa: B018 - parsing is the check
+        if self.calibration is not None:
+            self.calibration.validate()
+        parse_size(self.workspace)
+        if not self.onnx_only:
+            try:
+                trt, name = load_tensorrt(self.builder)
+            except MissingDependency:
+                pass  # the ONNX files are still written; the plan step names what to install
+            else:
+                resolve_targets(trt, name, self.targets, self.plan_precision)
+        if not Path(self.ckpt).is_file():
+            raise UsageError(f"--ckpt {self.ckpt}: checkpoint not found")
+        ensure_writable_dir(self.out)
+        return self
 
 
 def _tensor_io(tile: int, input_format: str) -> dict[str, Any]:
@@ -112,9 +107,9 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
     from sam2ms.models import create_model
     from sam2ms.models.checkpoint import read_checkpoint
 
-    from .parity import judge, onnxruntime_probabilities, parity_tiles, torch_probabilities
+    from .parity import onnxruntime_probabilities, parity_tiles, torch_probabilities
 
-    batch = _validate(opts)
+    opts.validate()
     out = Path(opts.out)
     ckpt = read_checkpoint(opts.ckpt)
     model = create_model(opts.model or ckpt.model_name, checkpoint=opts.ckpt).eval()
@@ -122,11 +117,10 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
         "model": model.name,
         "tile": opts.tile,
         **_tensor_io(opts.tile, opts.input_format),
-        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input": "RGB / 255",
-                          "applied_by": "the graph" if opts.input_format == "uint8" else "the caller"},
+        "normalization": normalization_record("the graph" if opts.input_format == "uint8" else "the caller"),
         "checkpoint": {"path": str(opts.ckpt), "sha256": sha256_file(opts.ckpt), "kind": ckpt.kind},
     }
-    artefacts: list[dict[str, Any]] = []
+    artifacts: list[dict[str, Any]] = []
     failures: list[str] = []
 
     log(f"exporting {model.name} to ONNX at {opts.tile}x{opts.tile} ({opts.exporter} exporter, opset {opts.opset}, "
@@ -150,7 +144,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
     for precision, path, seconds in onnx_files:
         parity = None
         if opts.check:
-            parity = judge(precision, reference, onnxruntime_probabilities(path, tiles))  # type: ignore[arg-type]
+            parity = judge_parity(precision, reference, onnxruntime_probabilities(path, tiles))  # type: ignore[arg-type]
             parities[precision] = parity
             if not parity["passed"]:
                 failures.append(f"{path.name} ({precision}): " + "; ".join(parity["failures"]))
@@ -160,23 +154,18 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
         if precision == "fp16":
             fields["kept_fp32_ops"] = list(KEEP_FP32_OPS)
         write_sidecar(path, fields)
-        artefacts.append({"artifact": str(path), "precision": precision, "bytes": path.stat().st_size,
+        artifacts.append({"artifact": str(path), "precision": precision, "bytes": path.stat().st_size,
                           "seconds": round(seconds, 2), "parity": parity})
 
-    if opts.int8:
-        from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
-
+    if opts.calibration is not None:
         try:
-            cal = run_calibrate(CalibrateOptions(onnx=fp32.path, calib_data=opts.calib_data, out=out,
-                                                 method=opts.calib_method, batches=opts.calib_batches,
-                                                 cache=opts.calib_cache, seed=opts.seed,
-                                                 auto_exclude=opts.auto_exclude, quantizer=opts.quantizer), log)
+            cal = run_calibrate(replace(opts.calibration, onnx=fp32.path, out=out), log)
         except CheckFailed as exc:
             if exc.summary is None:
                 raise
             cal = exc.summary
             failures.append(str(exc))
-        artefacts.append({"artifact": cal["artifact"], "precision": "int8", "bytes": cal["bytes"],
+        artifacts.append({"artifact": cal["artifact"], "precision": "int8", "bytes": cal["bytes"],
                           "seconds": cal["calibration"]["seconds"], "parity": None,
                           "accuracy_vs_fp32": cal["accuracy_vs_fp32"],
                           "layers_in_float": cal["calibration"].get("auto_exclude", {}).get("kept_layers", 0)})
@@ -187,18 +176,18 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
         precision, source, _ = onnx_files[-1]
         log(f"building the {precision.upper()} TensorRT plan from {source.name}")
         facts = build_plan(source, out / "engine.plan", builder=opts.builder,
-                           shapes=[input_shape(opts.input_format, opts.tile, n) for n in batch.as_list()],
+                           shapes=[input_shape(opts.input_format, opts.tile, n) for n in opts.batch_profile.as_list()],
                            workspace=parse_size(opts.workspace), targets=opts.targets, timing_cache=opts.timing_cache,
                            profiles=opts.profiles, precision=precision)
         plan = out / "engine.plan"
         write_sidecar(plan, {**common, "kind": "tensorrt-plan", "precision": precision,
                              "onnx": {"file": source.name, "sha256": sha256_file(source)},
                              "parity_of_source_onnx": parities.get(precision), **facts})
-        artefacts.append({"artifact": str(plan), "precision": precision, "bytes": plan.stat().st_size,
+        artifacts.append({"artifact": str(plan), "precision": precision, "bytes": plan.stat().st_size,
                           "seconds": facts["build_seconds"], "parity": None, "builder": facts["builder"],
                           "targets": facts["targets"]})
 
-    summary = {"model": model.name, "tile": opts.tile, "out": str(out), "artifacts": artefacts,
+    summary = {"model": model.name, "tile": opts.tile, "out": str(out), "artifacts": artifacts,
                "checked": opts.check, "passed": not failures}
     if failures:
         raise CheckFailed("check failed: " + " | ".join(failures), summary)

@@ -12,18 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from sam2ms.errors import UsageError
+from sam2ms.deps import require
 
 _OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
 
 def _skimage() -> Any:
-    try:
-        import skimage.measure
-        import skimage.morphology
-    except ImportError:
-        raise UsageError("--format geojson needs scikit-image: pip install 'sam2ms[geo]'") from None
-    return skimage
+    """scikit-image with the two submodules used here imported."""
+    for module in ("skimage.measure", "skimage.morphology"):
+        require(module, "--format geojson")
+    return require("skimage", "--format geojson")
 
 
 def _neighbours(sk: np.ndarray, r: int, c: int) -> list[tuple[int, int]]:

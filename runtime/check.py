@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2ms.export.parity import THRESHOLDS, judge
+from sam2ms.artifacts import judge_parity
 from sam2ms.metrics import RoadMetrics, sigmoid
 from sam2ms.preprocess import model_input
 
@@ -65,8 +65,7 @@ def check_against(engine: Backend, ckpt: Path, source: Path, *, overlap: int, ba
     finally:
         reference.close()
     got, got_s = _probabilities(engine, tiles, min(batch, engine.info.max_batch or batch))
-    precision = engine.info.precision if engine.info.precision in THRESHOLDS else "fp16"
-    report: dict[str, Any] = judge(precision, ref, got)
+    report: dict[str, Any] = judge_parity(engine.info.precision, ref, got)
     acc = RoadMetrics()
     acc.update_batch(got, ref >= 0.5)
     m = acc.compute()

@@ -36,23 +36,19 @@ def infer_command(
     check_tiles: int = typer.Option(8, help="Tiles for --check-against."),
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="TensorRT: capture each batch size's execution "
                                                                 "once into a CUDA graph and replay it."),
-    quiet: bool = typer.Option(False, help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
 ) -> None:
     """Tiled inference over tiles or whole scenes; writes masks and a JSON summary."""
-    from sam2ms.errors import UsageError
-
     from .backends import open_model
     from .pipeline import InferOptions
-    from .scenes import FORMATS
 
-    if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
     engine = open_model(model, backend, providers=providers.split(",") if providers else None, tile=tile,
                         threads=threads, eager_kernels=check_against is not None, cuda_graph=cuda_graph)
-    opts = InferOptions(source=source, out=output, overlap=overlap, batch=batch, streams=streams, workers=workers,
-                        threshold=threshold, fmt=fmt, probabilities=probabilities, resume=resume)
     try:
+        opts = InferOptions(source=source, out=output, overlap=overlap, batch=batch, streams=streams,
+                            workers=workers, threshold=threshold, fmt=fmt, probabilities=probabilities,
+                            resume=resume).validate(engine.info)
         summary = _run(engine, opts, quiet)
         if check_against is not None:
             from .check import check_against as check

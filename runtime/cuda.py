@@ -135,11 +135,11 @@ class PinnedBuffer:
         self.nbytes = int(np.prod(shape)) * dtype.itemsize
         self.ptr = int(check(cudart().cudaMallocHost(self.nbytes), "cudaMallocHost"))
         raw = (ctypes.c_byte * self.nbytes).from_address(self.ptr)
-        self.array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        self.array: np.ndarray = np.frombuffer(memoryview(raw), dtype=dtype).reshape(shape)
 
     def close(self) -> None:
         if self.ptr:
-            self.array = None  # type: ignore[assignment]
+            self.array = np.empty(0, self.array.dtype)  # no view may outlive the freed memory
             check(cudart().cudaFreeHost(self.ptr), "cudaFreeHost")
             self.ptr = 0
 

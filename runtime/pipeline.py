@@ -8,6 +8,9 @@
   finished rows to the scene's writer; a scene's outputs are written atomically when complete.
 * A bad input is reported and skipped; the rest completes. Finished outputs are skipped with
   ``resume``.
+
+One module of ~320 lines on purpose: the options, the producers, the per-scene state and the
+scheduler are one protocol (who puts ``_DONE``, who finishes a scene) best read in one place.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,18 +29,18 @@ import numpy as np
 from sam2ms.errors import UsageError
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.metrics import sigmoid
-from sam2ms.preprocess import input_shape, model_input
+from sam2ms.preprocess import input_bytes_per_tile, model_input
 
-from .backends import Backend, Lane
-from .scenes import MaskWriter, Scene, find_inputs, iter_windows, open_scene, output_paths
+from .backends import Backend, Lane, ModelInfo
+from .scenes import FORMATS, MaskWriter, Scene, find_inputs, iter_windows, open_scene, output_paths
 from .tiling import Grid, Stitcher
 
 _DONE = object()
 
 
-@dataclass
+@dataclass(frozen=True)
 class InferOptions:
-    """What one run does (the CLI maps its flags here)."""
+    """What one run does (the CLI maps its flags here); :meth:`validate` resolves and checks it."""
 
     source: Path
     out: Path
@@ -49,6 +52,24 @@ class InferOptions:
     fmt: str = "png"
     probabilities: bool = False
     resume: bool = False
+
+    def validate(self, info: ModelInfo) -> InferOptions:
+        """A copy with the defaults that depend on the model resolved; a UsageError for anything
+        the model or the flags' own ranges do not allow."""
+        if self.fmt not in FORMATS:
+            raise UsageError(f"--format {self.fmt}: use one of {', '.join(FORMATS)}")
+        if self.batch < 1 or self.streams < 1 or self.workers < 1:
+            raise UsageError("--batch, --streams and --workers must be at least 1")
+        if info.max_batch is not None and self.batch > info.max_batch:
+            raise UsageError(f"--batch {self.batch}: the model's batch profile allows at most {info.max_batch} "
+                             f"(min {info.min_batch}); use a smaller --batch or re-export with a larger --batch "
+                             "profile")
+        overlap = default_overlap(info.tile) if self.overlap is None else self.overlap
+        if not 0 <= overlap < info.tile:
+            raise UsageError(f"--overlap {overlap}: must be in [0, tile={info.tile})")
+        if not 0.0 < self.threshold < 1.0:
+            raise UsageError(f"--threshold {self.threshold}: must be between 0 and 1")
+        return replace(self, overlap=overlap)
 
 
 @dataclass
@@ -117,7 +138,7 @@ def _produce_scenes(paths: list[Path], opts: InferOptions, tile: int, input_form
         t0 = time.perf_counter()
         try:
             scene = open_scene(path)
-            grid = Grid(scene.height, scene.width, tile, opts.overlap)  # type: ignore[arg-type]
+            grid = Grid(scene.height, scene.width, tile, opts.overlap or 0)
             writer = MaskWriter(scene, _out_base(path, opts.source, opts.out), opts.fmt, opts.threshold,
                                 opts.probabilities)
             job = _SceneJob(path, scene, grid, writer)
@@ -155,22 +176,8 @@ def default_overlap(tile: int) -> int:
     return tile // 8
 
 
-def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int], None] = lambda n: None,
-                  on_start: Callable[[int], None] = lambda total: None) -> dict[str, Any]:
-    """Run over ``opts.source``; returns the JSON summary (``failures`` non-empty -> exit 1)."""
-    info = backend.info
-    tile = info.tile
-    if opts.batch < 1 or opts.streams < 1 or opts.workers < 1:
-        raise UsageError("--batch, --streams and --workers must be at least 1")
-    if info.max_batch is not None and opts.batch > info.max_batch:
-        raise UsageError(f"--batch {opts.batch}: the model's batch profile allows at most {info.max_batch} "
-                         f"(min {info.min_batch}); use a smaller --batch or re-export with a larger --batch profile")
-    if opts.overlap is None:
-        opts.overlap = default_overlap(tile)
-    if not 0 <= opts.overlap < tile:
-        raise UsageError(f"--overlap {opts.overlap}: must be in [0, tile={tile})")
-    if not 0.0 < opts.threshold < 1.0:
-        raise UsageError(f"--threshold {opts.threshold}: must be between 0 and 1")
+def _plan(opts: InferOptions) -> tuple[list[Path], int]:
+    """The inputs to run (sub-folders mirrored under ``out``) and how many ``resume`` skips."""
     out = ensure_writable_dir(opts.out).resolve()
     # Outputs written inside the input folder must not become inputs of a re-run.
     paths = [p for p in find_inputs(opts.source) if out not in p.resolve().parents]
@@ -179,108 +186,123 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         other = bases.setdefault(_out_base(p, opts.source, opts.out), p)
         if other != p:
             raise UsageError(f"{other} and {p} would write the same outputs; rename one of them")
-    stats = Stats()
-    todo = []
-    for p in paths:
-        done = all(q.is_file() for q in output_paths(_out_base(p, opts.source, opts.out), opts.fmt,
-                                                    opts.probabilities))
-        if opts.resume and done:
-            stats.skipped += 1
-        else:
-            todo.append(p)
-    on_start(len(todo))
+    todo = [p for p in paths if not (opts.resume and all(
+        q.is_file() for q in output_paths(_out_base(p, opts.source, opts.out), opts.fmt, opts.probabilities)))]
     for p in todo:
         _out_base(p, opts.source, opts.out).parent.mkdir(parents=True, exist_ok=True)
+    return todo, len(paths) - len(todo)
 
-    def fail(path: Path, message: str) -> None:
+
+class _Scheduler:
+    """One run: producer threads fill a bounded queue; the main thread batches windows across
+    files, keeps at most 2K batches in flight on K lanes, blends finished batches and writes
+    finished scenes."""
+
+    def __init__(self, backend: Backend, opts: InferOptions, stats: Stats, progress: Callable[[int], None]) -> None:
+        self.backend, self.opts, self.stats, self.progress = backend, opts, stats, progress
+        self.lanes: queue.Queue[Lane] = queue.Queue()
+        for lane in backend.lanes(opts.streams):
+            self.lanes.put(lane)
+        self.items: queue.Queue = queue.Queue(maxsize=max(4 * opts.batch * opts.streams, 8))
+
+    def fail(self, path: Path, message: str) -> None:
         """Record a failed input (each input fails at most once and then counts as handled)."""
-        with stats.lock:
-            stats.failures.append({"file": str(path), "error": message})
-        progress(1)
+        with self.stats.lock:
+            self.stats.failures.append({"file": str(path), "error": message})
+        self.progress(1)
 
-    lanes: queue.Queue[Lane] = queue.Queue()
-    for lane in backend.lanes(opts.streams):
-        lanes.put(lane)
-
-    def run_batch(tiles: np.ndarray) -> tuple[np.ndarray, float]:
-        lane = lanes.get()
+    def _run_batch(self, tiles: np.ndarray) -> tuple[np.ndarray, float]:
+        lane = self.lanes.get()
         try:
             t0 = time.perf_counter()
             logits = lane.infer(tiles)
             return logits, time.perf_counter() - t0
         finally:
-            lanes.put(lane)
+            self.lanes.put(lane)
 
-    items: queue.Queue = queue.Queue(maxsize=max(4 * opts.batch * opts.streams, 8))
-    shards = [todo[i::opts.workers] for i in range(opts.workers)]
-    producers = [threading.Thread(target=_produce, args=(s, opts, tile, info.input_format, items, stats, fail),
-                                  daemon=True) for s in shards]
-    started = time.perf_counter()
-    for t in producers:
-        t.start()
-
-    def finish(job: _SceneJob) -> None:
+    def _finish(self, job: _SceneJob) -> None:
         t0 = time.perf_counter()
-        if job.failed:
-            job.writer.abort()
-            fail(job.path, job.failed)
-            job.scene.close()
-            return
         try:
-            written = job.writer.finish()
-        except Exception as exc:  # noqa: BLE001 - a write error fails this scene only
-            job.writer.abort()
-            fail(job.path, f"{job.path}: could not write outputs ({exc})")
-        else:
-            stats.outputs += [str(p) for p in written]
-            stats.files += 1
-            stats.pixels += job.scene.height * job.scene.width
-            progress(1)
-        job.scene.close()
-        stats.add("write", time.perf_counter() - t0)
+            if job.failed:
+                job.writer.abort()
+                self.fail(job.path, job.failed)
+                return
+            try:
+                written = job.writer.finish()
+            except Exception as exc:  # noqa: BLE001 - a write error fails this scene only
+                job.writer.abort()
+                self.fail(job.path, f"{job.path}: could not write outputs ({exc})")
+                return
+            self.stats.outputs += [str(p) for p in written]
+            self.stats.files += 1
+            self.stats.pixels += job.scene.height * job.scene.width
+            self.progress(1)
+        finally:
+            job.scene.close()
+            self.stats.add("write", time.perf_counter() - t0)
 
-    def collect(batch: list[_Item], future: Future) -> None:
+    def _collect(self, batch: list[_Item], future: Future) -> None:
         logits, seconds = future.result()
-        stats.add("infer", seconds)
+        self.stats.add("infer", seconds)
         t0 = time.perf_counter()
         probs = sigmoid(logits[:, 0], np.float32)
         for it, prob in zip(batch, probs):
             it.job.stitcher.add(it.row, it.y, it.x, prob)
             it.job.remaining -= 1
-            stats.tiles += 1
-        stats.add("blend", time.perf_counter() - t0)
+            self.stats.tiles += 1
+        self.stats.add("blend", time.perf_counter() - t0)
         for job in {id(it.job): it.job for it in batch}.values():
             if job.remaining == 0:
-                finish(job)
+                self._finish(job)
 
-    inflight: deque[tuple[list[_Item], Future]] = deque()
-    finished_producers = 0
-    with ThreadPoolExecutor(max_workers=opts.streams) as pool:
-        while finished_producers < len(producers):
-            batch: list[_Item] = []
-            while len(batch) < opts.batch:
-                item = items.get()
-                if item is _DONE:
-                    finished_producers += 1
-                    if finished_producers == len(producers):
-                        break
-                    continue
-                if isinstance(item, _Abort):
-                    item.job.failed = item.message
-                    item.job.remaining -= item.missing
-                    if item.job.remaining == 0 and not any(it.job is item.job for it in batch):
-                        finish(item.job)
-                    continue
+    def _next_batch(self, producers_left: list[int]) -> list[_Item]:
+        """Up to ``batch`` windows, across files; counts producers that finished."""
+        batch: list[_Item] = []
+        while len(batch) < self.opts.batch and producers_left[0]:
+            item = self.items.get()
+            if item is _DONE:
+                producers_left[0] -= 1
+            elif isinstance(item, _Abort):
+                item.job.failed = item.message
+                item.job.remaining -= item.missing
+                if item.job.remaining == 0 and not any(it.job is item.job for it in batch):
+                    self._finish(item.job)
+            else:
                 batch.append(item)
-            if batch:
-                tiles = np.stack([it.tile for it in batch])
-                inflight.append((batch, pool.submit(run_batch, tiles)))
-            while inflight and (len(inflight) >= 2 * opts.streams or inflight[0][1].done()):
-                collect(*inflight.popleft())
-        while inflight:
-            collect(*inflight.popleft())
-    for t in producers:
-        t.join()
+        return batch
+
+    def run(self, todo: list[Path]) -> None:
+        opts, tile = self.opts, self.backend.info.tile
+        shards = [todo[i::opts.workers] for i in range(opts.workers)]
+        producers = [threading.Thread(target=_produce, daemon=True, args=(
+            s, opts, tile, self.backend.info.input_format, self.items, self.stats, self.fail)) for s in shards]
+        for t in producers:
+            t.start()
+        inflight: deque[tuple[list[_Item], Future]] = deque()
+        producers_left = [len(producers)]
+        with ThreadPoolExecutor(max_workers=opts.streams) as pool:
+            while producers_left[0]:
+                batch = self._next_batch(producers_left)
+                if batch:
+                    inflight.append((batch, pool.submit(self._run_batch, np.stack([it.tile for it in batch]))))
+                while inflight and (len(inflight) >= 2 * opts.streams or inflight[0][1].done()):
+                    self._collect(*inflight.popleft())
+            while inflight:
+                self._collect(*inflight.popleft())
+        for t in producers:
+            t.join()
+
+
+def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int], None] = lambda n: None,
+                  on_start: Callable[[int], None] = lambda total: None) -> dict[str, Any]:
+    """Run over ``opts.source``; returns the JSON summary (``failures`` non-empty -> exit 1)."""
+    info = backend.info
+    opts = opts.validate(info)
+    todo, skipped = _plan(opts)
+    stats = Stats(skipped=skipped)
+    on_start(len(todo))
+    started = time.perf_counter()
+    _Scheduler(backend, opts, stats, progress).run(todo)
     wall = time.perf_counter() - started
     return {
         "model": backend.describe(),
@@ -288,11 +310,10 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         "files": stats.files, "skipped_existing": stats.skipped, "failed": len(stats.failures),
         "tiles": stats.tiles, "seconds": round(wall, 3),
         "tiles_per_s": stats.tiles / wall if wall else 0.0,
-        "input_bytes_per_tile": int(np.prod(input_shape(info.input_format, tile, 1))) * (
-            1 if info.input_format == "uint8" else 4),
+        "input_bytes_per_tile": input_bytes_per_tile(info.input_format, info.tile),
         "megapixels_per_s": stats.pixels / 1e6 / wall if wall else 0.0,
         "stage_seconds": {k: round(v, 3) for k, v in stats.seconds.items()},
-        "settings": {"tile": tile, "overlap": opts.overlap, "batch": opts.batch, "streams": opts.streams,
+        "settings": {"tile": info.tile, "overlap": opts.overlap, "batch": opts.batch, "streams": opts.streams,
                      "workers": opts.workers, "threshold": opts.threshold, "format": opts.fmt,
                      "probabilities": opts.probabilities},
         "outputs": stats.outputs,

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sam2ms.deps import require
 from sam2ms.errors import UsageError
 from sam2ms.fileio import save_png, write_json
 from sam2ms.preprocess import IMAGE_SUFFIXES, read_rgb
@@ -40,6 +41,8 @@ def find_inputs(source: str | Path) -> list[Path]:
 
 
 def rasterio_or_none() -> Any:
+    """rasterio where installed: GeoTIFF inputs are then read by windows (optional: Pillow reads
+    them whole otherwise)."""
     try:
         import rasterio
     except ImportError:
@@ -63,7 +66,7 @@ class Scene(Protocol):
 class ArrayScene:
     """A decoded image held in memory (Pillow formats, and small scenes)."""
 
-    profile = None
+    profile: dict[str, Any] | None = None
 
     def __init__(self, path: Path, image: np.ndarray) -> None:
         self.path, self.image = path, image
@@ -90,7 +93,7 @@ class RasterioScene:
             self._ds.close()
             raise UsageError(f"{path}: {self._ds.dtypes[0]} pixels; sam2ms needs 8-bit RGB — rescale to uint8 first")
         self.height, self.width = self._ds.height, self._ds.width
-        self.profile = dict(self._ds.profile)
+        self.profile: dict[str, Any] | None = dict(self._ds.profile)
 
     def read(self, y: int, x: int, h: int, w: int) -> np.ndarray:
         from rasterio.windows import Window
@@ -143,9 +146,7 @@ class MaskWriter:
             self._prob = np.zeros((h, w), np.uint8) if probabilities else None
 
     def _open_geotiffs(self) -> None:
-        rasterio = rasterio_or_none()
-        if rasterio is None:
-            raise UsageError("--format tif needs rasterio: pip install 'sam2ms[geo]'")
+        rasterio = require("rasterio", "--format tif")
         profile = {"driver": "GTiff", "height": self.scene.height, "width": self.scene.width, "count": 1,
                    "dtype": "uint8", "compress": "lzw"}
         src = self.scene.profile or {}

@@ -85,8 +85,9 @@ def pad_to_tile(image: np.ndarray, tile: int) -> np.ndarray:
         return image
     pad = [(0, ph), (0, pw)] + [(0, 0)] * (image.ndim - 2)
     # 'reflect' needs more than one pixel; 'symmetric' covers one-pixel-wide scenes too.
-    mode = "reflect" if min(image.shape[:2]) > 1 else "symmetric"
-    return np.pad(image, pad, mode=mode)
+    if min(image.shape[:2]) > 1:
+        return np.pad(image, pad, mode="reflect")
+    return np.pad(image, pad, mode="symmetric")
 
 
 class Stitcher:
@@ -111,6 +112,11 @@ class Stitcher:
     @property
     def done(self) -> bool:
         return self._next_row == len(self.grid.ys)
+
+    @property
+    def held_rows(self) -> int:
+        """Pixel rows buffered now: bounded by about two window rows, whatever the scene's height."""
+        return self._acc.shape[0]
 
     def _ensure(self, end: int) -> None:
         held = self._base + self._acc.shape[0]

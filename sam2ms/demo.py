@@ -5,7 +5,7 @@ held-out split, write an overlay picture, export the model (ONNX FP32, FP16 and 
 on a synthetic scene with --auto-exclude — and a TensorRT plan when a builder is installed) with
 parity and INT8-vs-FP32 accuracy figures, run the tiled runtime over a large
 synthetic scene with the exported ONNX model (checked against PyTorch on the same tiles),
-benchmark the ONNX artefacts against the PyTorch reference, and write a JSON summary with one
+benchmark the ONNX artifacts against the PyTorch reference, and write a JSON summary with one
 summary table. The nano trunk has no
 pretrained weights (none can be downloaded here), so the demo trains from a random frozen
 trunk with a higher learning rate than the paper's and without the lossnet (its ImageNet
@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import typer
 
+from .console import JSON_HELP, emit, metric_rows, needs
 from .fileio import save_png, write_json
 
 DEMO_MODEL = "sam2ms_nano"
@@ -74,7 +76,7 @@ def run_demo(out: Path, *, count: int = 120, size: int = 256, epochs: int = 10, 
     batch = torch.from_numpy(np.stack([normalize(img) for img, _ in shown]))
     probs = predict_probabilities(model, batch)[:, 0].numpy()
     overlay = save_png(out / "overlay.png", overlay_rows([i for i, _ in shown], [m for _, m in shown], list(probs)))
-    summary = {
+    summary: dict[str, Any] = {
         "model": DEMO_MODEL,
         "data": {"folder": str(data), "scenes": count, "size": size, "seed": seed,
                  "train": len(trainer.train_samples), "test": len(test)},
@@ -125,7 +127,7 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
 
 
 def _benchmark(out: Path, export: dict[str, Any], ckpt: Path) -> dict[str, Any]:
-    """``sam2ms bench`` of the ONNX artefacts against the PyTorch reference, in one run: batches
+    """``sam2ms bench`` of the ONNX artifacts against the PyTorch reference, in one run: batches
     1 and 4, one stream (the plan needs a GPU: not run here)."""
     import importlib.util
 
@@ -144,20 +146,20 @@ def _benchmark(out: Path, export: dict[str, Any], ckpt: Path) -> dict[str, Any]:
 
 
 def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per artefact and the PyTorch reference: size, agreement with PyTorch FP32, and
+    """One row per artifact and the PyTorch reference: size, agreement with PyTorch FP32, and
     speed at the demo batch (also as a ratio to PyTorch)."""
     speed = {r["subject"]: r for r in summary["bench"]["rows"] if r["batch"] == DEMO_BATCH}
     rows = []
     for name, r in speed.items():
         art = next((a for a in summary["export"]["artifacts"] if Path(a["artifact"]).name == name), None)
-        rows.append({"artefact": name, "precision": r["precision"], "backend": r["backend"],
+        rows.append({"artifact": name, "precision": r["precision"], "backend": r["backend"],
                      "megabytes": None if art is None else round(art["bytes"] / 2**20, 1),
                      "mask_iou_vs_pytorch": round(r["accuracy"]["mask_iou"], 4),
                      "tiles_per_s": round(r["throughput"]["tiles_per_s"], 2),
                      "x_pytorch": round(r["vs_reference"]["throughput"], 2) if r["vs_reference"] else None})
     for a in summary["export"]["artifacts"]:
         if a["artifact"].endswith(".plan"):
-            rows.append({"artefact": "engine.plan", "precision": a["precision"], "backend": "tensorrt",
+            rows.append({"artifact": "engine.plan", "precision": a["precision"], "backend": "tensorrt",
                          "megabytes": round(a["bytes"] / 2**20, 1), "mask_iou_vs_pytorch": None,
                          "tiles_per_s": None, "x_pytorch": None, "note": "needs an RTX GPU: " +
                          ", ".join(a.get("targets", []))})
@@ -179,6 +181,7 @@ def _export(ckpt: Path, folder: Path, tile: int, calib_data: Path) -> dict[str, 
     """Export the demo model (FP32, FP16, and INT8 calibrated on ``calib_data`` with
     --auto-exclude); the plan only when tensorrt/tensorrt_rtx is importable. A missed INT8 target
     is reported in the summary, not fatal: the rest of the chain runs on the FP32 model."""
+    from .calib.pipeline import CalibrateOptions
     from .errors import CheckFailed, UsageError
     from .export.pipeline import ExportOptions, run_export
     from .export.tensorrt_build import load_tensorrt
@@ -189,8 +192,9 @@ def _export(ckpt: Path, folder: Path, tile: int, calib_data: Path) -> dict[str, 
     except UsageError as exc:
         plan_note = f"no plan: {exc}"
     shutil.rmtree(folder, ignore_errors=True)
+    calibration = CalibrateOptions(onnx=folder / "model.onnx", calib_data=calib_data, out=folder, auto_exclude=True)
     options = ExportOptions(ckpt=ckpt, out=folder, fp16=True, tile=tile, batch="1:4:8", onnx_only=plan_note is not None,
-                            int8=True, calib_data=calib_data, auto_exclude=True)
+                            calibration=calibration)
     try:
         result = run_export(options)
     except CheckFailed as exc:
@@ -200,3 +204,59 @@ def _export(ckpt: Path, folder: Path, tile: int, calib_data: Path) -> dict[str, 
     if plan_note:
         result["plan"] = plan_note
     return result
+
+
+def demo_command(output: Path = typer.Option(Path("demo_run"), "-o", "--output",
+                                             help="Folder for everything the demo writes."),
+                 count: int = typer.Option(120, help="Synthetic scenes (70% train, 30% held out)."),
+                 size: int = typer.Option(256, help="Scene and training size (multiple of 32)."),
+                 epochs: int = typer.Option(10), seed: int = typer.Option(0),
+                 quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+                 as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """The chain on synthetic roads: train sam2ms_nano on CPU, evaluate, export, run tiled inference."""
+    needs("demo", "onnx", "onnxslim", "onnxruntime")
+    summary = run_demo(output, count=count, size=size, epochs=epochs, seed=seed, progress=not quiet)
+    if as_json:
+        emit(summary, True)
+        return
+    q = next((a["accuracy_vs_fp32"] for a in summary["export"]["artifacts"] if a.get("accuracy_vs_fp32")), None)
+    scene, check = summary["scene"], summary["scene"]["check"]
+    rows = [("output", str(output)), ("train seconds", str(summary["train_seconds"]))]
+    rows += [(f"test {k}", v) for k, v in metric_rows(summary["test"])]
+    if q is not None:
+        rows.append(("INT8 vs FP32", f"mask IoU {q['mask_iou']:.4f}, F1 drop {100 * q['f1_drop']:.2f} points "
+                                     f"on {q['tiles']} held-out tiles -> {'ok' if q['passed'] else 'TARGET MISSED'}"))
+    rows += [("scene (ONNX Runtime)", f"{scene['tiles']} tiles, F1 {100 * scene['accuracy_vs_label']['f1']:.2f} "
+                                      "vs its label"),
+             ("check vs PyTorch", f"{check['tiles']} tiles: max |dp| {check['max_abs']:.2e}, mask IoU "
+                                  f"{check['mask_iou']:.5f}, {'ok' if check['passed'] else 'FAILED'}"),
+             ("pictures", f"{summary['overlay']}, {scene['overlay']}" +
+              (f", {summary['bench']['plot']}" if "plot" in summary["bench"] else "")),
+             ("benchmark", f"{summary['bench']['report']} ({summary['bench']['markdown']})")]
+    emit(summary, False, rows)
+    _print_summary_table(summary["table"])
+
+
+def _print_summary_table(rows: list[dict[str, Any]]) -> None:
+    """The demo's closing table: every artifact beside the PyTorch reference."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="sam2ms demo: artifacts against the PyTorch FP32 reference (batch 4, this CPU)")
+    for col in ("artifact", "precision", "backend", "MB", "mask IoU", "tiles/s", "x PyTorch"):
+        t.add_column(col, justify="left" if col in ("artifact", "precision", "backend") else "right")
+
+    def cell(v: Any) -> str:
+        return "—" if v is None else str(v)
+
+    notes = []
+    for r in rows:
+        t.add_row(r["artifact"], r["precision"], r["backend"], cell(r["megabytes"]), cell(r["mask_iou_vs_pytorch"]),
+                  cell(r["tiles_per_s"]), cell(r["x_pytorch"]))
+        if r.get("note"):
+            notes.append(f"{r['artifact']}: {r['note']}")
+    console = Console()
+    console.width = max(console.width, 100)  # a pipe gets 80 columns; the table needs more
+    console.print(t)
+    for note in notes:
+        console.print(note)

@@ -1,6 +1,6 @@
 """Atomic file writing: nothing already written is lost or left half-written.
 
-Every artefact (checkpoints, images, JSON) is written to a temporary file in the target folder
+Every artifact (checkpoints, images, JSON) is written to a temporary file in the target folder
 and renamed over the final name, which is atomic on POSIX file systems.
 """
 

@@ -44,6 +44,9 @@ def structure_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class LossNet(nn.Module):
     """Frozen feature extractor levels; loss = sum over levels of MSE(features(pred), features(G))."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, levels: list[nn.Module]) -> None:
         super().__init__()
         self.levels = nn.ModuleList(levels)

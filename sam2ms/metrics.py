@@ -101,7 +101,7 @@ class RoadMetrics:
 def sigmoid(logits: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     """Road probability from logits, computed and returned in ``dtype`` (float32 on the runtime's
     hot path, float64 where parity figures are measured)."""
-    x = np.asarray(logits, dtype=dtype)
+    x: np.ndarray = np.asarray(logits, dtype=dtype)
     return (1.0 / (1.0 + np.exp(-x))).astype(dtype, copy=False)
 
 

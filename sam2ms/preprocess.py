@@ -7,6 +7,7 @@ with the very same code: ImageNet mean/std on RGB in [0, 1], channels first.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -41,7 +42,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     img = _open(path)
-    if img.mode == "RGBA" and img.getextrema()[3] == (255, 255):
+    if img.mode == "RGBA" and img.getextrema()[3] == (255, 255):  # type: ignore[misc]  # 4 bands here
         img = img.convert("RGB")
     if img.mode != "RGB":
         raise UsageError(
@@ -65,15 +66,9 @@ def read_mask(path: str | Path) -> np.ndarray:
 
 def normalize(image: np.ndarray) -> np.ndarray:
     """uint8 H x W x 3 (or N x H x W x 3) -> float32 channels-first, ImageNet-normalised."""
-    x = image.astype(np.float32) / 255.0
+    x: np.ndarray = image.astype(np.float32) / 255.0
     x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
     return np.ascontiguousarray(np.moveaxis(x, -1, -3))
-
-
-def denormalize(x: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`normalize`: float32 (N x) 3 x H x W -> uint8 (N x) H x W x 3 (for overlays)."""
-    x = np.moveaxis(x, -3, -1) * np.asarray(IMAGENET_STD, np.float32) + np.asarray(IMAGENET_MEAN, np.float32)
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
 # What an exported model takes as input (``sam2ms-export --input``; recorded in the sidecar):
@@ -93,9 +88,15 @@ def model_input(windows: np.ndarray, input_format: str) -> np.ndarray:
     raise ValueError(f"input format {input_format!r}: use one of {', '.join(INPUT_FORMATS)}")
 
 
-def input_shape(input_format: str, tile: int, batch: int | str = "N") -> list[int | str]:
-    """The input tensor's shape for ``input_format``: NHWC for uint8, NCHW for float32."""
+def input_shape(input_format: str, tile: int, batch: Any = "N") -> list[Any]:
+    """The input tensor's shape for ``input_format``: NHWC for uint8, NCHW for float32 (``batch``
+    an int, or a name for a dynamic axis)."""
     return [batch, tile, tile, 3] if input_format == "uint8" else [batch, 3, tile, tile]
+
+
+def input_bytes_per_tile(input_format: str, tile: int) -> int:
+    """What one tile costs to move to the device: 3 bytes a pixel as uint8, 12 as float32."""
+    return tile * tile * 3 * (1 if input_format == "uint8" else 4)
 
 
 def input_format_of(dtype: str) -> str:

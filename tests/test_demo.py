@@ -4,11 +4,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from sam2ms.demo import run_demo
 
 
+@pytest.mark.slow
 def test_tiny_demo(tmp_path: Path) -> None:
     summary = run_demo(tmp_path, count=8, size=64, epochs=1, progress=False)
     assert json.loads((tmp_path / "summary.json").read_text())["test"] == summary["test"]
@@ -21,7 +23,7 @@ def test_tiny_demo(tmp_path: Path) -> None:
     int8 = arts["model.int8.onnx"]
     assert int8["accuracy_vs_fp32"]["tiles"] == 8 and "layers_in_float" in int8
     assert ("engine.plan" in arts) != ("plan" in summary["export"])  # a plan, or the reason why not
-    table = {r["artefact"]: r for r in summary["table"]}
+    table = {r["artifact"]: r for r in summary["table"]}
     assert {"model.onnx", "model.fp16.onnx", "pytorch eager fp32"} <= set(table)
     assert table["pytorch eager fp32"]["x_pytorch"] == 1.0 and table["model.onnx"]["mask_iou_vs_pytorch"] == 1.0
     assert json.loads(Path(summary["bench"]["report"]).read_text())["schema"] == "sam2ms-bench/1"

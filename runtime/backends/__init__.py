@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sam2ms.artifacts import Sidecar, sidecar_path
 from sam2ms.errors import UsageError
-from sam2ms.export.sidecar import failed_checks, read_sidecar, sidecar_path
 from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS
 
 from .base import Backend, Lane, ModelInfo
@@ -21,33 +21,35 @@ _BY_SUFFIX = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"
 __all__ = ["BACKENDS", "Backend", "Lane", "ModelInfo", "open_model"]
 
 
-def _check_sidecar(path: Path, side: dict, tile: int | None, allow_failed: bool = False) -> int:
-    if side.get("tile") is None:
-        raise UsageError(f"{sidecar_path(path)}: sidecar has no tile size; re-export the model")
-    if tile is not None and tile != side["tile"]:
-        raise UsageError(f"--tile {tile}: {path.name} was built for {side['tile']}px tiles (its sidecar says so); "
+def _check_sidecar(path: Path, side: Sidecar, tile: int | None, allow_failed: bool = False) -> int:
+    """The artifact's tile, once its sidecar agrees with this runtime and the request; else why not."""
+    where = sidecar_path(path)
+    if side.tile is None:
+        raise UsageError(f"{where}: sidecar has no tile size; re-export the model")
+    if tile is not None and tile != side.tile:
+        raise UsageError(f"--tile {tile}: {path.name} was built for {side.tile}px tiles (its sidecar says so); "
                          f"drop --tile or re-export with --tile {tile}")
-    norm = side.get("normalization", {})
+    norm = side.data.get("normalization", {})
     if norm and (norm.get("mean") != list(IMAGENET_MEAN) or norm.get("std") != list(IMAGENET_STD)):
-        raise UsageError(f"{sidecar_path(path)}: model expects normalisation {norm}, but this runtime feeds "
+        raise UsageError(f"{where}: model expects normalisation {norm}, but this runtime feeds "
                          "ImageNet mean/std; re-export with this sam2ms")
-    if side.get("input_format", "float32") not in INPUT_FORMATS:
-        raise UsageError(f"{sidecar_path(path)}: input format {side['input_format']!r} is unknown to this sam2ms; "
+    if side.input_format not in INPUT_FORMATS:
+        raise UsageError(f"{where}: input format {side.input_format!r} is unknown to this sam2ms; "
                          "upgrade sam2ms or re-export")
-    if allow_failed:  # benchmarks measure failed artefacts too, with their accuracy beside
-        return int(side["tile"])
-    failed = failed_checks(side)
-    if failed:
+    failed = side.verdict()
+    if failed and not allow_failed:  # benchmarks measure failed artifacts too, with their accuracy beside
         raise UsageError(f"{path}: " + "; ".join(failed))
-    return int(side["tile"])
+    return side.tile
 
 
 def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] | None = None,
                tile: int | None = None, threads: int | None = None, allow_failed: bool = False,
-               eager_kernels: bool = False, cuda_graph: bool = False) -> Backend:
-    """Load ``path`` with ``backend`` (auto: by file suffix). Artefacts whose export checks failed
-    are refused unless ``allow_failed`` (the benchmark, which reports their accuracy).
-    ``eager_kernels`` (timed or compared runs) and ``cuda_graph`` apply to TensorRT plans."""
+               eager_kernels: bool = False, cuda_graph: bool = False, precision: str = "fp32",
+               compile: bool = False) -> Backend:
+    """Load ``path`` with ``backend`` (auto: by file suffix) — the one way every backend is built.
+    Artifacts whose export checks failed are refused unless ``allow_failed`` (the benchmark, which
+    reports their accuracy). ``eager_kernels`` (timed or compared runs) and ``cuda_graph`` apply to
+    TensorRT plans; ``precision`` (fp32, or fp16/bf16 autocast) and ``compile`` to checkpoints."""
     path = Path(path)
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend}: use one of {', '.join(BACKENDS)}")
@@ -65,15 +67,15 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
     if chosen == "torch":
         from .torch_backend import TorchBackend
 
-        return TorchBackend(path, tile)
+        return TorchBackend(path, tile, precision=precision, compile=compile)
     if chosen == "onnxruntime" and not sidecar_path(path).is_file():
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(path, ModelInfo(str(path), "onnx", tile or 0, "fp32"), providers, threads)
-    side = read_sidecar(path)
+    side = Sidecar.read(path)
     info = ModelInfo(str(path), "tensorrt-plan" if chosen == "tensorrt" else "onnx",
-                     _check_sidecar(path, side, tile, allow_failed), side.get("precision", "fp32"),
-                     input_format=side.get("input_format", "float32"), sidecar=side)
+                     _check_sidecar(path, side, tile, allow_failed), side.precision,
+                     input_format=side.input_format, sidecar=side.data)
     if chosen == "tensorrt":
         from .tensorrt_backend import TensorRTBackend
 

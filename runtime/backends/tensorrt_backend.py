@@ -134,7 +134,8 @@ class _TrtLane:
     def close(self) -> None:
         for graph in self.graphs.values():
             graph.close()
-        for res in (self.h_in, self.h_out, self.d_in, self.d_out, *self.events, self.stream):
+        resources: list[Any] = [self.h_in, self.h_out, self.d_in, self.d_out, *self.events, self.stream]
+        for res in resources:
             res.close()
         self.context = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sam2ms.errors import UsageError
+from sam2ms.deps import require
 
 from .runner import SCHEMA
 
@@ -66,13 +66,9 @@ def markdown(report: dict[str, Any]) -> str:
 
 def plot(report: dict[str, Any], path: str | Path) -> Path:
     """Two panels: p50 latency against batch per subject, and best throughput per subject."""
-    try:
-        import matplotlib
+    require("matplotlib", "--plot").use("Agg")
+    import matplotlib.pyplot as plt
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'sam2ms[plot]'") from None
     from sam2ms.fileio import atomic_write
 
     rows = report["rows"]
@@ -90,7 +86,7 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     for bar, s in zip(bars, subjects):
         iou = next(r["accuracy"]["mask_iou"] for r in rows if r["subject"] == s)
         right.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" IoU {iou:.3f}", va="center", fontsize=7)
-    right.set(xlabel="best throughput (tiles/s)", title="Throughput by artefact/precision")
+    right.set(xlabel="best throughput (tiles/s)", title="Throughput by artifact/precision")
     right.invert_yaxis()
     fig.suptitle(f"{report['model']} @ {report['tile']}² — {rows[0]['device'] if rows else ''}", fontsize=9)
     fig.tight_layout()

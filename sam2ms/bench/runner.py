@@ -1,6 +1,6 @@
-"""Measure models: every subject (artefact or PyTorch reference variant) x batch x streams.
+"""Measure models: every subject (artifact or PyTorch reference variant) x batch x streams.
 
-A *subject* is something that can be opened as a runtime backend: an exported artefact (plan,
+A *subject* is something that can be opened as a runtime backend: an exported artifact (plan,
 ONNX, checkpoint) or a PyTorch reference variant of the checkpoint (eager FP32, autocast
 FP16/BF16, ``torch.compile``). Each row times ``iterations`` batches per stream after ``warmup``
 ones, streams running concurrently from their own threads on their own lanes (as
@@ -12,10 +12,7 @@ row of the same batch (eager FP32, one stream).
 
 from __future__ import annotations
 
-import platform
 import sys
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,14 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from sam2ms.artifacts import Sidecar
 from sam2ms.errors import UsageError
 from sam2ms.metrics import RoadMetrics, agreement, sigmoid
 from sam2ms.preprocess import model_input
-from sam2ms.runtime.backends.base import cpu_name
 
-from .memory import PeakRss
+from .host import host, versions
 from .peaks import mfu, peak_tflops
 from .stats import latency_ms, throughput
+from .subjects import Subject, subjects, synthetic_tiles
+from .timing import measure
 
 SCHEMA = "sam2ms-bench/1"
 TORCH_VARIANTS = ("fp32", "fp16", "bf16", "compile")
@@ -52,166 +51,22 @@ class BenchOptions:
     seed: int = 0
     cuda_graph: bool = False  # also measure each TensorRT plan replayed from CUDA graphs
 
-
-@dataclass
-class Subject:
-    label: str
-    open: Callable[[], Any]  # -> Backend
-    reference: bool = False  # the eager FP32 PyTorch row every ratio refers to
-
-
-def validate(opts: BenchOptions) -> None:
-    """Refuse bad options before anything is loaded."""
-    if not opts.models:
-        raise UsageError("give at least one MODEL (.plan, .onnx or .pt)")
-    if opts.iterations < 1:
-        raise UsageError(f"--iterations {opts.iterations}: at least 1 timed batch is needed")
-    if opts.warmup < 0:
-        raise UsageError(f"--warmup {opts.warmup}: cannot be negative")
-    if not opts.batches or min(opts.batches) < 1 or not opts.streams or min(opts.streams) < 1:
-        raise UsageError("--batch and --streams take positive integers, e.g. --batch 1,2,4 --streams 1,2")
-    unknown = [v for v in opts.torch_variants if v not in TORCH_VARIANTS]
-    if unknown:
-        raise UsageError(f"--torch {','.join(unknown)}: use some of {', '.join(TORCH_VARIANTS)}")
-    if opts.accuracy_tiles < 1:
-        raise UsageError("--accuracy-tiles must be at least 1")
-
-
-def synthetic_tiles(tile: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded synthetic road tiles at training scale: (N x T x T x 3 uint8 RGB, N x T x T labels).
-    Each subject gets them in its own input format (:func:`sam2ms.preprocess.model_input`)."""
-    from sam2ms.data.synth import render_road_scene
-
-    rng = np.random.default_rng([seed, tile, 77])
-    pairs = [render_road_scene(tile, tile, rng, scale=tile / 256) for _ in range(count)]
-    return np.stack([img for img, _ in pairs]), np.stack([lab for _, lab in pairs])
-
-
-def _reference_checkpoint(opts: BenchOptions) -> Path | None:
-    """--reference, else the checkpoint a model's sidecar names (when it still exists)."""
-    if opts.reference is not None:
-        if not opts.reference.is_file():
-            raise UsageError(f"--reference {opts.reference}: checkpoint not found")
-        return opts.reference
-    from sam2ms.export.sidecar import read_sidecar, sidecar_path
-
-    for model in opts.models:
-        if model.suffix == ".pt" and model.is_file():
-            return model
-        if sidecar_path(model).is_file():
-            found = _find_checkpoint(model, read_sidecar(model).get("checkpoint") or {})
-            if found is not None:
-                return found
-    return None
-
-
-def _find_checkpoint(model: Path, recorded: dict[str, Any]) -> Path | None:
-    """The checkpoint a sidecar names: its path as recorded (often relative to where the export
-    ran), else that path under each folder above the artefact — accepted only when its SHA-256 is
-    the recorded one, so a different file of the same name is never taken for the reference."""
-    from sam2ms.export.sidecar import sha256_file
-
-    path = recorded.get("path")
-    if not path:
-        return None
-    if Path(path).is_file():
-        return Path(path)
-    if Path(path).is_absolute() or not recorded.get("sha256"):
-        return None
-    for folder in model.resolve().parents:
-        candidate = folder / path
-        if candidate.is_file() and sha256_file(candidate) == recorded["sha256"]:
-            return candidate
-    return None
-
-
-def subjects(opts: BenchOptions) -> list[Subject]:
-    """The artefacts to measure, then the PyTorch reference variants (when torch and a checkpoint are there)."""
-    from sam2ms.runtime.backends import open_model
-
-    found = [Subject(m.name, lambda m=m: open_model(m, opts.backend, threads=opts.threads, allow_failed=True,
-                                                    eager_kernels=True))
-             for m in opts.models if m.suffix != ".pt"]
-    if opts.cuda_graph:  # each plan twice: plain enqueue, and replayed from a CUDA graph
-        found += [Subject(f"{m.name} (CUDA graph)", lambda m=m: open_model(m, opts.backend, allow_failed=True,
-                                                                           eager_kernels=True, cuda_graph=True))
-                  for m in opts.models if m.suffix in (".plan", ".engine")]
-    ckpt = _reference_checkpoint(opts)
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        ckpt = None
-    if ckpt is not None:
-        from sam2ms.runtime.backends.torch_backend import TorchBackend
-
-        tile = _artefact_tile(opts.models)
-        if opts.threads:
-            import torch
-
-            torch.set_num_threads(opts.threads)
-        for variant in dict.fromkeys(["fp32", *opts.torch_variants]):
-            precision = "fp32" if variant == "compile" else variant
-            label = f"pytorch {'compiled' if variant == 'compile' else 'eager'} {precision}"
-            found.append(Subject(label, lambda p=precision, v=variant: TorchBackend(ckpt, tile, precision=p,
-                                                                                     compile=v == "compile"),
-                                 reference=variant == "fp32"))
-    return found
-
-
-def _artefact_tile(models: list[Path]) -> int | None:
-    """The tile of the first exported artefact: the PyTorch reference runs at it, whatever size the
-    checkpoint was trained at (the authors train at 352 px and deploy at 1024 px)."""
-    from sam2ms.export.sidecar import read_sidecar, sidecar_path
-    from sam2ms.runtime.backends.onnxruntime_backend import onnx_graph_tile
-
-    for model in models:
-        if model.suffix == ".pt" or not model.is_file():
-            continue
-        if sidecar_path(model).is_file():
-            return int(read_sidecar(model)["tile"])
-        if model.suffix == ".onnx":
-            return onnx_graph_tile(model)
-    return None
-
-
-def measure(lanes: list[Any], batch: np.ndarray, warmup: int, iterations: int) -> dict[str, Any]:
-    """Time ``iterations`` batches on each lane concurrently (after ``warmup`` each)."""
-    latencies: list[list[float]] = [[] for _ in lanes]
-    splits: list[dict[str, float]] = []
-    start = threading.Barrier(len(lanes) + 1)
-    errors: list[BaseException] = []
-
-    def work(i: int, lane: Any) -> None:
-        try:
-            for _ in range(max(warmup, 1)):  # at least once per shape: kernels compiled, buffers made
-                lane.infer(batch)
-        except BaseException as exc:  # reported by the caller
-            errors.append(exc)
-        start.wait()
-        if errors:
-            return
-        for _ in range(iterations):
-            t0 = time.perf_counter()
-            lane.infer(batch)
-            latencies[i].append(time.perf_counter() - t0)
-            if lane.last_split_ms:
-                splits.append(dict(lane.last_split_ms))
-
-    threads = [threading.Thread(target=work, args=(i, lane)) for i, lane in enumerate(lanes)]
-    with PeakRss() as rss:
-        for t in threads:
-            t.start()
-        start.wait()
-        t0 = time.perf_counter()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-    if errors:
-        raise errors[0]
-    flat = [x for lane in latencies for x in lane]
-    split = ({k: float(np.mean([s[k] for s in splits])) for k in splits[0]} if splits else None)
-    return {"latency": flat, "wall": wall, "tiles": len(flat) * len(batch), "split_ms": split,
-            "host_rss_increase_mb": rss.increase_bytes / 2**20}
+    def validate(self) -> BenchOptions:
+        """Refuse bad options before anything is loaded."""
+        if not self.models:
+            raise UsageError("give at least one MODEL (.plan, .onnx or .pt)")
+        if self.iterations < 1:
+            raise UsageError(f"--iterations {self.iterations}: at least 1 timed batch is needed")
+        if self.warmup < 0:
+            raise UsageError(f"--warmup {self.warmup}: cannot be negative")
+        if not self.batches or min(self.batches) < 1 or not self.streams or min(self.streams) < 1:
+            raise UsageError("--batch and --streams take positive integers, e.g. --batch 1,2,4 --streams 1,2")
+        unknown = [v for v in self.torch_variants if v not in TORCH_VARIANTS]
+        if unknown:
+            raise UsageError(f"--torch {','.join(unknown)}: use some of {', '.join(TORCH_VARIANTS)}")
+        if self.accuracy_tiles < 1:
+            raise UsageError("--accuracy-tiles must be at least 1")
+        return self
 
 
 def _accuracy(lane: Any, tiles: np.ndarray, batch: int) -> np.ndarray:
@@ -228,6 +83,15 @@ def _flops_per_tile(model_name: str | None, tile: int) -> float | None:
         return None
 
 
+def check_batches(label: str, info: Any, batches: list[int]) -> None:
+    """Every asked batch inside the model's optimisation profile, or a UsageError naming it."""
+    for b in batches:
+        if b < info.min_batch or (info.max_batch is not None and b > info.max_batch):
+            raise UsageError(f"--batch {b}: {label} was built for batches {info.min_batch}..{info.max_batch} "
+                             f"(its optimisation profile); rebuild with sam2ms-export --batch "
+                             f"1:{b}:{max(batches)} or choose batches in that range")
+
+
 class _Run:
     """State shared across subjects: the tile, the accuracy tiles and the reference probabilities."""
 
@@ -239,7 +103,8 @@ class _Run:
         self.model_name: str | None = None
         self.reference_label = ""
         self.flops: float | None = None
-        self.tiles = self.labels = self.reference_probs = None
+        self.tiles = self.labels = np.zeros(0, np.uint8)  # set by the first subject
+        self.reference_probs: np.ndarray | None = None
 
     def check(self, label: str, info: Any) -> None:
         """Same tile for all; every asked batch inside the model's profile."""
@@ -251,11 +116,7 @@ class _Run:
         elif info.tile != self.tile:
             raise UsageError(f"{label}: {info.tile}px tiles, but the others are {self.tile}px; "
                              "benchmark models of one tile size together")
-        for b in opts.batches:
-            if b < info.min_batch or (info.max_batch is not None and b > info.max_batch):
-                raise UsageError(f"--batch {b}: {label} was built for batches {info.min_batch}..{info.max_batch} "
-                                 f"(its optimisation profile); rebuild with sam2ms-export --batch "
-                                 f"1:{b}:{max(opts.batches)} or choose batches in that range")
+        check_batches(label, info, opts.batches)
 
     def subject(self, subject: Subject) -> None:
         opts = self.opts
@@ -266,7 +127,7 @@ class _Run:
             lanes = backend.lanes(max(opts.streams))
             tiles = model_input(self.tiles, info.input_format)
             probs = _accuracy(lanes[0], tiles, max(opts.batches))
-            self.reference_probs = probs if self.reference_probs is None else self.reference_probs
+            self.reference_probs = self.reference_probs if self.reference_probs is not None else probs
             accuracy = {**_judge(probs, self.reference_probs, self.labels), "reference": self.reference_label}
             device = backend.device_name()
             for b in opts.batches:
@@ -285,13 +146,13 @@ class _Run:
 
 def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Measure everything; returns the report (see :mod:`sam2ms.bench.report` for its schema)."""
-    validate(opts)
+    opts.validate()
     run = _Run(opts, log)
     todo = subjects(opts)
     if not any(s.reference for s in todo):
         log("no PyTorch reference (torch missing, or no checkpoint found): ratios are left out and accuracy is "
             "judged against the first model; pass --reference CKPT")
-    # The reference goes first so that every artefact's accuracy is judged against it.
+    # The reference goes first so that every artifact's accuracy is judged against it.
     for subject in sorted(todo, key=lambda s: not s.reference):
         log(f"measuring {subject.label}")
         try:
@@ -305,7 +166,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -
     _add_ratios(run.rows)
     return {"schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "", "versions": versions(),
-            "host": {"cpu": cpu_name(), "python": platform.python_version(), "platform": platform.platform()},
+            "host": host(),
             "model": run.model_name, "tile": run.tile, "iterations": opts.iterations, "warmup": opts.warmup,
             "accuracy_tiles": opts.accuracy_tiles, "rows": run.rows, "skipped": run.skipped}
 
@@ -333,10 +194,8 @@ def _row(subject: Subject, backend: Any, device: str, flops: float | None, accur
 
 
 def _checks_passed(side: dict[str, Any]) -> bool | None:
-    """What the artefact's own export checks said (parity, or INT8 accuracy); None when unchecked."""
-    from sam2ms.export.sidecar import failed_checks, recorded_checks
-
-    return None if not recorded_checks(side) else not failed_checks(side)
+    """What the artifact's own export checks said (parity, or INT8 accuracy); None when unchecked."""
+    return Sidecar(side).passed
 
 
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -347,17 +206,3 @@ def _add_ratios(rows: list[dict[str, Any]]) -> None:
         r["vs_reference"] = None if ref is None else {
             "throughput": r["throughput"]["tiles_per_s"] / ref["throughput"]["tiles_per_s"],
             "latency_p50": r["latency_ms"]["p50"] / ref["latency_ms"]["p50"]}
-
-
-def versions() -> dict[str, str]:
-    """Library versions that shape the figures (absent ones left out)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in ("sam2ms", "numpy", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "tensorrt-rtx",
-                 "cuda-python"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found

@@ -40,7 +40,7 @@ def _noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
     """Smooth value noise in [-1, 1]: a random grid of ``cell``-pixel spacing upsampled bicubically."""
     gh, gw = max(2, h // cell + 2), max(2, w // cell + 2)
     grid = rng.uniform(-1, 1, size=(gh, gw)).astype(np.float32)
-    img = Image.fromarray(grid, mode="F").resize((gw * cell, gh * cell), Image.BICUBIC)
+    img = Image.fromarray(grid, mode="F").resize((gw * cell, gh * cell), Image.Resampling.BICUBIC)
     return np.asarray(img, dtype=np.float32)[:h, :w]
 
 
@@ -113,8 +113,8 @@ def _roads(rng: np.random.Generator, h: int, w: int, scale: float) -> list[Road]
         roads.append(Road(_curve(rng, h, w, start, heading, step), rng.uniform(5, 12) * scale))
     for _ in range(round(rng.integers(0, 4) * np.sqrt(_density(h, w, scale)))):
         parent = roads[rng.integers(len(roads))]
-        i = rng.integers(len(parent.points) // 5, max(len(parent.points) // 5 + 1, 4 * len(parent.points) // 5))
-        i = min(i, len(parent.points) - 2)
+        n = len(parent.points)
+        i = min(int(rng.integers(n // 5, max(n // 5 + 1, 4 * n // 5))), n - 2)
         (x0, y0), (x1, y1) = parent.points[i], parent.points[i + 1]
         heading = np.arctan2(y1 - y0, x1 - x0) + rng.choice([-1, 1]) * rng.uniform(np.pi / 3, 2 * np.pi / 3)
         roads.append(Road(_curve(rng, h, w, (x0, y0), heading, step), rng.uniform(3, 8) * scale))
@@ -164,8 +164,8 @@ def render_road_scene(height: int, width: int, rng: np.random.Generator,
         g = int(rng.integers(55, 100))
         draw.ellipse([x - r, y - r, x + r, y + r], fill=(int(g * 0.6), g, int(g * 0.5), 255))
     img = img.filter(ImageFilter.GaussianBlur(radius=0.6 * min(scale, 2.0)))
-    arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 3.0, (h, w, 3))
-    return np.clip(arr, 0, 255).astype(np.uint8), np.asarray(label) > 127
+    noisy = np.asarray(img, dtype=np.float32) + rng.normal(0, 3.0, (h, w, 3))
+    return np.clip(noisy, 0, 255).astype(np.uint8), np.asarray(label) > 127
 
 
 def write_synthetic_dataset(out: str | Path, count: int, size: int, seed: int,

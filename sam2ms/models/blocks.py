@@ -35,6 +35,10 @@ class DRB(nn.Module):
     (1x1; and for k = 3, 5, 7: 1x1 -> 1xk -> kx1 -> 3x3 dilated k), concatenated and fused by a
     3x3 conv, plus a 1x1 residual projection, then ReLU. Maps any width to ``cout`` (64)."""
 
+    branch1: nn.Module  # branches 1-3 are made by setattr below
+    branch2: nn.Module
+    branch3: nn.Module
+
     def __init__(self, cin: int, cout: int = 64) -> None:
         super().__init__()
         self.branch0 = nn.Sequential(ConvBN(cin, cout, 1))
@@ -63,6 +67,16 @@ class MSSM(nn.Module):
 
     Returns (level1, level2, level3) at strides 4, 8, 16.
     """
+
+    # the authors' module names, made by setattr below (declared here for readers and type checkers)
+    x43: nn.Module
+    x32: nn.Module
+    x21: nn.Module
+    x432: nn.Module
+    x321: nn.Module
+    x4321: nn.Module
+    level2: nn.Module
+    level1: nn.Module
 
     def __init__(self, ch: int = 64) -> None:
         super().__init__()

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..artifacts import normalization_record
 from ..errors import UsageError
 from ..fileio import atomic_write
-from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 FORMAT = "sam2ms-checkpoint"
 FORMAT_VERSION = 1
@@ -164,7 +164,7 @@ def _names(items: list[str], limit: int = 8) -> str:
 
 def rng_state() -> dict[str, Any]:
     """Python, numpy and torch RNG states in types that ``weights_only`` loading accepts."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # the legacy tuple (name, keys, pos, has_gauss, cached)
     return {
         "python": random.getstate(),
         "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
@@ -200,7 +200,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, image_size: int, epoc
         "model_name": model.name,
         "model_config": {"trunk": model.trunk_config},
         "image_size": image_size,
-        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input": "RGB/255"},
+        "normalization": normalization_record(),
         "weights": {"full": full, "trainable": {k: v for k, v in full.items() if k not in frozen}},
         "epoch": epoch,
         "step": step,

@@ -43,7 +43,7 @@ def official_trunk_config(size: str) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     path = resources.files("sam2") / "configs" / "sam2.1" / OFFICIAL_CONFIGS[size]
-    cfg = OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=True)
+    cfg: Any = OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=True)
     trunk = dict(cfg["model"]["image_encoder"]["trunk"])
     trunk.pop("_target_")
     return trunk
@@ -59,7 +59,7 @@ class Adapter(nn.Module):
     def __init__(self, block: nn.Module) -> None:
         super().__init__()
         self.block = block
-        dim = block.attn.qkv.in_features
+        dim = int(block.get_submodule("attn.qkv").in_features)  # type: ignore[arg-type]
         self.prompt_learn = nn.Sequential(
             nn.Linear(dim, ADAPTER_HIDDEN), nn.GELU(), nn.Linear(ADAPTER_HIDDEN, dim), nn.GELU()
         )
@@ -81,7 +81,8 @@ def build_trunk(config: dict[str, Any]) -> nn.Module:
 
 def trunk_channels(trunk: nn.Module) -> list[int]:
     """Output widths at strides 4, 8, 16, 32."""
-    return [trunk.blocks[i].block.dim_out for i in trunk.stage_ends]
+    hiera: Any = trunk  # sam2's Hiera: blocks and stage_ends are plain attributes
+    return [hiera.blocks[i].block.dim_out for i in hiera.stage_ends]
 
 
 def load_sam2_checkpoint(trunk: nn.Module, path: str | Path) -> dict[str, list[str]]:

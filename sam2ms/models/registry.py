@@ -55,7 +55,7 @@ def create_model(name: str | None, *, sam2_checkpoint: str | Path | None = None,
     if sam2_checkpoint is not None:
         from .hiera import load_sam2_checkpoint
 
-        load_sam2_checkpoint(model.encoder, sam2_checkpoint)
+        load_sam2_checkpoint(model.get_submodule("encoder"), sam2_checkpoint)
     if ckpt is not None:
         load_weights_into(model, ckpt)
     return model

@@ -27,7 +27,9 @@ class _EvalSet(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, np.ndarray]:
         _, mask = load_sample(self.samples[i])
-        return self.inputs[i]["image"], mask
+        image = self.inputs[i]["image"]
+        assert isinstance(image, torch.Tensor)
+        return image, mask
 
 
 def _collate(items: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[torch.Tensor, list[np.ndarray]]:

@@ -188,10 +188,10 @@ class Trainer:
     def _step(self, group: list[dict[str, torch.Tensor]]) -> dict[str, float]:
         """One optimizer step over ``accum`` micro-batches (gradient sync only on the last)."""
         dev = self.dist.device
-        total, parts_sum = 0.0, {}
+        total, parts_sum = 0.0, dict[str, float]()
         for i, batch in enumerate(group):
             sync = i == len(group) - 1 or not self.dist.enabled
-            ctx = self.net.no_sync() if not sync else nullcontext()
+            ctx = self.net.no_sync() if not sync else nullcontext()  # type: ignore[operator]  # DDP only
             with ctx:
                 with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32,
                                     enabled=self.amp_dtype is not None):

@@ -74,7 +74,7 @@ def test_stitcher_memory_is_bounded_by_rows() -> None:
     st = Stitcher(grid, lambda y0, rows: None)
     for r, y, x in grid.windows():
         st.add(r, y, x, np.zeros((256, 256), np.float32))
-        held.append(st._acc.shape[0])
+        held.append(st.held_rows)
     assert max(held) <= 2 * 256  # never the whole 2048-row scene
 
 

@@ -87,9 +87,11 @@ from sam2ms.runtime.backends import open_model
 from sam2ms.runtime.pipeline import InferOptions, run_inference
 from pathlib import Path
 import sam2ms.runtime.command, sam2ms.runtime.scenes, sam2ms.runtime.tiling, sam2ms.runtime.cuda
+import sam2ms.runtime.check
 s = run_inference(open_model({str(model)!r}), InferOptions(Path({str(scenes)!r}), Path({str(tmp_path / 'o')!r})))
 assert s["files"] == 3, s
-bad = [m for m in ("torch", "torchvision", "sam2") if m in sys.modules]
+# no torch, and nothing of the export stage or the synthetic-data generator either
+bad = [m for m in ("torch", "torchvision", "sam2", "sam2ms.export", "sam2ms.data.synth") if m in sys.modules]
 assert not bad, bad
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -207,7 +209,7 @@ def _refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_sidecar_mismatches(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from sam2ms.export.sidecar import write_sidecar
+    from sam2ms.artifacts import write_sidecar
 
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
     write_sidecar(model, {"tile": 64, "precision": "fp32",
@@ -241,6 +243,7 @@ def test_other_refusals(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixt
     assert "sidecar not found" in _refused([str(tmp_path / "plan.plan"), str(scenes), "-o", out], capsys)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not has_module("tensorrt_rtx") and not has_module("tensorrt"), reason="no TensorRT installed")
 def test_plan_without_gpu_is_a_clear_error(trained_nano: Path, tmp_path: Path, scenes: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:

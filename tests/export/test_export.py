@@ -70,7 +70,7 @@ def test_fp16_graph_keeps_fragile_ops_in_fp32(nano_export: tuple[Path, dict]) ->
 
 
 def test_sidecars(nano_export: tuple[Path, dict], trained_nano: Path) -> None:
-    from sam2ms.export.sidecar import read_sidecar, sha256_file
+    from sam2ms.artifacts import read_sidecar, sha256_file
 
     out, _ = nano_export
     side = read_sidecar(out / "model.fp16.onnx")
@@ -84,12 +84,13 @@ def test_sidecars(nano_export: tuple[Path, dict], trained_nano: Path) -> None:
     assert read_sidecar(out / "model.onnx")["opset"] >= 17
 
 
+@pytest.mark.slow
 def test_hiera_t_export_parity_with_float_input(tmp_path: Path) -> None:
     """--input float32: the host normalises, the graph takes N x 3 x T x T (and is checked the same)."""
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "t.pt", create_model("sam2ms_hiera_t"), image_size=64, epoch=0, step=0)
+    from sam2ms.artifacts import read_sidecar
     from sam2ms.export.pipeline import ExportOptions, run_export
-    from sam2ms.export.sidecar import read_sidecar
 
     summary = run_export(ExportOptions(ckpt=ckpt, out=tmp_path / "out", tile=64, onnx_only=True, check_tiles=1,
                                        input_format="float32"))
@@ -101,6 +102,7 @@ def test_hiera_t_export_parity_with_float_input(tmp_path: Path) -> None:
         onnx.TensorProto.FLOAT
 
 
+@pytest.mark.slow
 @needs_rtx
 def test_real_plans_with_tensorrt_rtx(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sizes = {}
@@ -181,9 +183,9 @@ def test_missing_tensorrt_keeps_onnx(trained_nano: Path, tmp_path: Path, capsys:
 
 def test_failed_parity_exits_3(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from sam2ms.export import parity
+    from sam2ms import artifacts
 
-    monkeypatch.setitem(parity.THRESHOLDS, "fp32", parity.Thresholds(max_abs=0.0, min_mask_iou=1.0))
+    monkeypatch.setitem(artifacts.PARITY_THRESHOLDS, "fp32", artifacts.Thresholds(max_abs=0.0, min_mask_iou=1.0))
     err = _err(["--ckpt", str(trained_nano), "-o", str(tmp_path), "--tile", "64", "--onnx-only"], capsys, code=3)
     assert "model.onnx (fp32)" in err and "max abs diff" in err
     side = json.loads((tmp_path / "model.onnx.json").read_text())
@@ -258,6 +260,7 @@ def test_tensorrt_rtx_has_no_fp32_gemm_for_turing(tmp_path: Path) -> None:
     assert builder.build_serialized_network(network, config) is not None
 
 
+@pytest.mark.slow
 @needs_rtx
 def test_targets_follow_the_plan_precision(trained_nano: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from sam2ms.bench.peaks import mfu, peak_tflops
 from sam2ms.bench.report import REPORT_SCHEMA
-from sam2ms.bench.runner import BenchOptions, _Run
+from sam2ms.bench.runner import BenchOptions, check_batches
 from sam2ms.bench.stats import latency_ms, throughput
 from sam2ms.errors import UsageError
 from sam2ms.runtime.backends.base import ModelInfo
@@ -38,8 +38,8 @@ def test_peaks_and_mfu() -> None:
 
 
 def test_reference_found_from_a_relative_sidecar_path(tmp_path: Path) -> None:
-    from sam2ms.bench.runner import _find_checkpoint
-    from sam2ms.export.sidecar import sha256_file
+    from sam2ms.artifacts import sha256_file
+    from sam2ms.bench.subjects import find_checkpoint
 
     (tmp_path / "run").mkdir()
     (tmp_path / "export").mkdir()
@@ -47,16 +47,16 @@ def test_reference_found_from_a_relative_sidecar_path(tmp_path: Path) -> None:
     ckpt.write_bytes(b"weights")
     model = tmp_path / "export" / "model.onnx"
     recorded = {"path": "run/best.pt", "sha256": sha256_file(ckpt)}  # relative to where export ran
-    assert _find_checkpoint(model, recorded) == ckpt.resolve()
-    assert _find_checkpoint(model, {**recorded, "sha256": "0" * 64}) is None  # same name, other file
-    assert _find_checkpoint(model, {"path": "run/missing.pt", "sha256": recorded["sha256"]}) is None
+    assert find_checkpoint(model, recorded) == ckpt.resolve()
+    assert find_checkpoint(model, {**recorded, "sha256": "0" * 64}) is None  # same name, other file
+    assert find_checkpoint(model, {"path": "run/missing.pt", "sha256": recorded["sha256"]}) is None
 
 
 def test_batch_beyond_profile_names_it() -> None:
-    run = _Run(BenchOptions(models=[Path("engine.plan")], batches=[1, 8]), lambda _: None)
     info = ModelInfo("engine.plan", "tensorrt-plan", 64, "fp16", min_batch=1, max_batch=4)
+    check_batches("engine.plan", info, [1, 4])
     with pytest.raises(UsageError, match=r"--batch 8: engine.plan was built for batches 1\.\.4"):
-        run.check("engine.plan", info)
+        check_batches("engine.plan", info, [1, 8])
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_bench_errors(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFi
         assert code == 2 and msg in err and "Traceback" not in err, (args, err)
 
 
-def test_reference_runs_at_the_artefact_tile(trained_nano: Path, tmp_path: Path) -> None:
+def test_reference_runs_at_the_artifact_tile(trained_nano: Path, tmp_path: Path) -> None:
     """A checkpoint trained at 64 px, exported at 96 px: the PyTorch reference runs at 96 px
     (the authors train at 352 px and deploy at 1024 px)."""
     from sam2ms.bench.runner import run_bench

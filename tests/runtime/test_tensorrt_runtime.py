@@ -1,5 +1,5 @@
 """The TensorRT backend's own logic on the CPU, through fakes of TensorRT and cuda-python
-(tests/fake_tensorrt.py): profile sharing, checked bool results, buffers and output shapes from the
+(tests/runtime/fake_tensorrt.py): profile sharing, checked bool results, buffers and output shapes from the
 context, unsupported I/O types, CUDA events and graphs, and a whole tiled run. Plus CUDA error
 reporting with faked error codes. The real library runs in tests/test_gpu.py (skipped without a GPU)."""
 
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sam2ms.artifacts import write_sidecar
 from sam2ms.errors import Sam2msError, UsageError
-from sam2ms.export.sidecar import write_sidecar
 from sam2ms.runtime.backends import open_model
 
 import fake_tensorrt as fake
@@ -163,7 +163,7 @@ def test_cuda_errors_are_named(monkeypatch: pytest.MonkeyPatch, code: _Err, expe
 
     rt = SimpleNamespace(cudaError_t=_Err, cudaGetDeviceCount=lambda: (code, 0),
                          cudaGetErrorName=lambda err: (_Err.cudaSuccess, err.name.encode()))
-    monkeypatch.setattr(cuda, "_CUDART", rt)
+    monkeypatch.setattr(cuda, "cudart", lambda: rt)
     count, why = cuda.device_status()
     assert count == 0 and why.startswith(expected)
     with pytest.raises(UsageError, match="needs an NVIDIA GPU, but CUDA says: " + expected.split(":")[0][:20]):

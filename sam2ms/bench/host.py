@@ -1,0 +1,26 @@
+"""Facts about the host a benchmark ran on, so that every figure names its software."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from sam2ms.runtime.backends.base import cpu_name
+
+
+def host() -> dict[str, Any]:
+    return {"cpu": cpu_name(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def versions() -> dict[str, str]:
+    """Library versions that shape the figures (absent ones left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("sam2ms", "numpy", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "tensorrt-rtx",
+                 "cuda-python"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found

@@ -1,0 +1,96 @@
+"""The ``train`` and ``eval`` commands (DDP when launched with torchrun)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sam2ms.console import JSON_HELP, emit, metric_rows, needs
+from sam2ms.errors import UsageError
+
+
+def train(data: Path = typer.Option(..., help="Dataset folder."),
+          layout: str = typer.Option("folder", help="deepglobe | spacenet | massachusetts | folder"),
+          model: str = typer.Option("sam2ms_hiera_l", help="Registered model name."),
+          sam2_ckpt: Optional[Path] = typer.Option(None, help="Official SAM2/SAM2.1 checkpoint for the trunk."),
+          epochs: int = typer.Option(50), batch: int = typer.Option(2, help="Per-process batch size."),
+          accum: int = typer.Option(1, help="Gradient accumulation steps."),
+          image_size: int = typer.Option(1024, help="Training input size (multiple of 32)."),
+          lr: float = typer.Option(1e-4), weight_decay: float = typer.Option(1e-2),
+          lossnet: str = typer.Option("resnet50", help="resnet50 | vgg16 | none"),
+          lossnet_weights: Optional[str] = typer.Option(None, help="torchvision ImageNet weights file."),
+          amp: str = typer.Option("none", help="bf16 | fp16 | none"),
+          seed: int = typer.Option(0), workers: int = typer.Option(0, help="DataLoader workers."),
+          patch: Optional[int] = typer.Option(None, help="Cut images into PATCH windows (default: 1024 for "
+                                                         "spacenet/massachusetts, whole images otherwise)."),
+          rotation: float = typer.Option(30.0, help="Random rotation range (+- degrees)."),
+          hflip: float = typer.Option(0.5), vflip: float = typer.Option(0.0, help="0.5 = the authors' script."),
+          eval_every: int = typer.Option(1, help="Evaluate on the test split every N epochs (0: never)."),
+          save_every: int = typer.Option(0, help="Also write last.pt every N optimizer steps."),
+          stop_after: Optional[int] = typer.Option(None, help="Stop after N optimizer steps in total "
+                                                              "(checkpointed; continue with --resume)."),
+          resume: bool = typer.Option(False, "--resume", help="Continue the run in -o exactly where last.pt left it."),
+          device: str = typer.Option("auto", help="auto | cpu | cuda"),
+          output: Path = typer.Option(..., "-o", "--output", help="Run folder."),
+          quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Train a SAM2MS model (DDP when launched with torchrun)."""
+    needs("train")
+    from .trainer import TrainConfig, Trainer
+
+    cfg = TrainConfig(data=data, output=output, layout=layout, model=model, sam2_ckpt=sam2_ckpt, epochs=epochs,
+                      batch=batch, accum=accum, image_size=image_size, lr=lr, weight_decay=weight_decay,
+                      lossnet=lossnet, lossnet_weights=lossnet_weights, amp=amp, seed=seed, workers=workers,
+                      patch=patch, rotation=rotation, hflip=hflip, vflip=vflip, eval_every=eval_every,
+                      save_every=save_every, stop_after=stop_after, resume=resume, device=device,
+                      progress=not quiet)
+    trainer = Trainer(cfg)
+    try:
+        summary = trainer.fit()
+    finally:
+        trainer.dist.close()
+    if trainer.main:
+        emit(summary, as_json, [("run", summary["run"]), ("epochs", str(summary["epochs_done"])),
+                                 ("steps", str(summary["steps"])), ("seconds", str(summary["seconds"]))]
+              + metric_rows(summary["metrics"].get("test", {})))
+
+
+def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the authors' SAM2MS weights)."),
+             data: Path = typer.Option(..., help="Dataset folder."),
+             layout: str = typer.Option("folder", help="deepglobe | spacenet | massachusetts | folder"),
+             split: str = typer.Option("test", help="test | train | all (the paper's seeded 7:3 split)."),
+             model: Optional[str] = typer.Option(None, help="Model name (read from a sam2ms checkpoint)."),
+             image_size: Optional[int] = typer.Option(None, help="Input size (default: the checkpoint's, else 1024)."),
+             seed: int = typer.Option(0, help="Split seed (the training run's)."),
+             patch: Optional[int] = typer.Option(None), batch: int = typer.Option(2),
+             amp: str = typer.Option("none", help="bf16 | fp16 | none"),
+             device: str = typer.Option("auto"), quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+             as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Evaluate a checkpoint: Precision, Recall, F1, mIoU, mDice, MAE, RLOD."""
+    needs("eval")
+    import torch
+
+    from ..data.layouts import discover, paper_split
+    from ..models import create_model
+    from ..models.checkpoint import read_checkpoint
+    from .evaluate import evaluate
+    from .trainer import AMP_DTYPES
+
+    if split not in ("test", "train", "all"):
+        raise UsageError(f"--split {split}: use test, train or all")
+    if amp not in AMP_DTYPES:
+        raise UsageError(f"--amp {amp}: use one of {', '.join(AMP_DTYPES)}")
+    sources = discover(data, layout, patch)
+    train_s, test_s = paper_split(sources, seed=seed)
+    samples = {"test": test_s, "train": train_s, "all": train_s + test_s}[split]
+    if not samples:
+        raise UsageError(f"{data}: the '{split}' split is empty ({len(sources)} source images); use --split all")
+    ck = read_checkpoint(ckpt)
+    size = image_size or int(ck.raw.get("image_size", 1024))  # the authors' weights carry none: 1024
+    net = create_model(model or ck.model_name, checkpoint=ckpt)
+    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+    metrics = evaluate(net.to(dev), samples, size, device=dev, batch=batch, amp_dtype=AMP_DTYPES[amp],
+                       show_progress=not quiet)
+    emit({"ckpt": str(ckpt), "split": split, "image_size": size, **metrics}, as_json, metric_rows(metrics))
