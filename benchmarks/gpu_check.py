@@ -77,8 +77,10 @@ def install() -> dict[str, Any]:
         if proc.returncode:
             return {"status": "failed", "why": proc.stderr[-1500:]}
     proc = _run([*pip, "-e", str(ROOT)], 600)
-    if proc.returncode:
-        return {"status": "failed", "why": proc.stderr[-1500:]}
+    if proc.returncode:  # an older setuptools there cannot install editable with package-dir mappings
+        proc = _run([*pip, str(ROOT)], 600)
+        if proc.returncode:
+            return {"status": "failed", "why": proc.stderr[-1500:]}
     return {"carried": [w.name for w in wheels]}
 
 
