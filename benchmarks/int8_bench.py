@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from sam2ms.artifacts import read_sidecar
+from sam2ms.artifacts import Sidecar
 from sam2ms.calib.data import TileReader, sample_windows
 from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 from sam2ms.errors import CheckFailed
@@ -107,8 +107,8 @@ def main() -> None:
     p.add_argument("--skip-methods", action="store_true", help="only the speed comparison")
     args = p.parse_args()
 
-    side = read_sidecar(args.onnx)
-    tile, input_format = int(side["tile"]), side.get("input_format", "float32")
+    side = Sidecar.read(args.onnx)
+    tile, input_format = int(side.tile or 0), side.input_format
     result: dict = {"date": date.today().isoformat(), "device": f"{cpu_name()}, {args.threads} threads",
                     "onnxruntime": ort.__version__, "onnx": str(args.onnx), "tile": tile}
     with tempfile.TemporaryDirectory(prefix="sam2ms-int8-bench-") as tmp:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sam2ms.artifacts import read_sidecar, sidecar_path, write_sidecar
+from sam2ms.artifacts import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.progress import progress_bar
@@ -83,7 +83,7 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
     with open_quantizer(opts.quantizer, opts.onnx, opts.method, tiles=count, seed=opts.seed,
                         cache=opts.cache) as quantizer:
         with progress_bar(f"calibrating ({opts.method})", opts.batches, opts.progress) as bar:
-            quantizer.calibrate(TileReader(calib, opts.batch_size, side.get("input_format", "float32"),
+            quantizer.calibrate(TileReader(calib, opts.batch_size, Sidecar(side).input_format,
                                            progress=bar.advance))
         quantizer.write(target)
         log("measuring INT8 against FP32 on the held-out tiles")

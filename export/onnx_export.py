@@ -25,7 +25,8 @@ from torch import nn
 
 from sam2ms.errors import UsageError
 from sam2ms.fileio import atomic_write
-from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS
+from sam2ms.models.byte_input import ByteInput
+from sam2ms.preprocess import INPUT_FORMATS
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -44,30 +45,6 @@ class OnnxExport:
     nodes_exported: int
     nodes_slim: int
     seconds: float
-
-
-class ByteInput(nn.Module):
-    """``model`` fed with uint8 RGB windows (N x T x T x 3): the same arithmetic as
-    :func:`sam2ms.preprocess.normalize` (x / 255, minus mean, over std, in float32), inside the graph.
-
-    Why it is the default: a 1024² tile is 3 MB as bytes and 12 MB as normalised float32, so the
-    host-to-GPU copy shrinks 4×, and the host does no per-pixel work at all — the windows go from
-    the decoder into the pinned buffer as they are; on a GPU the normalisation costs next to nothing.
-    """
-
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Cast first: TensorRT takes a uint8 tensor only into a Cast (a Transpose of uint8 is refused).
-        x = x.to(torch.float32).permute(0, 3, 1, 2) / 255.0
-        return self.model((x - self.mean) / self.std)
 
 
 def _export_raw(model: nn.Module, example: torch.Tensor, opset: int, exporter: str) -> onnx.ModelProto:

@@ -1,9 +1,9 @@
 """PyTorch reference backend: runs a sam2ms checkpoint (only where torch is installed).
 
 Imported only when asked for, so that the runtime itself never imports torch. It takes uint8 RGB
-windows (the ``uint8`` input format) and normalises them on the device with the arithmetic of
-:func:`sam2ms.preprocess.normalize`, so it moves as few bytes as an exported uint8 model. On CUDA
-each lane has its own CUDA stream and pinned host buffers, so ``--streams K`` exercises the same
+windows (the ``uint8`` input format) and normalises them on the device with the exported graph's
+own :class:`sam2ms.models.byte_input.ByteInput`, so it moves as few bytes as an exported uint8
+model. On CUDA each lane has its own CUDA stream and pinned host buffers, so ``--streams K`` exercises the same
 overlapping copy/compute pipeline as TensorRT lanes, on any CUDA GPU.
 """
 
@@ -18,7 +18,6 @@ import numpy as np
 
 from sam2ms.deps import require
 from sam2ms.errors import UsageError
-from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 from .base import Backend, Lane, ModelInfo
 
@@ -67,7 +66,7 @@ class _TorchLane:
             if self._cuda:
                 e[1].record()
             # contiguous NCHW, like the normalised tensors the model was exported and checked with
-            x = ((x.permute(0, 3, 1, 2).to(torch.float32) / 255.0 - b.mean) / b.std).contiguous()
+            x = b.normalize(x).contiguous()
             with cast:
                 logits = b.model(x)
             if self._cuda:
@@ -92,6 +91,7 @@ class TorchBackend(Backend):
                  compile: bool = False) -> None:
         torch = require("torch", "the PyTorch backend (or run the exported .onnx/.plan instead)")
         from sam2ms.models import create_model
+        from sam2ms.models.byte_input import ByteInput
         from sam2ms.models.checkpoint import read_checkpoint
 
         if precision not in ("fp32", *AUTOCAST):
@@ -100,11 +100,10 @@ class TorchBackend(Backend):
         size = tile or int(ckpt.raw.get("image_size", 1024))  # the authors' weights carry none: 1024
         use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
         self.torch_device = torch.device("cuda" if use_cuda else "cpu")
-        model = create_model(ckpt.model_name, checkpoint=path).eval().to(self.torch_device)
-        self.model = torch.compile(model) if compile else model
+        wrapped = ByteInput(create_model(ckpt.model_name, checkpoint=path)).eval().to(self.torch_device)
+        self.normalize = wrapped.normalize
+        self.model = torch.compile(wrapped.model) if compile else wrapped.model
         self.precision = precision
-        self.mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=self.torch_device).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=self.torch_device).view(1, 3, 1, 1)
         self.info = ModelInfo(path=str(path), kind="checkpoint", tile=size, precision=precision, input_format="uint8",
                               max_lanes=None if use_cuda else 1, sidecar={"model": ckpt.model_name})
         self._lanes: list[_TorchLane] = []
