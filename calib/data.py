@@ -16,26 +16,35 @@ import numpy as np
 from sam2ms.deps import require
 from sam2ms.errors import UsageError
 from sam2ms.preprocess import model_input
-from sam2ms.runtime.scenes import find_inputs, iter_windows, open_scene
+from sam2ms.radiometry import Radiometry, Stretch
+from sam2ms.rasters import find_inputs, open_scene
+from sam2ms.runtime.scenes import iter_windows
 from sam2ms.runtime.tiling import Grid
 
 
 def sample_windows(source: str | Path, tile: int, counts: list[int], seed: int = 0,
-                   on_skip: Callable[[Path, str], None] = lambda p, m: None) -> list[np.ndarray]:
+                   on_skip: Callable[[Path, str], None] = lambda p, m: None,
+                   radiometry: Radiometry | None = None) -> list[np.ndarray]:
     """Disjoint seeded samples of uint8 RGB windows (N x T x T x 3), one per entry of
     ``counts`` — e.g. calibration tiles and held-out tiles that never overlap.
 
-    Scenes are cut into non-overlapping windows (the last snapped inward)."""
+    Scenes are cut into non-overlapping windows (the last snapped inward) and converted with
+    ``radiometry`` (the model's); windows with no valid pixel are left out."""
     windows: list[tuple[Path, int, int]] = []
     sizes: dict[Path, tuple[int, int]] = {}
+    stretches: dict[Path, Stretch] = {}
     for path in find_inputs(source):
         try:
-            scene = open_scene(path)
+            scene = open_scene(path, radiometry, stretches)
         except UsageError as exc:
             on_skip(path, str(exc))
             continue
         sizes[path] = (scene.height, scene.width)
-        windows += [(path, y, x) for _, y, x in Grid(scene.height, scene.width, tile, 0).windows()]
+        grid = Grid(scene.height, scene.width, tile, 0)
+        if scene.masked:
+            windows += [(path, y, x) for _, y, x, _w, valid in iter_windows(scene, grid) if valid.any()]
+        else:
+            windows += [(path, y, x) for _, y, x in grid.windows()]
         scene.close()
     need = sum(counts)
     if len(windows) < need:
@@ -44,20 +53,21 @@ def sample_windows(source: str | Path, tile: int, counts: list[int], seed: int =
     order = np.random.default_rng(seed).permutation(len(windows))
     groups, start = [], 0
     for n in counts:
-        groups.append(_load([windows[i] for i in order[start:start + n]], sizes, tile))
+        groups.append(_load([windows[i] for i in order[start:start + n]], sizes, tile, radiometry, stretches))
         start += n
     return groups
 
 
-def _load(chosen: list[tuple[Path, int, int]], sizes: dict[Path, tuple[int, int]], tile: int) -> np.ndarray:
+def _load(chosen: list[tuple[Path, int, int]], sizes: dict[Path, tuple[int, int]], tile: int,
+          radiometry: Radiometry | None, stretches: dict[Path, Stretch]) -> np.ndarray:
     """Read the chosen windows file by file, in a stable order."""
     chosen = sorted(chosen, key=lambda w: (str(w[0]), w[1], w[2]))
     tiles = []
     for path in dict.fromkeys(p for p, _, _ in chosen):
-        scene = open_scene(path)
+        scene = open_scene(path, radiometry, stretches)
         wanted = {(y, x) for p, y, x in chosen if p == path}
         h, w = sizes[path]
-        tiles += [win for _, y, x, win in iter_windows(scene, Grid(h, w, tile, 0)) if (y, x) in wanted]
+        tiles += [win for _, y, x, win, _valid in iter_windows(scene, Grid(h, w, tile, 0)) if (y, x) in wanted]
         scene.close()
     return np.stack(tiles) if tiles else np.zeros((0, tile, tile, 3), np.uint8)
 

@@ -13,6 +13,7 @@ from sam2ms.artifacts import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.progress import progress_bar
+from sam2ms.radiometry import Radiometry
 
 from .data import TileReader, sample_windows
 from .quantize import METHODS, QUANTIZERS, Quantizer, open_quantizer
@@ -78,7 +79,8 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
     skipped: list[dict[str, str]] = []
     log(f"sampling {count} calibration + {opts.holdout} held-out {tile}px tiles from {opts.calib_data}")
     calib, held = sample_windows(opts.calib_data, tile, [count, opts.holdout], opts.seed,
-                                 on_skip=lambda p, m: skipped.append({"file": str(p), "error": m}))
+                                 on_skip=lambda p, m: skipped.append({"file": str(p), "error": m}),
+                                 radiometry=Radiometry.from_dict(side.get("radiometry")))
     target = out / "model.int8.onnx"
     with open_quantizer(opts.quantizer, opts.onnx, opts.method, tiles=count, seed=opts.seed,
                         cache=opts.cache) as quantizer:
@@ -97,7 +99,8 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
         facts = {**quantizer.facts(kept), "seconds": round(time.perf_counter() - started, 2)}
     if search is not None:
         facts["auto_exclude"] = search
-    keep = ("model", "tile", "input_format", "inputs", "outputs", "normalization", "checkpoint", "opset", "exporter")
+    keep = ("model", "tile", "input_format", "inputs", "outputs", "normalization", "radiometry", "checkpoint",
+            "opset", "exporter")
     write_sidecar(target, {**{k: side[k] for k in keep if k in side}, "kind": "onnx", "precision": "int8",
                            "source_onnx": {"file": opts.onnx.name, "sha256": side.get("sha256")},
                            "calibration": {**facts, "skipped_files": skipped}, "accuracy_vs_fp32": report})

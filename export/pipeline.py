@@ -18,6 +18,7 @@ from sam2ms.deps import MissingDependency
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.preprocess import INPUT_FORMATS, input_shape
+from sam2ms.radiometry import Radiometry
 
 from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
 from .tensorrt_build import BatchProfile, build_plan, load_tensorrt, parse_size, resolve_targets
@@ -118,6 +119,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
         "tile": opts.tile,
         **_tensor_io(opts.tile, opts.input_format),
         "normalization": normalization_record("the graph" if opts.input_format == "uint8" else "the caller"),
+        "radiometry": Radiometry.from_dict(ckpt.raw.get("radiometry")).as_dict(),
         "checkpoint": {"path": str(opts.ckpt), "sha256": sha256_file(opts.ckpt), "kind": ckpt.kind},
     }
     artifacts: list[dict[str, Any]] = []

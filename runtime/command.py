@@ -9,14 +9,15 @@ from typing import Optional
 
 import typer
 
-from sam2ms.errors import CheckFailed, Sam2msError
+from sam2ms.errors import CheckFailed, Sam2msError, UsageError
+from sam2ms.raster_options import BANDS, PERCENTILES, SCALE, STATS, STRETCH, radiometry_from
 
 
 def infer_command(
     model: Path = typer.Argument(..., metavar="MODEL", help="engine.plan (with its .json sidecar), model.onnx, "
                                                             "or a .pt checkpoint."),
     source: Path = typer.Argument(..., metavar="INPUT", help="An image/scene or a folder of them "
-                                                             "(PNG, JPEG, TIFF, GeoTIFF)."),
+                                                             "(PNG, JPEG, TIFF, GeoTIFF, VRT mosaic)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (mirrors INPUT's sub-folders)."),
     tile: Optional[int] = typer.Option(None, help="Tile size; must match the model's (default: from the sidecar)."),
     overlap: Optional[int] = typer.Option(None, help="Overlap between windows in pixels, blended with a cosine "
@@ -25,7 +26,8 @@ def infer_command(
     streams: int = typer.Option(1, help="Concurrent lanes (CUDA streams + execution contexts for TensorRT)."),
     workers: int = typer.Option(2, help="Decode/preprocess threads."),
     threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
-    fmt: str = typer.Option("png", "--format", help="png | tif (GeoTIFF keeping CRS and transform) | geojson "
+    fmt: str = typer.Option("png", "--format", help="png | tif (Cloud-Optimized GeoTIFF keeping CRS, transform "
+                                                    "and the nodata mask) | geojson "
                                                     "(PNG mask + road centre-lines); tif/geojson need [geo]."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write uint8 probability maps."),
     backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch"),
@@ -34,6 +36,8 @@ def infer_command(
     resume: bool = typer.Option(False, "--resume", help="Skip inputs whose outputs already exist."),
     check_against: Optional[Path] = typer.Option(None, help="PyTorch checkpoint to compare the model with."),
     check_tiles: int = typer.Option(8, help="Tiles for --check-against."),
+    bands: Optional[str] = BANDS, stretch: Optional[str] = STRETCH, percentiles: Optional[str] = PERCENTILES,
+    scale: Optional[str] = SCALE, stats: Optional[Path] = STATS,
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="TensorRT: capture each batch size's execution "
                                                                 "once into a CUDA graph and replay it."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -48,18 +52,21 @@ def infer_command(
     try:
         opts = InferOptions(source=source, out=output, overlap=overlap, batch=batch, streams=streams,
                             workers=workers, threshold=threshold, fmt=fmt, probabilities=probabilities,
-                            resume=resume).validate(engine.info)
+                            resume=resume, radiometry=radiometry_from(bands, stretch, percentiles, scale, stats,
+                                                                      engine.info.radiometry)).validate(engine.info)
         summary = _run(engine, opts, quiet)
         if check_against is not None:
             from .check import check_against as check
 
             summary["check"] = check(engine, check_against, source, overlap=opts.overlap or 0, batch=batch,
-                                     limit=check_tiles)
+                                     limit=check_tiles, radiometry=opts.radiometry)
     finally:
         engine.close()
     _report(summary, as_json)
     if summary.get("check") and not summary["check"]["passed"]:
         raise CheckFailed("check against PyTorch failed: " + "; ".join(summary["check"]["failures"]))
+    if summary["failures"] and source.is_file():
+        raise UsageError(summary["failures"][0]["error"])
     if summary["failures"]:
         raise Sam2msError(f"{summary['failed']} input(s) failed (listed above); the others were written")
 

@@ -1,7 +1,8 @@
 """The tiled inference pipeline: decode threads -> batches across files -> K lanes -> blend -> write.
 
-* Worker threads open scenes, cut windows and normalise them (numpy, the shared preprocessing),
-  feeding a bounded queue, so memory stays flat however many files there are.
+* Worker threads open scenes, cut windows and convert them (the shared radiometry, then the
+  model's input format), feeding a bounded queue, so memory stays flat however many files there
+  are. Windows with no valid pixel (nodata) are passed on empty and never reach the model.
 * The main thread batches windows across window and file boundaries and submits each batch to a
   free lane (K lanes = K CUDA streams for TensorRT); at most 2K batches are in flight.
 * Finished batches are blended on the host into each scene's :class:`Stitcher`, which hands
@@ -30,9 +31,11 @@ from sam2ms.errors import UsageError
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_bytes_per_tile, model_input
+from sam2ms.radiometry import Radiometry
+from sam2ms.rasters import Scene, find_inputs, open_scene
 
 from .backends import Backend, Lane, ModelInfo
-from .scenes import FORMATS, MaskWriter, Scene, find_inputs, iter_windows, open_scene, output_paths
+from .scenes import FORMATS, MaskWriter, iter_windows, output_paths
 from .tiling import Grid, Stitcher
 
 _DONE = object()
@@ -52,6 +55,7 @@ class InferOptions:
     fmt: str = "png"
     probabilities: bool = False
     resume: bool = False
+    radiometry: Radiometry | None = None  # None: the model's (from its sidecar/checkpoint), else the default
 
     def validate(self, info: ModelInfo) -> InferOptions:
         """A copy with the defaults that depend on the model resolved; a UsageError for anything
@@ -69,7 +73,8 @@ class InferOptions:
             raise UsageError(f"--overlap {overlap}: must be in [0, tile={info.tile})")
         if not 0.0 < self.threshold < 1.0:
             raise UsageError(f"--threshold {self.threshold}: must be between 0 and 1")
-        return replace(self, overlap=overlap)
+        radiometry = self.radiometry or Radiometry.from_dict(info.radiometry)
+        return replace(self, overlap=overlap, radiometry=radiometry.validate())
 
 
 @dataclass
@@ -83,9 +88,10 @@ class _SceneJob:
     stitcher: Stitcher = field(init=False)
     remaining: int = 0
     failed: str | None = None
+    valid_windows: int = 0
 
     def __post_init__(self) -> None:
-        self.stitcher = Stitcher(self.grid, self.writer.rows)
+        self.stitcher = Stitcher(self.grid, self.writer.rows, masked=self.scene.masked)
         self.remaining = len(self.grid)
 
 
@@ -95,7 +101,8 @@ class _Item:
     row: int
     y: int
     x: int
-    tile: np.ndarray
+    tile: np.ndarray | None  # None: a window without valid pixels, never sent to the model
+    valid: np.ndarray | None
 
 
 @dataclass
@@ -103,10 +110,11 @@ class Stats:
     """Seconds per stage (summed over threads) and counts, for the JSON summary."""
 
     seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "infer": 0.0, "blend": 0.0,
-                                                                "write": 0.0})
+                                                                "write": 0.0, "overviews": 0.0})
     files: int = 0
     skipped: int = 0
     tiles: int = 0
+    empty_windows: int = 0
     pixels: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
@@ -137,7 +145,7 @@ def _produce_scenes(paths: list[Path], opts: InferOptions, tile: int, input_form
     for path in paths:
         t0 = time.perf_counter()
         try:
-            scene = open_scene(path)
+            scene = open_scene(path, opts.radiometry)
             grid = Grid(scene.height, scene.width, tile, opts.overlap or 0)
             writer = MaskWriter(scene, _out_base(path, opts.source, opts.out), opts.fmt, opts.threshold,
                                 opts.probabilities)
@@ -152,8 +160,9 @@ def _produce_scenes(paths: list[Path], opts: InferOptions, tile: int, input_form
         queued = 0
         try:
             t0 = time.perf_counter()
-            for row, y, x, window in iter_windows(scene, grid):
-                item = _Item(job, row, y, x, model_input(window, input_format))
+            for row, y, x, window, valid in iter_windows(scene, grid):
+                empty = valid is not None and not valid.any()
+                item = _Item(job, row, y, x, None if empty else model_input(window, input_format), valid)
                 stats.add("decode", time.perf_counter() - t0)
                 items.put(item)
                 queued += 1
@@ -222,6 +231,9 @@ class _Scheduler:
 
     def _finish(self, job: _SceneJob) -> None:
         t0 = time.perf_counter()
+        if not job.failed and not job.valid_windows:
+            job.failed = (f"{job.path}: no valid pixels (everything is nodata); check the raster's nodata value, "
+                          "alpha band or mask")
         try:
             if job.failed:
                 job.writer.abort()
@@ -233,6 +245,7 @@ class _Scheduler:
                 job.writer.abort()
                 self.fail(job.path, f"{job.path}: could not write outputs ({exc})")
                 return
+            self.stats.add("overviews", job.writer.cog_seconds)
             self.stats.outputs += [str(p) for p in written]
             self.stats.files += 1
             self.stats.pixels += job.scene.height * job.scene.width
@@ -247,13 +260,26 @@ class _Scheduler:
         t0 = time.perf_counter()
         probs = sigmoid(logits[:, 0], np.float32)
         for it, prob in zip(batch, probs):
-            it.job.stitcher.add(it.row, it.y, it.x, prob)
-            it.job.remaining -= 1
+            self._stitch(it, prob)
+            it.job.valid_windows += 1
             self.stats.tiles += 1
         self.stats.add("blend", time.perf_counter() - t0)
         for job in {id(it.job): it.job for it in batch}.values():
             if job.remaining == 0:
                 self._finish(job)
+
+    def _stitch(self, it: _Item, prob: np.ndarray) -> None:
+        it.job.stitcher.add(it.row, it.y, it.x, prob, it.valid)
+        it.job.remaining -= 1
+
+    def _skip_empty(self, it: _Item) -> None:
+        """A window with no valid pixels: zeros go into the blend (all of its pixels are masked in
+        the output) and the model never sees it."""
+        t = self.backend.info.tile
+        self._stitch(it, np.zeros((t, t), np.float32))
+        self.stats.empty_windows += 1
+        if it.job.remaining == 0:
+            self._finish(it.job)
 
     def _next_batch(self, producers_left: list[int]) -> list[_Item]:
         """Up to ``batch`` windows, across files; counts producers that finished."""
@@ -262,6 +288,8 @@ class _Scheduler:
             item = self.items.get()
             if item is _DONE:
                 producers_left[0] -= 1
+            elif isinstance(item, _Item) and item.tile is None:
+                self._skip_empty(item)
             elif isinstance(item, _Abort):
                 item.job.failed = item.message
                 item.job.remaining -= item.missing
@@ -284,7 +312,8 @@ class _Scheduler:
             while producers_left[0]:
                 batch = self._next_batch(producers_left)
                 if batch:
-                    inflight.append((batch, pool.submit(self._run_batch, np.stack([it.tile for it in batch]))))
+                    tiles = np.stack([it.tile for it in batch if it.tile is not None])
+                    inflight.append((batch, pool.submit(self._run_batch, tiles)))
                 while inflight and (len(inflight) >= 2 * opts.streams or inflight[0][1].done()):
                     self._collect(*inflight.popleft())
             while inflight:
@@ -308,7 +337,7 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         "model": backend.describe(),
         "input": str(opts.source), "output": str(opts.out),
         "files": stats.files, "skipped_existing": stats.skipped, "failed": len(stats.failures),
-        "tiles": stats.tiles, "seconds": round(wall, 3),
+        "tiles": stats.tiles, "empty_windows": stats.empty_windows, "seconds": round(wall, 3),
         "tiles_per_s": stats.tiles / wall if wall else 0.0,
         "input_bytes_per_tile": input_bytes_per_tile(info.input_format, info.tile),
         "megapixels_per_s": stats.pixels / 1e6 / wall if wall else 0.0,
@@ -316,6 +345,7 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         "settings": {"tile": info.tile, "overlap": opts.overlap, "batch": opts.batch, "streams": opts.streams,
                      "workers": opts.workers, "threshold": opts.threshold, "format": opts.fmt,
                      "probabilities": opts.probabilities},
+        "radiometry": opts.radiometry.as_dict() if opts.radiometry else None,
         "outputs": stats.outputs,
         "failures": stats.failures,
     }

@@ -93,11 +93,14 @@ def pad_to_tile(image: np.ndarray, tile: int) -> np.ndarray:
 class Stitcher:
     """Blend window probabilities into a scene, emitting finished rows in order.
 
-    ``emit(y0, rows)`` receives float32 probability rows ``[y0, y0 + len(rows))`` of the
-    original (unpadded) scene, each row exactly once, top to bottom.
+    ``emit(y0, rows, valid)`` receives float32 probability rows ``[y0, y0 + len(rows))`` of the
+    original (unpadded) scene, each row exactly once, top to bottom, with their valid mask when
+    ``masked`` (the union of the windows' masks; every window covering a pixel agrees on it),
+    else None.
     """
 
-    def __init__(self, grid: Grid, emit: Callable[[int, np.ndarray], None]) -> None:
+    def __init__(self, grid: Grid, emit: Callable[[int, np.ndarray, np.ndarray | None], None],
+                 masked: bool = False) -> None:
         self.grid = grid
         self.emit = emit
         ramp = blend_ramp(grid.tile, grid.overlap)
@@ -108,6 +111,7 @@ class Stitcher:
         width = grid.padded_width
         self._acc = np.zeros((0, width), np.float32)
         self._wsum = np.zeros((0, width), np.float32)
+        self._valid = np.zeros((0, width), bool) if masked else None
 
     @property
     def done(self) -> bool:
@@ -124,14 +128,18 @@ class Stitcher:
             extra = np.zeros((end - held, self._acc.shape[1]), np.float32)
             self._acc = np.concatenate([self._acc, extra])
             self._wsum = np.concatenate([self._wsum, extra.copy()])
+            if self._valid is not None:
+                self._valid = np.concatenate([self._valid, np.zeros(extra.shape, bool)])
 
-    def add(self, row: int, y: int, x: int, prob: np.ndarray) -> None:
-        """Add the T x T probability map of the window at (y, x), in window row ``row``."""
+    def add(self, row: int, y: int, x: int, prob: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Add the T x T probability map (and valid mask) of the window at (y, x), in window row ``row``."""
         t = self.grid.tile
         self._ensure(y + t)
         r0 = y - self._base
         self._acc[r0:r0 + t, x:x + t] += prob * self._weight
         self._wsum[r0:r0 + t, x:x + t] += self._weight
+        if self._valid is not None and valid is not None:
+            self._valid[r0:r0 + t, x:x + t] |= valid
         self._left[row] -= 1
         while not self.done and self._left[self._next_row] == 0:
             self._next_row += 1
@@ -145,6 +153,9 @@ class Stitcher:
         if stop > self._base:
             n = stop - self._base
             rows = self._acc[:n, :g.width] / self._wsum[:n, :g.width]
-            self.emit(self._base, rows)
+            valid = self._valid[:n, :g.width] if self._valid is not None else None
+            self.emit(self._base, rows, valid)
             self._acc, self._wsum = self._acc[n:], self._wsum[n:]
+            if self._valid is not None:
+                self._valid = self._valid[n:]
             self._base = stop

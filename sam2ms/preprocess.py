@@ -1,67 +1,21 @@
-"""Image reading and normalisation shared by training, export checks, calibration and the runtime.
+"""Normalisation and model-input layout shared by training, export checks, calibration and the runtime.
 
-numpy + Pillow only (no torch), so the deployment runtime and the trainer preprocess a tile
-with the very same code: ImageNet mean/std on RGB in [0, 1], channels first.
+numpy only (no torch), so the deployment runtime and the trainer preprocess a tile with the very
+same code: ImageNet mean/std on RGB in [0, 1], channels first. Rasters become uint8 RGB windows
+in :mod:`sam2ms.rasters` (with :mod:`sam2ms.radiometry`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from .errors import UsageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-
-# Aerial scenes are large by nature: a 20 000 x 20 000 GeoTIFF is not a decompression bomb.
-Image.MAX_IMAGE_PIXELS = None
-
-
-def _open(path: Path) -> Image.Image:
-    try:
-        img = Image.open(path)
-        img.load()
-        return img
-    except FileNotFoundError:
-        raise UsageError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read as an image ({exc}); replace or remove the file") from None
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an RGB image as uint8 H x W x 3.
-
-    RGBA is accepted only when fully opaque (a common PNG export); grey, CMYK or
-    multi-band images are refused rather than silently converted, because a model trained
-    on RGB gives meaningless roads on them.
-    """
-    path = Path(path)
-    img = _open(path)
-    if img.mode == "RGBA" and img.getextrema()[3] == (255, 255):  # type: ignore[misc]  # 4 bands here
-        img = img.convert("RGB")
-    if img.mode != "RGB":
-        raise UsageError(
-            f"{path}: image has mode {img.mode!r} ({len(img.getbands())} band(s)); "
-            "sam2ms needs 8-bit RGB images — convert it to RGB first"
-        )
-    return np.asarray(img, dtype=np.uint8)
-
-
-def read_mask(path: str | Path) -> np.ndarray:
-    """Read a road label as a boolean H x W mask (road = pixel value > 127 in any band)."""
-    path = Path(path)
-    img = _open(path)
-    arr = np.asarray(img)
-    if arr.ndim == 3:
-        arr = arr.max(axis=2)
-    if arr.dtype == bool:
-        return arr
-    return arr > 127
 
 
 def normalize(image: np.ndarray) -> np.ndarray:

@@ -44,6 +44,11 @@ class ModelInfo:
     max_lanes: int | None = None  # None: any
     sidecar: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def radiometry(self) -> dict[str, Any] | None:
+        """The raster conversion the model was trained with (sam2ms.radiometry), when recorded."""
+        return self.sidecar.get("radiometry")
+
 
 class Backend(ABC):
     """A loaded model; use it as a context manager (or call ``close()``) to free it."""

@@ -105,7 +105,8 @@ class TorchBackend(Backend):
         self.model = torch.compile(wrapped.model) if compile else wrapped.model
         self.precision = precision
         self.info = ModelInfo(path=str(path), kind="checkpoint", tile=size, precision=precision, input_format="uint8",
-                              max_lanes=None if use_cuda else 1, sidecar={"model": ckpt.model_name})
+                              max_lanes=None if use_cuda else 1, sidecar={"model": ckpt.model_name,
+                                                                          "radiometry": ckpt.raw.get("radiometry")})
         self._lanes: list[_TorchLane] = []
         self._lock = threading.Lock()
 

@@ -8,6 +8,7 @@ ranks, and a resumed run sees exactly the batches an uninterrupted run would.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +16,10 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, read_mask, read_rgb
+from ..labels import VECTOR_SUFFIXES, rasterize_roads, read_mask
+from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
+from ..radiometry import Radiometry, Stretch
+from ..rasters import open_scene
 from .layouts import Sample
 
 
@@ -30,22 +34,33 @@ class Augment:
     vflip: float = 0.0
 
 
-def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """The window's uint8 RGB image and boolean mask."""
-    image, mask = read_rgb(sample.image), read_mask(sample.mask)
-    if sample.window is not None:
-        left, top, size = sample.window
-        image = image[top:top + size, left:left + size]
-        mask = mask[top:top + size, left:left + size]
-    return image, mask
+def load_sample(sample: Sample, radiometry: Radiometry | None = None,
+                cache: dict[Path, Stretch] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The window's uint8 RGB image (converted by the shared radiometry, exactly as the runtime
+    converts it) and boolean mask; ``cache`` keeps each scene's stretch across its patches."""
+    scene = open_scene(sample.image, radiometry, cache)
+    try:
+        left, top, size = sample.window or (0, 0, max(scene.height, scene.width))
+        image, _ = scene.read(top, left, min(size, scene.height - top), min(size, scene.width - left))
+        if sample.mask.suffix.lower() in VECTOR_SUFFIXES:
+            profile = scene.profile or {}
+            mask = rasterize_roads(sample.mask, scene.height, scene.width, profile.get("transform"),
+                                   profile.get("crs"), sample.road_width)
+        else:
+            mask = read_mask(sample.mask)
+    finally:
+        scene.close()
+    return image, mask[top:top + size, left:left + size]
 
 
 class RoadDataset(Dataset):
     """Samples resized to ``image_size`` (image bilinear, mask nearest: labels stay binary)."""
 
     def __init__(self, samples: list[Sample], image_size: int, augment: Augment | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, radiometry: Radiometry | None = None) -> None:
         self.samples = samples
+        self.radiometry = radiometry
+        self._stretches: dict[Path, Stretch] = {}
         self.image_size = image_size
         self.augment = augment
         self.seed = seed
@@ -60,8 +75,15 @@ class RoadDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``index`` as read: uint8 RGB image and boolean mask at the label's resolution."""
+        return load_sample(self.samples[index], self.radiometry, self._stretches)
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
-        image, mask = load_sample(self.samples[index])
+        return self.to_tensors(*self.load(index), index)
+
+    def to_tensors(self, image: np.ndarray, mask: np.ndarray, index: int) -> dict[str, torch.Tensor | int]:
+        """Resize, augment (seeded by epoch and ``index``) and normalise a loaded sample."""
         img = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255.0)
         lbl = torch.from_numpy(np.array(mask)).unsqueeze(0).float()
         size = [self.image_size, self.image_size]

@@ -1,6 +1,11 @@
 """Dataset folder layouts: DeepGlobe, SpaceNet, Massachusetts and a plain images/ + masks/ folder.
 
-Discovery reads only file headers (size, mode), so a bad pair is reported by name before any
+SpaceNet 3 roads is read as distributed: 16-bit GeoTIFFs with GeoJSON centre-lines, in either
+naming of its releases (``AOI_2_Vegas/PS-RGB`` + ``geojson_roads``, or ``RGB-PanSharpen`` +
+``geojson/spacenetroads``); the centre-lines become masks of ``road_width`` metres when a sample
+is loaded (:mod:`sam2ms.labels`). Already rasterised ``images/`` + ``masks/`` work too.
+
+Discovery reads only file headers (size), so a bad pair is reported by name before any
 training starts. Large images (SpaceNet 1300², Massachusetts 1500²) are cut into ``patch``-sized
 windows as the paper does; windows cover the image with the last one snapped inward, so they
 overlap rather than pad. A sample keeps its *source* image, and the split is made over sources
@@ -14,10 +19,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from ..errors import UsageError
+from ..labels import DEFAULT_ROAD_WIDTH, VECTOR_SUFFIXES, read_lines
 from ..preprocess import IMAGE_SUFFIXES
+from ..rasters import raster_size
 
 LAYOUTS = ("deepglobe", "spacenet", "massachusetts", "folder")
 DEFAULT_PATCH = 1024
@@ -28,8 +33,9 @@ class Sample:
     """One training/evaluation example: a window (left, top, size) of an image and its mask."""
 
     image: Path
-    mask: Path
+    mask: Path  # a raster mask, or GeoJSON centre-lines
     window: tuple[int, int, int] | None = None  # None = the whole image
+    road_width: float = DEFAULT_ROAD_WIDTH  # metres, for GeoJSON centre-lines
 
     @property
     def name(self) -> str:
@@ -48,19 +54,12 @@ def patch_origins(length: int, patch: int) -> list[int]:
     return [round(i * (length - patch) / (n - 1)) for i in range(n)]
 
 
-def _header(path: Path) -> tuple[tuple[int, int], str]:
-    try:
-        with Image.open(path) as img:
-            return img.size, img.mode
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UsageError(f"{path}: cannot read as an image ({exc}); replace or remove the file") from None
-
-
 def _check_pair(image: Path, mask: Path) -> tuple[int, int]:
-    (w, h), mode = _header(image)
-    if mode not in ("RGB", "RGBA"):
-        raise UsageError(f"{image}: image has mode {mode!r}, not RGB; convert it to 8-bit RGB")
-    msize, _ = _header(mask)
+    w, h = raster_size(image)
+    if mask.suffix.lower() in VECTOR_SUFFIXES:
+        read_lines(mask)
+        return w, h
+    msize = raster_size(mask)
     if msize != (w, h):
         raise UsageError(f"{mask}: mask is {msize[0]}x{msize[1]} but its image {image.name} is {w}x{h}; "
                          "masks must have their image's size")
@@ -80,17 +79,17 @@ def _find_mask(stem: str, folder: Path, image: Path, *, suffixes: tuple[str, ...
                      "add the mask or remove the image")
 
 
-def _windows(pairs: list[tuple[Path, Path]], patch: int | None) -> list[list[Sample]]:
+def _windows(pairs: list[tuple[Path, Path]], patch: int | None, road_width: float) -> list[list[Sample]]:
     """Check every pair and cut it into windows; one inner list per source image."""
     sources = []
     for image, mask in pairs:
         w, h = _check_pair(image, mask)
         if patch is None:
-            sources.append([Sample(image, mask)])
+            sources.append([Sample(image, mask, road_width=road_width)])
             continue
         if w < patch or h < patch:
             raise UsageError(f"{image}: {w}x{h} is smaller than the {patch}px patch; pass a smaller --patch")
-        sources.append([Sample(image, mask, (x, y, patch)) for y in patch_origins(h, patch)
+        sources.append([Sample(image, mask, (x, y, patch), road_width) for y in patch_origins(h, patch)
                         for x in patch_origins(w, patch)])
     return sources
 
@@ -115,13 +114,44 @@ def _deepglobe_pairs(root: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+# SpaceNet 3 as released: (image folder, its label folder relative to the image folder's parent)
+SPACENET_RELEASES = (("PS-RGB", "geojson_roads"), ("RGB-PanSharpen", "geojson/spacenetroads"))
+
+
+def spacenet_id(stem: str) -> tuple[str, str] | None:
+    """(AOI, image number) of a SpaceNet file stem in any release's naming: ``RGB-PanSharpen_AOI_2_Vegas_img1``,
+    ``SN3_roads_train_AOI_2_Vegas_PS-RGB_img1`` and ``spacenetroads_AOI_2_Vegas_img1`` -> (AOI_2_Vegas, img1)."""
+    m = re.search(r"(AOI_\d+_[A-Za-z]+).*_(img\d+)$", stem)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def _spacenet_raw_pairs(root: Path) -> list[tuple[Path, Path]]:
+    """SpaceNet 3 as distributed: images in PS-RGB/ or RGB-PanSharpen/ folders, GeoJSON centre-lines
+    in the release's label folder beside them, matched by AOI and image number."""
+    pairs = []
+    for image_dir, label_rel in SPACENET_RELEASES:
+        for images in sorted(d for d in root.rglob(image_dir) if d.is_dir()):
+            labels = images.parent / label_rel
+            by_id = {spacenet_id(p.stem): p for p in sorted(labels.glob("*.geojson"))} if labels.is_dir() else {}
+            for image in _images_in(images):
+                label = by_id.get(spacenet_id(image.stem))
+                if label is None:
+                    raise UsageError(f"{image}: no GeoJSON centre-lines for it in {labels} (same AOI and img number); "
+                                     "add the label file or remove the image")
+                pairs.append((image, label))
+    return pairs
+
+
 def _spacenet_pairs(root: Path) -> list[tuple[Path, Path]]:
-    """SpaceNet roads: images/ (e.g. RGB-PanSharpen_AOI_2_Vegas_img1.tif, 8-bit RGB) and masks/
-    (the rasterised road labels); pairs match by the ``AOI_*_img<N>`` id, or by the same stem."""
+    """SpaceNet roads: the raw release (see :func:`_spacenet_raw_pairs`), or images/ with already
+    rasterised masks/, matched by the ``AOI_*_img<N>`` id or by the same stem."""
     images, masks = root / "images", root / "masks"
-    for d in (images, masks):
-        if not d.is_dir():
-            raise UsageError(f"{root}: layout 'spacenet' needs images/ and masks/ folders (missing {d.name}/)")
+    if not (images.is_dir() and masks.is_dir()):
+        pairs = _spacenet_raw_pairs(root)
+        if not pairs:
+            raise UsageError(f"{root}: layout 'spacenet' needs SpaceNet 3 as released (AOI_*/PS-RGB/ with "
+                             "geojson_roads/, or RGB-PanSharpen/ with geojson/spacenetroads/) or images/ + masks/")
+        return pairs
     by_id: dict[str, Path] = {}
     for m in _images_in(masks):
         by_id[m.stem] = m
@@ -161,11 +191,13 @@ _PAIR_FINDERS = {
 }
 
 
-def discover(root: str | Path, layout: str, patch: int | None = None) -> list[list[Sample]]:
+def discover(root: str | Path, layout: str, patch: int | None = None,
+             road_width: float = DEFAULT_ROAD_WIDTH) -> list[list[Sample]]:
     """All samples of a dataset folder, grouped by source image.
 
     ``patch`` defaults to 1024 for SpaceNet and Massachusetts (cut like the paper) and to none
-    (whole images) for DeepGlobe and plain folders; pass it to force either.
+    (whole images) for DeepGlobe and plain folders; pass it to force either. ``road_width``
+    (metres) widens GeoJSON centre-lines into masks.
     """
     root = Path(root)
     if layout not in LAYOUTS:
@@ -178,7 +210,9 @@ def discover(root: str | Path, layout: str, patch: int | None = None) -> list[li
                          "(deepglobe: *_sat.jpg + *_mask.png; folder: images/ + masks/)")
     if patch is None and layout in ("spacenet", "massachusetts"):
         patch = DEFAULT_PATCH
-    return _windows(pairs, patch)
+    if road_width <= 0:
+        raise UsageError(f"--road-width {road_width}: must be a positive width in metres")
+    return _windows(pairs, patch, road_width)
 
 
 def paper_split(sources: list[list[Sample]], seed: int = 0, train_fraction: float = 0.7,

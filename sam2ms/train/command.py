@@ -9,6 +9,7 @@ import typer
 
 from sam2ms.console import JSON_HELP, emit, metric_rows, needs
 from sam2ms.errors import UsageError
+from sam2ms.raster_options import BANDS, PERCENTILES, ROAD_WIDTH, SCALE, STATS, STRETCH, radiometry_from
 
 
 def train(data: Path = typer.Option(..., help="Dataset folder."),
@@ -33,6 +34,8 @@ def train(data: Path = typer.Option(..., help="Dataset folder."),
                                                               "(checkpointed; continue with --resume)."),
           resume: bool = typer.Option(False, "--resume", help="Continue the run in -o exactly where last.pt left it."),
           device: str = typer.Option("auto", help="auto | cpu | cuda"),
+          bands: Optional[str] = BANDS, stretch: Optional[str] = STRETCH, percentiles: Optional[str] = PERCENTILES,
+          scale: Optional[str] = SCALE, stats: Optional[Path] = STATS, road_width: float = ROAD_WIDTH,
           output: Path = typer.Option(..., "-o", "--output", help="Run folder."),
           quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
           as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
@@ -45,7 +48,9 @@ def train(data: Path = typer.Option(..., help="Dataset folder."),
                       lossnet=lossnet, lossnet_weights=lossnet_weights, amp=amp, seed=seed, workers=workers,
                       patch=patch, rotation=rotation, hflip=hflip, vflip=vflip, eval_every=eval_every,
                       save_every=save_every, stop_after=stop_after, resume=resume, device=device,
-                      progress=not quiet)
+                      progress=not quiet, road_width=road_width,
+                      radiometry=r.as_dict() if (r := radiometry_from(bands, stretch, percentiles, scale, stats))
+                      else None)
     trainer = Trainer(cfg)
     try:
         summary = trainer.fit()
@@ -66,6 +71,9 @@ def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the auth
              seed: int = typer.Option(0, help="Split seed (the training run's)."),
              patch: Optional[int] = typer.Option(None), batch: int = typer.Option(2),
              amp: str = typer.Option("none", help="bf16 | fp16 | none"),
+             bands: Optional[str] = BANDS, stretch: Optional[str] = STRETCH,
+             percentiles: Optional[str] = PERCENTILES, scale: Optional[str] = SCALE, stats: Optional[Path] = STATS,
+             road_width: float = ROAD_WIDTH,
              device: str = typer.Option("auto"), quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
              as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Evaluate a checkpoint: Precision, Recall, F1, mIoU, mDice, MAE, RLOD."""
@@ -82,7 +90,7 @@ def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the auth
         raise UsageError(f"--split {split}: use test, train or all")
     if amp not in AMP_DTYPES:
         raise UsageError(f"--amp {amp}: use one of {', '.join(AMP_DTYPES)}")
-    sources = discover(data, layout, patch)
+    sources = discover(data, layout, patch, road_width)
     train_s, test_s = paper_split(sources, seed=seed)
     samples = {"test": test_s, "train": train_s, "all": train_s + test_s}[split]
     if not samples:
@@ -91,6 +99,8 @@ def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the auth
     size = image_size or int(ck.raw.get("image_size", 1024))  # the authors' weights carry none: 1024
     net = create_model(model or ck.model_name, checkpoint=ckpt)
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+    radiometry = radiometry_from(bands, stretch, percentiles, scale, stats, ck.raw.get("radiometry"))
     metrics = evaluate(net.to(dev), samples, size, device=dev, batch=batch, amp_dtype=AMP_DTYPES[amp],
-                       show_progress=not quiet)
+                       show_progress=not quiet, radiometry=radiometry)
     emit({"ckpt": str(ckpt), "split": split, "image_size": size, **metrics}, as_json, metric_rows(metrics))
+

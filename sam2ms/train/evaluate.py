@@ -8,26 +8,27 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.dataset import RoadDataset, load_sample
+from ..data.dataset import RoadDataset
 from ..data.layouts import Sample
 from ..metrics import RoadMetrics
 from ..progress import progress_bar
+from ..radiometry import Radiometry
 from .distributed import Dist
 
 
 class _EvalSet(Dataset):
     """Resized, normalised input plus the untouched label window."""
 
-    def __init__(self, samples: list[Sample], image_size: int) -> None:
-        self.inputs = RoadDataset(samples, image_size)
+    def __init__(self, samples: list[Sample], image_size: int, radiometry: Radiometry | None) -> None:
+        self.inputs = RoadDataset(samples, image_size, radiometry=radiometry)
         self.samples = samples
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, np.ndarray]:
-        _, mask = load_sample(self.samples[i])
-        image = self.inputs[i]["image"]
+        image_u8, mask = self.inputs.load(i)
+        image = self.inputs.to_tensors(image_u8, mask, i)["image"]
         assert isinstance(image, torch.Tensor)
         return image, mask
 
@@ -47,11 +48,13 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, amp_dtype: tor
 
 def evaluate(model: nn.Module, samples: list[Sample], image_size: int, *, device: torch.device,
              batch: int = 2, workers: int = 0, amp_dtype: torch.dtype | None = None,
-             dist: Dist | None = None, show_progress: bool = True) -> dict[str, float]:
-    """The paper's metrics over ``samples`` (sharded over DDP ranks when ``dist`` is given)."""
+             dist: Dist | None = None, show_progress: bool = True,
+             radiometry: Radiometry | None = None) -> dict[str, float]:
+    """The paper's metrics over ``samples`` (sharded over DDP ranks when ``dist`` is given), read
+    with ``radiometry`` (the model's conversion)."""
     dist = dist or Dist.single()
     mine = samples[dist.rank::dist.world]
-    loader = DataLoader(_EvalSet(mine, image_size), batch_size=batch, num_workers=workers,
+    loader = DataLoader(_EvalSet(mine, image_size, radiometry), batch_size=batch, num_workers=workers,
                         collate_fn=_collate)
     was_training = model.training
     model.eval()

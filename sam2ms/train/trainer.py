@@ -28,11 +28,13 @@ from ..data.dataset import Augment, RoadDataset
 from ..data.layouts import discover, paper_split
 from ..errors import UsageError
 from ..fileio import atomic_write, write_json
+from ..labels import DEFAULT_ROAD_WIDTH
 from ..losses import SAM2MSLoss, build_lossnet
 from ..models import create_model
 from ..models.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
 from ..models.net import STRIDE
 from ..progress import progress_bar
+from ..radiometry import Radiometry
 from .distributed import Dist
 from .evaluate import evaluate
 
@@ -70,6 +72,8 @@ class TrainConfig:
     resume: bool = False
     device: str = "auto"
     progress: bool = True
+    radiometry: dict[str, Any] | None = None  # sam2ms.radiometry.Radiometry.as_dict(); None: default (or resumed)
+    road_width: float = DEFAULT_ROAD_WIDTH
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -135,7 +139,10 @@ class Trainer:
                              "or choose another -o folder")
         if cfg.resume and not last.exists():
             raise UsageError(f"--resume: {last} not found; start without --resume")
-        train, test = paper_split(discover(cfg.data, cfg.layout, cfg.patch), seed=cfg.seed)
+        self.radiometry = Radiometry.from_dict(cfg.radiometry)
+        if cfg.resume and last.exists():
+            self.radiometry = self._resumed_radiometry(last)
+        train, test = paper_split(discover(cfg.data, cfg.layout, cfg.patch, cfg.road_width), seed=cfg.seed)
         if not train:
             raise UsageError(f"{cfg.data}: no training samples after the 7:3 split; add images")
         self.train_samples, self.test_samples = train, test
@@ -148,13 +155,22 @@ class Trainer:
         self.scheduler = CosineAnnealingLR(self.optimizer, T_max=cfg.epochs, eta_min=cfg.min_lr)
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.amp == "fp16")
         self.amp_dtype = AMP_DTYPES[cfg.amp]
-        self.dataset = RoadDataset(train, cfg.image_size, Augment(cfg.rotation, cfg.hflip, cfg.vflip), cfg.seed)
+        self.dataset = RoadDataset(train, cfg.image_size, Augment(cfg.rotation, cfg.hflip, cfg.vflip), cfg.seed,
+                                   self.radiometry)
         self.pos = Position()
         if cfg.resume:
             self._restore(last)
         self.net = DDP(self.model) if self.dist.enabled else self.model
 
     # -- checkpoints ------------------------------------------------------------------------
+    def _resumed_radiometry(self, path: Path) -> Radiometry:
+        """The run's raster conversion: a resumed run keeps its own; flags that ask for another are refused."""
+        recorded = Radiometry.from_dict(read_checkpoint(path).raw.get("radiometry"))
+        if self.cfg.radiometry is not None and Radiometry.from_dict(self.cfg.radiometry) != recorded:
+            raise UsageError(f"{path}: the run was trained with another raster conversion ({recorded.as_dict()}); "
+                             "resume without --bands/--stretch/--scale/--stats")
+        return recorded
+
     def _restore(self, path: Path) -> None:
         ckpt = read_checkpoint(path)
         raw = ckpt.raw
@@ -176,7 +192,7 @@ class Trainer:
             save_checkpoint(self.out / name, self.model, image_size=self.cfg.image_size, epoch=self.pos.epoch,
                             step=self.pos.global_step, optimizer=self.optimizer, scheduler=self.scheduler,
                             scaler=self.scaler, metrics=metrics, train_args=self.cfg.as_json(),
-                            extra={"train_state": asdict(self.pos)})
+                            extra={"train_state": asdict(self.pos), "radiometry": self.radiometry.as_dict()})
 
     # -- training ---------------------------------------------------------------------------
     def _batches(self, epoch: int) -> list[list[list[int]]]:
@@ -260,7 +276,7 @@ class Trainer:
         if evaluate_now:
             record["test"] = evaluate(self.model, self.test_samples, cfg.image_size, device=self.dist.device,
                                       batch=cfg.batch, amp_dtype=self.amp_dtype, dist=self.dist,
-                                      show_progress=cfg.progress)
+                                      show_progress=cfg.progress, radiometry=self.radiometry)
         pos.epoch += 1
         pos.step_in_epoch = 0
         pos.epoch_loss_sum = 0.0

@@ -70,11 +70,11 @@ def test_folder_layout_and_dataset_tensors(synth_folder: Path) -> None:
 
 
 def test_dataset_without_augmentation_matches_plain_preprocessing(synth_folder: Path) -> None:
-    from sam2ms.preprocess import normalize, read_rgb
+    from sam2ms.preprocess import normalize
 
     samples = [s for src in discover(synth_folder, "folder") for s in src]
     ds = RoadDataset(samples, 64)  # same size as the files: resize is the identity
-    expected = torch.from_numpy(normalize(read_rgb(samples[0].image)))
+    expected = torch.from_numpy(normalize(np.asarray(Image.open(samples[0].image))))
     assert torch.allclose(ds[0]["image"], expected, atol=1e-5)
 
 
@@ -148,11 +148,14 @@ def test_mask_of_other_size(tmp_path: Path) -> None:
         discover(tmp_path, "folder")
 
 
-def test_non_rgb_image(tmp_path: Path) -> None:
-    save(tmp_path / "images" / "grey.png", np.zeros((32, 32), np.uint8))
+def test_grey_image_is_read_as_grey_rgb(tmp_path: Path) -> None:
+    from sam2ms.data.dataset import load_sample
+
+    grey = np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) % 251
+    save(tmp_path / "images" / "grey.png", grey.astype(np.uint8))
     save(tmp_path / "masks" / "grey.png", np.zeros((32, 32), np.uint8))
-    with pytest.raises(UsageError, match=r"grey\.png: image has mode 'L'"):
-        discover(tmp_path, "folder")
+    image, _ = load_sample(discover(tmp_path, "folder")[0][0])
+    assert image.shape == (32, 32, 3) and all(np.array_equal(image[..., c], grey) for c in range(3))
 
 
 def test_unreadable_image(tmp_path: Path) -> None:
@@ -171,13 +174,18 @@ def test_image_smaller_than_patch(tmp_path: Path) -> None:
         discover(tmp_path, "spacenet")
 
 
-def test_rgba_opaque_is_accepted_transparent_refused(tmp_path: Path) -> None:
-    from sam2ms.preprocess import read_rgb
+def test_rgba_alpha_is_the_valid_mask(tmp_path: Path) -> None:
+    from sam2ms.rasters import open_scene
 
-    rgba = np.full((8, 8, 4), 255, np.uint8)
+    rgba = np.full((8, 8, 4), 200, np.uint8)
+    rgba[..., 3] = 255
     save(tmp_path / "opaque.png", rgba)
-    assert read_rgb(tmp_path / "opaque.png").shape == (8, 8, 3)
-    rgba[0, 0, 3] = 0
+    scene = open_scene(tmp_path / "opaque.png")
+    image, valid = scene.read(0, 0, 8, 8)
+    assert image.shape == (8, 8, 3) and valid is None and not scene.masked  # fully opaque: no mask
+    rgba[0, :3, 3] = 0
     Image.fromarray(rgba).save(tmp_path / "alpha.png")
-    with pytest.raises(UsageError, match="RGBA"):
-        read_rgb(tmp_path / "alpha.png")
+    scene = open_scene(tmp_path / "alpha.png")
+    image, valid = scene.read(0, 0, 8, 8)
+    assert scene.masked and valid is not None and valid.sum() == 61 and not valid[0, :3].any()
+    assert (image == 200).all()

@@ -32,7 +32,7 @@ def _stitch(scene: np.ndarray, tile: int, overlap: int, model) -> np.ndarray:
     out = np.full(scene.shape, np.nan, np.float32)
     emitted = []
 
-    def emit(y0: int, rows: np.ndarray) -> None:
+    def emit(y0: int, rows: np.ndarray, valid: np.ndarray | None) -> None:
         assert np.isnan(out[y0:y0 + len(rows)]).all(), "row emitted twice"
         out[y0:y0 + len(rows)] = rows
         emitted.append(y0)
@@ -71,7 +71,7 @@ def test_blending_hides_seams() -> None:
 def test_stitcher_memory_is_bounded_by_rows() -> None:
     grid = Grid(2048, 512, 256, 32)
     held = []
-    st = Stitcher(grid, lambda y0, rows: None)
+    st = Stitcher(grid, lambda y0, rows, valid: None)
     for r, y, x in grid.windows():
         st.add(r, y, x, np.zeros((256, 256), np.float32))
         held.append(st.held_rows)
