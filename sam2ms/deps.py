@@ -25,6 +25,7 @@ INSTALL = {
     "cuda": "pip install cuda-python of your TensorRT's CUDA major (the [trt]/[rtx] extras bring it)",
     "rasterio": "pip install 'sam2ms[geo]'",
     "skimage": "pip install 'sam2ms[geo]'",
+    "scipy": "pip install 'sam2ms[geo]'",
     "matplotlib": "pip install 'sam2ms[plot]'",
 }
 

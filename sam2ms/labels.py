@@ -75,6 +75,7 @@ def pixel_metres(transform: Any, crs: Any, height: int) -> tuple[float, float]:
 def rasterize_roads(path: Path, height: int, width: int, transform: Any, crs: Any, road_width: float) -> np.ndarray:
     """A boolean H x W mask of the GeoJSON centre-lines in ``path`` buffered to ``road_width`` metres."""
     require("rasterio", "vector road labels")
+    require("scipy", "vector road labels")
     from rasterio.crs import CRS
     from rasterio.features import rasterize
     from rasterio.warp import transform_geom

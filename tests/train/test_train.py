@@ -64,6 +64,18 @@ def test_resume_reproduces_the_uninterrupted_run(synth_folder: Path, tmp_path: P
     assert strip(part) == strip(full)
 
 
+def test_run_records_its_raster_conversion(synth_folder: Path, tmp_path: Path) -> None:
+    from sam2ms.radiometry import Radiometry
+
+    conversion = Radiometry(bands=(3, 2, 1), stretch="minmax").as_dict()
+    run = tmp_path / "run"
+    Trainer(_cfg(synth_folder, run, epochs=1, batch=4, stop_after=1, eval_every=0, radiometry=conversion)).fit()
+    assert read_checkpoint(run / "last.pt").raw["radiometry"] == conversion
+    with pytest.raises(UsageError, match="another raster conversion"):
+        Trainer(_cfg(synth_folder, run, epochs=1, batch=4, resume=True, radiometry=Radiometry().as_dict()))
+    assert Trainer(_cfg(synth_folder, run, epochs=1, batch=4, resume=True)).radiometry.as_dict() == conversion
+
+
 def test_resume_needs_a_run(synth_folder: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="last.pt not found"):
         Trainer(_cfg(synth_folder, tmp_path / "none", resume=True))

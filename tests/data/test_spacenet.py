@@ -1,0 +1,96 @@
+"""Raw SpaceNet 3 roads: 16-bit EPSG:4326 GeoTIFFs + GeoJSON centre-lines in both release namings."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sam2ms.errors import UsageError
+
+from conftest import has_module
+
+pytestmark = pytest.mark.skipif(not has_module("rasterio"), reason="rasterio not installed (pip install 'sam2ms[geo]')")
+
+LON, LAT, RES, SIZE = -115.30, 36.20, 2.7e-6, 1300  # Las Vegas, ~0.3 m pixels, SpaceNet's 1300² images
+ROW, COL = 300, 900  # an east-west road through row 300 and a north-south road through column 900
+RELEASES = {
+    "sn3": ("AOI_2_Vegas/PS-RGB/SN3_roads_train_AOI_2_Vegas_PS-RGB_img{n}.tif",
+            "AOI_2_Vegas/geojson_roads/SN3_roads_train_AOI_2_Vegas_geojson_roads_img{n}.geojson"),
+    "original": ("AOI_2_Vegas_Roads_Train/RGB-PanSharpen/RGB-PanSharpen_AOI_2_Vegas_img{n}.tif",
+                 "AOI_2_Vegas_Roads_Train/geojson/spacenetroads/spacenetroads_AOI_2_Vegas_img{n}.geojson"),
+}
+
+
+def _centre(row: float, col: float) -> list[float]:
+    """lon, lat (and a z, as SpaceNet writes) of a pixel centre."""
+    return [LON + (col + 0.5) * RES, LAT - (row + 0.5) * RES, 0.0]
+
+
+def make_spacenet(root: Path, release: str, n: int = 1) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    image_t, label_t = RELEASES[release]
+    rng = np.random.default_rng(n)
+    image, label = root / image_t.format(n=n), root / label_t.format(n=n)
+    image.parent.mkdir(parents=True, exist_ok=True)
+    label.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(image, "w", driver="GTiff", height=SIZE, width=SIZE, count=3, dtype="uint16", crs="EPSG:4326",
+                       transform=from_origin(LON, LAT, RES, RES), compress="deflate") as ds:
+        ds.write(rng.integers(100, 2000, (3, SIZE, SIZE), dtype=np.uint16))
+    features = [
+        {"type": "Feature", "properties": {"road_type": "5"},
+         "geometry": {"type": "LineString", "coordinates": [_centre(ROW, 0), _centre(ROW, SIZE - 1)]}},
+        {"type": "Feature", "properties": {"road_type": "6"},
+         "geometry": {"type": "MultiLineString", "coordinates": [[_centre(0, COL), _centre(SIZE - 1, COL)]]}},
+        {"type": "Feature", "properties": {}, "geometry": None},  # SpaceNet has empty geometries too
+    ]
+    label.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+
+
+def _geodesic_pixel() -> tuple[float, float]:
+    """(north-south, east-west) pixel size in metres, from pyproj's geodesic (an independent reference)."""
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    lat = LAT - SIZE / 2 * RES
+    return geod.inv(LON, lat, LON, lat + RES)[2], geod.inv(LON, lat, LON + RES, lat)[2]
+
+
+@pytest.mark.parametrize("release", list(RELEASES))
+def test_raw_spacenet_loads_into_masks_of_the_road_width(tmp_path: Path, release: str) -> None:
+    if not has_module("pyproj"):
+        pytest.skip("pyproj not installed (pip install 'sam2ms[dev]')")
+    from sam2ms.data.dataset import load_sample
+    from sam2ms.data.layouts import discover
+
+    make_spacenet(tmp_path, release, 1)
+    make_spacenet(tmp_path, release, 2)
+    sources = discover(tmp_path, "spacenet", road_width=4.0)
+    assert len(sources) == 2 and [s.window for s in sources[0]] == [(0, 0, 1024), (276, 0, 1024), (0, 276, 1024),
+                                                                    (276, 276, 1024)]  # 1300² -> 1024² patches
+    assert sources[0][0].mask.suffix == ".geojson"
+    image, mask = load_sample(sources[0][0])
+    assert image.shape == (1024, 1024, 3) and image.dtype == np.uint8 and image.std() > 30  # 16-bit stretched
+    dy, dx = _geodesic_pixel()
+    across_ew_road = mask[:, 100]  # a column through the east-west road
+    across_ns_road = mask[600, :]  # a row through the north-south road
+    ny, nx = math.floor(2 / dy), math.floor(2 / dx)  # whole pixels within 2 m of the centre-line
+    assert np.flatnonzero(across_ew_road).tolist() == list(range(ROW - ny, ROW + ny + 1))
+    assert np.flatnonzero(across_ns_road).tolist() == list(range(COL - nx, COL + nx + 1))
+    assert nx > ny  # metres, not degrees: a degree of longitude is shorter here
+    _, wider = load_sample(discover(tmp_path, "spacenet", road_width=8.0)[0][0])
+    assert wider[:, 100].sum() == 2 * math.floor(4 / dy) + 1
+
+
+def test_raw_spacenet_missing_label_is_named(tmp_path: Path) -> None:
+    from sam2ms.data.layouts import discover
+
+    make_spacenet(tmp_path, "sn3", 1)
+    next((tmp_path / "AOI_2_Vegas" / "geojson_roads").glob("*.geojson")).unlink()
+    with pytest.raises(UsageError, match=r"PS-RGB_img1\.tif: no GeoJSON centre-lines"):
+        discover(tmp_path, "spacenet")
+    with pytest.raises(UsageError, match="SpaceNet 3 as released"):
+        discover(tmp_path / "AOI_2_Vegas" / "geojson_roads", "spacenet")
