@@ -27,9 +27,9 @@ import numpy as np
 
 from sam2ms.data.synth import render_road_scene
 from sam2ms.preprocess import model_input
+from sam2ms.rasters import rasterio_or_none
 from sam2ms.runtime.backends import open_model
 from sam2ms.runtime.pipeline import InferOptions, run_inference
-from sam2ms.runtime.scenes import rasterio_or_none
 
 _CHILD = """
 import json, sys

@@ -254,14 +254,24 @@ def open_scene(path: Path, radiometry: Radiometry | None = None,
         raise
 
 
-def raster_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the header only."""
+def raster_size(path: Path, radiometry: Radiometry | None = None) -> tuple[int, int]:
+    """(width, height) from the header only; with ``radiometry``, also checks that its bands can
+    be chosen from this raster (so a dataset fails by name before training starts)."""
     if path.suffix.lower() in GDAL_SUFFIXES and rasterio_or_none() is not None:
         raster = RasterioRaster(path)
         raster.close()
-        return raster.width, raster.height
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UsageError(f"{path}: cannot read as an image ({exc}); replace or remove the file") from None
+        (w, h), count, colorinterp = (raster.width, raster.height), raster.count, raster.colorinterp
+    else:
+        try:
+            with Image.open(path) as img:
+                mode, (w, h) = _PILLOW_MODES.get(img.mode), img.size
+        except (UnidentifiedImageError, OSError) as exc:
+            raise UsageError(f"{path}: cannot read as an image ({exc}); replace or remove the file") from None
+        if mode is None:
+            raise UsageError(f"{path}: image has mode {img.mode!r}, which Pillow cannot hand over band by band; "
+                             "convert it to RGB, or install sam2ms[geo] to read it with GDAL")
+        count = len(mode.removesuffix("A")) if mode in ("RGB", "RGBA", "L", "LA") else 1
+        colorinterp = ("red", "green", "blue") if count == 3 else ("gray",)
+    if radiometry is not None:
+        radiometry.choose_bands(path, count, colorinterp)
+    return w, h

@@ -70,14 +70,19 @@ def test_mask_of_other_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     _assert_one_line_error(code, err, "a.png", "64x64", "32x32")
 
 
-def test_non_rgb_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from PIL import Image
-
+def test_image_without_colour_bands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two bands, neither marked as colour: refused by name before training starts (--bands fixes it)."""
+    rasterio = pytest.importorskip("rasterio", reason="rasterio not installed (pip install 'sam2ms[geo]')")
     (tmp_path / "d" / "images").mkdir(parents=True)
-    Image.new("CMYK", (32, 32)).save(tmp_path / "d" / "images" / "cmyk.tif")
-    save(tmp_path / "d" / "masks" / "cmyk.png", np.zeros((32, 32), np.uint8))
+    with rasterio.open(tmp_path / "d" / "images" / "two.tif", "w", driver="GTiff", width=32, height=32, count=2,
+                       dtype="uint16") as ds:
+        ds.write(np.zeros((2, 32, 32), np.uint16))
+    save(tmp_path / "d" / "masks" / "two.png", np.zeros((32, 32), np.uint8))
     code, _, err = run_cli([*TRAIN, "--data", str(tmp_path / "d"), "-o", str(tmp_path / "r")], capsys)
-    _assert_one_line_error(code, err, "cmyk.tif", "CMYK", "RGB")
+    _assert_one_line_error(code, err, "two.tif", "2 bands", "--bands")
+    code, _, err = run_cli([*TRAIN, "--data", str(tmp_path / "d"), "-o", str(tmp_path / "r"), "--bands", "3,2,1"],
+                           capsys)
+    _assert_one_line_error(code, err, "two.tif", "band 3 asked for")
 
 
 def test_unknown_model(synth_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

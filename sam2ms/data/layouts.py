@@ -22,6 +22,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..labels import DEFAULT_ROAD_WIDTH, VECTOR_SUFFIXES, read_lines
 from ..preprocess import IMAGE_SUFFIXES
+from ..radiometry import Radiometry
 from ..rasters import raster_size
 
 LAYOUTS = ("deepglobe", "spacenet", "massachusetts", "folder")
@@ -54,8 +55,8 @@ def patch_origins(length: int, patch: int) -> list[int]:
     return [round(i * (length - patch) / (n - 1)) for i in range(n)]
 
 
-def _check_pair(image: Path, mask: Path) -> tuple[int, int]:
-    w, h = raster_size(image)
+def _check_pair(image: Path, mask: Path, radiometry: Radiometry) -> tuple[int, int]:
+    w, h = raster_size(image, radiometry)
     if mask.suffix.lower() in VECTOR_SUFFIXES:
         read_lines(mask)
         return w, h
@@ -79,11 +80,12 @@ def _find_mask(stem: str, folder: Path, image: Path, *, suffixes: tuple[str, ...
                      "add the mask or remove the image")
 
 
-def _windows(pairs: list[tuple[Path, Path]], patch: int | None, road_width: float) -> list[list[Sample]]:
+def _windows(pairs: list[tuple[Path, Path]], patch: int | None, road_width: float,
+             radiometry: Radiometry) -> list[list[Sample]]:
     """Check every pair and cut it into windows; one inner list per source image."""
     sources = []
     for image, mask in pairs:
-        w, h = _check_pair(image, mask)
+        w, h = _check_pair(image, mask, radiometry)
         if patch is None:
             sources.append([Sample(image, mask, road_width=road_width)])
             continue
@@ -192,12 +194,13 @@ _PAIR_FINDERS = {
 
 
 def discover(root: str | Path, layout: str, patch: int | None = None,
-             road_width: float = DEFAULT_ROAD_WIDTH) -> list[list[Sample]]:
+             road_width: float = DEFAULT_ROAD_WIDTH, radiometry: Radiometry | None = None) -> list[list[Sample]]:
     """All samples of a dataset folder, grouped by source image.
 
     ``patch`` defaults to 1024 for SpaceNet and Massachusetts (cut like the paper) and to none
     (whole images) for DeepGlobe and plain folders; pass it to force either. ``road_width``
-    (metres) widens GeoJSON centre-lines into masks.
+    (metres) widens GeoJSON centre-lines into masks; every image must offer the bands
+    ``radiometry`` (default: the default conversion) chooses.
     """
     root = Path(root)
     if layout not in LAYOUTS:
@@ -212,7 +215,7 @@ def discover(root: str | Path, layout: str, patch: int | None = None,
         patch = DEFAULT_PATCH
     if road_width <= 0:
         raise UsageError(f"--road-width {road_width}: must be a positive width in metres")
-    return _windows(pairs, patch, road_width)
+    return _windows(pairs, patch, road_width, radiometry or Radiometry())
 
 
 def paper_split(sources: list[list[Sample]], seed: int = 0, train_fraction: float = 0.7,

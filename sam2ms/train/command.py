@@ -90,16 +90,16 @@ def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the auth
         raise UsageError(f"--split {split}: use test, train or all")
     if amp not in AMP_DTYPES:
         raise UsageError(f"--amp {amp}: use one of {', '.join(AMP_DTYPES)}")
-    sources = discover(data, layout, patch, road_width)
+    ck = read_checkpoint(ckpt)
+    radiometry = radiometry_from(bands, stretch, percentiles, scale, stats, ck.raw.get("radiometry"))
+    sources = discover(data, layout, patch, road_width, radiometry)
     train_s, test_s = paper_split(sources, seed=seed)
     samples = {"test": test_s, "train": train_s, "all": train_s + test_s}[split]
     if not samples:
         raise UsageError(f"{data}: the '{split}' split is empty ({len(sources)} source images); use --split all")
-    ck = read_checkpoint(ckpt)
     size = image_size or int(ck.raw.get("image_size", 1024))  # the authors' weights carry none: 1024
     net = create_model(model or ck.model_name, checkpoint=ckpt)
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-    radiometry = radiometry_from(bands, stretch, percentiles, scale, stats, ck.raw.get("radiometry"))
     metrics = evaluate(net.to(dev), samples, size, device=dev, batch=batch, amp_dtype=AMP_DTYPES[amp],
                        show_progress=not quiet, radiometry=radiometry)
     emit({"ckpt": str(ckpt), "split": split, "image_size": size, **metrics}, as_json, metric_rows(metrics))

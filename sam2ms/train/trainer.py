@@ -142,7 +142,8 @@ class Trainer:
         self.radiometry = Radiometry.from_dict(cfg.radiometry)
         if cfg.resume and last.exists():
             self.radiometry = self._resumed_radiometry(last)
-        train, test = paper_split(discover(cfg.data, cfg.layout, cfg.patch, cfg.road_width), seed=cfg.seed)
+        sources = discover(cfg.data, cfg.layout, cfg.patch, cfg.road_width, self.radiometry)
+        train, test = paper_split(sources, seed=cfg.seed)
         if not train:
             raise UsageError(f"{cfg.data}: no training samples after the 7:3 split; add images")
         self.train_samples, self.test_samples = train, test
