@@ -27,10 +27,10 @@ class CogWriter:
     """One uint8 band of a scene's output, written as a COG at ``path`` by :meth:`finish`."""
 
     def __init__(self, path: Path, height: int, width: int, georef: dict[str, Any], resampling: str,
-                 masked: bool) -> None:
+                 masked: bool, tags: dict[str, str] | None = None) -> None:
         self._rasterio = require("rasterio", "--format tif")
         self.path, self.height, self.width = path, height, width
-        self.resampling, self.masked = resampling, masked
+        self.resampling, self.masked, self.tags = resampling, masked, tags or {}
         self._georef = {k: georef[k] for k in ("crs", "transform") if georef.get(k) is not None}
         self._stage = _temp_beside(path, ".stage.tif")
         self._ds: Any = None
@@ -61,6 +61,7 @@ class CogWriter:
                     self._stage, "w", driver="GTiff", height=self.height, width=self.width, count=1, dtype="uint8",
                     tiled=True, blockxsize=BLOCK, blockysize=BLOCK, compress="deflate", bigtiff="if_safer",
                     **self._georef)
+                self._ds.update_tags(**self.tags)
             window = Window(0, self._y, self.width, n)
             self._ds.write(data[:n], 1, window=window)
             if valid is not None:

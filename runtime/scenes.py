@@ -9,6 +9,7 @@ GeoTIFF outputs as Cloud-Optimized GeoTIFFs written block row by block row
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +46,8 @@ class MaskWriter:
     ``tif``: the same as Cloud-Optimized GeoTIFFs with the input's CRS and transform.
     ``geojson``: the PNG outputs plus ``*.centerlines.geojson`` (road centre-lines in the
     input's CRS when it has one).
-    Over the input's nodata area, GeoTIFFs carry an internal mask and PNGs hold 0.
+    Over the input's nodata area, GeoTIFFs carry an internal mask and PNGs hold 0; GeoTIFFs also
+    record how the scene was converted (``SAM2MS_RADIOMETRY``: bands, per-band low/high).
     """
 
     def __init__(self, scene: Scene, out_base: Path, fmt: str, threshold: float, probabilities: bool) -> None:
@@ -55,7 +57,8 @@ class MaskWriter:
         h, w = scene.height, scene.width
         if fmt == "tif":
             georef = scene.profile or {}
-            self._cogs = [CogWriter(path, h, w, georef, resampling, scene.masked)
+            tags = {"SAM2MS_RADIOMETRY": json.dumps(scene.stretch.as_dict())}  # how this scene was converted
+            self._cogs = [CogWriter(path, h, w, georef, resampling, scene.masked, tags)
                           for path, resampling in zip(self.paths, ("nearest", "average"))]
         else:
             self._mask = np.zeros((h, w), np.uint8)

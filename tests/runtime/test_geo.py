@@ -81,6 +81,8 @@ def test_uint16_four_band_scene_with_nodata(tmp_path: Path, capsys: pytest.Captu
             assert ds.profile["tiled"] and ds.overviews(1) == [2, 4]
             assert ds.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION", ds.compression.name).upper() == "DEFLATE"
             assert np.array_equal(ds.read_masks(1) > 0, valid)  # exactly the input's nodata area
+            assert json.loads(ds.tags()["SAM2MS_RADIOMETRY"]) == {"bands": [3, 2, 1], "low": [0.0] * 3,
+                                                                  "high": [4095.0] * 3}
             out = ds.read(1)
         with rasterio.open(path, overview_level=0) as ov:  # the 2x overview, built from the file
             half = ov.read(1).astype(np.float64)
