@@ -32,7 +32,7 @@ from sam2ms.fileio import ensure_writable_dir
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_bytes_per_tile, model_input
 from sam2ms.radiometry import Radiometry
-from sam2ms.rasters import Scene, find_inputs, open_scene
+from sam2ms.rasters import Scene, find_inputs, open_scene, streaming_gdal_cache
 
 from .backends import Backend, Lane, ModelInfo
 from .scenes import FORMATS, MaskWriter, iter_windows, output_paths
@@ -331,7 +331,8 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
     stats = Stats(skipped=skipped)
     on_start(len(todo))
     started = time.perf_counter()
-    _Scheduler(backend, opts, stats, progress).run(todo)
+    with streaming_gdal_cache():
+        _Scheduler(backend, opts, stats, progress).run(todo)
     wall = time.perf_counter() - started
     return {
         "model": backend.describe(),

@@ -10,8 +10,10 @@ the runtime the very same bytes.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,19 @@ def rasterio_or_none() -> Any:
     except ImportError:
         return None
     return rasterio
+
+
+GDAL_CACHE_BYTES = 64 * 2**20
+
+
+def streaming_gdal_cache() -> AbstractContextManager[object]:
+    """A 64 MiB GDAL block cache for a streaming run: windows and output blocks pass through once,
+    and GDAL's default (5 % of RAM) would let memory grow with the scene (measured in
+    benchmarks/RESULTS.md). ``GDAL_CACHEMAX`` in the environment wins."""
+    rasterio = rasterio_or_none()
+    if rasterio is None or "GDAL_CACHEMAX" in os.environ:
+        return nullcontext()
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
 
 
 def find_inputs(source: str | Path) -> list[Path]:
