@@ -94,3 +94,17 @@ def test_raw_spacenet_missing_label_is_named(tmp_path: Path) -> None:
         discover(tmp_path, "spacenet")
     with pytest.raises(UsageError, match="SpaceNet 3 as released"):
         discover(tmp_path / "AOI_2_Vegas" / "geojson_roads", "spacenet")
+
+
+def test_stats_over_the_raw_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import run_cli
+
+    make_spacenet(tmp_path / "sn", "original", 1)
+    make_spacenet(tmp_path / "sn", "original", 2)
+    code, out, err = run_cli(["stats", str(tmp_path / "sn"), "--layout", "spacenet", "-o", str(tmp_path / "s.json"),
+                              "--json", "--quiet"], capsys)
+    assert code == 0, err
+    stats = json.loads(out)
+    assert stats["files"] == 2 and stats["bands"] == [1, 2, 3] and stats["dtypes"] == ["uint16"]
+    # uniform 100..1999: the 2nd/98th percentiles sit near 138 and 1961
+    assert all(abs(v - 138) < 15 for v in stats["low"]) and all(abs(v - 1961) < 15 for v in stats["high"])

@@ -8,6 +8,7 @@ import pytest
 from pixelwise import expected_probability, pixelwise_onnx
 
 from sam2ms.data.synth import render_road_scene
+from sam2ms.errors import UsageError
 
 from conftest import has_module, run_cli
 
@@ -223,3 +224,43 @@ def test_trained_conversion_travels_to_the_deployment(tmp_path: Path, capsys: py
     code, summary, err = _infer([str(tmp_path / "x" / "model.onnx"), str(src), "-o", str(tmp_path / "o2"),
                                  "--stretch", "minmax"], capsys)
     assert code == 0 and summary["radiometry"]["stretch"] == "minmax" and summary["radiometry"]["bands"] == [3, 2, 1]
+
+
+@pytest.mark.parametrize("kind", ["alpha", "internal_mask", "nodata"])
+def test_every_kind_of_nodata_gives_the_valid_mask(tmp_path: Path, kind: str) -> None:
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    from sam2ms.calib.data import sample_windows
+    from sam2ms.rasters import open_scene
+
+    rgb, _ = render_road_scene(128, 128, np.random.default_rng(9))
+    bands = np.moveaxis(rgb, -1, 0).copy()
+    valid = np.zeros((128, 128), bool)
+    valid[10:60, 5:100] = True  # of the four 64² windows only the top two hold valid pixels
+    path = tmp_path / "in" / f"{kind}.tif"
+    path.parent.mkdir()
+    profile = {"driver": "GTiff", "height": 128, "width": 128, "dtype": "uint8"}
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        if kind == "alpha":
+            with rasterio.open(path, "w", count=4, photometric="RGB", alpha="YES", **profile) as ds:
+                ds.write(np.concatenate([bands, valid[None].astype(np.uint8) * 255]))
+                ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+        elif kind == "internal_mask":
+            with rasterio.open(path, "w", count=3, **profile) as ds:
+                ds.write(bands)
+                ds.write_mask(valid.astype(np.uint8) * 255)
+        else:
+            bands[:, ~valid] = 0
+            bands[:, valid] = np.maximum(bands[:, valid], 1)
+            with rasterio.open(path, "w", count=3, nodata=0, **profile) as ds:
+                ds.write(bands)
+    scene = open_scene(path)
+    image, got = scene.read(0, 0, 128, 128)
+    assert scene.masked and scene.stretch.bands == (1, 2, 3) and np.array_equal(got, valid)
+    assert np.array_equal(image[valid], np.moveaxis(bands, 0, -1)[valid])
+    scene.close()
+    # calibration leaves the windows without a valid pixel out: 2 of the 4 windows can be drawn
+    assert len(sample_windows(path.parent, TILE, [2])[0]) == 2
+    with pytest.raises(UsageError, match="2 usable 64px tiles, 3 needed"):
+        sample_windows(path.parent, TILE, [3])
