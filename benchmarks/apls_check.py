@@ -1,0 +1,70 @@
+"""Our APLS (sam2ms.roads.apls) against CosmiQ's reference on the same graphs, scores and time.
+
+    python benchmarks/apls_check.py --reference-python /tmp/aplsref/bin/python \
+        --reference-src DIR_WITH_apls.py [--out cases.json]
+
+The reference needs a scratch environment (``python -m venv /tmp/aplsref && /tmp/aplsref/bin/pip
+install networkx shapely scipy numpy utm matplotlib pandas``) and its ``apls/apls.py`` (github
+CosmiQ/apls). Prints one JSON object: per case both scores, the difference and both times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from sam2ms.roads.apls import apls
+from sam2ms.roads.synthetic import polyline_graph, street_grid
+
+
+def _cases() -> dict:
+    """The cases of tests/roads/test_apls.py and one large graph (no midpoints, sampled rule)."""
+    truth = street_grid(4, 120)
+    return {
+        "identical_grid": (truth, street_grid(4, 120)),
+        "removed_edge": (truth, street_grid(4, 120, drop={(5, 6)})),
+        "shifted_1.5m": (truth, street_grid(4, 120, shift=(1.5, 1.0))),
+        "shifted_6m": (truth, street_grid(4, 120, shift=(6.0, 0.0))),
+        "gap_halves": (polyline_graph([[[0, 0], [400, 0]]]),
+                       polyline_graph([[[0, 0], [185, 0]], [[215, 0], [400, 0]]])),
+        "curved_vs_straight": (street_grid(4, 150, wiggle=8.0, seed=1), street_grid(4, 150)),
+        "large_grid_625": (street_grid(25, 60), street_grid(25, 60, shift=(1.0, 1.0), drop={(30, 31)})),
+    }
+
+
+def _as_json(graph: Any) -> dict:
+    return {"nodes": {str(n): [d["x"], d["y"]] for n, d in graph.nodes(data=True)},
+            "edges": [[u, v, d["geometry"].tolist()] for u, v, d in graph.edges(data=True)]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reference-python", required=True)
+    p.add_argument("--reference-src", required=True, help="folder holding the reference's apls.py")
+    p.add_argument("--out", type=Path, default=Path("/tmp/apls_cases.json"))
+    args = p.parse_args()
+    cases = _cases()
+    args.out.write_text(json.dumps({name: {"truth": _as_json(t), "proposal": _as_json(p)}
+                                    for name, (t, p) in cases.items()}))
+    ref = json.loads(subprocess.run([args.reference_python, str(Path(__file__).with_name("apls_reference_runner.py")),
+                                     str(args.out), args.reference_src], capture_output=True, text=True,
+                                    check=True).stdout)
+    result = {}
+    keys = ("apls", "apls_gt_onto_prop", "apls_prop_onto_gt")
+    for name, (truth, proposal) in cases.items():
+        t0 = time.perf_counter()
+        ours = apls(truth, proposal)
+        seconds = time.perf_counter() - t0
+        result[name] = {"nodes": truth.number_of_nodes(), **{f"ours_{k}": round(ours[k], 6) for k in keys},
+                        **{f"ref_{k}": round(ref[name][k], 6) for k in keys},
+                        "abs_diff": round(abs(ours["apls"] - ref[name]["apls"]), 6),
+                        "ours_s": round(seconds, 3), "ref_s": round(ref[name]["seconds"], 3)}
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

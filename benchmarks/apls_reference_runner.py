@@ -1,0 +1,68 @@
+"""Run CosmiQ's reference APLS (``apls/apls.py`` of github CosmiQ/apls) on the graphs of a cases
+file. Runs in a scratch environment with networkx, shapely, scipy, utm, matplotlib and pandas —
+never in the project's: the reference pins an old GDAL and imports modules that only its plotting
+and file handling need, which are stubbed here.
+
+    /tmp/aplsref/bin/python benchmarks/apls_reference_runner.py CASES.json APLS_SOURCE_DIR > ref.json
+"""
+
+import json
+import sys
+import time
+import types
+
+import networkx as nx
+from shapely.geometry import LineString
+
+
+def _reference(src: str):  # noqa: ANN202
+    for name in ("apls_utils", "apls_plots", "osmnx_funcs", "graphTools", "wkt_to_G", "topo_metric", "sp_metric"):
+        sys.modules[name] = types.ModuleType(name)
+    sys.path.insert(0, src)
+    import random
+
+    import apls
+
+    # make_graphs_yuge calls random.sample on a NodeView, which Python >= 3.11 refuses
+    apls.random.sample = lambda population, k: random.Random(0).sample(list(population), k)
+    return apls
+
+
+def _graph(case: dict) -> nx.MultiGraph:
+    g = nx.MultiGraph()
+    for n, (x, y) in case["nodes"].items():
+        g.add_node(int(n), x=x, y=y)
+    for u, v, coords in case["edges"]:
+        line = LineString(coords)
+        g.add_edge(u, v, geometry=line, length=line.length, inferred_speed_mps=10.0)  # travel time needs a speed
+    return g
+
+
+def main() -> None:
+    cases, src = json.load(open(sys.argv[1])), sys.argv[2]
+    apls = _reference(src)
+    out = {}
+    for name, case in cases.items():
+        gt, prop = _graph(case["truth"]), _graph(case["proposal"])
+        # disjoint node ids, as sam2ms.roads.apls makes them (the reference skips a control point
+        # whose id the other graph already uses)
+        prop = nx.relabel_nodes(prop, {n: n + 10_000_000 for n in prop.nodes})
+        t0 = time.perf_counter()
+        stdout, sys.stdout = sys.stdout, open("/dev/null", "w")
+        try:
+            if gt.number_of_nodes() < 500:
+                res = apls.make_graphs(gt, prop, weight="length", linestring_delta=50, is_curved_eps=-1,
+                                       max_snap_dist=4, allow_renaming=True)
+            else:
+                res = apls.make_graphs_yuge(gt, prop, weight="length", max_nodes=1000, max_snap_dist=4,
+                                            allow_renaming=True)
+            total, onto_prop, onto_gt = apls.compute_apls_metric(*res[6:10], res[4], res[5], min_path_length=10)
+        finally:
+            sys.stdout = stdout
+        out[name] = {"apls": float(total), "apls_gt_onto_prop": float(onto_prop), "apls_prop_onto_gt": float(onto_gt),
+                     "seconds": time.perf_counter() - t0}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
