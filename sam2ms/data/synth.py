@@ -121,9 +121,26 @@ def _roads(rng: np.random.Generator, h: int, w: int, scale: float) -> list[Road]
     return roads
 
 
+@dataclass(frozen=True)
+class SyntheticScene:
+    """A drawn scene: uint8 H x W x 3 image, bool H x W road label, and the roads' centre-lines
+    (the ground truth a road graph is scored against)."""
+
+    image: np.ndarray
+    label: np.ndarray
+    roads: list[Road]
+
+
 def render_road_scene(height: int, width: int, rng: np.random.Generator,
                       style: LabelStyle = "boundary", scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Draw one scene: returns (uint8 H x W x 3 image, bool H x W road label).
+    """Draw one scene: returns (uint8 H x W x 3 image, bool H x W road label); see :func:`render_scene`."""
+    scene = render_scene(height, width, rng, style, scale)
+    return scene.image, scene.label
+
+
+def render_scene(height: int, width: int, rng: np.random.Generator,
+                 style: LabelStyle = "boundary", scale: float | None = None) -> SyntheticScene:
+    """Draw one scene with its roads.
 
     ``scale`` sets the size of roads, trees and texture (1.0 = as in a 256² scene); by default
     it grows with the scene, so every scene looks alike. Pass a fixed scale for a large scene at
@@ -137,7 +154,8 @@ def render_road_scene(height: int, width: int, rng: np.random.Generator,
     label = Image.new("L", (w, h), 0)
     draw, ldraw = ImageDraw.Draw(img), ImageDraw.Draw(label)
     centre_width = max(2, int(round(3 * scale)))
-    for road in _roads(rng, h, w, scale):
+    roads = _roads(rng, h, w, scale)
+    for road in roads:
         colour = np.clip(_ROAD[rng.integers(len(_ROAD))] + rng.normal(0, 10, 3), 0, 255)
         width_px = max(2, int(round(road.width)))
         # Darker verge first, then the surface: a visible but soft road edge.
@@ -165,7 +183,7 @@ def render_road_scene(height: int, width: int, rng: np.random.Generator,
         draw.ellipse([x - r, y - r, x + r, y + r], fill=(int(g * 0.6), g, int(g * 0.5), 255))
     img = img.filter(ImageFilter.GaussianBlur(radius=0.6 * min(scale, 2.0)))
     noisy = np.asarray(img, dtype=np.float32) + rng.normal(0, 3.0, (h, w, 3))
-    return np.clip(noisy, 0, 255).astype(np.uint8), np.asarray(label) > 127
+    return SyntheticScene(np.clip(noisy, 0, 255).astype(np.uint8), np.asarray(label) > 127, roads)
 
 
 def write_synthetic_dataset(out: str | Path, count: int, size: int, seed: int,

@@ -8,24 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from sam2ms.data.synth import Road
 
-def polyline_graph(polylines: Iterable[Any]) -> Any:
-    """A networkx MultiGraph of polylines (metres) joined where their end points coincide."""
-    import networkx as nx
-
-    g = nx.MultiGraph()
-    ids: dict[tuple[float, float], int] = {}
-    for coords in polylines:
-        geom = np.asarray(coords, float)
-        ends = []
-        for x, y in (geom[0], geom[-1]):
-            key = (float(x), float(y))
-            if key not in ids:
-                ids[key] = len(ids)
-                g.add_node(ids[key], x=key[0], y=key[1])
-            ends.append(ids[key])
-        g.add_edge(*ends, geometry=geom, length=float(np.hypot(*np.diff(geom, axis=0).T).sum()))
-    return g
+from .lines import clip_to_box, lines_to_graph, split_at_crossings
 
 
 def street_grid(n: int, step: float, shift: tuple[float, float] = (0.0, 0.0),
@@ -48,4 +33,12 @@ def street_grid(n: int, step: float, shift: tuple[float, float] = (0.0, 0.0),
                     normal = np.array([a[1] - b[1], b[0] - a[0]]) / np.hypot(*(b - a))
                     line[1:-1] += normal * rng.uniform(-wiggle, wiggle, (4, 1))
                 streets.append(line)
-    return polyline_graph(streets)
+    return lines_to_graph(streets)
+
+
+def scene_graph(roads: list[Road], height: int, width: int) -> Any:
+    """The ground-truth graph of a synthetic scene: its roads' centre-lines, clipped to the scene,
+    in the pixel-centre frame of :func:`sam2ms.roads.extract.mask_to_graph` (x = column + 0.5),
+    one pixel = one metre. Roads join where they cross or branch, as drawn."""
+    lines = [part for road in roads for part in clip_to_box(np.asarray(road.points, float) + 0.5, width, height)]
+    return lines_to_graph(split_at_crossings(lines))

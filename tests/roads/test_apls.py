@@ -7,7 +7,7 @@ import networkx as nx
 import pytest
 
 from sam2ms.roads.apls import AplsParams, apls
-from sam2ms.roads.synthetic import polyline_graph as lines
+from sam2ms.roads.lines import lines_to_graph as lines
 from sam2ms.roads.synthetic import street_grid as grid
 
 REFERENCE = {  # case: (APLS, gt onto proposal, proposal onto gt) from the reference

@@ -1,0 +1,230 @@
+"""Road graphs from masks: skeleton -> networkx MultiGraph, cleaned as road-graph tools clean it.
+
+1. The mask is thinned to a one-pixel skeleton (scikit-image) and traced into pixel chains
+   between ends and junctions (:func:`sam2ms.runtime.centerlines.trace_skeleton`).
+2. Junctions: skeleton pixels of degree >= 3 that touch each other form one junction (a road
+   crossing thins into a small cluster of them); the node sits at the cluster's centroid.
+3. Cleaning, in this order, every distance in metres (``pixel_size`` metres per pixel):
+   * spurs: dead-end edges shorter than ``spur_m`` (12 m) hanging off a junction are removed,
+     repeatedly, until none is left (skeleton whiskers from road edges and corners);
+   * near-duplicate junctions: edges shorter than ``merge_m`` (4 m, APLS's snapping distance)
+     between two nodes are contracted to their midpoint;
+   * gaps: two dead ends closer than ``gap_m`` (20 m) whose roads point at each other (the
+     gap's direction within ``gap_angle`` (35°) of both ends' directions) are joined by a straight
+     edge — a tree or a shadow across a road;
+   * small pieces: connected components shorter in total than ``min_component_m`` (15 m);
+   * pass-through nodes (two edges, left by the steps above) join their edges into one;
+   * simplification: Douglas-Peucker with ``simplify_px`` (1 px) on every edge.
+Nodes carry ``x``/``y`` (pixel centres mapped through ``transform`` when given) and ``row``/
+``col``; edges ``geometry`` (x, y vertices from their first node to their second) and ``length``
+in metres (pixel distances scaled per axis, so EPSG:4326 pixels count right).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sam2ms.deps import require
+
+
+@dataclass(frozen=True)
+class CleanParams:
+    spur_m: float = 12.0
+    merge_m: float = 4.0
+    gap_m: float = 20.0
+    gap_angle: float = 35.0
+    min_component_m: float = 15.0
+    simplify_px: float = 1.0
+
+
+def _junction_clusters(skeleton: np.ndarray, degree: np.ndarray) -> tuple[np.ndarray, int]:
+    """Labels of 8-connected clusters of junction pixels (degree >= 3), and their count."""
+    from scipy.ndimage import label
+
+    labels, n = label(skeleton & (degree >= 3), structure=np.ones((3, 3), bool))
+    return labels, n
+
+
+def skeleton_graph(mask: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)) -> Any:
+    """The raw graph of a mask's skeleton in pixel coordinates (``row``/``col`` nodes, ``pixels``
+    edges as (row, col) chains), lengths in metres from ``spacing`` = (row, col) metres per pixel."""
+    nx = require("networkx", "road graphs")
+    ski = require("skimage.morphology", "road graphs")
+    from scipy.ndimage import convolve
+
+    from sam2ms.runtime.centerlines import trace_skeleton
+
+    skeleton = ski.skeletonize(mask.astype(bool))
+    degree = convolve(skeleton.astype(np.int32), np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]]), mode="constant")
+    degree = np.where(skeleton, degree, 0)
+    clusters, n_clusters = _junction_clusters(skeleton, degree)
+    graph = nx.MultiGraph()
+    node_of: dict[tuple[int, int], Any] = {}
+    for k in range(1, n_clusters + 1):
+        rows, cols = np.nonzero(clusters == k)
+        graph.add_node(("j", k), row=float(rows.mean()), col=float(cols.mean()))
+        for p in zip(rows.tolist(), cols.tolist()):
+            node_of[p] = ("j", k)
+    sy, sx = spacing
+    for chain in trace_skeleton(skeleton):
+        if len(chain) < 2:
+            continue
+        ends = []
+        for p in (tuple(chain[0]), tuple(chain[-1])):
+            if p not in node_of:
+                node_of[p] = ("e", p)
+                graph.add_node(("e", p), row=float(p[0]), col=float(p[1]))
+            ends.append(node_of[p])
+        if ends[0] == ends[1] and len(chain) <= 3:
+            continue  # a step inside a junction cluster
+        pixels = chain.astype(float)
+        pixels[0] = [graph.nodes[ends[0]]["row"], graph.nodes[ends[0]]["col"]]
+        pixels[-1] = [graph.nodes[ends[1]]["row"], graph.nodes[ends[1]]["col"]]
+        graph.add_edge(ends[0], ends[1], pixels=pixels, length=_metres(pixels, spacing))
+    graph.remove_nodes_from([n for n in list(graph.nodes) if graph.degree(n) == 0])
+    return graph
+
+
+def _metres(pixels: np.ndarray, spacing: tuple[float, float]) -> float:
+    d = np.diff(pixels, axis=0) * np.asarray(spacing)
+    return float(np.hypot(d[:, 0], d[:, 1]).sum())
+
+
+def _oriented(graph: Any, u: Any, data: dict[str, Any]) -> np.ndarray:
+    """The edge's pixel chain running from node ``u``."""
+    pixels = data["pixels"]
+    start = np.array([graph.nodes[u]["row"], graph.nodes[u]["col"]])
+    return pixels if np.hypot(*(pixels[0] - start)) <= np.hypot(*(pixels[-1] - start)) else pixels[::-1]
+
+
+def _prune_spurs(graph: Any, limit: float) -> None:
+    while True:
+        spurs = [(u, v, k) for u, v, k, d in graph.edges(keys=True, data=True)
+                 if d["length"] < limit and u != v and sorted((graph.degree(u), graph.degree(v)))[0] == 1
+                 and max(graph.degree(u), graph.degree(v)) >= 3]
+        if not spurs:
+            return
+        for u, v, k in spurs:
+            if graph.has_edge(u, v, k):
+                graph.remove_edge(u, v, k)
+                graph.remove_nodes_from([n for n in (u, v) if graph.degree(n) == 0])
+
+
+def _merge_close_nodes(graph: Any, limit: float, spacing: tuple[float, float]) -> None:
+    nx = require("networkx", "road graphs")
+    while True:
+        short = next(((u, v) for u, v, d in graph.edges(data=True) if u != v and d["length"] < limit), None)
+        if short is None:
+            return
+        u, v = short
+        row = (graph.nodes[u]["row"] + graph.nodes[v]["row"]) / 2
+        col = (graph.nodes[u]["col"] + graph.nodes[v]["col"]) / 2
+        graph.remove_edges_from([(u, v, k) for k in list(graph[u][v])])
+        nx.contracted_nodes(graph, u, v, self_loops=False, copy=False)
+        graph.nodes[u].update(row=row, col=col)
+        graph.nodes[u].pop("contraction", None)
+        for _, _, data in graph.edges(u, data=True):  # re-anchor the merged node's edges
+            pixels = _oriented(graph, u, data).copy()
+            pixels[0] = [row, col]
+            data["pixels"] = pixels
+            data["length"] = _metres(pixels, spacing)
+
+
+def _direction(graph: Any, end: Any) -> np.ndarray | None:
+    """Unit vector along the road arriving at dead end ``end``, pointing out of it."""
+    (_, other, data), = graph.edges(end, data=True)
+    pixels = _oriented(graph, end, data)
+    back = pixels[min(len(pixels) - 1, 8)]
+    v = pixels[0] - back
+    norm = np.hypot(*v)
+    return v / norm if norm > 0 else None
+
+
+def _close_gaps(graph: Any, limit: float, angle: float, spacing: tuple[float, float]) -> None:
+    from scipy.spatial import cKDTree
+
+    ends = [n for n in graph.nodes if graph.degree(n) == 1]
+    if len(ends) < 2:
+        return
+    cos_max = math.cos(math.radians(angle))
+    joined: set[Any] = set()
+    candidates = []
+    pixels = np.array([[graph.nodes[n]["row"], graph.nodes[n]["col"]] for n in ends])
+    for i, j in sorted(cKDTree(pixels * np.asarray(spacing)).query_pairs(limit)):
+        a, b, pa, pb = ends[i], ends[j], pixels[i], pixels[j]
+        gap = _metres(np.array([pa, pb]), spacing)
+        da, db = _direction(graph, a), _direction(graph, b)
+        if gap == 0 or da is None or db is None:
+            continue
+        along = (pb - pa) / np.hypot(*(pb - pa))
+        if da @ along >= cos_max and db @ -along >= cos_max:
+            candidates.append((gap, a, b, pa, pb))
+    for gap, a, b, pa, pb in sorted(candidates, key=lambda c: c[0]):
+        if a in joined or b in joined:
+            continue
+        graph.add_edge(a, b, pixels=np.array([pa, pb]), length=gap, gap_closed=True)
+        joined.update((a, b))
+
+
+def _dissolve_pass_through(graph: Any, spacing: tuple[float, float]) -> None:
+    """Nodes left with two edges (after pruning or merging) join their edges into one."""
+    for n in [n for n in graph.nodes if graph.degree(n) == 2]:
+        edges = list(graph.edges(n, keys=True, data=True))
+        if len(edges) != 2 or any(v == n for _, v, _, _ in edges):
+            continue  # a self-loop
+        (_, a, ka, da), (_, b, kb, db) = edges
+        if a == b and len(graph[n][a]) == 2:
+            continue  # a loop through n and one other node: keep both ends
+        pixels = np.concatenate([_oriented(graph, n, da)[::-1], _oriented(graph, n, db)[1:]])
+        graph.remove_edge(n, a, ka)
+        graph.remove_edge(n, b, kb)
+        graph.remove_node(n)
+        graph.add_edge(a, b, pixels=pixels, length=_metres(pixels, spacing),
+                       **({"gap_closed": True} if da.get("gap_closed") or db.get("gap_closed") else {}))
+
+
+def mask_to_graph(mask: np.ndarray, transform: Any = None, spacing: tuple[float, float] = (1.0, 1.0),
+                  params: CleanParams | None = None) -> Any:
+    """The cleaned road graph of a boolean mask (see the module docstring). ``transform`` (an
+    affine of the scene) maps pixel centres to the scene's CRS for ``x``/``y`` and ``geometry``;
+    ``spacing`` = (row, column) metres per pixel for lengths and the cleaning distances."""
+    nx = require("networkx", "road graphs")
+    measure = require("skimage.measure", "road graphs")
+    params = params or CleanParams()
+    graph = skeleton_graph(mask, spacing)
+    _prune_spurs(graph, params.spur_m)
+    _merge_close_nodes(graph, params.merge_m, spacing)
+    _close_gaps(graph, params.gap_m, params.gap_angle, spacing)
+    _dissolve_pass_through(graph, spacing)
+    for component in list(nx.connected_components(graph)):
+        if sum(d["length"] for _, _, d in graph.subgraph(component).edges(data=True)) < params.min_component_m:
+            graph.remove_nodes_from(component)
+    out = nx.MultiGraph()
+    order = sorted(graph.nodes, key=lambda n: (graph.nodes[n]["row"], graph.nodes[n]["col"]))
+    ids = {n: i for i, n in enumerate(order)}
+    for n, i in ids.items():
+        row, col = graph.nodes[n]["row"], graph.nodes[n]["col"]
+        x, y = _to_xy(np.array([[row, col]]), transform)[0]
+        out.add_node(i, x=float(x), y=float(y), row=row, col=col)
+    for u, v, data in graph.edges(data=True):
+        pixels = _oriented(graph, u, data)
+        if params.simplify_px > 0 and len(pixels) > 2:
+            pixels = measure.approximate_polygon(pixels, params.simplify_px)
+        attrs = {"geometry": _to_xy(pixels, transform), "length": _metres(pixels, spacing)}
+        if data.get("gap_closed"):
+            attrs["gap_closed"] = True
+        out.add_edge(ids[u], ids[v], **attrs)
+    return out
+
+
+def _to_xy(pixels: np.ndarray, transform: Any) -> np.ndarray:
+    """(row, col) pixel positions -> (x, y): pixel centres through ``transform``, else col/row."""
+    rows, cols = pixels[:, 0] + 0.5, pixels[:, 1] + 0.5
+    if transform is None:
+        return np.stack([cols, rows], axis=1)
+    xs, ys = transform * (cols, rows)
+    return np.stack([np.asarray(xs, float), np.asarray(ys, float)], axis=1)

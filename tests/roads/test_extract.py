@@ -1,0 +1,82 @@
+"""Road graphs from masks: against the synthetic scenes' known centre-lines, and each cleaning step."""
+
+import numpy as np
+import pytest
+
+from sam2ms.data.synth import render_scene
+from sam2ms.roads.apls import apls
+from sam2ms.roads.extract import CleanParams, mask_to_graph
+from sam2ms.roads.synthetic import scene_graph
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_graph_of_a_synthetic_label_matches_its_centre_lines(seed: int) -> None:
+    scene = render_scene(512, 512, np.random.default_rng(seed), style="centerline", scale=1.0)
+    truth = scene_graph(scene.roads, 512, 512)
+    score = apls(truth, mask_to_graph(scene.label))
+    assert score["apls"] > 0.95, score
+
+
+def test_a_gap_across_a_road_costs_apls_not_pixels() -> None:
+    scene = render_scene(512, 512, np.random.default_rng(1), style="centerline", scale=1.0)
+    truth = scene_graph(scene.roads, 512, 512)
+    cut = scene.label.copy()
+    for line in (e[2]["geometry"] for e in truth.edges(data=True) if e[2]["length"] > 150):
+        x, y = line[len(line) // 2]
+        cut[int(y) - 12:int(y) + 12, int(x) - 12:int(x) + 12] = False  # a 24 px break in every long road
+    lost = 1 - cut.sum() / scene.label.sum()
+    intact, broken = apls(truth, mask_to_graph(scene.label))["apls"], apls(truth, mask_to_graph(cut))["apls"]
+    assert lost < 0.08 and broken < intact - 0.3, (lost, intact, broken)
+
+
+def test_a_long_road_is_one_edge() -> None:
+    mask = np.zeros((200, 3000), bool)
+    mask[95:104, 3:2997] = True  # crosses 12 windows of 256 px
+    g = mask_to_graph(mask)
+    (_, _, data), = g.edges(data=True)
+    assert g.number_of_nodes() == 2 and data["length"] == pytest.approx(2985, abs=12)
+
+
+def test_crossing_of_wide_roads_is_one_junction() -> None:
+    mask = np.zeros((300, 300), bool)
+    mask[140:160, 10:290] = True
+    mask[10:290, 140:160] = True
+    g = mask_to_graph(mask)
+    assert sorted(d for _, d in g.degree()) == [1, 1, 1, 1, 4]
+
+
+def test_spurs_are_pruned_and_branches_kept() -> None:
+    mask = np.zeros((300, 400), bool)
+    mask[145:155, 10:390] = True
+    mask[130:145, 100:106] = True  # a 15 px whisker: under 12 m at 0.5 m per pixel
+    mask[20:145, 300:308] = True  # a 125 px side road
+    g = mask_to_graph(mask, spacing=(0.5, 0.5))
+    assert sorted(d for _, d in g.degree()) == [1, 1, 1, 3]
+
+
+def test_gaps_between_aligned_dead_ends_are_closed() -> None:
+    mask = np.zeros((100, 600), bool)
+    mask[45:52, 10:290] = True
+    mask[45:52, 298:590] = True  # an 8 px break (a tree)
+    g = mask_to_graph(mask)
+    assert g.number_of_edges() == 1 and next(iter(g.edges(data=True)))[2].get("gap_closed")
+    g = mask_to_graph(mask, params=CleanParams(gap_m=0.0))
+    assert g.number_of_edges() == 2
+    side = np.zeros((300, 300), bool)
+    side[145:152, 10:140] = True
+    side[160:290, 146:153] = True  # a dead end pointing across the other road's end, not at it
+    assert mask_to_graph(side).number_of_edges() == 2
+
+
+def test_georeferenced_coordinates_and_metric_lengths() -> None:
+    from affine import Affine
+
+    mask = np.zeros((100, 400), bool)
+    mask[48:52, 0:400] = True
+    transform = Affine(0.5, 0, 500_000, 0, -0.5, 4_000_000)
+    g = mask_to_graph(mask, transform=transform, spacing=(0.5, 0.5))
+    (_, _, data), = g.edges(data=True)
+    xs = sorted(d["x"] for _, d in g.nodes(data=True))
+    assert 500_000 < xs[0] < 500_010 and 500_190 < xs[1] < 500_200
+    assert data["length"] == pytest.approx(np.hypot(*np.diff(data["geometry"], axis=0).T).sum(), rel=1e-6)
+    assert mask_to_graph(np.zeros((50, 50), bool)).number_of_nodes() == 0
