@@ -27,8 +27,8 @@ def infer_command(
     workers: int = typer.Option(2, help="Decode/preprocess threads."),
     threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
     fmt: str = typer.Option("png", "--format", help="png | tif (Cloud-Optimized GeoTIFF keeping CRS, transform "
-                                                    "and the nodata mask) | geojson "
-                                                    "(PNG mask + road centre-lines); tif/geojson need [geo]."),
+                                                    "and the nodata mask) | geojson | graphml (PNG mask + "
+                                                    "road graph of the scene); tif, geojson, graphml need [geo]."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write uint8 probability maps."),
     backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch"),
     providers: Optional[str] = typer.Option(None, help="ONNX Runtime providers, e.g. cuda,cpu (default cpu)."),

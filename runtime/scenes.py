@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2ms.fileio import save_png, write_json
+from sam2ms.fileio import save_png
 from sam2ms.rasters import Scene
 
 from .geotiff import CogWriter
 from .tiling import Grid, pad_to_tile
 
-FORMATS = ("png", "tif", "geojson")
+FORMATS = ("png", "tif", "geojson", "graphml")
+GRAPH_FORMATS = ("geojson", "graphml")
 
 
 def iter_windows(scene: Scene, grid: Grid) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray | None]]:
@@ -44,8 +45,9 @@ class MaskWriter:
 
     ``png``: binary mask (0/255) and, with ``probabilities``, ``*.prob.png`` (uint8 0-255).
     ``tif``: the same as Cloud-Optimized GeoTIFFs with the input's CRS and transform.
-    ``geojson``: the PNG outputs plus ``*.centerlines.geojson`` (road centre-lines in the
-    input's CRS when it has one).
+    ``geojson`` / ``graphml``: the PNG outputs plus the road graph of the stitched mask
+    (``*.graph.geojson`` or ``*.graph.graphml``, :mod:`sam2ms.roads`), in the input's CRS when it
+    has one.
     Over the input's nodata area, GeoTIFFs carry an internal mask and PNGs hold 0; GeoTIFFs also
     record how the scene was converted (``SAM2MS_RADIOMETRY``: bands, per-band low/high).
     """
@@ -87,12 +89,13 @@ class MaskWriter:
         save_png(self.paths[0], self._mask)
         if self._prob is not None:
             save_png(self.paths[1], self._prob)
-        if self.fmt == "geojson":
-            from .centerlines import centerlines, to_geojson
+        if self.fmt in GRAPH_FORMATS:
+            from sam2ms.roads.extract import scene_road_graph
+            from sam2ms.roads.io import write_graph
 
             profile = self.scene.profile or {}
-            lines = centerlines(self._mask > 0)
-            write_json(self.paths[-1], to_geojson(lines, profile.get("transform"), profile.get("crs")))
+            graph = scene_road_graph(self._mask > 0, profile.get("transform"), profile.get("crs"))
+            write_graph(graph, self.paths[-1], profile.get("crs"))
         return self.paths
 
     def abort(self) -> None:
@@ -107,6 +110,6 @@ def output_paths(out_base: Path, fmt: str, probabilities: bool) -> list[Path]:
     paths = [out_base.with_name(out_base.name + ".mask" + suffix)]
     if probabilities:
         paths.append(out_base.with_name(out_base.name + ".prob" + suffix))
-    if fmt == "geojson":
-        paths.append(out_base.with_name(out_base.name + ".centerlines.geojson"))
+    if fmt in GRAPH_FORMATS:
+        paths.append(out_base.with_name(out_base.name + f".graph.{fmt}"))
     return paths

@@ -42,13 +42,15 @@ def _register_commands() -> None:
     from sam2ms.model_commands import info, models
     from sam2ms.mosaic import mosaic_command
     from sam2ms.raster_stats import stats_command
+    from sam2ms.roads.command import apls_command, graph_command
     from sam2ms.runtime.command import infer_command
     from sam2ms.train.command import eval_cmd, train
 
     for name, command in (("synth", synth), ("train", train), ("eval", eval_cmd), ("info", info),
                           ("models", models), ("export", export_command), ("calibrate", calibrate_command),
                           ("infer", infer_command), ("bench", bench_command), ("demo", demo_command),
-                          ("stats", stats_command), ("mosaic", mosaic_command)):
+                          ("stats", stats_command), ("mosaic", mosaic_command), ("graph", graph_command),
+                          ("apls", apls_command)):
         app.command(name)(command)
 
 

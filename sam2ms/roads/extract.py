@@ -1,7 +1,7 @@
 """Road graphs from masks: skeleton -> networkx MultiGraph, cleaned as road-graph tools clean it.
 
 1. The mask is thinned to a one-pixel skeleton (scikit-image) and traced into pixel chains
-   between ends and junctions (:func:`sam2ms.runtime.centerlines.trace_skeleton`).
+   between ends and junctions (:func:`sam2ms.roads.skeleton.trace_skeleton`).
 2. Junctions: skeleton pixels of degree >= 3 that touch each other form one junction (a road
    crossing thins into a small cluster of them); the node sits at the cluster's centroid.
 3. Cleaning, in this order, every distance in metres (``pixel_size`` metres per pixel):
@@ -56,7 +56,7 @@ def skeleton_graph(mask: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)) 
     ski = require("skimage.morphology", "road graphs")
     from scipy.ndimage import convolve
 
-    from sam2ms.runtime.centerlines import trace_skeleton
+    from .skeleton import trace_skeleton
 
     skeleton = ski.skeletonize(mask.astype(bool))
     degree = convolve(skeleton.astype(np.int32), np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]]), mode="constant")
@@ -228,3 +228,13 @@ def _to_xy(pixels: np.ndarray, transform: Any) -> np.ndarray:
         return np.stack([cols, rows], axis=1)
     xs, ys = transform * (cols, rows)
     return np.stack([np.asarray(xs, float), np.asarray(ys, float)], axis=1)
+
+
+def scene_road_graph(mask: np.ndarray, transform: Any = None, crs: Any = None,
+                     params: CleanParams | None = None) -> Any:
+    """:func:`mask_to_graph` for a scene: metric spacing from its georeference (pixels when it has
+    none), coordinates in its CRS."""
+    from sam2ms.labels import pixel_metres
+
+    spacing = pixel_metres(transform, crs, mask.shape[0]) if crs is not None and transform is not None else (1.0, 1.0)
+    return mask_to_graph(mask, transform=transform, spacing=spacing, params=params)

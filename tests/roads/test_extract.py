@@ -80,3 +80,11 @@ def test_georeferenced_coordinates_and_metric_lengths() -> None:
     assert 500_000 < xs[0] < 500_010 and 500_190 < xs[1] < 500_200
     assert data["length"] == pytest.approx(np.hypot(*np.diff(data["geometry"], axis=0).T).sum(), rel=1e-6)
     assert mask_to_graph(np.zeros((50, 50), bool)).number_of_nodes() == 0
+
+
+def test_a_ring_road_is_one_closed_edge() -> None:
+    yy, xx = np.mgrid[:120, :120]
+    ring = (np.hypot(yy - 60, xx - 60) > 40) & (np.hypot(yy - 60, xx - 60) < 46)
+    g = mask_to_graph(ring)
+    (u, v, data), = g.edges(data=True)
+    assert u == v and data["length"] == pytest.approx(2 * np.pi * 43, rel=0.08)

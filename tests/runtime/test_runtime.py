@@ -220,37 +220,3 @@ def test_plan_without_gpu_is_a_clear_error(trained_nano: Path, tmp_path: Path, s
     err = _refused([str(tmp_path / "exp" / "engine.plan"), str(scenes), "-o", str(tmp_path / "o")], capsys)
     assert "needs an NVIDIA GPU, but CUDA says:" in err
     assert "cudaError" in err or "cuda-python" in err  # the CUDA error by name, or the missing library
-
-
-@pytest.mark.skipif(not has_module("skimage"), reason="scikit-image not installed (pip install 'sam2ms[geo]')")
-def test_centerlines_trace_roads() -> None:
-    from sam2ms.runtime.centerlines import centerlines, to_geojson
-
-    mask = np.zeros((60, 80), bool)
-    mask[28:33, 5:75] = True  # one straight road
-    (line,) = centerlines(mask)
-    assert abs(line[:, 0] - 30).max() <= 1 and np.ptp(line[:, 1]) > 60  # along the road's axis
-    mask[5:55, 38:43] = True  # a crossing road: four arms meet at the junction
-    arms = centerlines(mask)
-    assert len(arms) == 4
-    assert all(min(np.hypot(*(a[[0, -1]] - [30, 40]).T)) <= 3 for a in arms)
-    yy, xx = np.mgrid[:80, :80]
-    ring = (np.hypot(yy - 40, xx - 40) > 20) & (np.hypot(yy - 40, xx - 40) < 25)
-    (loop,) = centerlines(ring)
-    assert np.array_equal(loop[0], loop[-1])  # closed
-    from rasterio.transform import from_origin
-
-    gj = to_geojson([line], from_origin(1000.0, 2000.0, 2.0, 2.0), "EPSG:32633")
-    x, y = gj["features"][0]["geometry"]["coordinates"][0]
-    assert 1000 < x < 1160 and 1800 < y < 2000 and gj["crs"]["properties"]["name"] == "EPSG:32633"
-
-
-@pytest.mark.skipif(not has_module("skimage"), reason="scikit-image not installed (pip install 'sam2ms[geo]')")
-def test_geojson_format_writes_centerlines(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, summary, err = _infer([str(pixelwise_onnx(tmp_path / "px.onnx", 64)), str(scenes), "-o",
-                                 str(tmp_path / "out"), "--format", "geojson"], capsys)
-    assert code == 0, err
-    gj = json.loads((tmp_path / "out" / "big.centerlines.geojson").read_text())
-    assert gj["type"] == "FeatureCollection"
-    assert all(f["geometry"]["type"] == "LineString" for f in gj["features"])
-    assert (tmp_path / "out" / "big.mask.png").is_file()

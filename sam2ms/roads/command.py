@@ -1,0 +1,63 @@
+"""The ``graph`` and ``apls`` commands: road graphs from masks written earlier, and APLS between
+any two road networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from sam2ms.console import JSON_HELP, emit
+from sam2ms.errors import UsageError
+
+
+def graph_command(raster: Path = typer.Argument(..., metavar="MASK_OR_PROB", help="A mask or probability raster "
+                                                                               "written by sam2ms-infer."),
+                  output: Path = typer.Option(..., "-o", "--output", help="OUT.geojson or OUT.graphml."),
+                  threshold: float = typer.Option(0.5, help="Road where value / 255 >= this."),
+                  as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Build the road graph (junctions, ends, edges with lengths in metres) of a mask or probability map."""
+    from sam2ms.rasters import open_raster
+
+    from .extract import scene_road_graph
+    from .io import GRAPH_SUFFIXES, write_graph
+
+    if output.suffix.lower() not in GRAPH_SUFFIXES:
+        raise UsageError(f"-o {output}: name it .geojson or .graphml")
+    raster_in = open_raster(raster)
+    try:
+        values, valid = raster_in.read((1,), 0, 0, raster_in.height, raster_in.width)
+        profile = raster_in.profile or {}
+    finally:
+        raster_in.close()
+    mask = values[0] >= threshold * 255
+    if valid is not None:
+        mask &= valid
+    graph = scene_road_graph(mask, profile.get("transform"), profile.get("crs"))
+    write_graph(graph, output, profile.get("crs"))
+    lengths = [d["length"] for _, _, d in graph.edges(data=True)]
+    emit({"input": str(raster), "output": str(output), "nodes": graph.number_of_nodes(),
+          "edges": graph.number_of_edges(), "length_m": round(float(np.sum(lengths)), 1),
+          "crs": str(profile.get("crs")) if profile.get("crs") else None}, as_json)
+
+
+def apls_command(truth: Path = typer.Argument(..., metavar="TRUTH", help="GeoJSON (LineStrings) or GraphML."),
+                 proposal: Path = typer.Argument(..., metavar="PROPOSAL", help="GeoJSON (LineStrings) or GraphML."),
+                 as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Score a road network against the truth as SpaceNet does (APLS, both directions)."""
+    from .apls import apls
+    from .io import metric_crs, read_graph, to_metric
+
+    gt, gt_crs = read_graph(truth)
+    prop, prop_crs = read_graph(proposal)
+    if (gt_crs is None) != (prop_crs is None):
+        raise UsageError(f"{truth if gt_crs is None else proposal}: no CRS while the other network has one; "
+                         "write both georeferenced (or both in pixels)")
+    if gt_crs is not None:
+        target = metric_crs(gt, gt_crs)
+        gt, prop = to_metric(gt, gt_crs, target), to_metric(prop, prop_crs, target)
+    score = apls(gt, prop)
+    emit({"truth": str(truth), "proposal": str(proposal), **score}, as_json,
+         [("APLS", f"{score['apls']:.4f}"), ("gt onto proposal", f"{score['apls_gt_onto_prop']:.4f}"),
+          ("proposal onto gt", f"{score['apls_prop_onto_gt']:.4f}")])
