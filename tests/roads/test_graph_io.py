@@ -54,7 +54,8 @@ def test_infer_writes_the_scene_graph(tmp_path: Path, capsys: pytest.CaptureFixt
     (_, _, data), = graph.edges(data=True)
     assert data["length"] == pytest.approx(lines[0]["properties"]["length_m"], abs=0.01)
     # the same graph from the mask written earlier
-    code, _, err = run_cli(["infer", model, str(src), "-o", str(tmp_path / "cog"), "--format", "tif", "--quiet"], capsys)
+    code, _, err = run_cli(["infer", model, str(src), "-o", str(tmp_path / "cog"), "--format", "tif", "--quiet"],
+                           capsys)
     assert code == 0, err
     code, out, err = run_cli(["graph", str(tmp_path / "cog" / "scene.mask.tif"), "-o", str(tmp_path / "g.geojson"),
                               "--json"], capsys)
