@@ -64,11 +64,15 @@ def skeleton_graph(mask: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)) 
     clusters, n_clusters = _junction_clusters(skeleton, degree)
     graph = nx.MultiGraph()
     node_of: dict[tuple[int, int], Any] = {}
+    rows, cols = np.nonzero(clusters)
+    ks = clusters[rows, cols]
+    count = np.bincount(ks, minlength=n_clusters + 1)
+    mean_r = np.bincount(ks, rows, minlength=n_clusters + 1) / np.maximum(count, 1)
+    mean_c = np.bincount(ks, cols, minlength=n_clusters + 1) / np.maximum(count, 1)
     for k in range(1, n_clusters + 1):
-        rows, cols = np.nonzero(clusters == k)
-        graph.add_node(("j", k), row=float(rows.mean()), col=float(cols.mean()))
-        for p in zip(rows.tolist(), cols.tolist()):
-            node_of[p] = ("j", k)
+        graph.add_node(("j", k), row=float(mean_r[k]), col=float(mean_c[k]))
+    for r, c, k in zip(rows.tolist(), cols.tolist(), ks.tolist()):
+        node_of[(r, c)] = ("j", k)
     sy, sx = spacing
     for chain in trace_skeleton(skeleton):
         if len(chain) < 2:
