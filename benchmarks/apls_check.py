@@ -23,7 +23,8 @@ from sam2ms.roads.synthetic import street_grid
 
 
 def _cases() -> dict:
-    """The cases of tests/roads/test_apls.py and one large graph (no midpoints, sampled rule)."""
+    """The cases of tests/roads/test_apls.py, one large graph (no midpoints, sampled rule) and an
+    extracted graph against its scene's truth."""
     truth = street_grid(4, 120)
     return {
         "identical_grid": (truth, street_grid(4, 120)),
@@ -34,7 +35,20 @@ def _cases() -> dict:
                        lines_to_graph([[[0, 0], [185, 0]], [[215, 0], [400, 0]]])),
         "curved_vs_straight": (street_grid(4, 150, wiggle=8.0, seed=1), street_grid(4, 150)),
         "large_grid_625": (street_grid(25, 60), street_grid(25, 60, shift=(1.0, 1.0), drop={(30, 31)})),
+        "synthetic_scene_1024": _scene_case(1024, seed=1),
     }
+
+
+def _scene_case(size: int, seed: int) -> tuple[Any, Any]:
+    """A synthetic scene's drawn centre-lines against the graph extracted from its label mask."""
+    import numpy as np
+
+    from sam2ms.data.synth import render_scene
+    from sam2ms.roads.extract import mask_to_graph
+    from sam2ms.roads.synthetic import scene_graph
+
+    scene = render_scene(size, size, np.random.default_rng(seed), style="centerline", scale=1.0)
+    return scene_graph(scene.roads, size, size), mask_to_graph(scene.label)
 
 
 def _as_json(graph: Any) -> dict:

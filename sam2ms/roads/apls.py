@@ -36,6 +36,7 @@ import numpy as np
 
 from . import geometry
 
+CELL = 10.0  # metres: the grid that finds the segments near a point
 SNAP_TO_NODE = 0.05  # metres: a snapped point this close to a node renames it (the reference's ``buff``)
 MIDPOINT_SNAP = 5.0  # metres: insert_point_into_G's default, used for the midpoints
 
@@ -55,18 +56,18 @@ class AplsParams:
 
 
 class _Net:
-    """A road graph being edited: nodes (id -> x, y), edges (u, v, geometry, length) and a flat
-    segment array for the nearest-edge search."""
+    """A road graph being edited: nodes (id -> x, y), edges (u, v, geometry, length) and its
+    segments bucketed on a grid of ``CELL`` metres, so that snapping a point looks only at the
+    segments near it."""
 
     def __init__(self) -> None:
         self.xy: dict[int, np.ndarray] = {}
         self.edges: list[list[Any]] = []  # [u, v, geometry, length]
         self.alive: list[bool] = []
         self.incident: dict[int, set[int]] = {}
-        self._seg_a: list[np.ndarray] = []
-        self._seg_b: list[np.ndarray] = []
-        self._seg_edge: list[np.ndarray] = []
-        self._stacked: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._seg = np.zeros((0, 5))  # x0, y0, x1, y1, edge index
+        self._n_seg = 0
+        self._cells: dict[tuple[int, int], list[int]] = {}
 
     @classmethod
     def from_graph(cls, graph: Any, ids: dict[Any, int]) -> _Net:
@@ -107,11 +108,22 @@ class _Net:
         self.alive.append(True)
         self.incident.setdefault(u, set()).add(i)
         self.incident.setdefault(v, set()).add(i)
-        if len(geom) >= 2:
-            self._seg_a.append(geom[:-1])
-            self._seg_b.append(geom[1:])
-            self._seg_edge.append(np.full(len(geom) - 1, i))
-            self._stacked = None
+        n = len(geom) - 1
+        if n < 1:
+            return
+        if self._n_seg + n > len(self._seg):
+            grown = np.zeros((max(2 * len(self._seg), self._n_seg + n, 64), 5))
+            grown[:self._n_seg] = self._seg[:self._n_seg]
+            self._seg = grown
+        first = self._n_seg
+        self._seg[first:first + n] = np.column_stack([geom[:-1], geom[1:], np.full(n, i)])
+        self._n_seg += n
+        lo = np.floor(np.minimum(geom[:-1], geom[1:]) / CELL).astype(int)
+        hi = np.floor(np.maximum(geom[:-1], geom[1:]) / CELL).astype(int)
+        for k, ((x0, y0), (x1, y1)) in enumerate(zip(lo.tolist(), hi.tolist())):
+            for cx in range(x0, x1 + 1):
+                for cy in range(y0, y1 + 1):
+                    self._cells.setdefault((cx, cy), []).append(first + k)
 
     def remove_edge(self, i: int) -> None:
         u, v = self.edges[i][:2]
@@ -127,27 +139,30 @@ class _Net:
             edge[0] = new if edge[0] == old else edge[0]
             edge[1] = new if edge[1] == old else edge[1]
 
-    def nearest_edge(self, point: np.ndarray) -> tuple[int, float]:
-        """(edge index, distance) of the live edge nearest to ``point`` (-1 when none)."""
-        if not self._seg_a:
+    def nearest_edge(self, point: np.ndarray, radius: float) -> tuple[int, float]:
+        """(edge index, distance) of the live edge nearest to ``point`` among those within
+        ``radius`` ((-1, inf) when there is none); ties go to the earliest segment."""
+        (x0, y0) = np.floor((point - radius) / CELL).astype(int)
+        (x1, y1) = np.floor((point + radius) / CELL).astype(int)
+        ids = [i for cx in range(x0, x1 + 1) for cy in range(y0, y1 + 1) for i in self._cells.get((cx, cy), ())]
+        if not ids:
             return -1, math.inf
-        if self._stacked is None:
-            self._stacked = (np.concatenate(self._seg_a), np.concatenate(self._seg_b), np.concatenate(self._seg_edge))
-        a, b, owner = self._stacked
+        seg = self._seg[np.unique(ids)]
+        a, b, owner = seg[:, 0:2], seg[:, 2:4], seg[:, 4].astype(int)
         ab = b - a
         denom = (ab ** 2).sum(axis=1)
         t = np.clip(((point - a) * ab).sum(axis=1) / np.where(denom > 0, denom, 1.0), 0.0, 1.0)
         dist = np.hypot(*(point - (a + t[:, None] * ab)).T)
         dist[~np.asarray(self.alive)[owner]] = np.inf
         k = int(np.argmin(dist))
-        return (int(owner[k]), float(dist[k])) if np.isfinite(dist[k]) else (-1, math.inf)
+        return (int(owner[k]), float(dist[k])) if dist[k] <= radius else (-1, math.inf)
 
     def insert(self, point: np.ndarray, node_id: int, max_dist: float) -> None:
         """The reference's ``insert_point_into_G`` with renaming allowed."""
         if node_id in self.xy:
             return
-        i, dist = self.nearest_edge(point)
-        if i < 0 or dist > max_dist:
+        i, _ = self.nearest_edge(point, max_dist)
+        if i < 0:
             return
         u, v, geom, _ = self.edges[i]
         _, along = geometry.nearest(geom, point)
@@ -218,27 +233,22 @@ def _control_points(net: _Net, params: AplsParams, large: bool) -> list[int]:
 
 
 def _one_way(native: _Net, control: list[int], prime: _Net, min_len: float) -> tuple[float, int]:
-    """APLS of ``native``'s control points snapped onto ``prime``: (score, number of paths scored)."""
+    """APLS of ``native``'s control points snapped onto ``prime``: (score, number of paths scored),
+    vectorised over the control-point matrix."""
     d_native = native.distances(control, control)
-    present = [n for n in control if n in prime.xy]
-    d_prime = prime.distances(present, present)
-    pos = {n: k for k, n in enumerate(present)}
-    diffs: list[np.ndarray] = []
-    for i, start in enumerate(control):
-        reach = np.isfinite(d_native[i])
-        if start not in pos:  # not snapped: every path from it is missing, short ones too
-            reach[i] = False
-            diffs.append(np.ones(int(reach.sum())))
-            continue
-        keep = reach & (d_native[i] >= min_len)
-        ends = np.flatnonzero(keep)
-        if not len(ends):
-            continue
-        len_gt = d_native[i, ends]
-        len_prop = np.array([d_prime[pos[start], pos[control[e]]] if control[e] in pos else np.inf for e in ends])
-        diffs.append(np.where(np.isfinite(len_prop), np.minimum(1.0, np.abs(len_gt - len_prop) / len_gt), 1.0))
-    flat = np.concatenate(diffs) if diffs else np.zeros(0)
-    return (1.0 - float(flat.mean()), len(flat)) if len(flat) else (0.0, 0)
+    have = np.array([n in prime.xy for n in control], bool)
+    present = [n for n, h in zip(control, have) if h]
+    d_prime = np.full(d_native.shape, np.inf)
+    d_prime[np.ix_(have, have)] = prime.distances(present, present)
+    reach = np.isfinite(d_native)
+    # a start that could not be snapped: every path from it is missing, short ones too
+    unsnapped = reach[~have].sum() - (~have).sum()  # the start itself is reachable from itself
+    keep = reach & (d_native >= min_len) & have[:, None]
+    len_gt, len_prop = d_native[keep], d_prime[keep]
+    with np.errstate(invalid="ignore"):
+        diffs = np.where(np.isfinite(len_prop), np.minimum(1.0, np.abs(len_gt - len_prop) / len_gt), 1.0)
+    count = int(unsnapped + keep.sum())
+    return (1.0 - float(unsnapped + diffs.sum()) / count, count) if count else (0.0, 0)
 
 
 def apls(truth: Any, proposal: Any, params: AplsParams | None = None) -> dict[str, Any]:
