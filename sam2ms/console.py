@@ -37,5 +37,7 @@ def needs(command: str, *modules: str) -> None:
 def metric_rows(metrics: dict[str, float]) -> list[tuple[str, str]]:
     """Percentages as in the paper's tables (MAE x 100)."""
     order = ("precision", "recall", "f1", "miou", "mdice", "mae", "rlod")
-    return [(k.upper() if k != "miou" else "mIoU", f"{100 * metrics[k]:.2f}") for k in order if k in metrics] + [
-        ("images", str(metrics.get("images", "")))]
+    rows = [(k.upper() if k != "miou" else "mIoU", f"{100 * metrics[k]:.2f}") for k in order if k in metrics]
+    if "apls" in metrics:
+        rows.append(("APLS", f"{metrics['apls']:.4f}"))
+    return rows + [("images", str(metrics.get("images", "")))]

@@ -101,6 +101,7 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
 
     from .data.synth import render_road_scene
     from .metrics import RoadMetrics
+    from .roads.score import tile_apls
     from .runtime.backends import open_model
     from .runtime.check import check_against
     from .runtime.pipeline import InferOptions, default_overlap, run_inference
@@ -121,7 +122,7 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
     prob = np.asarray(Image.open(folder / "output" / "scene.prob.png"), dtype=np.float32) / 255
     acc = RoadMetrics()
     acc.update(prob, label)
-    result["accuracy_vs_label"] = acc.compute()
+    result["accuracy_vs_label"] = {**acc.compute(), **tile_apls(label[None].astype(np.float32), prob[None])}
     result["overlay"] = str(save_png(out / "scene_overlay.png", overlay_rows([image], [label], [prob])))
     return result
 
@@ -224,12 +225,15 @@ def demo_command(output: Path = typer.Option(Path("demo_run"), "-o", "--output",
     rows = [("output", str(output)), ("train seconds", str(summary["train_seconds"]))]
     rows += [(f"test {k}", v) for k, v in metric_rows(summary["test"])]
     if q is not None:
-        rows.append(("INT8 vs FP32", f"mask IoU {q['mask_iou']:.4f}, F1 drop {100 * q['f1_drop']:.2f} points "
+        rows.append(("INT8 vs FP32", f"mask IoU {q['mask_iou']:.4f}, F1 drop {100 * q['f1_drop']:.2f} points, "
+                                     f"APLS {q.get('apls', float('nan')):.3f} "
                                      f"on {q['tiles']} held-out tiles -> {'ok' if q['passed'] else 'TARGET MISSED'}"))
-    rows += [("scene (ONNX Runtime)", f"{scene['tiles']} tiles, F1 {100 * scene['accuracy_vs_label']['f1']:.2f} "
-                                      "vs its label"),
+    vs_label = scene["accuracy_vs_label"]
+    rows += [("scene (ONNX Runtime)", f"{scene['tiles']} tiles, F1 {100 * vs_label['f1']:.2f}, APLS "
+                                      f"{vs_label.get('apls', float('nan')):.3f} vs its label"),
              ("check vs PyTorch", f"{check['tiles']} tiles: max |dp| {check['max_abs']:.2e}, mask IoU "
-                                  f"{check['mask_iou']:.5f}, {'ok' if check['passed'] else 'FAILED'}"),
+                                  f"{check['mask_iou']:.5f}, APLS {check.get('apls', float('nan')):.3f}, "
+                                  f"{'ok' if check['passed'] else 'FAILED'}"),
              ("pictures", f"{summary['overlay']}, {scene['overlay']}" +
               (f", {summary['bench']['plot']}" if "plot" in summary["bench"] else "")),
              ("benchmark", f"{summary['bench']['report']} ({summary['bench']['markdown']})")]

@@ -37,10 +37,11 @@ def test_synth_then_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 0, err
     assert json.loads(out)["steps"] == 2
     code, out, err = run_cli(["eval", "--ckpt", str(tmp_path / "r" / "last.pt"), "--data", str(data),
-                              "--split", "all", "--json", "--quiet"], capsys)
+                              "--split", "all", "--json", "--quiet", "--apls"], capsys)
     assert code == 0, err
     metrics = json.loads(out)
     assert metrics["images"] == 4 and 0 <= metrics["f1"] <= 1 and metrics["image_size"] == 32
+    assert 0 <= metrics["apls"] <= 1
 
 
 def test_missing_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

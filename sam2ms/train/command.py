@@ -74,6 +74,8 @@ def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the auth
              bands: Optional[str] = BANDS, stretch: Optional[str] = STRETCH,
              percentiles: Optional[str] = PERCENTILES, scale: Optional[str] = SCALE, stats: Optional[Path] = STATS,
              road_width: float = ROAD_WIDTH,
+             with_apls: bool = typer.Option(False, "--apls", help="Also score road graphs: mean APLS of each "
+                                                                  "prediction's graph against its label's."),
              device: str = typer.Option("auto"), quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
              as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Evaluate a checkpoint: Precision, Recall, F1, mIoU, mDice, MAE, RLOD."""
@@ -101,6 +103,6 @@ def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the auth
     net = create_model(model or ck.model_name, checkpoint=ckpt)
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
     metrics = evaluate(net.to(dev), samples, size, device=dev, batch=batch, amp_dtype=AMP_DTYPES[amp],
-                       show_progress=not quiet, radiometry=radiometry)
+                       show_progress=not quiet, radiometry=radiometry, with_apls=with_apls)
     emit({"ckpt": str(ckpt), "split": split, "image_size": size, **metrics}, as_json, metric_rows(metrics))
 

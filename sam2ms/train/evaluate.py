@@ -49,9 +49,10 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, amp_dtype: tor
 def evaluate(model: nn.Module, samples: list[Sample], image_size: int, *, device: torch.device,
              batch: int = 2, workers: int = 0, amp_dtype: torch.dtype | None = None,
              dist: Dist | None = None, show_progress: bool = True,
-             radiometry: Radiometry | None = None) -> dict[str, float]:
+             radiometry: Radiometry | None = None, with_apls: bool = False) -> dict[str, float]:
     """The paper's metrics over ``samples`` (sharded over DDP ranks when ``dist`` is given), read
-    with ``radiometry`` (the model's conversion)."""
+    with ``radiometry`` (the model's conversion); ``with_apls`` adds the mean APLS of each
+    prediction's road graph against its label's (:mod:`sam2ms.roads`, one pixel = one metre)."""
     dist = dist or Dist.single()
     mine = samples[dist.rank::dist.world]
     loader = DataLoader(_EvalSet(mine, image_size, radiometry), batch_size=batch, num_workers=workers,
@@ -59,15 +60,25 @@ def evaluate(model: nn.Module, samples: list[Sample], image_size: int, *, device
     was_training = model.training
     model.eval()
     acc = RoadMetrics()
+    apls_scores: list[float] = []
     with progress_bar("eval", total=len(loader), enabled=show_progress and dist.is_main) as bar:
         for images, masks in loader:
             probs = predict_probabilities(model, images.to(device), amp_dtype)
             for prob, mask in zip(probs, masks):
                 prob = F.interpolate(prob[None], size=mask.shape, mode="bilinear", align_corners=False)
                 acc.update(prob[0, 0].cpu().numpy(), mask)
+                if with_apls:
+                    from ..roads.score import tile_apls
+
+                    apls_scores.append(tile_apls(mask[None].astype(np.float32), prob[0].cpu().numpy())["apls"])
             bar.advance()
     model.train(was_training)
-    for other in dist.gather_objects(acc):
+    gathered = dist.gather_objects((acc, apls_scores))
+    for other, _ in gathered:
         if other is not acc:
             acc.merge(other)
-    return acc.compute()
+    metrics = acc.compute()
+    if with_apls:
+        scores = [s for _, part in gathered for s in part]
+        metrics["apls"] = float(np.mean(scores)) if scores else 0.0
+    return metrics
