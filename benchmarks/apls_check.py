@@ -18,22 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from sam2ms.roads.apls import apls
-from sam2ms.roads.lines import lines_to_graph
-from sam2ms.roads.synthetic import street_grid
+from sam2ms.roads.synthetic import apls_reference_cases, street_grid
 
 
 def _cases() -> dict:
     """The cases of tests/roads/test_apls.py, one large graph (no midpoints, sampled rule) and an
     extracted graph against its scene's truth."""
-    truth = street_grid(4, 120)
     return {
-        "identical_grid": (truth, street_grid(4, 120)),
-        "removed_edge": (truth, street_grid(4, 120, drop={(5, 6)})),
-        "shifted_1.5m": (truth, street_grid(4, 120, shift=(1.5, 1.0))),
-        "shifted_6m": (truth, street_grid(4, 120, shift=(6.0, 0.0))),
-        "gap_halves": (lines_to_graph([[[0, 0], [400, 0]]]),
-                       lines_to_graph([[[0, 0], [185, 0]], [[215, 0], [400, 0]]])),
-        "curved_vs_straight": (street_grid(4, 150, wiggle=8.0, seed=1), street_grid(4, 150)),
+        **apls_reference_cases(),
         "large_grid_625": (street_grid(25, 60), street_grid(25, 60, shift=(1.0, 1.0), drop={(30, 31)})),
         "synthetic_scene_1024": _scene_case(1024, seed=1),
     }

@@ -42,3 +42,18 @@ def scene_graph(roads: list[Road], height: int, width: int) -> Any:
     one pixel = one metre. Roads join where they cross or branch, as drawn."""
     lines = [part for road in roads for part in clip_to_box(np.asarray(road.points, float) + 0.5, width, height)]
     return lines_to_graph(split_at_crossings(lines))
+
+
+def apls_reference_cases() -> dict[str, tuple[Any, Any]]:
+    """(truth, proposal) graphs on which APLS is checked against CosmiQ's reference
+    (tests/roads/test_apls.py holds the reference's scores, benchmarks/apls_check.py runs it)."""
+    truth = street_grid(4, 120)
+    return {
+        "identical": (truth, street_grid(4, 120)),
+        "removed_edge": (truth, street_grid(4, 120, drop={(5, 6)})),
+        "shifted_1.5m": (truth, street_grid(4, 120, shift=(1.5, 1.0))),
+        "shifted_6m": (truth, street_grid(4, 120, shift=(6.0, 0.0))),
+        "gap_halves": (lines_to_graph([[[0, 0], [400, 0]]]),
+                       lines_to_graph([[[0, 0], [185, 0]], [[215, 0], [400, 0]]])),
+        "curved_vs_straight": (street_grid(4, 150, wiggle=8.0, seed=1), street_grid(4, 150)),
+    }

@@ -7,7 +7,7 @@ import networkx as nx
 import pytest
 
 from sam2ms.roads.apls import AplsParams, apls
-from sam2ms.roads.lines import lines_to_graph as lines
+from sam2ms.roads.synthetic import apls_reference_cases
 from sam2ms.roads.synthetic import street_grid as grid
 
 REFERENCE = {  # case: (APLS, gt onto proposal, proposal onto gt) from the reference
@@ -21,15 +21,7 @@ REFERENCE = {  # case: (APLS, gt onto proposal, proposal onto gt) from the refer
 
 
 def _case(name: str) -> tuple[nx.MultiGraph, nx.MultiGraph]:
-    truth = grid(4, 120)
-    return {
-        "identical": (truth, grid(4, 120)),
-        "removed_edge": (truth, grid(4, 120, drop={(5, 6)})),
-        "shifted_1.5m": (truth, grid(4, 120, shift=(1.5, 1.0))),
-        "shifted_6m": (truth, grid(4, 120, shift=(6.0, 0.0))),
-        "gap_halves": (lines([[[0, 0], [400, 0]]]), lines([[[0, 0], [185, 0]], [[215, 0], [400, 0]]])),
-        "curved_vs_straight": (grid(4, 150, wiggle=8.0, seed=1), grid(4, 150)),
-    }[name]
+    return apls_reference_cases()[name]
 
 
 @pytest.mark.parametrize("name", list(REFERENCE))

@@ -1,0 +1,89 @@
+"""Road graphs in numbers: APLS of FP32 / FP16 / INT8 next to F1 and mIoU, and graph extraction
+time and memory against scene size.
+
+    python benchmarks/graph_bench.py --export demo_run/export --data demo_run/data [--sizes 2048,4096,8192]
+
+1. Every ONNX model in --export on the held-out split of --data (the paper's seeded 7:3 split, as
+   the demo trains): F1 and mIoU against the labels, APLS of each prediction's road graph against
+   its label's graph, and APLS of the FP16/INT8 graphs against FP32's (one pixel = one metre).
+2. ``mask_to_graph`` on synthetic label masks (boundary style, roads 2x the training scale) of
+   growing size: seconds, graph size and tracemalloc's peak of the extraction itself.
+
+Prints one JSON object; copy the figures, with device and date, to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import tracemalloc
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from sam2ms.data.dataset import load_sample
+from sam2ms.data.layouts import discover, paper_split
+from sam2ms.data.synth import render_scene
+from sam2ms.export.parity import onnxruntime_probabilities
+from sam2ms.metrics import RoadMetrics
+from sam2ms.roads.extract import mask_to_graph
+from sam2ms.roads.score import tile_apls
+
+
+def precisions(export: Path, data: Path) -> dict:
+    _, test = paper_split(discover(data, "folder"), seed=0)
+    loaded = [load_sample(s) for s in test]
+    images = np.stack([img for img, _ in loaded])
+    labels = np.stack([lbl for _, lbl in loaded]).astype(np.float32)
+    out, p32 = {}, None
+    for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx"):
+        if not (export / name).is_file():
+            continue
+        t0 = time.perf_counter()
+        probs = onnxruntime_probabilities(export / name, images, batch=4)[:, 0]
+        acc = RoadMetrics()
+        acc.update_batch(probs, labels >= 0.5)
+        m = acc.compute()
+        row = {"images": len(images), "f1": m["f1"], "miou": m["miou"], **{f"{k}_vs_label": v for k, v in
+                                                                          tile_apls(labels, probs).items()}}
+        if p32 is None:
+            p32 = probs
+        else:
+            row.update({f"{k}_vs_fp32": v for k, v in tile_apls(p32, probs).items()})
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        out[name] = row
+    return out
+
+
+def extraction(sizes: list[int]) -> list[dict]:
+    rows = []
+    for size in sizes:
+        label = render_scene(size, size, np.random.default_rng(1), style="boundary", scale=2.0).label
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        graph = mask_to_graph(label)
+        seconds = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        rows.append({"scene": size, "road_pixels": int(label.sum()), "nodes": graph.number_of_nodes(),
+                     "edges": graph.number_of_edges(), "seconds": round(seconds, 2),
+                     "peak_traced_mib": round(peak / 2**20, 1)})
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--export", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--sizes", default="2048,4096,8192")
+    args = p.parse_args()
+    print(json.dumps({"date": date.today().isoformat(), "device": f"CPU {platform.machine()}",
+                      "precisions": precisions(args.export, args.data),
+                      "extraction": extraction([int(s) for s in args.sizes.split(",")])}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
