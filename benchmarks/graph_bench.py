@@ -7,7 +7,8 @@ time and memory against scene size.
    the demo trains): F1 and mIoU against the labels, APLS of each prediction's road graph against
    its label's graph, and APLS of the FP16/INT8 graphs against FP32's (one pixel = one metre).
 2. ``mask_to_graph`` on synthetic label masks (boundary style, roads 2x the training scale) of
-   growing size: seconds, graph size and tracemalloc's peak of the extraction itself.
+   growing size: seconds, graph size, and tracemalloc's peak of the extraction itself (from a
+   second run: tracing slows it down).
 
 Prints one JSON object; copy the figures, with device and date, to benchmarks/RESULTS.md.
 """
@@ -62,10 +63,11 @@ def extraction(sizes: list[int]) -> list[dict]:
     rows = []
     for size in sizes:
         label = render_scene(size, size, np.random.default_rng(1), style="boundary", scale=2.0).label
-        tracemalloc.start()
         t0 = time.perf_counter()
         graph = mask_to_graph(label)
         seconds = time.perf_counter() - t0
+        tracemalloc.start()  # a second, traced run: tracing slows Python down several times
+        mask_to_graph(label)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         rows.append({"scene": size, "road_pixels": int(label.sum()), "nodes": graph.number_of_nodes(),
