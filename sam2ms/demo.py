@@ -124,6 +124,11 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
     acc.update(prob, label)
     result["accuracy_vs_label"] = {**acc.compute(), **tile_apls(label[None].astype(np.float32), prob[None])}
     result["overlay"] = str(save_png(out / "scene_overlay.png", overlay_rows([image], [label], [prob])))
+    if "apls" in result["accuracy_vs_label"]:  # road graphs drawn: the label's | the model's
+        from .roads.extract import draw_graph, mask_to_graph
+
+        pictures = [draw_graph(image, mask_to_graph(m)) for m in (label, prob >= 0.5)]
+        result["graph_picture"] = str(save_png(out / "scene_graph.png", np.concatenate(pictures, axis=1)))
     return result
 
 
@@ -235,6 +240,7 @@ def demo_command(output: Path = typer.Option(Path("demo_run"), "-o", "--output",
                                   f"{check['mask_iou']:.5f}, APLS {check.get('apls', float('nan')):.3f}, "
                                   f"{'ok' if check['passed'] else 'FAILED'}"),
              ("pictures", f"{summary['overlay']}, {scene['overlay']}" +
+              (f", {scene['graph_picture']}" if "graph_picture" in scene else "") +
               (f", {summary['bench']['plot']}" if "plot" in summary["bench"] else "")),
              ("benchmark", f"{summary['bench']['report']} ({summary['bench']['markdown']})")]
     emit(summary, False, rows)

@@ -242,3 +242,20 @@ def scene_road_graph(mask: np.ndarray, transform: Any = None, crs: Any = None,
 
     spacing = pixel_metres(transform, crs, mask.shape[0]) if crs is not None and transform is not None else (1.0, 1.0)
     return mask_to_graph(mask, transform=transform, spacing=spacing, params=params)
+
+
+def draw_graph(image: np.ndarray, graph: Any) -> np.ndarray:
+    """``image`` (uint8 H x W x 3) with the graph drawn over it in pixel coordinates: edges yellow
+    (closed gaps orange), junctions red, dead ends blue."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.fromarray(image.copy())
+    draw = ImageDraw.Draw(canvas)
+    for _, _, data in graph.edges(data=True):
+        points = [(float(x) - 0.5, float(y) - 0.5) for x, y in np.asarray(data["geometry"])]
+        draw.line(points, fill=(255, 140, 0) if data.get("gap_closed") else (255, 230, 0), width=2)
+    for n, data in graph.nodes(data=True):
+        x, y = data["col"], data["row"]
+        colour = (40, 90, 255) if graph.degree(n) == 1 else (230, 30, 30)
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+    return np.asarray(canvas)
