@@ -153,7 +153,7 @@ class _Net:
         denom = (ab ** 2).sum(axis=1)
         t = np.clip(((point - a) * ab).sum(axis=1) / np.where(denom > 0, denom, 1.0), 0.0, 1.0)
         dist = np.hypot(*(point - (a + t[:, None] * ab)).T)
-        dist[~np.asarray(self.alive)[owner]] = np.inf
+        dist[[not self.alive[o] for o in owner.tolist()]] = np.inf
         k = int(np.argmin(dist))
         return (int(owner[k]), float(dist[k])) if dist[k] <= radius else (-1, math.inf)
 
@@ -210,9 +210,8 @@ class _Net:
                 cols.append(index[v])
                 weights.append(max(length, 1e-12))  # a zero-length edge still connects
         n = len(index)
-        matrix = coo_matrix((weights, (rows, cols)), shape=(n, n)).tocsr() if rows else coo_matrix((n, n)).tocsr()
-        # parallel edges: keep the shortest (coo -> csr sums duplicates, so take the minimum first)
-        if rows:
+        matrix = coo_matrix((n, n)).tocsr()
+        if rows:  # parallel edges: keep the shortest (coo -> csr would sum duplicates)
             order = np.lexsort((weights, cols, rows))
             r, c, w = np.asarray(rows)[order], np.asarray(cols)[order], np.asarray(weights)[order]
             first = np.ones(len(r), bool)

@@ -12,6 +12,8 @@ import numpy as np
 
 from sam2ms.deps import require
 
+from . import geometry
+
 
 def lines_to_graph(polylines: Iterable[Any]) -> Any:
     """A networkx MultiGraph (``x``/``y`` nodes, ``geometry`` and planar ``length`` edges) of
@@ -34,7 +36,7 @@ def lines_to_graph(polylines: Iterable[Any]) -> Any:
         for a, b in zip(cuts, cuts[1:]):
             piece = line[a:b + 1]
             graph.add_edge(node(tuple(piece[0].tolist())), node(tuple(piece[-1].tolist())), geometry=piece,
-                           length=float(np.hypot(*np.diff(piece, axis=0).T).sum()))
+                           length=geometry.length(piece))
     return graph
 
 
