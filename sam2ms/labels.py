@@ -35,8 +35,9 @@ def read_mask(path: str | Path) -> np.ndarray:
     return arr > 127
 
 
-def read_lines(path: Path) -> list[dict[str, Any]]:
-    """The (Multi)LineString geometries of a GeoJSON FeatureCollection (empty ones dropped)."""
+def read_lines(path: Path) -> tuple[list[dict[str, Any]], str]:
+    """The (Multi)LineString geometries of a GeoJSON FeatureCollection (empty ones dropped) and
+    their CRS: a legacy ``crs`` member's name, else lon/lat (RFC 7946)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -48,7 +49,8 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
         geom = (feature or {}).get("geometry")
         if geom and geom.get("type") in ("LineString", "MultiLineString") and geom.get("coordinates"):
             lines.append({"type": geom["type"], "coordinates": _xy(geom["coordinates"])})
-    return lines
+    named = ((data.get("crs") or {}).get("properties") or {}).get("name")
+    return lines, named or "EPSG:4326"
 
 
 def _xy(coords: Any) -> Any:
@@ -81,15 +83,15 @@ def rasterize_roads(path: Path, height: int, width: int, transform: Any, crs: An
     from rasterio.warp import transform_geom
     from scipy.ndimage import distance_transform_edt
 
-    lines = read_lines(path)
+    lines, lines_crs = read_lines(path)
     if not lines:
         return np.zeros((height, width), bool)
     try:
         spacing = pixel_metres(transform, crs, height)
     except UsageError as exc:
         raise UsageError(f"{path}: {exc}") from None
-    if crs != CRS.from_epsg(4326):  # GeoJSON is lon/lat (RFC 7946)
-        lines = [transform_geom("EPSG:4326", crs, g) for g in lines]
+    if crs != CRS.from_user_input(lines_crs):
+        lines = [transform_geom(lines_crs, crs, g) for g in lines]
     burnt = rasterize([(g, 1) for g in lines], out_shape=(height, width), transform=transform, all_touched=True,
                       dtype="uint8")
     if not burnt.any():

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -27,6 +26,7 @@ from sam2ms.deps import require
 from sam2ms.errors import UsageError
 from sam2ms.fileio import atomic_write, write_json
 
+from . import geometry
 from .lines import lines_to_graph
 
 GRAPH_SUFFIXES = (".geojson", ".json", ".graphml")
@@ -85,14 +85,14 @@ def read_graph(path: Path) -> tuple[Any, Any]:
         for u, v, data in raw.edges(data=True):
             geom = _parse_wkt(str(data.get("geometry", ""))) if data.get("geometry") else np.array(
                 [[graph.nodes[u]["x"], graph.nodes[u]["y"]], [graph.nodes[v]["x"], graph.nodes[v]["y"]]])
-            graph.add_edge(u, v, geometry=geom, length=float(np.hypot(*np.diff(geom, axis=0).T).sum()))
+            graph.add_edge(u, v, geometry=geom, length=geometry.length(geom))
         return graph, raw.graph.get("crs") or None
     from sam2ms.labels import read_lines
 
-    lines = [np.asarray(part, float) for shape in read_lines(path)
+    shapes, crs = read_lines(path)
+    lines = [np.asarray(part, float) for shape in shapes
              for part in ([shape["coordinates"]] if shape["type"] == "LineString" else shape["coordinates"]) if part]
-    named = (json.loads(path.read_text()).get("crs") or {}).get("properties") or {}
-    return lines_to_graph(lines), named.get("name") or "EPSG:4326"
+    return lines_to_graph(lines), crs
 
 
 def _parse_wkt(text: str) -> np.ndarray:
@@ -147,5 +147,5 @@ def to_metric(graph: Any, crs: Any, target: Any) -> Any:
         out.add_node(n, x=float(x), y=float(y))
     for u, v, data in graph.edges(data=True):
         geom = move(np.asarray(data["geometry"], float))
-        out.add_edge(u, v, geometry=geom, length=float(np.hypot(*np.diff(geom, axis=0).T).sum()))
+        out.add_edge(u, v, geometry=geom, length=geometry.length(geom))
     return out

@@ -108,3 +108,28 @@ def test_stats_over_the_raw_layout(tmp_path: Path, capsys: pytest.CaptureFixture
     assert stats["files"] == 2 and stats["bands"] == [1, 2, 3] and stats["dtypes"] == ["uint16"]
     # uniform 100..1999: the 2nd/98th percentiles sit near 138 and 1961
     assert all(abs(v - 138) < 15 for v in stats["low"]) and all(abs(v - 1961) < 15 for v in stats["high"])
+
+
+def test_label_in_another_crs_is_reprojected(tmp_path: Path) -> None:
+    """A label GeoJSON whose legacy ``crs`` member names a projected CRS is reprojected to the image."""
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+    from rasterio.warp import transform
+
+    from sam2ms.labels import rasterize_roads
+
+    make_spacenet(tmp_path, "sn3", 1)
+    label = next((tmp_path / "AOI_2_Vegas" / "geojson_roads").glob("*.geojson"))
+    lonlat = rasterize_roads(label, SIZE, SIZE, from_origin(LON, LAT, RES, RES), CRS.from_epsg(4326), 4.0)
+    data = json.loads(label.read_text())
+    for feature in data["features"]:
+        geom = feature["geometry"]
+        if geom:
+            parts = [geom["coordinates"]] if geom["type"] == "LineString" else geom["coordinates"]
+            for part in parts:
+                xs, ys = transform("EPSG:4326", "EPSG:32611", [p[0] for p in part], [p[1] for p in part])
+                part[:] = [[x, y] for x, y in zip(xs, ys)]
+    data["crs"] = {"type": "name", "properties": {"name": "EPSG:32611"}}
+    label.write_text(json.dumps(data))
+    utm = rasterize_roads(label, SIZE, SIZE, from_origin(LON, LAT, RES, RES), CRS.from_epsg(4326), 4.0)
+    assert lonlat.any() and (utm != lonlat).mean() < 1e-4
