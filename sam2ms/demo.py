@@ -101,7 +101,7 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
 
     from .data.synth import render_road_scene
     from .metrics import RoadMetrics
-    from .roads.score import tile_apls
+    from .roads.score import graph_pairs, pairs_apls
     from .runtime.backends import open_model
     from .runtime.check import check_against
     from .runtime.pipeline import InferOptions, default_overlap, run_inference
@@ -122,12 +122,13 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
     prob = np.asarray(Image.open(folder / "output" / "scene.prob.png"), dtype=np.float32) / 255
     acc = RoadMetrics()
     acc.update(prob, label)
-    result["accuracy_vs_label"] = {**acc.compute(), **tile_apls(label[None].astype(np.float32), prob[None])}
+    graphs = graph_pairs(label[None].astype(np.float32), prob[None])
+    result["accuracy_vs_label"] = {**acc.compute(), **pairs_apls(graphs)}
     result["overlay"] = str(save_png(out / "scene_overlay.png", overlay_rows([image], [label], [prob])))
-    if "apls" in result["accuracy_vs_label"]:  # road graphs drawn: the label's | the model's
-        from .roads.extract import draw_graph, mask_to_graph
+    if graphs:  # road graphs drawn: the label's | the model's
+        from .roads.extract import draw_graph
 
-        pictures = [draw_graph(image, mask_to_graph(m)) for m in (label, prob >= 0.5)]
+        pictures = [draw_graph(image, g) for g in graphs[0]]
         result["graph_picture"] = str(save_png(out / "scene_graph.png", np.concatenate(pictures, axis=1)))
     return result
 

@@ -13,17 +13,29 @@ from sam2ms.deps import MissingDependency, require
 from sam2ms.metrics import THRESHOLD
 
 
-def tile_apls(reference: np.ndarray, candidate: np.ndarray, threshold: float = THRESHOLD) -> dict[str, Any]:
-    """Mean and lowest APLS over tiles (N x H x W probabilities) of ``candidate``'s graphs against
-    ``reference``'s; empty when the road-graph libraries (sam2ms[geo]) are not installed."""
+def graph_pairs(reference: np.ndarray, candidate: np.ndarray,
+                threshold: float = THRESHOLD) -> list[tuple[Any, Any]] | None:
+    """(reference graph, candidate graph) of each tile (N x H x W probabilities); None when the
+    road-graph libraries (sam2ms[geo]) are not installed."""
     try:
         for module in ("networkx", "scipy", "skimage"):
             require(module, "APLS")
     except MissingDependency:
-        return {}
-    from .apls import apls
+        return None
     from .extract import mask_to_graph
 
-    scores = [apls(mask_to_graph(r >= threshold), mask_to_graph(c >= threshold))["apls"]
-              for r, c in zip(reference, candidate)]
+    return [(mask_to_graph(r >= threshold), mask_to_graph(c >= threshold)) for r, c in zip(reference, candidate)]
+
+
+def pairs_apls(pairs: list[tuple[Any, Any]] | None) -> dict[str, Any]:
+    """Mean and lowest APLS of candidate graphs against reference graphs (empty without pairs)."""
+    from .apls import apls
+
+    scores = [apls(ref, cand)["apls"] for ref, cand in pairs or []]
     return {"apls": float(np.mean(scores)), "apls_min": float(np.min(scores))} if scores else {}
+
+
+def tile_apls(reference: np.ndarray, candidate: np.ndarray, threshold: float = THRESHOLD) -> dict[str, Any]:
+    """Mean and lowest APLS over tiles of ``candidate``'s graphs against ``reference``'s; empty
+    when the road-graph libraries are not installed."""
+    return pairs_apls(graph_pairs(reference, candidate, threshold))
