@@ -8,6 +8,7 @@ GeoTIFF, so windows straddle file borders and the blend crosses them. This write
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -39,7 +40,7 @@ def _members(paths: list[Path]) -> list[dict[str, Any]]:
     first = members[0]
     for m in members[1:]:
         for key in ("crs", "count", "dtype", "nodata"):
-            if m[key] != first[key] and not (key == "nodata" and m[key] is None and first[key] is None):
+            if m[key] != first[key] and not (key == "nodata" and _both_nan(m[key], first[key])):
                 raise UsageError(f"{m['path']}: {key} {m[key]} differs from {first['path'].name}'s {first[key]}; "
                                  "a mosaic needs one CRS, band count, data type and nodata (gdalwarp them first)")
         if (m["transform"].a, m["transform"].e) != (first["transform"].a, first["transform"].e) or \
@@ -47,6 +48,11 @@ def _members(paths: list[Path]) -> list[dict[str, Any]]:
             raise UsageError(f"{m['path']}: pixel size or rotation differs from {first['path'].name}'s; "
                              "resample the members to one grid first (gdalwarp -tr -tap)")
     return members
+
+
+def _both_nan(a: Any, b: Any) -> bool:
+    """NaN nodata (float rasters) equals itself here, though not under ``!=``."""
+    return isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
 
 
 def build_vrt(paths: list[Path], out: Path) -> dict[str, Any]:

@@ -264,3 +264,15 @@ def test_every_kind_of_nodata_gives_the_valid_mask(tmp_path: Path, kind: str) ->
     assert len(sample_windows(path.parent, TILE, [2])[0]) == 2
     with pytest.raises(UsageError, match="2 usable 64px tiles, 3 needed"):
         sample_windows(path.parent, TILE, [3])
+
+
+def test_mosaic_of_float_tiles_with_nan_nodata(tmp_path: Path) -> None:
+    import rasterio
+
+    from sam2ms.mosaic import build_vrt
+
+    tiles = [write_geotiff(tmp_path / f"t{j}.tif", np.full((1, 10, 10), j + 1, np.float32), nodata=float("nan"),
+                           origin=(500_000.0 + j * 5.0, 4_000_000.0)) for j in range(2)]
+    build_vrt(tiles, tmp_path / "m.vrt")  # NaN nodata is the same nodata in both members
+    with rasterio.open(tmp_path / "m.vrt") as ds:
+        assert ds.width == 20 and np.isnan(ds.nodata) and ds.read(1)[0, [0, 15]].tolist() == [1.0, 2.0]
