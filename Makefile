@@ -25,15 +25,18 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 # A session with a lent GPU: `make gpu-wheels` here (it has the package index), then on the GPU
-# machine, carrying .whl: `make gpu-check` (benchmarks/gpu_check.py; results in $$OUT or gpu_check_out/).
-gpu-wheels:
+# machine, carrying .whl: `make gpu-check` (benchmarks/gpu_check.py; results in $$OUT or gpu_check_out/;
+# GPU_BUDGET_S, default 540, stops starting steps so that one 10-minute device command holds it all).
+gpu-wheels: venv
 	rm -rf .whl && mkdir -p .whl
-	$(PYTHON) -m pip download -q --no-deps -d .whl "sam2==1.1.0" "antlr4-python3-runtime==4.9.3" "iopath>=0.1.10"
+	$(PYTHON) -m pip download -q --no-deps -d .whl/sdist "sam2==1.1.0" "antlr4-python3-runtime==4.9.3" "iopath>=0.1.10"
+	# built here (the venv has torch, which sam2's setup imports) into pure-Python wheels: the GPU machine builds nothing
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w .whl .whl/sdist/* && rm -rf .whl/sdist
 	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl "hydra-core>=1.3.2" \
 		"omegaconf>=2.3" "onnxslim>=0.1.40"
 
 gpu-check:
-	SAM2_BUILD_CUDA=0 python3 benchmarks/gpu_check.py --out $${OUT:-gpu_check_out}
+	SAM2_BUILD_CUDA=0 python3 benchmarks/gpu_check.py --out $${OUT:-gpu_check_out} --budget-s $${GPU_BUDGET_S:-540}
 
 clean:
 	rm -rf $(VENV) demo_run

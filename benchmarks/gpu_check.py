@@ -70,7 +70,7 @@ def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 def install() -> dict[str, Any]:
-    wheels = sorted((ROOT / ".whl").glob("*")) if (ROOT / ".whl").is_dir() else []
+    wheels = sorted((ROOT / ".whl").glob("*.whl")) if (ROOT / ".whl").is_dir() else []
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-build-isolation"]
     if wheels:
         proc = _run([*pip, *map(str, wheels)], 600)
