@@ -1,4 +1,5 @@
-"""Our APLS (sam2ms.roads.apls) against CosmiQ's reference on the same graphs, scores and time.
+"""Our APLS and TOPO (sam2ms.roads.apls, .topo) against CosmiQ's reference on the same graphs
+(TOPO from the same origins), scores and time.
 
     python benchmarks/apls_check.py --reference-python /tmp/aplsref/bin/python \
         --reference-src DIR_WITH_apls.py [--out cases.json]
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from sam2ms.roads.apls import apls
-from sam2ms.roads.synthetic import apls_reference_cases, street_grid
+from sam2ms.roads.synthetic import apls_reference_cases, street_grid, synthetic_scene_case
+from sam2ms.roads.topo import TopoParams, draw_origins, topo
 
 
 def _cases() -> dict:
@@ -27,20 +29,8 @@ def _cases() -> dict:
     return {
         **apls_reference_cases(),
         "large_grid_625": (street_grid(25, 60), street_grid(25, 60, shift=(1.0, 1.0), drop={(30, 31)})),
-        "synthetic_scene_1024": _scene_case(1024, seed=1),
+        "synthetic_scene_1024": synthetic_scene_case(1024, seed=1),
     }
-
-
-def _scene_case(size: int, seed: int) -> tuple[Any, Any]:
-    """A synthetic scene's drawn centre-lines against the graph extracted from its label mask."""
-    import numpy as np
-
-    from sam2ms.data.synth import render_scene
-    from sam2ms.roads.extract import mask_to_graph
-    from sam2ms.roads.synthetic import scene_graph
-
-    scene = render_scene(size, size, np.random.default_rng(seed), style="centerline", scale=1.0)
-    return scene_graph(scene.roads, size, size), mask_to_graph(scene.label)
 
 
 def _as_json(graph: Any) -> dict:
@@ -55,7 +45,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("/tmp/apls_cases.json"))
     args = p.parse_args()
     cases = _cases()
-    args.out.write_text(json.dumps({name: {"truth": _as_json(t), "proposal": _as_json(p)}
+    origins = {name: [int(n) for n in draw_origins(t, TopoParams())] for name, (t, _) in cases.items()}
+    args.out.write_text(json.dumps({name: {"truth": _as_json(t), "proposal": _as_json(p), "topo_origins": origins[name]}
                                     for name, (t, p) in cases.items()}))
     ref = json.loads(subprocess.run([args.reference_python, str(Path(__file__).with_name("apls_reference_runner.py")),
                                      str(args.out), args.reference_src], capture_output=True, text=True,
@@ -70,6 +61,12 @@ def main() -> None:
                         **{f"ref_{k}": round(ref[name][k], 6) for k in keys},
                         "abs_diff": round(abs(ours["apls"] - ref[name]["apls"]), 6),
                         "ours_s": round(seconds, 3), "ref_s": round(ref[name]["seconds"], 3)}
+        t0 = time.perf_counter()
+        ours_topo = topo(truth, proposal, origins=origins[name])
+        seconds = time.perf_counter() - t0
+        for k in ("topo_precision", "topo_recall", "topo_f1", "topo_tp", "topo_fp", "topo_fn"):
+            result[name][f"ours_{k}"], result[name][f"ref_{k}"] = round(ours_topo[k], 6), round(ref[name][k], 6)
+        result[name].update(topo_ours_s=round(seconds, 3), topo_ref_s=round(ref[name]["topo_seconds"], 3))
     print(json.dumps(result, indent=1))
 
 

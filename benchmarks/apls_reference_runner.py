@@ -1,7 +1,9 @@
-"""Run CosmiQ's reference APLS (``apls/apls.py`` of github CosmiQ/apls) on the graphs of a cases
-file. Runs in a scratch environment with networkx, shapely, scipy, utm, matplotlib and pandas —
-never in the project's: the reference pins an old GDAL and imports modules that only its plotting
-and file handling need, which are stubbed here.
+"""Run CosmiQ's reference APLS and TOPO (``apls/apls.py`` and ``apls/topo_metric.py`` of github
+CosmiQ/apls) on the graphs of a cases file. Runs in a scratch environment with networkx, shapely,
+scipy, utm, matplotlib and pandas — never in the project's: the reference pins an old GDAL and
+imports modules that only its plotting and file handling need, which are stubbed here. Its TOPO
+was written for networkx 1.x (``G.node``) and draws its origins unseeded: a shim gives ``G.node``
+and the case's ``topo_origins`` replace the draw.
 
     /tmp/aplsref/bin/python benchmarks/apls_reference_runner.py CASES.json APLS_SOURCE_DIR > ref.json
 """
@@ -16,16 +18,32 @@ from shapely.geometry import LineString
 
 
 def _reference(src: str):  # noqa: ANN202
-    for name in ("apls_utils", "apls_plots", "osmnx_funcs", "graphTools", "wkt_to_G", "topo_metric", "sp_metric"):
+    for name in ("apls_plots", "osmnx_funcs", "graphTools", "wkt_to_G", "sp_metric", "geopandas", "rasterio",
+                 "affine", "cv2", "skimage", "skimage.io"):
         sys.modules[name] = types.ModuleType(name)
+    osgeo = sys.modules["osgeo"] = types.ModuleType("osgeo")
+    osgeo.gdal = osgeo.ogr = osgeo.osr = types.ModuleType("gdal")
+    nx.Graph.node = property(lambda self: self.nodes)  # networkx 1.x, which topo_metric.py uses
     sys.path.insert(0, src)
     import random
 
     import apls
+    import topo_metric
 
     # make_graphs_yuge calls random.sample on a NodeView, which Python >= 3.11 refuses
     apls.random.sample = lambda population, k: random.Random(0).sample(list(population), k)
-    return apls
+    return apls, topo_metric
+
+
+def _topo(topo_metric, case: dict) -> dict:  # noqa: ANN001
+    """The reference's TOPO with apls.py's settings, from the case's origins."""
+    origins = case["topo_origins"]
+    topo_metric.np.random.choice = lambda nodes, n: origins
+    tp, fp, fn, precision, recall, f1 = topo_metric.compute_topo(
+        _graph(case["truth"]), _graph(case["proposal"]), subgraph_radius=150, interval=30, hole_size=4,
+        n_measurement_nodes=len(origins), allow_multi_hole=False, make_plots=False, verbose=False)
+    return {"topo_precision": float(precision), "topo_recall": float(recall), "topo_f1": float(f1),
+            "topo_tp": int(tp), "topo_fp": int(fp), "topo_fn": int(fn)}
 
 
 def _graph(case: dict) -> nx.MultiGraph:
@@ -40,7 +58,7 @@ def _graph(case: dict) -> nx.MultiGraph:
 
 def main() -> None:
     cases, src = json.load(open(sys.argv[1])), sys.argv[2]
-    apls = _reference(src)
+    apls, topo_metric = _reference(src)
     out = {}
     for name, case in cases.items():
         gt, prop = _graph(case["truth"]), _graph(case["proposal"])
@@ -59,8 +77,15 @@ def main() -> None:
             total, onto_prop, onto_gt = apls.compute_apls_metric(*res[6:10], res[4], res[5], min_path_length=10)
         finally:
             sys.stdout = stdout
+        seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        stdout, sys.stdout = sys.stdout, open("/dev/null", "w")
+        try:
+            topo = _topo(topo_metric, case)
+        finally:
+            sys.stdout = stdout
         out[name] = {"apls": float(total), "apls_gt_onto_prop": float(onto_prop), "apls_prop_onto_gt": float(onto_gt),
-                     "seconds": time.perf_counter() - t0}
+                     "seconds": seconds, **topo, "topo_seconds": time.perf_counter() - t0}
     print(json.dumps(out))
 
 

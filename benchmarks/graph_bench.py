@@ -31,7 +31,7 @@ from sam2ms.data.synth import render_scene
 from sam2ms.export.parity import onnxruntime_probabilities
 from sam2ms.metrics import RoadMetrics
 from sam2ms.roads.extract import mask_to_graph
-from sam2ms.roads.score import tile_apls
+from sam2ms.roads.score import tile_scores
 
 
 def precisions(export: Path, data: Path) -> dict:
@@ -49,11 +49,11 @@ def precisions(export: Path, data: Path) -> dict:
         acc.update_batch(probs, labels >= 0.5)
         m = acc.compute()
         row = {"images": len(images), "f1": m["f1"], "miou": m["miou"], **{f"{k}_vs_label": v for k, v in
-                                                                          tile_apls(labels, probs).items()}}
+                                                                          tile_scores(labels, probs).items()}}
         if p32 is None:
             p32 = probs
         else:
-            row.update({f"{k}_vs_fp32": v for k, v in tile_apls(p32, probs).items()})
+            row.update({f"{k}_vs_fp32": v for k, v in tile_scores(p32, probs).items()})
         row["seconds"] = round(time.perf_counter() - t0, 1)
         out[name] = row
     return out

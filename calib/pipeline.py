@@ -15,7 +15,7 @@ from sam2ms.export.parity import onnxruntime_probabilities
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.progress import progress_bar
 from sam2ms.radiometry import Radiometry
-from sam2ms.roads.score import tile_apls
+from sam2ms.roads.score import tile_scores
 
 from .data import TileReader, sample_windows
 from .quantize import METHODS, QUANTIZERS, Quantizer, open_quantizer
@@ -98,8 +98,8 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
         if not report["passed"] and opts.auto_exclude and quantizer.candidates:
             kept, report, search = _auto_exclude(quantizer, target, calib[:RANKING_TILES], held, p32, log,
                                                      opts.progress)
-        log("measuring the road graphs of INT8 against FP32 (APLS)")
-        report = {**report, **tile_apls(p32, onnxruntime_probabilities(target, held, batch=2)[:, 0])}
+        log("measuring the road graphs of INT8 against FP32 (APLS, TOPO)")
+        report = {**report, **tile_scores(p32, onnxruntime_probabilities(target, held, batch=2)[:, 0])}
         facts = {**quantizer.facts(kept), "seconds": round(time.perf_counter() - started, 2)}
     if search is not None:
         facts["auto_exclude"] = search

@@ -74,9 +74,9 @@ def check_against(engine: Backend, ckpt: Path, source: Path, *, overlap: int, ba
     acc = RoadMetrics()
     acc.update_batch(got, ref >= 0.5)
     m = acc.compute()
-    from sam2ms.roads.score import tile_apls
+    from sam2ms.roads.score import tile_scores
 
-    report.update({"f1": m["f1"], "miou": m["miou"], **tile_apls(ref, got), "checkpoint": str(ckpt),
+    report.update({"f1": m["f1"], "miou": m["miou"], **tile_scores(ref, got), "checkpoint": str(ckpt),
                    "precision": engine.info.precision,
                    "seconds_per_tile": {"engine": got_s, "pytorch": ref_s},
                    "speedup_vs_pytorch": ref_s / got_s if got_s else None})

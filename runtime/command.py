@@ -104,5 +104,6 @@ def _report(summary: dict, as_json: bool) -> None:
         c = summary["check"]
         typer.echo(f"check vs PyTorch on {c['tiles']} tiles: max |dp| {c.get('max_abs', float('nan')):.2e}, "
                    f"mask IoU {c.get('mask_iou', float('nan')):.5f}, F1 {c.get('f1', float('nan')):.4f}, "
-                   f"mIoU {c.get('miou', float('nan')):.4f}, APLS {c.get('apls', float('nan')):.4f} "
+                   f"mIoU {c.get('miou', float('nan')):.4f}, APLS {c.get('apls', float('nan')):.4f}, "
+                   f"TOPO F1 {c.get('topo_f1', float('nan')):.4f} "
                    f"-> {'ok' if c['passed'] else 'FAILED'}")

@@ -39,5 +39,8 @@ def metric_rows(metrics: dict[str, float]) -> list[tuple[str, str]]:
     order = ("precision", "recall", "f1", "miou", "mdice", "mae", "rlod")
     rows = [(k.upper() if k != "miou" else "mIoU", f"{100 * metrics[k]:.2f}") for k in order if k in metrics]
     if "apls" in metrics:
-        rows.append(("APLS", f"{metrics['apls']:.4f}"))
+        rows.append(("APLS", f"{metrics['apls']:.4f} (lowest {metrics['apls_min']:.4f})"))
+    if "topo_f1" in metrics:
+        rows.append(("TOPO P / R / F1", f"{metrics['topo_precision']:.4f} / {metrics['topo_recall']:.4f} / "
+                                        f"{metrics['topo_f1']:.4f}"))
     return rows + [("images", str(metrics.get("images", "")))]

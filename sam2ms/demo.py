@@ -101,7 +101,7 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
 
     from .data.synth import render_road_scene
     from .metrics import RoadMetrics
-    from .roads.score import graph_pairs, pairs_apls
+    from .roads.score import graph_pairs, pairs_scores
     from .runtime.backends import open_model
     from .runtime.check import check_against
     from .runtime.pipeline import InferOptions, default_overlap, run_inference
@@ -123,7 +123,7 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
     acc = RoadMetrics()
     acc.update(prob, label)
     graphs = graph_pairs(label[None].astype(np.float32), prob[None])
-    result["accuracy_vs_label"] = {**acc.compute(), **pairs_apls(graphs)}
+    result["accuracy_vs_label"] = {**acc.compute(), **pairs_scores(graphs)}
     result["overlay"] = str(save_png(out / "scene_overlay.png", overlay_rows([image], [label], [prob])))
     if graphs:  # road graphs drawn: the label's | the model's
         from .roads.extract import draw_graph
@@ -232,11 +232,13 @@ def demo_command(output: Path = typer.Option(Path("demo_run"), "-o", "--output",
     rows += [(f"test {k}", v) for k, v in metric_rows(summary["test"])]
     if q is not None:
         rows.append(("INT8 vs FP32", f"mask IoU {q['mask_iou']:.4f}, F1 drop {100 * q['f1_drop']:.2f} points, "
-                                     f"APLS {q.get('apls', float('nan')):.3f} "
+                                     f"APLS {q.get('apls', float('nan')):.3f}, TOPO F1 "
+                                     f"{q.get('topo_f1', float('nan')):.3f} "
                                      f"on {q['tiles']} held-out tiles -> {'ok' if q['passed'] else 'TARGET MISSED'}"))
     vs_label = scene["accuracy_vs_label"]
     rows += [("scene (ONNX Runtime)", f"{scene['tiles']} tiles, F1 {100 * vs_label['f1']:.2f}, APLS "
-                                      f"{vs_label.get('apls', float('nan')):.3f} vs its label"),
+                                      f"{vs_label.get('apls', float('nan')):.3f}, TOPO F1 "
+                                      f"{vs_label.get('topo_f1', float('nan')):.3f} vs its label"),
              ("check vs PyTorch", f"{check['tiles']} tiles: max |dp| {check['max_abs']:.2e}, mask IoU "
                                   f"{check['mask_iou']:.5f}, APLS {check.get('apls', float('nan')):.3f}, "
                                   f"{'ok' if check['passed'] else 'FAILED'}"),

@@ -41,7 +41,8 @@ def test_synth_then_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 0, err
     metrics = json.loads(out)
     assert metrics["images"] == 4 and 0 <= metrics["f1"] <= 1 and metrics["image_size"] == 32
-    assert 0 <= metrics["apls"] <= 1
+    assert 0 <= metrics["apls_min"] <= metrics["apls"] <= 1 and 0 <= metrics["topo_f1"] <= 1
+    assert metrics["topo_tp"] + metrics["topo_fn"] > 0  # the labels' graphs have holes
 
 
 def test_missing_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,5 +31,5 @@ def test_tiny_demo(tmp_path: Path) -> None:
     assert scene["files"] == 1 and scene["failed"] == 0 and scene["check"]["passed"]
     assert np.asarray(Image.open(scene["overlay"])).shape == (3 * 64, 4 * 4 * 64, 3)
     # the scene's road graphs: APLS beside F1, and both graphs drawn side by side over the scene
-    assert 0 <= scene["accuracy_vs_label"]["apls"] <= 1
+    assert 0 <= scene["accuracy_vs_label"]["apls"] <= 1 and 0 <= scene["accuracy_vs_label"]["topo_f1"] <= 1
     assert np.asarray(Image.open(scene["graph_picture"])).shape == (3 * 64, 2 * 4 * 64, 3)

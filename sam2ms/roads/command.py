@@ -45,9 +45,9 @@ def graph_command(raster: Path = typer.Argument(..., metavar="MASK_OR_PROB", hel
 def apls_command(truth: Path = typer.Argument(..., metavar="TRUTH", help="GeoJSON (LineStrings) or GraphML."),
                  proposal: Path = typer.Argument(..., metavar="PROPOSAL", help="GeoJSON (LineStrings) or GraphML."),
                  as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """Score a road network against the truth as SpaceNet does (APLS, both directions)."""
-    from .apls import apls
+    """Score a road network against the truth as SpaceNet does: APLS (both directions) and TOPO."""
     from .io import metric_crs, read_graph, to_metric
+    from .score import graph_scores
 
     gt, gt_crs = read_graph(truth)
     prop, prop_crs = read_graph(proposal)
@@ -57,7 +57,9 @@ def apls_command(truth: Path = typer.Argument(..., metavar="TRUTH", help="GeoJSO
     if gt_crs is not None:
         target = metric_crs(gt, gt_crs)
         gt, prop = to_metric(gt, gt_crs, target), to_metric(prop, prop_crs, target)
-    score = apls(gt, prop)
+    score = graph_scores(gt, prop)
     emit({"truth": str(truth), "proposal": str(proposal), **score}, as_json,
          [("APLS", f"{score['apls']:.4f}"), ("gt onto proposal", f"{score['apls_gt_onto_prop']:.4f}"),
-          ("proposal onto gt", f"{score['apls_prop_onto_gt']:.4f}")])
+          ("proposal onto gt", f"{score['apls_prop_onto_gt']:.4f}"),
+          ("TOPO precision / recall / F1", f"{score['topo_precision']:.4f} / {score['topo_recall']:.4f} / "
+                                           f"{score['topo_f1']:.4f}")])

@@ -44,6 +44,17 @@ def scene_graph(roads: list[Road], height: int, width: int) -> Any:
     return lines_to_graph(split_at_crossings(lines))
 
 
+def synthetic_scene_case(size: int = 1024, seed: int = 1) -> tuple[Any, Any]:
+    """A synthetic scene's drawn centre-lines (truth) against the graph extracted from its label
+    mask (proposal): what extraction gains and loses, as a reference case."""
+    from sam2ms.data.synth import render_scene
+
+    from .extract import mask_to_graph
+
+    scene = render_scene(size, size, np.random.default_rng(seed), style="centerline", scale=1.0)
+    return scene_graph(scene.roads, size, size), mask_to_graph(scene.label)
+
+
 def apls_reference_cases() -> dict[str, tuple[Any, Any]]:
     """(truth, proposal) graphs on which APLS is checked against CosmiQ's reference
     (tests/roads/test_apls.py holds the reference's scores, benchmarks/apls_check.py runs it)."""

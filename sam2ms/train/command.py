@@ -74,8 +74,9 @@ def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the auth
              bands: Optional[str] = BANDS, stretch: Optional[str] = STRETCH,
              percentiles: Optional[str] = PERCENTILES, scale: Optional[str] = SCALE, stats: Optional[Path] = STATS,
              road_width: float = ROAD_WIDTH,
-             with_apls: bool = typer.Option(False, "--apls", help="Also score road graphs: mean APLS of each "
-                                                                  "prediction's graph against its label's."),
+             with_apls: bool = typer.Option(False, "--apls", help="Also score road graphs: APLS and TOPO of each "
+                                                                  "prediction's graph against its label's (SpaceNet "
+                                                                  "GeoJSON where the layout has it)."),
              device: str = typer.Option("auto"), quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
              as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Evaluate a checkpoint: Precision, Recall, F1, mIoU, mDice, MAE, RLOD."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,13 +48,22 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, amp_dtype: tor
     return torch.sigmoid(logits.float())
 
 
+def _road_scores(sample: Sample, mask: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
+    from ..roads.samples import sample_graphs
+    from ..roads.score import graph_scores
+
+    return graph_scores(*sample_graphs(sample, mask, prob))
+
+
 def evaluate(model: nn.Module, samples: list[Sample], image_size: int, *, device: torch.device,
              batch: int = 2, workers: int = 0, amp_dtype: torch.dtype | None = None,
              dist: Dist | None = None, show_progress: bool = True,
              radiometry: Radiometry | None = None, with_apls: bool = False) -> dict[str, float]:
     """The paper's metrics over ``samples`` (sharded over DDP ranks when ``dist`` is given), read
-    with ``radiometry`` (the model's conversion); ``with_apls`` adds the mean APLS of each
-    prediction's road graph against its label's (:mod:`sam2ms.roads`, one pixel = one metre)."""
+    with ``radiometry`` (the model's conversion); ``with_apls`` adds APLS (mean and lowest over
+    the windows) and TOPO (summed counts) of each prediction's road graph against its label's
+    (:mod:`sam2ms.roads.samples`: SpaceNet GeoJSON where the layout has it, metres where the
+    scene is georeferenced)."""
     dist = dist or Dist.single()
     mine = samples[dist.rank::dist.world]
     loader = DataLoader(_EvalSet(mine, image_size, radiometry), batch_size=batch, num_workers=workers,
@@ -60,25 +71,27 @@ def evaluate(model: nn.Module, samples: list[Sample], image_size: int, *, device
     was_training = model.training
     model.eval()
     acc = RoadMetrics()
-    apls_scores: list[float] = []
+    graph_scores: list[dict[str, Any]] = []
+    pending = iter(mine)  # the loader keeps the samples' order
     with progress_bar("eval", total=len(loader), enabled=show_progress and dist.is_main) as bar:
         for images, masks in loader:
             probs = predict_probabilities(model, images.to(device), amp_dtype)
             for prob, mask in zip(probs, masks):
                 prob = F.interpolate(prob[None], size=mask.shape, mode="bilinear", align_corners=False)
-                acc.update(prob[0, 0].cpu().numpy(), mask)
+                p = prob[0, 0].cpu().numpy()
+                acc.update(p, mask)
+                sample = next(pending)
                 if with_apls:
-                    from ..roads.score import tile_apls
-
-                    apls_scores.append(tile_apls(mask[None].astype(np.float32), prob[0].cpu().numpy())["apls"])
+                    graph_scores.append(_road_scores(sample, mask, p))
             bar.advance()
     model.train(was_training)
-    gathered = dist.gather_objects((acc, apls_scores))
+    gathered = dist.gather_objects((acc, graph_scores))
     for other, _ in gathered:
         if other is not acc:
             acc.merge(other)
     metrics = acc.compute()
     if with_apls:
-        scores = [s for _, part in gathered for s in part]
-        metrics["apls"] = float(np.mean(scores)) if scores else 0.0
+        from ..roads.score import summarise
+
+        metrics.update(summarise([s for _, part in gathered for s in part]))
     return metrics

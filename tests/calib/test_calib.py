@@ -127,6 +127,7 @@ def test_calibrate_command(fp32_onnx: Path, calib_dir: Path, tmp_path: Path, cap
     acc = side["accuracy_vs_fp32"]
     assert acc["tiles"] == 3 and {"mask_iou", "f1", "miou", "max_abs", "f1_drop", "apls"} <= set(acc)
     assert 0 <= acc["apls_min"] <= acc["apls"] <= 1  # the INT8 masks' road graphs against FP32's
+    assert 0 <= acc["topo_f1"] <= 1 and {"topo_precision", "topo_recall"} <= set(acc)
     assert summary["calibration"]["calibration_tiles"] == 4
     # The INT8 ONNX runs in the runtime like any other model.
     code, out, err = run_cli(["infer", str(tmp_path / "q" / "model.int8.onnx"), str(calib_dir), "-o",

@@ -133,3 +133,39 @@ def test_label_in_another_crs_is_reprojected(tmp_path: Path) -> None:
     label.write_text(json.dumps(data))
     utm = rasterize_roads(label, SIZE, SIZE, from_origin(LON, LAT, RES, RES), CRS.from_epsg(4326), 4.0)
     assert lonlat.any() and (utm != lonlat).mean() < 1e-4
+
+
+def test_eval_graphs_read_the_geojson_in_metres(tmp_path: Path) -> None:
+    """``eval --apls`` on SpaceNet: the truth graph is the window's GeoJSON centre-lines (clipped,
+    built as the APLS reference builds it), the prediction's graph is in the same metric frame."""
+    if not (has_module("pyproj") and has_module("networkx") and has_module("skimage")):
+        pytest.skip("pyproj, networkx and scikit-image needed (pip install 'sam2ms[dev]')")
+    import networkx as nx
+
+    from sam2ms.data.dataset import load_sample
+    from sam2ms.data.layouts import discover
+    from sam2ms.roads.samples import sample_graphs
+    from sam2ms.roads.score import graph_scores
+
+    make_spacenet(tmp_path, "sn3", 1)
+    samples = discover(tmp_path, "spacenet", road_width=4.0)[0]
+    dy, dx = _geodesic_pixel()
+    for sample in (samples[0], samples[3]):  # windows at (0, 0) and (276, 276)
+        left, top, _ = sample.window
+        _, mask = load_sample(sample)
+        truth, proposal = sample_graphs(sample, mask, mask.astype(np.float32))
+        # the two centre-lines cross between vertices: the reference's graph does not join them
+        assert truth.number_of_nodes() == 4 and truth.number_of_edges() == 2
+        edges = [d for *_, d in truth.edges(data=True)]
+        # each runs from its first pixel centre (0.5) to the window's edge (1024): 1023.5 pixels
+        assert sorted(d["length"] for d in edges) == pytest.approx(sorted([1023.5 * dx, 1023.5 * dy]), rel=1e-3)
+        east_west = next(d["geometry"] for d in edges if np.ptp(d["geometry"][:, 1]) < 1e-6)
+        assert east_west[0, 1] == pytest.approx((ROW + 0.5 - top) * dy, rel=1e-3)
+        north_south = next(d["geometry"] for d in edges if np.ptp(d["geometry"][:, 0]) < 1e-6)
+        assert north_south[0, 0] == pytest.approx((COL + 0.5 - left) * dx, rel=1e-3)
+        # the mask's graph: the same roads in the same metres, joined where they cross
+        total = sum(d["length"] for *_, d in proposal.edges(data=True))
+        assert total == pytest.approx(sum(d["length"] for d in edges), rel=0.03)
+        assert nx.is_connected(proposal) and not nx.is_connected(truth)
+        scores = graph_scores(truth, proposal)
+        assert 0 < scores["apls"] < 1 and scores["topo_tp"] > 0  # truth's crossing is no junction

@@ -7,7 +7,7 @@ import networkx as nx
 import pytest
 
 from sam2ms.roads.apls import AplsParams, apls
-from sam2ms.roads.synthetic import apls_reference_cases
+from sam2ms.roads.synthetic import apls_reference_cases, synthetic_scene_case
 from sam2ms.roads.synthetic import street_grid as grid
 
 REFERENCE = {  # case: (APLS, gt onto proposal, proposal onto gt) from the reference
@@ -18,6 +18,12 @@ REFERENCE = {  # case: (APLS, gt onto proposal, proposal onto gt) from the refer
     "gap_halves": (0.5, 0.333333, 1.0),
     "curved_vs_straight": (0.584316, 0.53359, 0.645701),
 }
+
+
+def test_extracted_scene_graph_matches_the_reference() -> None:
+    got = apls(*synthetic_scene_case(1024, seed=1))
+    assert (got["apls"], got["apls_gt_onto_prop"], got["apls_prop_onto_gt"]) == pytest.approx(
+        (0.985245, 0.98548, 0.98501), abs=1e-6)
 
 
 def _case(name: str) -> tuple[nx.MultiGraph, nx.MultiGraph]:

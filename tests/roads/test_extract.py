@@ -90,9 +90,9 @@ def test_a_ring_road_is_one_closed_edge() -> None:
     assert u == v and data["length"] == pytest.approx(2 * np.pi * 43, rel=0.08)
 
 
-def test_tile_apls_sees_broken_roads_that_pixels_forgive() -> None:
+def test_tile_scores_see_broken_roads_that_pixels_forgive() -> None:
     from sam2ms.metrics import agreement
-    from sam2ms.roads.score import tile_apls
+    from sam2ms.roads.score import tile_scores
 
     scene = render_scene(256, 256, np.random.default_rng(2), style="centerline", scale=1.0)
     reference = scene.label[None].astype(np.float32)
@@ -100,6 +100,8 @@ def test_tile_apls_sees_broken_roads_that_pixels_forgive() -> None:
     ys, xs = np.nonzero(scene.label)
     for k in range(0, len(ys), max(1, len(ys) // 6)):  # six 10 px breaks along the roads
         broken[0, ys[k] - 5:ys[k] + 5, xs[k] - 5:xs[k] + 5] = 0
-    assert tile_apls(reference, reference) == {"apls": 1.0, "apls_min": 1.0}
-    pixels, graphs = agreement(reference, broken), tile_apls(reference, broken)
+    same = tile_scores(reference, reference)
+    assert same["apls"] == same["apls_min"] == same["topo_f1"] == 1.0 and same["topo_fp"] == same["topo_fn"] == 0
+    pixels, graphs = agreement(reference, broken), tile_scores(reference, broken)
     assert pixels["f1"] > 0.9 and graphs["apls"] < 0.8, (pixels["f1"], graphs)
+    assert graphs["topo_recall"] < 1.0 and graphs["topo_fn"] > 0

@@ -86,10 +86,14 @@ def test_apls_command_on_lonlat_geojson(tmp_path: Path, capsys: pytest.CaptureFi
                              capsys)
     assert code == 0, err
     same = json.loads(out)
-    assert set(same) >= {"apls", "apls_gt_onto_prop", "apls_prop_onto_gt"} and same["apls"] > 0.98
+    assert set(same) >= {"apls", "apls_gt_onto_prop", "apls_prop_onto_gt", "topo_precision", "topo_recall",
+                         "topo_f1"} and same["apls"] > 0.98
+    assert same["topo_f1"] == 1.0  # 1.5 m off: every marble within its 4 m hole
     code, out, err = run_cli(["apls", str(truth), str(_lonlat_grid(tmp_path / "cut.geojson", drop_middle=True)),
                               "--json"], capsys)
-    assert code == 0 and json.loads(out)["apls"] < same["apls"] - 0.05, err
+    cut = json.loads(out)
+    assert code == 0 and cut["apls"] < same["apls"] - 0.05, err
+    assert cut["topo_precision"] == 1.0 and cut["topo_recall"] < 1.0  # the cut street's holes stay empty
     (tmp_path / "bad.geojson").write_text("{}")
     code, _, err = run_cli(["apls", str(truth), str(tmp_path / "bad.geojson")], capsys)
     assert code == 2 and "bad.geojson" in err and "Traceback" not in err
