@@ -94,7 +94,9 @@ class MaskWriter:
             from sam2ms.roads.io import write_graph
 
             profile = self.scene.profile or {}
-            graph = scene_road_graph(self._mask > 0, profile.get("transform"), profile.get("crs"))
+            mask = self._mask
+            graph = scene_road_graph(lambda r, c, h, w: mask[r:r + h, c:c + w] > 0, *mask.shape,
+                                     profile.get("transform"), profile.get("crs"))
             write_graph(graph, self.paths[-1], profile.get("crs"))
         return self.paths
 

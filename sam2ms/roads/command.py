@@ -11,11 +11,15 @@ import typer
 from sam2ms.console import JSON_HELP, emit
 from sam2ms.errors import UsageError
 
+from .extract import BLOCK
+
 
 def graph_command(raster: Path = typer.Argument(..., metavar="MASK_OR_PROB", help="A mask or probability raster "
                                                                                "written by sam2ms-infer."),
                   output: Path = typer.Option(..., "-o", "--output", help="OUT.geojson or OUT.graphml."),
                   threshold: float = typer.Option(0.5, help="Road where value / 255 >= this."),
+                  block: int = typer.Option(BLOCK, min=256, help="Thin and trace the raster this many pixels at a "
+                                                                  "time (memory follows the block, not the scene)."),
                   as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Build the road graph (junctions, ends, edges with lengths in metres) of a mask or probability map."""
     from sam2ms.rasters import open_raster
@@ -26,15 +30,18 @@ def graph_command(raster: Path = typer.Argument(..., metavar="MASK_OR_PROB", hel
     if output.suffix.lower() not in GRAPH_SUFFIXES:
         raise UsageError(f"-o {output}: name it .geojson or .graphml")
     raster_in = open_raster(raster)
+
+    def read(row: int, col: int, height: int, width: int) -> np.ndarray:
+        values, valid = raster_in.read((1,), row, col, height, width)
+        mask = values[0] >= threshold * 255
+        return mask & valid if valid is not None else mask
+
     try:
-        values, valid = raster_in.read((1,), 0, 0, raster_in.height, raster_in.width)
         profile = raster_in.profile or {}
+        graph = scene_road_graph(read, raster_in.height, raster_in.width, profile.get("transform"),
+                                 profile.get("crs"), block=block)
     finally:
         raster_in.close()
-    mask = values[0] >= threshold * 255
-    if valid is not None:
-        mask &= valid
-    graph = scene_road_graph(mask, profile.get("transform"), profile.get("crs"))
     write_graph(graph, output, profile.get("crs"))
     lengths = [d["length"] for _, _, d in graph.edges(data=True)]
     emit({"input": str(raster), "output": str(output), "nodes": graph.number_of_nodes(),

@@ -30,6 +30,8 @@ import numpy as np
 
 from sam2ms.deps import require
 
+from . import geometry
+
 
 @dataclass(frozen=True)
 class CleanParams:
@@ -49,47 +51,110 @@ def _junction_clusters(skeleton: np.ndarray, degree: np.ndarray) -> tuple[np.nda
     return labels, n
 
 
-def skeleton_graph(mask: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)) -> Any:
-    """The raw graph of a mask's skeleton in pixel coordinates (``row``/``col`` nodes, ``pixels``
-    edges as (row, col) chains), lengths in metres from ``spacing`` = (row, col) metres per pixel."""
-    nx = require("networkx", "road graphs")
+BLOCK = 2048  # pixels: the side of the blocks a scene is thinned and traced in
+HALO = 64  # pixels read around each block, so that its skeleton is the whole scene's there
+
+
+def _add_skeleton(graph: Any, window: np.ndarray, offset: tuple[int, int], core: tuple[int, int, int, int],
+                  spacing: tuple[float, float]) -> None:
+    """Add to ``graph`` the skeleton chains of ``window`` (a mask read at ``offset`` = (row, col) of
+    the scene) that lie in ``core`` = (row0, row1, col0, col1), in scene pixels. A chain leaving the
+    core ends at a *border node* halfway between its last pixel inside and its first outside, keyed
+    by that pixel pair, so that the neighbouring block's piece of the same chain meets it there."""
     ski = require("skimage.morphology", "road graphs")
     from scipy.ndimage import convolve
 
     from .skeleton import trace_skeleton
 
-    skeleton = ski.skeletonize(mask.astype(bool))
+    r_off, c_off = offset
+    skeleton = ski.skeletonize(window.astype(bool))
     degree = convolve(skeleton.astype(np.int32), np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]]), mode="constant")
     degree = np.where(skeleton, degree, 0)
     clusters, n_clusters = _junction_clusters(skeleton, degree)
-    graph = nx.MultiGraph()
-    node_of: dict[tuple[int, int], Any] = {}
     rows, cols = np.nonzero(clusters)
     ks = clusters[rows, cols]
     count = np.bincount(ks, minlength=n_clusters + 1)
-    mean_r = np.bincount(ks, rows, minlength=n_clusters + 1) / np.maximum(count, 1)
-    mean_c = np.bincount(ks, cols, minlength=n_clusters + 1) / np.maximum(count, 1)
-    for k in range(1, n_clusters + 1):
-        graph.add_node(("j", k), row=float(mean_r[k]), col=float(mean_c[k]))
+    mean_r = np.bincount(ks, rows, minlength=n_clusters + 1) / np.maximum(count, 1) + r_off
+    mean_c = np.bincount(ks, cols, minlength=n_clusters + 1) / np.maximum(count, 1) + c_off
+    inside = (rows + r_off >= core[0]) & (rows + r_off < core[1]) & (cols + c_off >= core[2]) & (cols + c_off < core[3])
+    owned = np.bincount(ks, inside, minlength=n_clusters + 1) > 0
+    first = np.zeros(n_clusters + 1, int)
+    labels, index = np.unique(ks, return_index=True)
+    first[labels] = index
+    node_of: dict[tuple[int, int], Any] = {}
+    for k in range(1, n_clusters + 1):  # a junction's key: its first pixel in the scene, the same in every block
+        key = ("j", (int(rows[first[k]]) + r_off, int(cols[first[k]]) + c_off))
+        if owned[k] and key not in graph:
+            graph.add_node(key, row=float(mean_r[k]), col=float(mean_c[k]))
     for r, c, k in zip(rows.tolist(), cols.tolist(), ks.tolist()):
-        node_of[(r, c)] = ("j", k)
-    sy, sx = spacing
+        node_of[(r, c)] = ("j", (int(rows[first[k]]) + r_off, int(cols[first[k]]) + c_off)), k
+
+    def end(p: tuple[int, int]) -> tuple[Any, float, float]:
+        """A chain end's node key and position (a junction's centroid, else the pixel)."""
+        if p in node_of:
+            key, k = node_of[p]
+            return key, float(mean_r[k]), float(mean_c[k])
+        return ("e", (p[0] + r_off, p[1] + c_off)), float(p[0] + r_off), float(p[1] + c_off)
+
     for chain in trace_skeleton(skeleton):
         if len(chain) < 2:
             continue
-        ends = []
-        for p in (tuple(chain[0]), tuple(chain[-1])):
-            if p not in node_of:
-                node_of[p] = ("e", p)
-                graph.add_node(("e", p), row=float(p[0]), col=float(p[1]))
-            ends.append(node_of[p])
-        if ends[0] == ends[1] and len(chain) <= 3:
-            continue  # a step inside a junction cluster
-        pixels = chain.astype(float)
-        pixels[0] = [graph.nodes[ends[0]]["row"], graph.nodes[ends[0]]["col"]]
-        pixels[-1] = [graph.nodes[ends[1]]["row"], graph.nodes[ends[1]]["col"]]
-        graph.add_edge(ends[0], ends[1], pixels=pixels, length=_metres(pixels, spacing))
+        here = chain + (r_off, c_off)
+        mine = (here[:, 0] >= core[0]) & (here[:, 0] < core[1]) & (here[:, 1] >= core[2]) & (here[:, 1] < core[3])
+        ends = [end(tuple(chain[0])), end(tuple(chain[-1]))]
+        if not mine.any() or (ends[0][0] == ends[1][0] and len(chain) <= 3):
+            continue  # another block's, or a step inside a junction cluster
+        pixels = here.astype(float)
+        pixels[0], pixels[-1] = ends[0][1:], ends[1][1:]
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], mine.view(np.int8), [0]])))
+        for i, j in zip(edges[::2], edges[1::2] - 1):  # runs of pixels inside the core
+            piece = pixels[i:j + 1]
+            if i == 0:  # the chain's own end (inside this core: its junction is whole in the window)
+                a = ends[0][0]
+                if a not in graph:
+                    graph.add_node(a, row=ends[0][1], col=ends[0][2])
+            else:
+                a, mid = _border(graph, here[i - 1], here[i])
+                piece = np.concatenate([mid, piece])
+            if j == len(chain) - 1:
+                b = ends[1][0]
+                if b not in graph:
+                    graph.add_node(b, row=ends[1][1], col=ends[1][2])
+            else:
+                b, mid = _border(graph, here[j], here[j + 1])
+                piece = np.concatenate([piece, mid])
+            graph.add_edge(a, b, pixels=piece, length=_metres(piece, spacing))
+
+
+def _border(graph: Any, p: np.ndarray, q: np.ndarray) -> tuple[Any, np.ndarray]:
+    """The border node between scene pixels ``p`` and ``q`` of one chain (added when new) and
+    its position as a one-row array."""
+    key = ("b", tuple(sorted((tuple(p.tolist()), tuple(q.tolist())))))
+    mid = (p + q) / 2.0
+    if key not in graph:
+        graph.add_node(key, row=float(mid[0]), col=float(mid[1]))
+    return key, mid[None]
+
+
+def skeleton_graph(read: Any, height: int, width: int, spacing: tuple[float, float] = (1.0, 1.0),
+                   block: int = BLOCK, halo: int = HALO) -> Any:
+    """The raw graph of a mask's skeleton in scene pixels (``row``/``col`` nodes, ``pixels`` edges
+    as (row, col) chains, lengths in metres from ``spacing`` = (row, col) metres per pixel).
+    ``read(row, col, h, w)`` returns a boolean window of the mask: the scene is thinned and traced
+    ``block`` pixels at a time, each block read with ``halo`` pixels around it, and the blocks'
+    pieces meet at border nodes (:func:`_add_skeleton`), so memory follows the block, not the scene.
+    The skeleton inside a block equals the whole scene's where no mask blob wider than about twice
+    the halo crosses the block's edge."""
+    nx = require("networkx", "road graphs")
+    graph = nx.MultiGraph()
+    for r0 in range(0, height, block):
+        for c0 in range(0, width, block):
+            core = (r0, min(r0 + block, height), c0, min(c0 + block, width))
+            wr, wc = max(r0 - halo, 0), max(c0 - halo, 0)
+            window = read(wr, wc, min(core[1] + halo, height) - wr, min(core[3] + halo, width) - wc)
+            _add_skeleton(graph, window, (wr, wc), core, spacing)
     graph.remove_nodes_from([n for n in list(graph.nodes) if graph.degree(n) == 0])
+    _dissolve_pass_through(graph, spacing, kinds=("b",))  # pieces of one chain in two blocks
     return graph
 
 
@@ -174,9 +239,10 @@ def _close_gaps(graph: Any, limit: float, angle: float, spacing: tuple[float, fl
         joined.update((a, b))
 
 
-def _dissolve_pass_through(graph: Any, spacing: tuple[float, float]) -> None:
-    """Nodes left with two edges (after pruning or merging) join their edges into one."""
-    for n in [n for n in graph.nodes if graph.degree(n) == 2]:
+def _dissolve_pass_through(graph: Any, spacing: tuple[float, float], kinds: tuple[str, ...] = ("j", "e", "b")) -> None:
+    """Nodes (of these ``kinds``) left with two edges join their edges into one: after pruning or
+    merging, and the block borders a road crosses."""
+    for n in [n for n in graph.nodes if graph.degree(n) == 2 and n[0] in kinds]:
         edges = list(graph.edges(n, keys=True, data=True))
         if len(edges) != 2 or any(v == n for _, v, _, _ in edges):
             continue  # a self-loop
@@ -196,10 +262,20 @@ def mask_to_graph(mask: np.ndarray, transform: Any = None, spacing: tuple[float,
     """The cleaned road graph of a boolean mask (see the module docstring). ``transform`` (an
     affine of the scene) maps pixel centres to the scene's CRS for ``x``/``y`` and ``geometry``;
     ``spacing`` = (row, column) metres per pixel for lengths and the cleaning distances."""
+    return raster_to_graph(lambda r, c, h, w: mask[r:r + h, c:c + w], mask.shape[0], mask.shape[1], transform,
+                           spacing, params, block=max(mask.shape[0], mask.shape[1], 1), halo=0)
+
+
+def raster_to_graph(read: Any, height: int, width: int, transform: Any = None,
+                    spacing: tuple[float, float] = (1.0, 1.0), params: CleanParams | None = None,
+                    block: int = BLOCK, halo: int = HALO) -> Any:
+    """:func:`mask_to_graph` of a mask read by windows (``read(row, col, h, w)`` -> boolean
+    array), ``block`` pixels at a time: the raw skeleton graph is joined over the blocks
+    (:func:`skeleton_graph`) and cleaned as one, so cleaning sees roads across block borders."""
     nx = require("networkx", "road graphs")
     measure = require("skimage.measure", "road graphs")
     params = params or CleanParams()
-    graph = skeleton_graph(mask, spacing)
+    graph = skeleton_graph(read, height, width, spacing, block, halo)
     _prune_spurs(graph, params.spur_m)
     _merge_close_nodes(graph, params.merge_m, spacing)
     _close_gaps(graph, params.gap_m, params.gap_angle, spacing)
@@ -230,18 +306,17 @@ def _to_xy(pixels: np.ndarray, transform: Any) -> np.ndarray:
     rows, cols = pixels[:, 0] + 0.5, pixels[:, 1] + 0.5
     if transform is None:
         return np.stack([cols, rows], axis=1)
-    xs, ys = transform * (cols, rows)
-    return np.stack([np.asarray(xs, float), np.asarray(ys, float)], axis=1)
+    return np.stack(geometry.apply_affine(transform, cols, rows), axis=1)
 
 
-def scene_road_graph(mask: np.ndarray, transform: Any = None, crs: Any = None,
-                     params: CleanParams | None = None) -> Any:
-    """:func:`mask_to_graph` for a scene: metric spacing from its georeference (pixels when it has
-    none), coordinates in its CRS."""
+def scene_road_graph(read: Any, height: int, width: int, transform: Any = None, crs: Any = None,
+                     params: CleanParams | None = None, block: int = BLOCK) -> Any:
+    """:func:`raster_to_graph` for a scene read by windows: metric spacing from its georeference
+    (pixels when it has none), coordinates in its CRS."""
     from sam2ms.labels import pixel_metres
 
-    spacing = pixel_metres(transform, crs, mask.shape[0]) if crs is not None and transform is not None else (1.0, 1.0)
-    return mask_to_graph(mask, transform=transform, spacing=spacing, params=params)
+    spacing = pixel_metres(transform, crs, height) if crs is not None and transform is not None else (1.0, 1.0)
+    return raster_to_graph(read, height, width, transform=transform, spacing=spacing, params=params, block=block)
 
 
 def draw_graph(image: np.ndarray, graph: Any) -> np.ndarray:

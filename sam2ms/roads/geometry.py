@@ -4,6 +4,8 @@ can follow CosmiQ's reference step by step without shapely."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -53,3 +55,11 @@ def cut(line: np.ndarray, d: float) -> list[np.ndarray]:
             cp = interpolate(line, d)[None]
             return [np.concatenate([line[:i], cp]), np.concatenate([cp, line[i:]])]
     raise AssertionError("unreachable: d < length")
+
+
+def apply_affine(transform: Any, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``transform`` (an ``affine.Affine``) applied to coordinate arrays, written out: ``*`` on
+    tuples is deprecated in affine 3 and ``@`` is missing from older releases."""
+    a, b, c, d, e, f = tuple(transform)[:6]
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    return a * xs + b * ys + c, d * xs + e * ys + f

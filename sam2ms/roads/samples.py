@@ -20,6 +20,7 @@ from sam2ms.labels import VECTOR_SUFFIXES, pixel_metres, read_lines
 from sam2ms.metrics import THRESHOLD
 
 from .extract import mask_to_graph
+from .geometry import apply_affine
 from .lines import clip_to_box, lines_to_graph
 
 
@@ -49,8 +50,7 @@ def _label_lines_in_pixels(sample: Sample, transform: Any, crs: Any) -> list[np.
     for shape in shapes:
         for part in [shape["coordinates"]] if shape["type"] == "LineString" else shape["coordinates"]:
             xy = np.asarray(part, float).reshape(-1, 2)
-            cols, rows = inverse * (xy[:, 0], xy[:, 1])
-            lines.append(np.stack([np.asarray(cols, float), np.asarray(rows, float)], axis=1))
+            lines.append(np.stack(apply_affine(inverse, xy[:, 0], xy[:, 1]), axis=1))
     return lines
 
 

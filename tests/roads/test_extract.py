@@ -37,6 +37,41 @@ def test_a_long_road_is_one_edge() -> None:
     assert g.number_of_nodes() == 2 and data["length"] == pytest.approx(2985, abs=12)
 
 
+@pytest.mark.parametrize(("block", "halo"), [(256, 32), (300, 64), (128, 48)])
+@pytest.mark.parametrize("style", ["centerline", "boundary"])
+def test_blocks_give_the_whole_mask_graph(style: str, block: int, halo: int) -> None:
+    """Thinned and traced block by block (a scene larger than memory), joined at the blocks'
+    borders: the same nodes, edges and lengths as the whole mask at once."""
+    from sam2ms.roads.extract import raster_to_graph
+
+    mask = render_scene(1024, 1024, np.random.default_rng(5), style=style, scale=1.0 if style == "centerline"
+                        else 2.0).label
+    reads: list[tuple[int, int]] = []
+
+    def read(r: int, c: int, h: int, w: int) -> np.ndarray:
+        reads.append((h, w))
+        return mask[r:r + h, c:c + w]
+
+    whole, blocks = mask_to_graph(mask), raster_to_graph(read, *mask.shape, block=block, halo=halo)
+    assert max(h for h, _ in reads) <= block + 2 * halo and len(reads) == (-(-1024 // block)) ** 2
+    assert (blocks.number_of_nodes(), blocks.number_of_edges()) == (whole.number_of_nodes(), whole.number_of_edges())
+    length = [sum(d["length"] for *_, d in g.edges(data=True)) for g in (whole, blocks)]
+    assert length[1] == pytest.approx(length[0], abs=1.0)  # a midpoint vertex at each border crossed
+    assert apls(whole, blocks)["apls"] > 0.9999
+
+
+def test_a_long_road_is_one_edge_across_blocks() -> None:
+    from sam2ms.roads.extract import raster_to_graph
+
+    mask = np.zeros((700, 3000), bool)
+    rows = (350 + 250 * np.sin(np.arange(3000) / 300)).astype(int)
+    for dr in range(-4, 5):
+        mask[rows + dr, np.arange(3000)] = True  # a winding road through 12 x 3 blocks of 256 px
+    g = raster_to_graph(lambda r, c, h, w: mask[r:r + h, c:c + w], *mask.shape, block=256, halo=32)
+    (_, _, data), = g.edges(data=True)
+    assert g.number_of_nodes() == 2 and data["length"] > 3000
+
+
 def test_crossing_of_wide_roads_is_one_junction() -> None:
     mask = np.zeros((300, 300), bool)
     mask[140:160, 10:290] = True

@@ -97,3 +97,28 @@ def test_apls_command_on_lonlat_geojson(tmp_path: Path, capsys: pytest.CaptureFi
     (tmp_path / "bad.geojson").write_text("{}")
     code, _, err = run_cli(["apls", str(truth), str(tmp_path / "bad.geojson")], capsys)
     assert code == 2 and "bad.geojson" in err and "Traceback" not in err
+
+
+def test_graph_command_reads_a_large_mask_by_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``sam2ms graph --block``: a GeoTIFF mask thinned block by block gives the graph of the
+    whole mask at once (same nodes, edges and length)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from sam2ms.data.synth import render_scene
+
+    label = render_scene(1024, 1024, np.random.default_rng(5), style="boundary", scale=2.0).label
+    mask = tmp_path / "scene.mask.tif"
+    with rasterio.open(mask, "w", driver="GTiff", height=1024, width=1024, count=1, dtype="uint8", crs="EPSG:32633",
+                       transform=from_origin(500_000, 4_000_000, 0.5, 0.5), tiled=True, blockxsize=256,
+                       blockysize=256) as ds:
+        ds.write(label.astype(np.uint8)[None] * 255)
+    summaries = []
+    for block in (256, 2048):
+        code, out, err = run_cli(["graph", str(mask), "-o", str(tmp_path / f"b{block}.geojson"), "--block", str(block),
+                                  "--json"], capsys)
+        assert code == 0, err
+        summaries.append(json.loads(out))
+    assert summaries[0]["edges"] == summaries[1]["edges"] > 100 and summaries[0]["nodes"] == summaries[1]["nodes"]
+    assert summaries[0]["length_m"] == pytest.approx(summaries[1]["length_m"], rel=1e-3)  # border midpoints
+    assert summaries[0]["length_m"] > 2000  # 0.5 m pixels: lengths in metres, not pixels
