@@ -1,14 +1,14 @@
-"""Road graphs in numbers: APLS of FP32 / FP16 / INT8 next to F1 and mIoU, and graph extraction
-time and memory against scene size.
+"""Road graphs in numbers: APLS and TOPO of FP32 / FP16 / INT8 next to F1 and mIoU, and graph
+extraction time and memory against scene size.
 
     python benchmarks/graph_bench.py --export demo_run/export --data demo_run/data [--sizes 2048,4096,8192]
 
 1. Every ONNX model in --export on the held-out split of --data (the paper's seeded 7:3 split, as
-   the demo trains): F1 and mIoU against the labels, APLS of each prediction's road graph against
-   its label's graph, and APLS of the FP16/INT8 graphs against FP32's (one pixel = one metre).
-2. ``mask_to_graph`` on synthetic label masks (boundary style, roads 2x the training scale) of
-   growing size: seconds, graph size, and tracemalloc's peak of the extraction itself (from a
-   second run: tracing slows it down).
+   the demo trains): F1 and mIoU against the labels, APLS and TOPO of each prediction's road graph
+   against its label's graph, and of the FP16/INT8 graphs against FP32's (one pixel = one metre).
+2. Extraction on synthetic label masks (boundary style, roads 2x the training scale) of growing
+   size, the whole mask at once and by blocks: seconds, graph size, and tracemalloc's peak of the
+   extraction itself (from a second run: tracing slows it down).
 
 Prints one JSON object; copy the figures, with device and date, to benchmarks/RESULTS.md.
 """
@@ -22,6 +22,7 @@ import time
 import tracemalloc
 from datetime import date
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from sam2ms.data.layouts import discover, paper_split
 from sam2ms.data.synth import render_scene
 from sam2ms.export.parity import onnxruntime_probabilities
 from sam2ms.metrics import RoadMetrics
-from sam2ms.roads.extract import mask_to_graph
+from sam2ms.roads.extract import BLOCK, mask_to_graph, raster_to_graph
 from sam2ms.roads.score import tile_scores
 
 
@@ -59,20 +60,32 @@ def precisions(export: Path, data: Path) -> dict:
     return out
 
 
+def _peak_traced(run: Callable[[], object]) -> float:
+    """Peak Python/numpy allocation of ``run`` in MiB (a traced run: tracing slows Python down)."""
+    tracemalloc.start()
+    run()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return round(peak / 2**20, 1)
+
+
 def extraction(sizes: list[int]) -> list[dict]:
+    """The whole mask at once (``mask_to_graph``) against the scene path, by blocks of
+    ``BLOCK`` pixels with a halo (``raster_to_graph``); time and peak memory beyond the mask."""
     rows = []
     for size in sizes:
         label = render_scene(size, size, np.random.default_rng(1), style="boundary", scale=2.0).label
-        t0 = time.perf_counter()
-        graph = mask_to_graph(label)
-        seconds = time.perf_counter() - t0
-        tracemalloc.start()  # a second, traced run: tracing slows Python down several times
-        mask_to_graph(label)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        rows.append({"scene": size, "road_pixels": int(label.sum()), "nodes": graph.number_of_nodes(),
-                     "edges": graph.number_of_edges(), "seconds": round(seconds, 2),
-                     "peak_traced_mib": round(peak / 2**20, 1)})
+
+        def blocks(label: np.ndarray = label) -> Any:
+            return raster_to_graph(lambda r, c, h, w: label[r:r + h, c:c + w], *label.shape)
+
+        row: dict[str, Any] = {"scene": size, "road_pixels": int(label.sum())}
+        for name, run in (("whole", lambda label=label: mask_to_graph(label)), (f"blocks_{BLOCK}", blocks)):
+            t0 = time.perf_counter()
+            graph = run()
+            row[name] = {"nodes": graph.number_of_nodes(), "edges": graph.number_of_edges(),
+                         "seconds": round(time.perf_counter() - t0, 2), "peak_traced_mib": _peak_traced(run)}
+        rows.append(row)
     return rows
 
 
