@@ -42,6 +42,13 @@ def interpolate(line: np.ndarray, d: float) -> np.ndarray:
     return line[i] + t * (line[i + 1] - line[i])
 
 
+def points_along(line: np.ndarray, distances: np.ndarray) -> np.ndarray:
+    """:func:`interpolate` at many distances at once (N x 2)."""
+    cum = cumulative(line)
+    d = np.clip(distances, 0.0, cum[-1])
+    return np.stack([np.interp(d, cum, line[:, 0]), np.interp(d, cum, line[:, 1])], axis=1)
+
+
 def cut(line: np.ndarray, d: float) -> list[np.ndarray]:
     """The line cut ``d`` along it: two lines, or the line itself when ``d`` is at or beyond an
     end (the reference's ``cut_linestring``)."""

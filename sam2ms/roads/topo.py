@@ -54,6 +54,7 @@ class _Positions:
         self.names = list(graph.nodes)
         self.xy = np.array([[d["x"], d["y"]] for _, d in graph.nodes(data=True)], float).reshape(-1, 2)
         self.tree = cKDTree(self.xy)
+        self._along: dict[tuple[int, bool], np.ndarray] = {}  # interval points per edge and direction
 
     def ball(self, point: np.ndarray, radius: float) -> tuple[list[Any], np.ndarray]:
         """Names and distances of the (at most 500) nearest nodes within ``radius`` of ``point``."""
@@ -70,16 +71,21 @@ class _Positions:
         near, _ = self.ball(o, params.subgraph_radius)
         sub = self.graph.subgraph(near)
         sub = sub.subgraph(nx.node_connected_component(sub, origin))
-        points: list[Any] = [[d["x"], d["y"]] for _, d in sub.nodes(data=True)]
+        points = [np.array([[d["x"], d["y"]] for _, d in sub.nodes(data=True)], float).reshape(-1, 2)]
         for u, v, data in sub.edges(data=True):
+            length = float(data["length"]) if "length" in data else None
             line = _geometry(sub, u, v, data)
-            length = float(data["length"]) if "length" in data else geometry.length(line)
+            length = geometry.length(line) if length is None else length
             if length < params.interval:
                 continue
-            if np.hypot(*(line[-1] - o)) < np.hypot(*(line[0] - o)):
-                line = line[::-1]  # radially outward from the origin (ensure_radial_linestrings)
-            points += [geometry.interpolate(line, d) for d in np.arange(0, length, params.interval)[1:]]
-        return np.asarray(points, float).reshape(-1, 2)
+            # radially outward from the origin (ensure_radial_linestrings): from the nearer end
+            flip = bool(np.hypot(*(line[-1] - o)) < np.hypot(*(line[0] - o)))
+            key = (id(data), flip)  # an edge's data dict is shared by every view of the graph
+            if key not in self._along:
+                self._along[key] = geometry.points_along(line[::-1] if flip else line,
+                                                         np.arange(0, length, params.interval)[1:])
+            points.append(self._along[key])
+        return np.concatenate(points)
 
 
 def _geometry(graph: Any, u: Any, v: Any, data: dict[str, Any]) -> np.ndarray:
@@ -92,11 +98,13 @@ def _marbles_in_holes(holes: np.ndarray, marbles: np.ndarray, hole_size: float) 
     """(tp, fp, fn): each marble in turn takes the nearest empty hole within ``hole_size``."""
     from scipy.spatial import cKDTree
 
-    tree, filled, tp = cKDTree(holes), set(), 0
-    for marble in marbles:
-        free = [i for i in tree.query_ball_point(marble, r=hole_size) if i not in filled]
+    filled: set[int] = set()
+    tp = 0
+    for marble, near in zip(marbles, cKDTree(holes).query_ball_point(marbles, r=hole_size)):
+        free = [i for i in near if i not in filled]
         if free:
-            filled.add(min(free, key=lambda i: float(np.hypot(*(holes[i] - marble)))))
+            gaps = np.hypot(*(holes[free] - marble).T)
+            filled.add(free[int(np.argmin(gaps))])
             tp += 1
     return tp, len(marbles) - tp, len(holes) - tp
 
