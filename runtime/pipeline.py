@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sam2ms.errors import UsageError
-from sam2ms.fileio import ensure_writable_dir
+from sam2ms.fileio import ensure_writable_dir, leftover_temps
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_bytes_per_tile, model_input
 from sam2ms.radiometry import Radiometry
@@ -185,8 +185,9 @@ def default_overlap(tile: int) -> int:
     return tile // 8
 
 
-def _plan(opts: InferOptions) -> tuple[list[Path], int]:
-    """The inputs to run (sub-folders mirrored under ``out``) and how many ``resume`` skips."""
+def _plan(opts: InferOptions) -> tuple[list[Path], int, int]:
+    """The inputs to run (sub-folders mirrored under ``out``), how many ``resume`` skips, and how
+    many temporary files of an interrupted earlier run ``resume`` removed."""
     out = ensure_writable_dir(opts.out).resolve()
     # Outputs written inside the input folder must not become inputs of a re-run.
     paths = [p for p in find_inputs(opts.source) if out not in p.resolve().parents]
@@ -195,11 +196,16 @@ def _plan(opts: InferOptions) -> tuple[list[Path], int]:
         other = bases.setdefault(_out_base(p, opts.source, opts.out), p)
         if other != p:
             raise UsageError(f"{other} and {p} would write the same outputs; rename one of them")
-    todo = [p for p in paths if not (opts.resume and all(
-        q.is_file() for q in output_paths(_out_base(p, opts.source, opts.out), opts.fmt, opts.probabilities)))]
+    outputs = {p: output_paths(_out_base(p, opts.source, opts.out), opts.fmt, opts.probabilities) for p in paths}
+    removed = 0
+    if opts.resume:  # a killed run's half-written files: never outputs, never inputs
+        for temp in (t for qs in outputs.values() for q in qs for t in leftover_temps(q)):
+            temp.unlink(missing_ok=True)
+            removed += 1
+    todo = [p for p in paths if not (opts.resume and all(q.is_file() for q in outputs[p]))]
     for p in todo:
         _out_base(p, opts.source, opts.out).parent.mkdir(parents=True, exist_ok=True)
-    return todo, len(paths) - len(todo)
+    return todo, len(paths) - len(todo), removed
 
 
 class _Scheduler:
@@ -327,7 +333,7 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
     """Run over ``opts.source``; returns the JSON summary (``failures`` non-empty -> exit 1)."""
     info = backend.info
     opts = opts.validate(info)
-    todo, skipped = _plan(opts)
+    todo, skipped, removed = _plan(opts)
     stats = Stats(skipped=skipped)
     on_start(len(todo))
     started = time.perf_counter()
@@ -337,7 +343,8 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
     return {
         "model": backend.describe(),
         "input": str(opts.source), "output": str(opts.out),
-        "files": stats.files, "skipped_existing": stats.skipped, "failed": len(stats.failures),
+        "files": stats.files, "skipped_existing": stats.skipped, "removed_temp_files": removed,
+        "failed": len(stats.failures),
         "tiles": stats.tiles, "empty_windows": stats.empty_windows, "seconds": round(wall, 3),
         "tiles_per_s": stats.tiles / wall if wall else 0.0,
         "input_bytes_per_tile": input_bytes_per_tile(info.input_format, info.tile),

@@ -6,6 +6,7 @@ and renamed over the final name, which is atomic on POSIX file systems.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -31,6 +32,17 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+TEMP_SUFFIXES = (".tmp", ".stage.tif")  # atomic_write's and the COG writer's staging files
+
+
+def leftover_temps(path: Path) -> list[Path]:
+    """Temporary files that an interrupted write of ``path`` left beside it (``.NAME.*.tmp``,
+    ``.NAME.*.stage.tif``): a run killed with ``kill -9`` gets no chance to remove them."""
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.glob(f".{glob.escape(path.name)}.*") if p.name.endswith(TEMP_SUFFIXES))
 
 
 def ensure_writable_dir(folder: str | Path, flag: str = "-o") -> Path:

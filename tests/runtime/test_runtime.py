@@ -87,6 +87,41 @@ def test_bad_file_is_skipped_and_exit_1(tmp_path: Path, scenes: Path, capsys: py
     assert (tmp_path / "out" / "big.mask.png").is_file()
 
 
+@pytest.mark.skipif(not has_module("rasterio"), reason="rasterio not installed (pip install 'sam2ms[geo]')")
+def test_kill_9_then_resume_leaves_no_temp_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real ``kill -9`` while a COG is being staged; ``--resume`` completes with the outputs of
+    an undisturbed run and removes the hidden files the killed run left."""
+    import os
+    import signal
+    import time
+
+    model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
+    src = tmp_path / "in"
+    for i in range(6):
+        _scene(src / f"s{i}.png", 1100, 1100, i)
+    args = [model, str(src), "--format", "tif", "--probabilities", "--batch", "8"]
+    assert _infer([*args, "-o", str(tmp_path / "full")], capsys)[0] == 0
+    part = tmp_path / "part"
+    proc = subprocess.Popen([sys.executable, "-m", "sam2ms.cli", "infer", *args, "-o", str(part), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(part.glob(".*.stage.tif")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left = list(part.glob(".*"))
+    assert left, "the run finished before it could be killed; give it more work"
+    code, summary, err = _infer([*args, "-o", str(part), "--resume"], capsys)
+    assert code == 0, err
+    assert summary["removed_temp_files"] >= 1 and not list(part.glob(".*"))
+    assert summary["files"] + summary["skipped_existing"] == 6
+    import rasterio
+
+    for f in sorted((tmp_path / "full").glob("*.tif")):
+        with rasterio.open(f) as a, rasterio.open(part / f.name) as b:
+            assert np.array_equal(a.read(), b.read()), f.name
+
+
 def test_resume_after_killed_run_gives_identical_outputs(tmp_path: Path, scenes: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
@@ -98,8 +133,10 @@ def test_resume_after_killed_run_gives_identical_outputs(tmp_path: Path, scenes:
     (part / "big.prob.png").unlink()
     (part / "tile.prob.png").unlink()
     (part / ".tile.prob.png.abc.tmp").write_bytes(b"partial")
+    (part / ".big.mask.png.k3j_x9.tmp").write_bytes(b"partial")
     code, summary, _ = _infer([model, str(scenes), "-o", str(part), "--probabilities", "--resume"], capsys)
     assert code == 0 and summary["skipped_existing"] == 1 and summary["files"] == 2
+    assert summary["removed_temp_files"] == 2 and not list(part.rglob(".*.tmp"))
     for f in full.rglob("*.png"):
         assert f.read_bytes() == (part / f.relative_to(full)).read_bytes(), f
     # Outputs inside the input folder are never taken as inputs.
