@@ -15,23 +15,25 @@ from typing import Any
 import numpy as np
 
 from sam2ms.artifacts import judge_parity
+from sam2ms.inputs import resolve_inputs
 from sam2ms.metrics import RoadMetrics, sigmoid
 from sam2ms.preprocess import model_input
 from sam2ms.radiometry import Radiometry
-from sam2ms.rasters import find_inputs, open_scene
+from sam2ms.rasters import open_scene
 
 from .backends import Backend, open_model
 from .scenes import iter_windows
 from .tiling import Grid
 
 
-def sample_tiles(source: Path, tile: int, overlap: int, limit: int, radiometry: Radiometry | None = None) -> np.ndarray:
+def sample_tiles(source: str | Path, tile: int, overlap: int, limit: int, radiometry: Radiometry | None = None,
+                 stac_asset: str | None = None) -> np.ndarray:
     """Up to ``limit`` uint8 RGB windows (N x T x T x 3) with valid pixels, converted as the run
     converts them, in input and window order."""
     tiles: list[np.ndarray] = []
-    for path in find_inputs(source):
+    for inp in resolve_inputs(source, stac_asset):
         try:
-            scene = open_scene(path, radiometry)
+            scene = open_scene(inp.path, radiometry)
         except Exception:  # noqa: BLE001 - bad inputs are reported by the main run
             continue
         for _, _, _, window, valid in iter_windows(scene, Grid(scene.height, scene.width, tile, overlap)):
@@ -57,11 +59,11 @@ def _probabilities(backend: Backend, windows: np.ndarray, batch: int) -> tuple[n
     return sigmoid(np.concatenate(out)[:, 0]), seconds
 
 
-def check_against(engine: Backend, ckpt: Path, source: Path, *, overlap: int, batch: int,
-                  limit: int = 8, radiometry: Radiometry | None = None) -> dict[str, Any]:
+def check_against(engine: Backend, ckpt: Path, source: str | Path, *, overlap: int, batch: int, limit: int = 8,
+                  radiometry: Radiometry | None = None, stac_asset: str | None = None) -> dict[str, Any]:
     """Compare ``engine`` with the PyTorch checkpoint ``ckpt`` on up to ``limit`` input windows."""
     tile = engine.info.tile
-    tiles = sample_tiles(source, tile, overlap, limit, radiometry)
+    tiles = sample_tiles(source, tile, overlap, limit, radiometry, stac_asset)
     if not len(tiles):
         return {"tiles": 0, "passed": False, "failures": ["no readable input tiles to compare on"]}
     reference = open_model(ckpt, "torch", tile=tile)

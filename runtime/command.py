@@ -10,14 +10,19 @@ from typing import Optional
 import typer
 
 from sam2ms.errors import CheckFailed, Sam2msError, UsageError
+from sam2ms.inputs import names_one_raster
 from sam2ms.raster_options import BANDS, PERCENTILES, SCALE, STATS, STRETCH, radiometry_from
 
 
 def infer_command(
     model: Path = typer.Argument(..., metavar="MODEL", help="engine.plan (with its .json sidecar), model.onnx, "
                                                             "or a .pt checkpoint."),
-    source: Path = typer.Argument(..., metavar="INPUT", help="An image/scene or a folder of them "
-                                                             "(PNG, JPEG, TIFF, GeoTIFF, VRT mosaic)."),
+    source: str = typer.Argument(..., metavar="INPUT", help="An image/scene or a folder of them (PNG, JPEG, TIFF, "
+                                                            "GeoTIFF, VRT mosaic); a GDAL path or URL (/vsis3/, "
+                                                            "s3://, gs://, https://); @list.txt; or a STAC "
+                                                            "Item/ItemCollection .json."),
+    stac_asset: Optional[str] = typer.Option(None, "--stac-asset", help="The asset of each STAC item to read "
+                                                                        "(default: the item's only raster asset)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (mirrors INPUT's sub-folders)."),
     tile: Optional[int] = typer.Option(None, help="Tile size; must match the model's (default: from the sidecar)."),
     overlap: Optional[int] = typer.Option(None, help="Overlap between windows in pixels, blended with a cosine "
@@ -50,22 +55,22 @@ def infer_command(
     engine = open_model(model, backend, providers=providers.split(",") if providers else None, tile=tile,
                         threads=threads, eager_kernels=check_against is not None, cuda_graph=cuda_graph)
     try:
+        radiometry = radiometry_from(bands, stretch, percentiles, scale, stats, engine.info.radiometry)
         opts = InferOptions(source=source, out=output, overlap=overlap, batch=batch, streams=streams,
                             workers=workers, threshold=threshold, fmt=fmt, probabilities=probabilities,
-                            resume=resume, radiometry=radiometry_from(bands, stretch, percentiles, scale, stats,
-                                                                      engine.info.radiometry)).validate(engine.info)
+                            resume=resume, stac_asset=stac_asset, radiometry=radiometry).validate(engine.info)
         summary = _run(engine, opts, quiet)
         if check_against is not None:
             from .check import check_against as check
 
             summary["check"] = check(engine, check_against, source, overlap=opts.overlap or 0, batch=batch,
-                                     limit=check_tiles, radiometry=opts.radiometry)
+                                     limit=check_tiles, radiometry=opts.radiometry, stac_asset=stac_asset)
     finally:
         engine.close()
     _report(summary, as_json)
     if summary.get("check") and not summary["check"]["passed"]:
         raise CheckFailed("check against PyTorch failed: " + "; ".join(summary["check"]["failures"]))
-    if summary["failures"] and source.is_file():
+    if summary["failures"] and names_one_raster(source):
         raise UsageError(summary["failures"][0]["error"])
     if summary["failures"]:
         raise Sam2msError(f"{summary['failed']} input(s) failed (listed above); the others were written")

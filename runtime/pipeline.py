@@ -29,10 +29,11 @@ import numpy as np
 
 from sam2ms.errors import UsageError
 from sam2ms.fileio import ensure_writable_dir, leftover_temps
+from sam2ms.inputs import Input, resolve_inputs
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_bytes_per_tile, model_input
 from sam2ms.radiometry import Radiometry
-from sam2ms.rasters import Scene, find_inputs, open_scene, streaming_gdal_cache
+from sam2ms.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 
 from .backends import Backend, Lane, ModelInfo
 from .scenes import FORMATS, MaskWriter, iter_windows, output_paths
@@ -45,7 +46,7 @@ _DONE = object()
 class InferOptions:
     """What one run does (the CLI maps its flags here); :meth:`validate` resolves and checks it."""
 
-    source: Path
+    source: str | Path  # resolved by sam2ms.inputs: a file, folder, @list, STAC JSON, GDAL path or URL
     out: Path
     overlap: int | None = None  # None: tile // 8 (128 px for 1024 tiles)
     batch: int = 4
@@ -56,6 +57,7 @@ class InferOptions:
     probabilities: bool = False
     resume: bool = False
     radiometry: Radiometry | None = None  # None: the model's (from its sidecar/checkpoint), else the default
+    stac_asset: str | None = None  # the asset of each STAC item to read (None: the item's only raster)
 
     def validate(self, info: ModelInfo) -> InferOptions:
         """A copy with the defaults that depend on the model resolved; a UsageError for anything
@@ -125,36 +127,31 @@ class Stats:
             self.seconds[stage] += seconds
 
 
-def _out_base(path: Path, source: Path, out: Path) -> Path:
-    rel = path.relative_to(source) if source.is_dir() else Path(path.name)
-    return out / rel.parent / rel.stem
-
-
-def _produce(paths: list[Path], opts: InferOptions, tile: int, input_format: str, items: queue.Queue, stats: Stats,
+def _produce(inputs: list[Input], opts: InferOptions, tile: int, input_format: str, items: queue.Queue, stats: Stats,
              fail: Callable[[Path, str], None]) -> None:
     """Worker thread: open scenes and queue their windows in the model's input format (row-major
     per scene). Always ends with ``_DONE``, also when it breaks, so the main loop never waits forever."""
     try:
-        _produce_scenes(paths, opts, tile, input_format, items, stats, fail)
+        _produce_scenes(inputs, opts, tile, input_format, items, stats, fail)
     finally:
         items.put(_DONE)
 
 
-def _produce_scenes(paths: list[Path], opts: InferOptions, tile: int, input_format: str, items: queue.Queue,
+def _produce_scenes(inputs: list[Input], opts: InferOptions, tile: int, input_format: str, items: queue.Queue,
                     stats: Stats, fail: Callable[[Path, str], None]) -> None:
-    for path in paths:
+    for inp in inputs:
+        path = inp.path
         t0 = time.perf_counter()
         try:
             scene = open_scene(path, opts.radiometry)
             grid = Grid(scene.height, scene.width, tile, opts.overlap or 0)
-            writer = MaskWriter(scene, _out_base(path, opts.source, opts.out), opts.fmt, opts.threshold,
-                                opts.probabilities)
+            writer = MaskWriter(scene, opts.out / inp.name, opts.fmt, opts.threshold, opts.probabilities)
             job = _SceneJob(path, scene, grid, writer)
         except UsageError as exc:
             fail(path, str(exc))
             continue
         except Exception as exc:  # noqa: BLE001 - any decoder error: report this file, go on
-            fail(path, f"{path}: cannot read ({type(exc).__name__}: {exc})")
+            fail(path, f"{gdal_path(path)}: cannot read ({type(exc).__name__}: {exc})")
             continue
         stats.add("decode", time.perf_counter() - t0)
         queued = 0
@@ -168,7 +165,7 @@ def _produce_scenes(paths: list[Path], opts: InferOptions, tile: int, input_form
                 queued += 1
                 t0 = time.perf_counter()
         except Exception as exc:  # noqa: BLE001 - a scene that breaks half-way fails alone
-            items.put(_Abort(job, len(grid) - queued, f"{path}: read failed at a window ({exc})"))
+            items.put(_Abort(job, len(grid) - queued, f"{gdal_path(path)}: read failed at a window ({exc})"))
 
 
 @dataclass
@@ -185,27 +182,23 @@ def default_overlap(tile: int) -> int:
     return tile // 8
 
 
-def _plan(opts: InferOptions) -> tuple[list[Path], int, int]:
+def _plan(opts: InferOptions) -> tuple[list[Input], int, int]:
     """The inputs to run (sub-folders mirrored under ``out``), how many ``resume`` skips, and how
     many temporary files of an interrupted earlier run ``resume`` removed."""
     out = ensure_writable_dir(opts.out).resolve()
     # Outputs written inside the input folder must not become inputs of a re-run.
-    paths = [p for p in find_inputs(opts.source) if out not in p.resolve().parents]
-    bases: dict[Path, Path] = {}
-    for p in paths:
-        other = bases.setdefault(_out_base(p, opts.source, opts.out), p)
-        if other != p:
-            raise UsageError(f"{other} and {p} would write the same outputs; rename one of them")
-    outputs = {p: output_paths(_out_base(p, opts.source, opts.out), opts.fmt, opts.probabilities) for p in paths}
+    inputs = [i for i in resolve_inputs(opts.source, opts.stac_asset)
+              if i.virtual or out not in i.path.resolve().parents]
+    outputs = {i: output_paths(opts.out / i.name, opts.fmt, opts.probabilities) for i in inputs}
     removed = 0
     if opts.resume:  # a killed run's half-written files: never outputs, never inputs
         for temp in (t for qs in outputs.values() for q in qs for t in leftover_temps(q)):
             temp.unlink(missing_ok=True)
             removed += 1
-    todo = [p for p in paths if not (opts.resume and all(q.is_file() for q in outputs[p]))]
-    for p in todo:
-        _out_base(p, opts.source, opts.out).parent.mkdir(parents=True, exist_ok=True)
-    return todo, len(paths) - len(todo), removed
+    todo = [i for i in inputs if not (opts.resume and all(q.is_file() for q in outputs[i]))]
+    for i in todo:
+        (opts.out / i.name).parent.mkdir(parents=True, exist_ok=True)
+    return todo, len(inputs) - len(todo), removed
 
 
 class _Scheduler:
@@ -305,7 +298,7 @@ class _Scheduler:
                 batch.append(item)
         return batch
 
-    def run(self, todo: list[Path]) -> None:
+    def run(self, todo: list[Input]) -> None:
         opts, tile = self.opts, self.backend.info.tile
         shards = [todo[i::opts.workers] for i in range(opts.workers)]
         producers = [threading.Thread(target=_produce, daemon=True, args=(

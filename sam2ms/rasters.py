@@ -11,6 +11,7 @@ the runtime the very same bytes.
 from __future__ import annotations
 
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -51,6 +52,20 @@ def streaming_gdal_cache() -> AbstractContextManager[object]:
     if rasterio is None or "GDAL_CACHEMAX" in os.environ:
         return nullcontext()
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
+
+
+def is_virtual(path: str | Path) -> bool:
+    """A GDAL virtual file system path (``/vsis3/...``, ``/vsicurl/...``): read through GDAL only."""
+    return str(path).startswith("/vsi")
+
+
+def gdal_path(path: str | Path) -> str:
+    """The string GDAL opens: the ``//`` that :class:`~pathlib.Path` folds restored in a
+    ``/vsicurl/`` URL and after an archive prefix (``/vsizip//abs/a.zip/m.tif``: an archive path
+    after the prefix is absolute; the ``{...}`` form passes as it is)."""
+    text = re.sub(r"^(/vsicurl(?:_streaming)?/file:)/+", r"\1///", str(path))  # file:///abs/path
+    text = re.sub(r"^(/vsi(?:zip|tar|gzip|7z|rar)/)(?![/{])", r"\1/", text)
+    return re.sub(r"^(/vsicurl(?:_streaming)?/(?!file:)[a-z]+:)/(?!/)", r"\1//", text)
 
 
 def find_inputs(source: str | Path) -> list[Path]:
@@ -160,9 +175,10 @@ class RasterioRaster(Raster):
 
         self.path = path
         try:
-            self._ds = rasterio.open(path)
+            self._ds = rasterio.open(gdal_path(path))
         except Exception as exc:  # noqa: BLE001 - GDAL's own errors for unreadable files
-            raise UsageError(f"{path}: cannot read ({exc}); replace or remove the file") from None
+            raise UsageError(f"{gdal_path(path)}: cannot read ({exc}); replace or remove the file, or check "
+                             "the credentials GDAL uses for it") from None
         ds = self._ds
         if path.suffix.lower() == ".vrt":
             _check_vrt_members(path, ds.files[1:])
@@ -243,7 +259,12 @@ class Scene:
 
 
 def open_raster(path: Path) -> Raster:
-    """GeoTIFFs and VRTs through rasterio when installed (windowed), anything else through Pillow."""
+    """GeoTIFFs and VRTs through rasterio when installed (windowed), anything else through Pillow;
+    GDAL virtual paths (object storage, URLs) through rasterio only."""
+    if is_virtual(path):
+        if rasterio_or_none() is None:
+            raise UsageError(f"{gdal_path(path)}: object storage and URLs are read through GDAL; install sam2ms[geo]")
+        return RasterioRaster(path)
     if path.suffix.lower() in GDAL_SUFFIXES and rasterio_or_none() is not None:
         return RasterioRaster(path)
     if path.suffix.lower() == ".vrt":
@@ -272,8 +293,8 @@ def open_scene(path: Path, radiometry: Radiometry | None = None,
 def raster_size(path: Path, radiometry: Radiometry | None = None) -> tuple[int, int]:
     """(width, height) from the header only; with ``radiometry``, also checks that its bands can
     be chosen from this raster (so a dataset fails by name before training starts)."""
-    if path.suffix.lower() in GDAL_SUFFIXES and rasterio_or_none() is not None:
-        raster = RasterioRaster(path)
+    if is_virtual(path) or (path.suffix.lower() in GDAL_SUFFIXES and rasterio_or_none() is not None):
+        raster = open_raster(path)
         raster.close()
         (w, h), count, colorinterp = (raster.width, raster.height), raster.count, raster.colorinterp
     else:
