@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from sam2ms.errors import CheckFailed, Sam2msError, UsageError
 from sam2ms.inputs import names_one_raster
 from sam2ms.raster_options import BANDS, PERCENTILES, SCALE, STATS, STRETCH, radiometry_from
+
+from .ray_pipeline import DEFAULT_BLOCK
 
 
 def infer_command(
@@ -45,6 +47,16 @@ def infer_command(
     scale: Optional[str] = SCALE, stats: Optional[Path] = STATS,
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="TensorRT: capture each batch size's execution "
                                                                 "once into a CUDA graph and replay it."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS",
+                                      help="Run on Ray Data ([ray]): 'local' starts Ray on this machine, 'auto' "
+                                           "joins the cluster it belongs to, or ray://HOST:10001."),
+    block: int = typer.Option(DEFAULT_BLOCK, help="With --ray: scenes larger than this many pixels a side are "
+                                                  "cut into blocks of it (the unit of work)."),
+    ray_actors: Optional[int] = typer.Option(None, help="With --ray: model actors (default: autoscale from 1 to "
+                                                        "the cluster's GPUs, or CPU slots)."),
+    ray_gpus_per_actor: Optional[float] = typer.Option(None, help="With --ray: GPUs per model actor (default: 1 "
+                                                                  "where the cluster has GPUs, else 0)."),
+    ray_cpus_per_actor: float = typer.Option(1.0, help="With --ray: CPUs per model actor (give --threads alike)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
 ) -> None:
@@ -59,7 +71,17 @@ def infer_command(
         opts = InferOptions(source=source, out=output, overlap=overlap, batch=batch, streams=streams,
                             workers=workers, threshold=threshold, fmt=fmt, probabilities=probabilities,
                             resume=resume, stac_asset=stac_asset, radiometry=radiometry).validate(engine.info)
-        summary = _run(engine, opts, quiet)
+        if ray is None:
+            summary = _run(engine, opts, quiet)
+        else:
+            from .ray_pipeline import RayOptions
+
+            kwargs = {"providers": providers.split(",") if providers else None, "tile": tile, "threads": threads,
+                      "cuda_graph": cuda_graph}
+            ray_opts = RayOptions(address=None if ray == "local" else ray, actors=ray_actors,
+                                  gpus_per_actor=ray_gpus_per_actor, cpus_per_actor=ray_cpus_per_actor, block=block,
+                                  backend=backend, model_kwargs=tuple(kwargs.items()))
+            summary = _run_ray(model, engine, opts, ray_opts, quiet)
         if check_against is not None:
             from .check import check_against as check
 
@@ -89,6 +111,21 @@ def _run(engine: object, opts: object, quiet: bool) -> dict:
         task = bar.add_task("files", total=None)
         return run_inference(engine, opts, progress=lambda n: bar.advance(task, n),  # type: ignore[arg-type]
                              on_start=lambda total: bar.update(task, total=total))
+
+
+def _run_ray(model: Path, engine: Any, opts: Any, ray_opts: Any, quiet: bool) -> dict:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .ray_pipeline import run_inference_ray
+
+    if quiet:
+        return run_inference_ray(model, opts, ray_opts, engine.info)
+    with Progress(TextColumn("infer on Ray"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task("blocks", total=None)
+        return run_inference_ray(model, opts, ray_opts, engine.info, progress=lambda n: bar.advance(task, n),
+                                 on_start=lambda total: bar.update(task, total=total))
 
 
 def _report(summary: dict, as_json: bool) -> None:

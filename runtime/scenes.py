@@ -25,19 +25,35 @@ FORMATS = ("png", "tif", "geojson", "graphml")
 GRAPH_FORMATS = ("geojson", "graphml")
 
 
-def iter_windows(scene: Scene, grid: Grid) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray | None]]:
-    """(window row, y, x, uint8 T x T x 3 window, T x T valid mask or None) in row-major order; a
-    scene smaller than a tile is read once and reflect-padded."""
+def iter_windows(scene: Scene, grid: Grid, only: set[tuple[int, int]] | None = None
+                 ) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray | None]]:
+    """(window row, y, x, uint8 T x T x 3 window, T x T valid mask or None) in row-major order,
+    only the windows at the (y, x) in ``only`` when given (a block's); a scene smaller than a tile
+    is read once and reflect-padded."""
     t = grid.tile
+    windows = [w for w in grid.windows() if only is None or (w[1], w[2]) in only]
     if grid.needs_padding:
         image, valid = scene.read(0, 0, scene.height, scene.width)
         image = pad_to_tile(image, t)
         valid = pad_to_tile(valid, t) if valid is not None else None
-        for row, y, x in grid.windows():
+        for row, y, x in windows:
             yield row, y, x, image[y:y + t, x:x + t], None if valid is None else valid[y:y + t, x:x + t]
         return
-    for row, y, x in grid.windows():
+    for row, y, x in windows:
         yield row, y, x, *scene.read(y, x, t, t)
+
+
+def encode_rows(prob: np.ndarray, valid: np.ndarray | None, threshold: float,
+                probabilities: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probability rows as written: the 0/255 mask and, when asked, uint8 probabilities, both 0
+    outside ``valid`` (per pixel, so blocks encoded apart equal the scene encoded at once)."""
+    mask = (prob >= threshold).astype(np.uint8) * 255
+    prob8 = np.clip(np.rint(prob * 255), 0, 255).astype(np.uint8) if probabilities else None
+    if valid is not None:
+        mask[~valid] = 0
+        if prob8 is not None:
+            prob8[~valid] = 0
+    return mask, prob8
 
 
 class MaskWriter:
@@ -68,19 +84,17 @@ class MaskWriter:
 
     def rows(self, y0: int, prob: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Probability rows ``[y0, y0 + len(prob))`` and their valid mask (None: all valid)."""
-        mask = (prob >= self.threshold).astype(np.uint8) * 255
-        prob8 = np.clip(np.rint(prob * 255), 0, 255).astype(np.uint8) if self.probabilities else None
-        if valid is not None:
-            mask[~valid] = 0
-            if prob8 is not None:
-                prob8[~valid] = 0
+        self.write_encoded(y0, *encode_rows(prob, valid, self.threshold, self.probabilities), valid)
+
+    def write_encoded(self, y0: int, mask: np.ndarray, prob8: np.ndarray | None, valid: np.ndarray | None) -> None:
+        """Rows already encoded by :func:`encode_rows` (blocks inferred elsewhere), top to bottom."""
         if self.fmt == "tif":
             for cog, rows in zip(self._cogs, (mask, prob8)):
                 cog.write(rows, valid)  # type: ignore[arg-type]
             return
-        self._mask[y0:y0 + len(prob)] = mask
+        self._mask[y0:y0 + len(mask)] = mask
         if prob8 is not None:
-            self._prob[y0:y0 + len(prob)] = prob8  # type: ignore[index]
+            self._prob[y0:y0 + len(mask)] = prob8  # type: ignore[index]
 
     def finish(self) -> list[Path]:
         if self.fmt == "tif":

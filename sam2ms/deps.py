@@ -27,6 +27,7 @@ INSTALL = {
     "skimage": "pip install 'sam2ms[geo]'",
     "scipy": "pip install 'sam2ms[geo]'",
     "matplotlib": "pip install 'sam2ms[plot]'",
+    "ray": "pip install 'sam2ms[ray]'",
 }
 
 
