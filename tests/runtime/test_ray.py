@@ -134,3 +134,58 @@ def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "ray.data", None)
     with pytest.raises(MissingDependency, match=r"sam2ms\[ray\]"):
         _ray()
+
+
+def _pids_titled(text: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if text in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the actor's process through /proc (Linux)")
+def test_a_killed_actor_is_restarted_and_the_outputs_are_whole(model: str, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``kill -9`` of the model actor's worker process, by its PID, mid-run: Ray restarts it,
+    retries its block, and the outputs equal the single-machine run's."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from sam2ms.runtime.backends import open_model
+    from sam2ms.runtime.pipeline import InferOptions
+    from sam2ms.runtime.ray_pipeline import RayOptions, run_inference_ray
+
+    img, _ = render_road_scene(1024, 1024, np.random.default_rng(7))
+    (tmp_path / "in").mkdir()
+    Image.fromarray(img).save(tmp_path / "in" / "big.png")
+    assert _infer([model, str(tmp_path / "in"), "-o", str(tmp_path / "one")], capsys)[0] == 0
+    killed: list[int] = []
+    earlier = set(_pids_titled("_Infer"))  # actors of the tests before, not yet reaped
+    stop = threading.Event()
+
+    def kill_the_first_actor() -> None:  # as soon as this run's actor process exists
+        while not stop.is_set() and not killed:
+            for pid in set(_pids_titled("_Infer")) - earlier:  # Ray titles it "ray::...(_Infer)"
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_the_first_actor, daemon=True)
+    killer.start()
+    try:
+        with open_model(model) as engine:
+            summary = run_inference_ray(model, InferOptions(tmp_path / "in", tmp_path / "ray"),
+                                        RayOptions(block=256, actors=1), engine.info)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed and summary["failed"] == 0 and summary["files"] == 1 and summary["ray"]["blocks"] == 16
+    workers = {int(name.rsplit(":", 1)[1]) for name in summary["ray"]["actors"]}
+    assert workers - set(killed), (killed, workers)  # a restarted actor did (the rest of) the work
+    assert (tmp_path / "one" / "big.mask.png").read_bytes() == (tmp_path / "ray" / "big.mask.png").read_bytes()
