@@ -345,13 +345,14 @@ def run_inference_ray(model: str | Path, opts: InferOptions, ray_opts: RayOption
         concurrency: int | tuple[int, int] = ray_opts.actors or (1, max(slots, 1))
         if items:
             ds = ray.data.from_items(items, override_num_blocks=len(items))
-            ds = ds.map(_read_block, num_cpus=1, max_retries=3)
+            # Ray's defaults do the fault tolerance: tasks are retried when their worker dies (3 times),
+            # Ray Data restarts dead actors and retries their tasks without limit
+            ds = ds.map(_read_block, num_cpus=1)
             ds = ds.map_batches(_Infer, batch_size=1, batch_format="numpy", concurrency=concurrency,
                                 num_gpus=per_actor_gpus, num_cpus=ray_opts.cpus_per_actor,
                                 fn_constructor_kwargs={"model": str(model), "backend": ray_opts.backend,
-                                                       "kwargs": dict(ray_opts.model_kwargs), "batch": opts.batch},
-                                max_restarts=-1, max_task_retries=-1)
-            ds = ds.map(_blend_block, num_cpus=1, max_retries=3)
+                                                       "kwargs": dict(ray_opts.model_kwargs), "batch": opts.batch})
+            ds = ds.map(_blend_block, num_cpus=1)
             for row in ds.iter_rows():
                 meta = json.loads(row["meta"])
                 state = states[meta["scene"]]
