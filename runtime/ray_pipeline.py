@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 
 from sam2ms.deps import require
 from sam2ms.errors import UsageError
+from sam2ms.fileio import atomic_write
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_bytes_per_tile, model_input
 from sam2ms.radiometry import Stretch
@@ -159,15 +159,8 @@ def _column(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 def _commit(path: Path, array: np.ndarray) -> None:
-    """``array`` as ``path`` (.npy), atomically."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``array`` as ``path`` (.npy), atomically: a killed task leaves a hidden temp file at most."""
+    atomic_write(path, lambda f: np.save(f, array))
 
 
 def _blend_block(row: dict[str, Any]) -> dict[str, Any]:
@@ -200,15 +193,8 @@ def _blend_block(row: dict[str, Any]) -> dict[str, Any]:
     meta["empty_windows"] = int(empty.sum())
     meta["seconds"]["blend"] = time.perf_counter() - started
     meta.pop("windows")
-    _commit_marker(stem.with_suffix(".done"), meta)
+    atomic_write(stem.with_suffix(".done"), lambda f: f.write(json.dumps(meta).encode()))  # the block's marker
     return {"meta": json.dumps(meta)}
-
-
-def _commit_marker(path: Path, meta: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(meta, f)
-    os.replace(tmp, path)
 
 
 # ---- the driver -------------------------------------------------------------------------------------
