@@ -1,6 +1,6 @@
 """Everything a session with a lent GPU should run, in one go: ``make gpu-check``.
 
-    python benchmarks/gpu_check.py --out DIR [--budget-s 540] [--quick] [--only tests|streams|suite]
+    python benchmarks/gpu_check.py --out DIR [--budget-s 540] [--quick] [--only tests|streams|suite|train]
 
 Steps, each timed and recorded even when it fails or is skipped:
 
@@ -13,7 +13,9 @@ Steps, each timed and recorded even when it fails or is skipped:
    autocast FP16/BF16, ``torch.compile``; latency, split, memory, MFU);
 5. the stream pipeline: the PyTorch backend's K CUDA-stream lanes (K = 1, 2, 4) through
    ``sam2ms bench`` (tiles/s per K, H2D/compute/D2H split) and through ``sam2ms infer`` over a
-   large synthetic scene (pipeline tiles/s against the lanes' own).
+   large synthetic scene (pipeline tiles/s against the lanes' own);
+6. training throughput of SAM2MS-L at 1024², batch 2, BF16 (``benchmarks/train_speed.py``; run
+   before the reference suite, which keeps the tables of the models it finished in the budget).
 
 It writes ``DIR/gpu_check.json`` and ``DIR/gpu_check.md`` (rows to paste into
 benchmarks/RESULTS.md, with device and date) and ends by listing what it could not run and why.
@@ -175,6 +177,18 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
             "split_ms": splits, "pipeline": pipeline}
 
 
+def train_speed(quick: bool, timeout: float) -> dict[str, Any]:
+    """Training throughput of SAM2MS-L at 1024², batch 2, BF16 (the paper's setting on one GPU)."""
+    args = ["--model", "sam2ms_nano", "--size", "256", "--steps", "3"] if quick else [
+        "--model", "sam2ms_hiera_l", "--size", "1024", "--batch", "2", "--amp", "bf16", "--steps", "60"]
+    proc = _run([sys.executable, "benchmarks/train_speed.py", *args], timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        return {"status": "failed", "why": proc.stderr[-1500:]}
+    result = json.loads(lines[-1])
+    return {"summary": ", ".join(f"{k} {result[k]}" for k in sorted(result) if k not in ("date",)), **result}
+
+
 def markdown(facts: dict[str, Any], steps: list[dict[str, Any]]) -> str:
     lines = [f"## GPU check {facts.get('date')} on {facts.get('device', 'no GPU')} ({facts.get('nvidia_smi', '')})",
              "", "| step | status | seconds | result |", "| --- | --- | --- | --- |"]
@@ -209,7 +223,7 @@ def main() -> None:
     p.add_argument("--budget-s", type=float, default=540.0, help="stop starting steps after this many seconds")
     p.add_argument("--quick", action="store_true", help="nano model, small tiles: a smoke test of this script")
     p.add_argument("--no-install", action="store_true", help="skip step 1 (already installed)")
-    p.add_argument("--only", action="append", choices=["tests", "streams", "suite"],
+    p.add_argument("--only", action="append", choices=["tests", "streams", "suite", "train"],
                    help="run only these GPU steps (repeatable; default all)")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -222,6 +236,8 @@ def main() -> None:
         steps: dict[str, tuple[str, float, Callable[[], dict[str, Any]]]] = {
             "tests": ("pytest -m gpu", 60, lambda: gpu_tests(max(check.left() - 400, 120))),
             "streams": ("stream pipeline", 90, lambda: stream_pipeline(args.out, args.quick or not has_gpu)),
+            "train": ("training throughput", 100, lambda: train_speed(args.quick or not has_gpu,
+                                                                       min(check.left() - 5, 200))),
             "suite": ("PyTorch reference suite", 240,
                       lambda: reference_suite(args.out, args.quick or not has_gpu, max(check.left() - 10, 60)))}
         for key, (name, needs_s, run) in steps.items():
