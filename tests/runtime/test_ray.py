@@ -147,11 +147,13 @@ def _pids_titled(text: str) -> list[int]:
     return pids
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the actor's process through /proc (Linux)")
-def test_a_killed_actor_is_restarted_and_the_outputs_are_whole(model: str, tmp_path: Path,
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc (Linux)")
+@pytest.mark.parametrize("victim", ["_Infer", "_read_block"])
+def test_a_killed_worker_is_replaced_and_the_outputs_are_whole(model: str, tmp_path: Path, victim: str,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """``kill -9`` of the model actor's worker process, by its PID, mid-run: Ray restarts it,
-    retries its block, and the outputs equal the single-machine run's."""
+    """``kill -9``, by PID, of the model actor's process (``_Infer``) or of a task worker reading
+    a block (``_read_block``) the moment it appears mid-run: Ray restarts the actor or retries the
+    task, and the outputs equal the single-machine run's."""
     import os
     import signal
     import threading
@@ -166,17 +168,17 @@ def test_a_killed_actor_is_restarted_and_the_outputs_are_whole(model: str, tmp_p
     Image.fromarray(img).save(tmp_path / "in" / "big.png")
     assert _infer([model, str(tmp_path / "in"), "-o", str(tmp_path / "one")], capsys)[0] == 0
     killed: list[int] = []
-    earlier = set(_pids_titled("_Infer"))  # actors of the tests before, not yet reaped
+    earlier = set(_pids_titled(victim))  # workers of the tests before, not yet reaped
     stop = threading.Event()
 
-    def kill_the_first_actor() -> None:  # as soon as this run's actor process exists
+    def kill_the_first() -> None:  # Ray titles a busy worker "ray::...(_Infer)" / "ray::Map(_read_block)"
         while not stop.is_set() and not killed:
-            for pid in set(_pids_titled("_Infer")) - earlier:  # Ray titles it "ray::...(_Infer)"
+            for pid in set(_pids_titled(victim)) - earlier:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
-            time.sleep(0.005)
+            time.sleep(0.002)
 
-    killer = threading.Thread(target=kill_the_first_actor, daemon=True)
+    killer = threading.Thread(target=kill_the_first, daemon=True)
     killer.start()
     try:
         with open_model(model) as engine:
@@ -186,6 +188,7 @@ def test_a_killed_actor_is_restarted_and_the_outputs_are_whole(model: str, tmp_p
         stop.set()
         killer.join()
     assert killed and summary["failed"] == 0 and summary["files"] == 1 and summary["ray"]["blocks"] == 16
-    workers = {int(name.rsplit(":", 1)[1]) for name in summary["ray"]["actors"]}
-    assert workers - set(killed), (killed, workers)  # a restarted actor did (the rest of) the work
+    if victim == "_Infer":
+        workers = {int(name.rsplit(":", 1)[1]) for name in summary["ray"]["actors"]}
+        assert workers - set(killed), (killed, workers)  # a restarted actor did (the rest of) the work
     assert (tmp_path / "one" / "big.mask.png").read_bytes() == (tmp_path / "ray" / "big.mask.png").read_bytes()
