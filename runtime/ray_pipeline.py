@@ -316,7 +316,7 @@ def run_inference_ray(model: str | Path, opts: InferOptions, ray_opts: RayOption
     per_actor: dict[str, dict[str, float]] = {}
     stages = {"decode": 0.0, "infer": 0.0, "blend": 0.0, "write": 0.0, "overviews": 0.0}
     tiles = empty_windows = 0
-    first_tile_s: float | None = None
+    first_block_s: float | None = None
     outputs: list[str] = []
     files = pixels = 0
     context = ray.data.DataContext.get_current()
@@ -348,7 +348,7 @@ def run_inference_ray(model: str | Path, opts: InferOptions, ray_opts: RayOption
                     state.done.add(meta["block"]["index"])
                     tiles += meta.get("tiles", 0)
                     empty_windows += meta["empty_windows"]
-                    first_tile_s = first_tile_s if first_tile_s is not None else time.perf_counter() - started
+                    first_block_s = first_block_s if first_block_s is not None else time.perf_counter() - started
                     for stage, seconds in meta["seconds"].items():
                         stages[stage] += seconds
                     actor = per_actor.setdefault(meta["actor"], {"tiles": 0, "seconds": 0.0})
@@ -391,7 +391,7 @@ def run_inference_ray(model: str | Path, opts: InferOptions, ray_opts: RayOption
                                "tiles_per_s": v["tiles"] / v["seconds"] if v["seconds"] else None}
                            for k, v in per_actor.items()},
                 "gpus_per_actor": per_actor_gpus if items else None,
-                "first_block_s": round(first_tile_s, 3) if first_tile_s is not None else None},
+                "first_block_s": round(first_block_s, 3) if first_block_s is not None else None},
         "outputs": outputs,
         "failures": failures,
     }
