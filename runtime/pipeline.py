@@ -127,6 +127,11 @@ class Stats:
             self.seconds[stage] += seconds
 
 
+def read_failure(path: Path, exc: Exception) -> str:
+    """Why an input could not be opened or read: a UsageError's own words, else the decoder's."""
+    return str(exc) if isinstance(exc, UsageError) else f"{gdal_path(path)}: cannot read ({type(exc).__name__}: {exc})"
+
+
 def _produce(inputs: list[Input], opts: InferOptions, tile: int, input_format: str, items: queue.Queue, stats: Stats,
              fail: Callable[[Path, str], None]) -> None:
     """Worker thread: open scenes and queue their windows in the model's input format (row-major
@@ -147,11 +152,8 @@ def _produce_scenes(inputs: list[Input], opts: InferOptions, tile: int, input_fo
             grid = Grid(scene.height, scene.width, tile, opts.overlap or 0)
             writer = MaskWriter(scene, opts.out / inp.name, opts.fmt, opts.threshold, opts.probabilities)
             job = _SceneJob(path, scene, grid, writer)
-        except UsageError as exc:
-            fail(path, str(exc))
-            continue
         except Exception as exc:  # noqa: BLE001 - any decoder error: report this file, go on
-            fail(path, f"{gdal_path(path)}: cannot read ({type(exc).__name__}: {exc})")
+            fail(path, read_failure(path, exc))
             continue
         stats.add("decode", time.perf_counter() - t0)
         queued = 0

@@ -47,7 +47,7 @@ from sam2ms.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 
 from .backends import ModelInfo, open_model
 from .blocks import Block, BlockBlender, block_windows, plan_blocks
-from .pipeline import InferOptions, _plan
+from .pipeline import InferOptions, _plan, read_failure
 from .scenes import MaskWriter, encode_rows, iter_windows
 from .tiling import Grid
 
@@ -111,7 +111,7 @@ def _read_block(row: dict[str, Any]) -> dict[str, Any]:
         finally:
             scene.close()
     except Exception as exc:  # noqa: BLE001 - a bad input fails its own blocks, never the run
-        meta["error"] = f"{gdal_path(meta['path'])}: cannot read ({type(exc).__name__}: {exc})"
+        meta["error"] = read_failure(Path(meta["path"]), exc)
         return {"meta": json.dumps(meta), "tiles": empty, "valid": empty, "empty": empty}
     meta["windows"] = wanted
     meta["seconds"] = {"decode": time.perf_counter() - started}
@@ -135,15 +135,17 @@ class _Infer:
         metas, probs = [], []
         for i, raw in enumerate(batch["meta"]):
             meta = json.loads(str(raw))
-            tiles = np.asarray(batch["tiles"][i])
-            started = time.perf_counter()
-            out = [sigmoid(self.lane.infer(tiles[k:k + self.batch])[:, 0], np.float32)
-                   for k in range(0, len(tiles) if "error" not in meta else 0, self.batch)]
+            block_probs = np.zeros((0,), np.float32)  # a failed block passes through empty
             if "error" not in meta:
+                tiles = np.asarray(batch["tiles"][i])
+                started = time.perf_counter()
+                chunks = [sigmoid(self.lane.infer(tiles[k:k + self.batch])[:, 0], np.float32)
+                          for k in range(0, len(tiles), self.batch)]
+                block_probs = np.concatenate(chunks) if chunks else block_probs
                 meta["seconds"]["infer"] = time.perf_counter() - started
                 meta["actor"], meta["tiles"] = self.name, len(tiles)
             metas.append(json.dumps(meta))
-            probs.append(np.concatenate(out) if out else np.zeros((0,), np.float32))
+            probs.append(block_probs)
         return {"meta": np.array(metas, dtype=object), "probs": _column(probs), "valid": batch["valid"],
                 "empty": batch["empty"]}
 
@@ -217,11 +219,8 @@ def _scene_plans(todo: list[Any], opts: InferOptions, info: ModelInfo, ray_opts:
     for inp in todo:
         try:
             scene = open_scene(inp.path, opts.radiometry)
-        except UsageError as exc:
-            fail(inp.path, str(exc))
-            continue
         except Exception as exc:  # noqa: BLE001 - any decoder error: report this file, go on
-            fail(inp.path, f"{gdal_path(inp.path)}: cannot read ({type(exc).__name__}: {exc})")
+            fail(inp.path, read_failure(inp.path, exc))
             continue
         try:
             blocks = plan_blocks(scene.height, scene.width, ray_opts.block)
@@ -229,19 +228,14 @@ def _scene_plans(todo: list[Any], opts: InferOptions, info: ModelInfo, ray_opts:
             done = {b.index for b in blocks if (work / f"{b.index}.done").is_file()} if opts.resume else set()
             if not opts.resume:
                 shutil.rmtree(work, ignore_errors=True)
-            meta = {"path": str(inp.path), "name": str(inp.name), "height": scene.height, "width": scene.width,
-                    "masked": scene.masked, "stretch": _stretch_dict(scene.stretch), "tile": info.tile,
+            meta = {"path": str(inp.path), "height": scene.height, "width": scene.width,
+                    "masked": scene.masked, "stretch": scene.stretch.as_dict(), "tile": info.tile,
                     "overlap": opts.overlap or 0, "input_format": info.input_format, "threshold": opts.threshold,
                     "probabilities": opts.probabilities, "work": str(work)}
             states.append(_SceneState(inp.name, inp.path, meta, blocks, done))
         finally:
             scene.close()
     return states
-
-
-def _stretch_dict(stretch: Stretch) -> dict[str, Any]:
-    return {"bands": list(stretch.bands), "low": None if stretch.low is None else list(stretch.low),
-            "high": None if stretch.high is None else list(stretch.high)}
 
 
 def _assemble(state: _SceneState, opts: InferOptions) -> list[Path]:
