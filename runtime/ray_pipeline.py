@@ -309,7 +309,7 @@ def run_inference_ray(model: str | Path, opts: InferOptions, ray_opts: RayOption
         ray.init(address=ray_opts.address, ignore_reinit_error=True, log_to_driver=False)
     per_actor: dict[str, dict[str, float]] = {}
     stages = {"decode": 0.0, "infer": 0.0, "blend": 0.0, "write": 0.0, "overviews": 0.0}
-    tiles = empty_windows = 0
+    empty_windows = 0
     first_block_s: float | None = None
     outputs: list[str] = []
     files = pixels = 0
@@ -340,7 +340,6 @@ def run_inference_ray(model: str | Path, opts: InferOptions, ray_opts: RayOption
                     state.failed = state.failed or meta["error"]
                 else:
                     state.done.add(meta["block"]["index"])
-                    tiles += meta.get("tiles", 0)
                     empty_windows += meta["empty_windows"]
                     first_block_s = first_block_s if first_block_s is not None else time.perf_counter() - started
                     for stage, seconds in meta["seconds"].items():
@@ -366,6 +365,7 @@ def run_inference_ray(model: str | Path, opts: InferOptions, ray_opts: RayOption
         files += 1
         pixels += state.scene_meta["height"] * state.scene_meta["width"]
     _prune_empty(opts.out / WORK)
+    tiles = sum(int(actor["tiles"]) for actor in per_actor.values())
     wall = time.perf_counter() - started
     return {
         "model": {"path": str(model), "kind": info.kind, "tile": info.tile, "precision": info.precision},

@@ -55,7 +55,7 @@ def _one(entry: str, base: Path, stac_asset: str | None) -> list[Input]:
         if virtual.suffix.lower() not in RASTER_SUFFIXES:
             raise UsageError(f"{entry}: not a raster name ({', '.join(RASTER_SUFFIXES)}); name a file, not a prefix")
         return [Input(virtual, Path(virtual.stem))]
-    path = Path(entry) if Path(entry).is_absolute() else base / entry
+    path = base / entry  # an absolute entry stays itself
     if path.suffix.lower() == ".json" and path.is_file():
         return _stac(path, stac_asset)
     if path.is_dir():
@@ -77,7 +77,7 @@ def _stac(path: Path, key: str | None) -> list[Input]:
         asset = _asset(path, item, key)
         href = str(asset["href"])
         located = _virtual(href) or (Path(href[len("file://"):]) if href.startswith("file://") else
-                                     Path(href) if Path(href).is_absolute() else path.parent / href)
+                                     path.parent / href)  # an absolute href stays itself
         inputs.append(Input(located, Path(str(item.get("id") or located.stem).replace("/", "_"))))
     return inputs
 
