@@ -73,9 +73,8 @@ class _Positions:
         sub = sub.subgraph(nx.node_connected_component(sub, origin))
         points = [np.array([[d["x"], d["y"]] for _, d in sub.nodes(data=True)], float).reshape(-1, 2)]
         for u, v, data in sub.edges(data=True):
-            length = float(data["length"]) if "length" in data else None
             line = _geometry(sub, u, v, data)
-            length = geometry.length(line) if length is None else length
+            length = float(data["length"]) if "length" in data else geometry.length(line)
             if length < params.interval:
                 continue
             # radially outward from the origin (ensure_radial_linestrings): from the nearer end
