@@ -81,13 +81,12 @@ def _add_skeleton(graph: Any, window: np.ndarray, offset: tuple[int, int], core:
     first = np.zeros(n_clusters + 1, int)
     labels, index = np.unique(ks, return_index=True)
     first[labels] = index
-    node_of: dict[tuple[int, int], Any] = {}
-    for k in range(1, n_clusters + 1):  # a junction's key: its first pixel in the scene, the same in every block
-        key = ("j", (int(rows[first[k]]) + r_off, int(cols[first[k]]) + c_off))
+    # a junction's key: its first pixel in the scene, the same in every block
+    keys = {k: ("j", (int(rows[first[k]]) + r_off, int(cols[first[k]]) + c_off)) for k in range(1, n_clusters + 1)}
+    for k, key in keys.items():
         if owned[k] and key not in graph:
             graph.add_node(key, row=float(mean_r[k]), col=float(mean_c[k]))
-    for r, c, k in zip(rows.tolist(), cols.tolist(), ks.tolist()):
-        node_of[(r, c)] = ("j", (int(rows[first[k]]) + r_off, int(cols[first[k]]) + c_off)), k
+    node_of = {(r, c): (keys[k], k) for r, c, k in zip(rows.tolist(), cols.tolist(), ks.tolist())}
 
     def end(p: tuple[int, int]) -> tuple[Any, float, float]:
         """A chain end's node key and position (a junction's centroid, else the pixel)."""
