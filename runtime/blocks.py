@@ -17,6 +17,8 @@ import numpy as np
 
 from .tiling import Grid, blend_ramp
 
+DEFAULT_BLOCK = 8192  # pixels: the side of the blocks a scene larger than it is cut into (``--block``)
+
 
 @dataclass(frozen=True)
 class Block:

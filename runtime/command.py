@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -13,7 +14,7 @@ from sam2ms.errors import CheckFailed, Sam2msError, UsageError
 from sam2ms.inputs import names_one_raster
 from sam2ms.raster_options import BANDS, PERCENTILES, SCALE, STATS, STRETCH, radiometry_from
 
-from .ray_pipeline import DEFAULT_BLOCK
+from .blocks import DEFAULT_BLOCK
 
 
 def infer_command(
@@ -72,16 +73,19 @@ def infer_command(
                             workers=workers, threshold=threshold, fmt=fmt, probabilities=probabilities,
                             resume=resume, stac_asset=stac_asset, radiometry=radiometry).validate(engine.info)
         if ray is None:
-            summary = _run(engine, opts, quiet)
+            from .pipeline import run_inference
+
+            summary = _with_progress("infer", functools.partial(run_inference, engine, opts), quiet)
         else:
-            from .ray_pipeline import RayOptions
+            from .ray_pipeline import RayOptions, run_inference_ray
 
             kwargs = {"providers": providers.split(",") if providers else None, "tile": tile, "threads": threads,
                       "cuda_graph": cuda_graph}
             ray_opts = RayOptions(address=None if ray == "local" else ray, actors=ray_actors,
                                   gpus_per_actor=ray_gpus_per_actor, cpus_per_actor=ray_cpus_per_actor, block=block,
                                   backend=backend, model_kwargs=tuple(kwargs.items()))
-            summary = _run_ray(model, engine, opts, ray_opts, quiet)
+            summary = _with_progress("infer on Ray", functools.partial(run_inference_ray, model, opts, ray_opts,
+                                                                       engine.info), quiet)
         if check_against is not None:
             from .check import check_against as check
 
@@ -98,34 +102,18 @@ def infer_command(
         raise Sam2msError(f"{summary['failed']} input(s) failed (listed above); the others were written")
 
 
-def _run(engine: object, opts: object, quiet: bool) -> dict:
+def _with_progress(label: str, run: Callable[..., dict], quiet: bool) -> dict:
+    """``run(progress=..., on_start=...)`` under a progress bar of its units (files, or Ray's
+    blocks), or bare with --quiet."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .pipeline import run_inference
-
     if quiet:
-        return run_inference(engine, opts)  # type: ignore[arg-type]
-    with Progress(TextColumn("infer"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        return run()
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True)) as bar:
-        task = bar.add_task("files", total=None)
-        return run_inference(engine, opts, progress=lambda n: bar.advance(task, n),  # type: ignore[arg-type]
-                             on_start=lambda total: bar.update(task, total=total))
-
-
-def _run_ray(model: Path, engine: Any, opts: Any, ray_opts: Any, quiet: bool) -> dict:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .ray_pipeline import run_inference_ray
-
-    if quiet:
-        return run_inference_ray(model, opts, ray_opts, engine.info)
-    with Progress(TextColumn("infer on Ray"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True)) as bar:
-        task = bar.add_task("blocks", total=None)
-        return run_inference_ray(model, opts, ray_opts, engine.info, progress=lambda n: bar.advance(task, n),
-                                 on_start=lambda total: bar.update(task, total=total))
+        task = bar.add_task(label, total=None)
+        return run(progress=lambda n: bar.advance(task, n), on_start=lambda total: bar.update(task, total=total))
 
 
 def _report(summary: dict, as_json: bool) -> None:

@@ -46,13 +46,12 @@ from sam2ms.radiometry import Stretch
 from sam2ms.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 
 from .backends import ModelInfo, open_model
-from .blocks import Block, BlockBlender, block_windows, plan_blocks
+from .blocks import DEFAULT_BLOCK, Block, BlockBlender, block_windows, plan_blocks
 from .pipeline import InferOptions, _plan, read_failure
 from .scenes import MaskWriter, encode_rows, iter_windows
 from .tiling import Grid
 
 WORK = ".sam2ms-blocks"  # committed blocks of unfinished scenes, under the output folder
-DEFAULT_BLOCK = 8192
 STRIP = 512  # rows a scene is assembled in (one COG block row)
 
 
