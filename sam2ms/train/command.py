@@ -33,6 +33,12 @@ def train(data: Path = typer.Option(..., help="Dataset folder."),
           stop_after: Optional[int] = typer.Option(None, help="Stop after N optimizer steps in total "
                                                               "(checkpointed; continue with --resume)."),
           resume: bool = typer.Option(False, "--resume", help="Continue the run in -o exactly where last.pt left it."),
+          auto_resume: bool = typer.Option(False, "--auto-resume",
+                                           help="Continue the run in -o if it has a last.pt, else start it: for "
+                                                "torchrun --max-restarts, whose restarted workers rerun the command."),
+          sync_bn: bool = typer.Option(True, "--sync-bn/--no-sync-bn",
+                                       help="Under DDP, BatchNorm statistics over the global batch (as one process "
+                                            "with that batch); --no-sync-bn: per process, slightly faster."),
           device: str = typer.Option("auto", help="auto | cpu | cuda"),
           bands: Optional[str] = BANDS, stretch: Optional[str] = STRETCH, percentiles: Optional[str] = PERCENTILES,
           scale: Optional[str] = SCALE, stats: Optional[Path] = STATS, road_width: float = ROAD_WIDTH,
@@ -47,7 +53,8 @@ def train(data: Path = typer.Option(..., help="Dataset folder."),
                       batch=batch, accum=accum, image_size=image_size, lr=lr, weight_decay=weight_decay,
                       lossnet=lossnet, lossnet_weights=lossnet_weights, amp=amp, seed=seed, workers=workers,
                       patch=patch, rotation=rotation, hflip=hflip, vflip=vflip, eval_every=eval_every,
-                      save_every=save_every, stop_after=stop_after, resume=resume, device=device,
+                      save_every=save_every, stop_after=stop_after, resume=resume, auto_resume=auto_resume,
+                      sync_bn=sync_bn, device=device,
                       progress=not quiet, road_width=road_width,
                       radiometry=r.as_dict() if (r := radiometry_from(bands, stretch, percentiles, scale, stats))
                       else None)

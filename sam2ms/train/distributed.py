@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as td
+
+from ..errors import UsageError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,32 @@ class Dist:
         td.all_gather_object(out, obj)
         out[self.rank] = obj
         return out
+
+    def agree(self, check: Callable[[], T]) -> T:
+        """Run ``check`` on every rank; where it raises a UsageError on any rank, raise it on all.
+
+        A rank that stopped alone (its node lacks the data, cannot see the run folder) would leave
+        the others waiting in their next collective until the timeout; this way every process
+        exits at once with the message of the rank (and host) that failed.
+        """
+        result, failure = None, None
+        try:
+            result = check()
+        except UsageError as exc:
+            if not self.enabled:
+                raise
+            failure = f"rank {self.rank} on {socket.gethostname()}: {exc}"
+        failures = [f for f in self.gather_objects(failure) if f is not None]
+        if failures:
+            raise UsageError("; ".join(failures))
+        return result  # type: ignore[return-value]  # check() returned on every rank
+
+    def same_everywhere(self, value: Any, what: str, fix: str) -> None:
+        """UsageError on every rank unless ``value`` is equal on all of them."""
+        values = self.gather_objects(value)
+        if any(v != values[0] for v in values):
+            each = ", ".join(f"rank {r}: {v}" for r, v in enumerate(values))
+            raise UsageError(f"the ranks disagree on {what} ({each}); {fix}")
 
     def mean(self, value: float) -> float:
         """Average a float over ranks (for logging)."""

@@ -2,14 +2,20 @@
 
 Run layout (``-o RUN``): ``config.json``, ``steps.jsonl`` (one line per optimizer step),
 ``metrics.jsonl`` (one line per epoch), ``last.pt`` and ``best.pt`` (by test-split F1), all
-written atomically. ``last.pt`` records the position inside the epoch, so ``--resume`` after an
-interruption at any checkpoint replays exactly the batches, losses and weights of an
-uninterrupted run (batch order and augmentation are seeded per epoch, not drawn from global
-RNG state).
+written atomically by rank 0 only. ``last.pt`` records the position inside the epoch, so
+``--resume`` after an interruption at any checkpoint replays exactly the batches, losses and
+weights of an uninterrupted run (batch order and augmentation are seeded per epoch, not drawn
+from global RNG state; see :mod:`.sampling`).
+
+Across processes and nodes (torchrun): every rank reads the same ``last.pt`` (``-o`` lives on
+storage that every node mounts), set-up failures stop every rank at once (:meth:`Dist.agree`),
+BatchNorm statistics span the global batch (:mod:`.sync_batchnorm`), and each checkpoint checks
+that all replicas hold bit-identical weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -18,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.optim.lr_scheduler import CosineAnnealingLR
@@ -31,12 +36,14 @@ from ..fileio import atomic_write, write_json
 from ..labels import DEFAULT_ROAD_WIDTH
 from ..losses import SAM2MSLoss, build_lossnet
 from ..models import create_model
-from ..models.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
+from ..models.checkpoint import Checkpoint, read_checkpoint, save_checkpoint, set_rng_state
 from ..models.net import STRIDE
 from ..progress import progress_bar
 from ..radiometry import Radiometry
 from .distributed import Dist
 from .evaluate import evaluate
+from .sampling import rank_steps
+from .sync_batchnorm import synchronise_batchnorm
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -70,6 +77,8 @@ class TrainConfig:
     save_every: int = 0
     stop_after: int | None = None
     resume: bool = False
+    auto_resume: bool = False  # resume when -o holds a run, else start one (torchrun --max-restarts)
+    sync_bn: bool = True  # BatchNorm statistics over the global batch when world > 1
     device: str = "auto"
     progress: bool = True
     radiometry: dict[str, Any] | None = None  # sam2ms.radiometry.Radiometry.as_dict(); None: default (or resumed)
@@ -98,16 +107,13 @@ class Position:
     global_step: int = 0
     epoch_loss_sum: float = 0.0
     best_f1: float = -1.0
+    global_batch: int = 0  # samples per optimizer step (world x batch x accum); 0 in older runs
 
 
-def _epoch_order(n: int, seed: int, epoch: int, dist: Dist, batch: int) -> list[int]:
-    """This rank's sample indices for ``epoch``: a seeded permutation, padded by repeating its
-    start so that every rank gets the same number of *full* batches (BatchNorm needs > 1 value
-    per channel, and DDP needs equal step counts)."""
-    order = np.random.default_rng([seed, 10_000 + epoch]).permutation(n).tolist()
-    per_round = dist.world * batch
-    order += [order[i % n] for i in range((-len(order)) % per_round)]
-    return order[dist.rank::dist.world]
+def _dataset_digest(samples: list[Any]) -> str:
+    """Names and windows of the samples, hashed: every node must train on the same list."""
+    text = "\n".join(f"{s.image.name}|{s.mask.name}|{s.window}" for s in samples)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _truncate_jsonl(path: Path, keep: Callable[[dict[str, Any]], bool]) -> None:
@@ -133,20 +139,12 @@ class Trainer:
         self.dist = Dist.from_env(cfg.device)
         self.out = Path(cfg.output)
         self.main = self.dist.is_main
-        last = self.out / "last.pt"
-        if last.exists() and not cfg.resume:
-            raise UsageError(f"{self.out} already holds a run (last.pt); pass --resume to continue it "
-                             "or choose another -o folder")
-        if cfg.resume and not last.exists():
-            raise UsageError(f"--resume: {last} not found; start without --resume")
-        self.radiometry = Radiometry.from_dict(cfg.radiometry)
-        if cfg.resume and last.exists():
-            self.radiometry = self._resumed_radiometry(last)
-        sources = discover(cfg.data, cfg.layout, cfg.patch, cfg.road_width, self.radiometry)
-        train, test = paper_split(sources, seed=cfg.seed)
-        if not train:
-            raise UsageError(f"{cfg.data}: no training samples after the 7:3 split; add images")
-        self.train_samples, self.test_samples = train, test
+        resumed = self.dist.agree(self._read_resumed_run)
+        self.resumed = resumed is not None
+        self.radiometry = self._resumed_radiometry(resumed) if resumed else Radiometry.from_dict(cfg.radiometry)
+        self.train_samples, self.test_samples = self.dist.agree(self._split)
+        self.dist.same_everywhere(_dataset_digest(self.train_samples + self.test_samples),
+                                  f"the samples under {cfg.data}", "every node needs the same dataset at --data")
         self.lossnet = build_lossnet(cfg.lossnet, cfg.lossnet_weights)
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model, sam2_checkpoint=cfg.sam2_ckpt).to(self.dist.device)
@@ -156,25 +154,54 @@ class Trainer:
         self.scheduler = CosineAnnealingLR(self.optimizer, T_max=cfg.epochs, eta_min=cfg.min_lr)
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.amp == "fp16")
         self.amp_dtype = AMP_DTYPES[cfg.amp]
-        self.dataset = RoadDataset(train, cfg.image_size, Augment(cfg.rotation, cfg.hflip, cfg.vflip), cfg.seed,
-                                   self.radiometry)
+        self.dataset = RoadDataset(self.train_samples, cfg.image_size, Augment(cfg.rotation, cfg.hflip, cfg.vflip),
+                                   cfg.seed, self.radiometry)
         self.pos = Position()
-        if cfg.resume:
-            self._restore(last)
+        self.accum_adjusted_from: int | None = None
+        if resumed:
+            self._restore(resumed)
+        self.pos.global_batch = self.dist.world * cfg.batch * cfg.accum
+        if self.dist.enabled and cfg.sync_bn:
+            self.model = synchronise_batchnorm(self.model, self.dist.device)
         self.net = DDP(self.model) if self.dist.enabled else self.model
+        self._digest: tuple[int, str] | None = None  # (global step, weights digest) of the last check
+
+    # -- set-up (run on every rank under Dist.agree) ----------------------------------------
+    def _read_resumed_run(self) -> Checkpoint | None:
+        """``last.pt`` of the run being continued, or None for a new run."""
+        cfg, last = self.cfg, self.out / "last.pt"
+        exists = last.exists()
+        self.dist.same_everywhere(exists, f"whether {last} exists",
+                                  "put -o on storage that every node mounts (NFS, Lustre, a mounted bucket): "
+                                  "rank 0 writes the checkpoints and every rank resumes from them")
+        if cfg.resume and not exists:
+            raise UsageError(f"--resume: {last} not found; start without --resume")
+        if exists and not (cfg.resume or cfg.auto_resume):
+            raise UsageError(f"{self.out} already holds a run (last.pt); pass --resume to continue it "
+                             "or choose another -o folder")
+        return read_checkpoint(last) if exists else None
+
+    def _split(self) -> tuple[list[Any], list[Any]]:
+        cfg = self.cfg
+        sources = discover(cfg.data, cfg.layout, cfg.patch, cfg.road_width, self.radiometry)
+        train, test = paper_split(sources, seed=cfg.seed)
+        if not train:
+            raise UsageError(f"{cfg.data}: no training samples after the 7:3 split; add images")
+        return train, test
 
     # -- checkpoints ------------------------------------------------------------------------
-    def _resumed_radiometry(self, path: Path) -> Radiometry:
+    def _resumed_radiometry(self, ckpt: Checkpoint) -> Radiometry:
         """The run's raster conversion: a resumed run keeps its own; flags that ask for another are refused."""
-        recorded = Radiometry.from_dict(read_checkpoint(path).raw.get("radiometry"))
+        recorded = Radiometry.from_dict(ckpt.raw.get("radiometry"))
         if self.cfg.radiometry is not None and Radiometry.from_dict(self.cfg.radiometry) != recorded:
-            raise UsageError(f"{path}: the run was trained with another raster conversion ({recorded.as_dict()}); "
-                             "resume without --bands/--stretch/--scale/--stats")
+            raise UsageError(f"{ckpt.path}: the run was trained with another raster conversion "
+                             f"({recorded.as_dict()}); resume without --bands/--stretch/--scale/--stats")
         return recorded
 
-    def _restore(self, path: Path) -> None:
-        ckpt = read_checkpoint(path)
-        raw = ckpt.raw
+    def _restore(self, ckpt: Checkpoint) -> None:
+        raw, path = ckpt.raw, ckpt.path
+        self.dist.same_everywhere(raw["step"], f"the step of {path}",
+                                  "every rank must read the same last.pt: put -o on storage that every node mounts")
         if raw["model_name"] != self.cfg.model:
             raise UsageError(f"{path}: run was for {raw['model_name']}, not {self.cfg.model}; "
                              f"use --model {raw['model_name']}")
@@ -184,11 +211,46 @@ class Trainer:
         self.scaler.load_state_dict(raw["scaler"])
         set_rng_state(raw["rng"])
         self.pos = Position(**raw["train_state"])
+        self._keep_global_batch(path)
         if self.main:
             _truncate_jsonl(self.out / "steps.jsonl", lambda r: r["step"] <= self.pos.global_step)
             _truncate_jsonl(self.out / "metrics.jsonl", lambda r: r["epoch"] < self.pos.epoch)
 
+    def _keep_global_batch(self, path: Path) -> None:
+        """Resume on another number of processes: keep the run's samples per step (and so its exact
+        batch sequence) by changing ``accum``; refuse where ``world x batch`` cannot make it up."""
+        cfg, recorded, per_round = self.cfg, self.pos.global_batch, self.dist.world * self.cfg.batch
+        if not recorded or recorded == per_round * cfg.accum:
+            return
+        if recorded % per_round:
+            raise UsageError(f"{path}: the run takes {recorded} samples per optimizer step (processes x batch x "
+                             f"accum); {self.dist.world} processes x --batch {cfg.batch} cannot make that up: choose "
+                             f"a --batch for which {self.dist.world} x batch divides {recorded}")
+        self.accum_adjusted_from, cfg.accum = cfg.accum, recorded // per_round
+
+    def _weights_digest(self) -> str:
+        """SHA-256 of the trainable weights (and buffers), checked equal on every rank: DDP keeps
+        replicas identical only while every rank applies the same all-reduced update, so a
+        divergence (a non-deterministic op, a rank that read other data) is caught at the next
+        checkpoint. Without synchronised BatchNorm the running statistics are rank-local until
+        DDP's next broadcast from rank 0 (whose copy is saved), so they are left out then."""
+        if self._digest is None or self._digest[0] != self.pos.global_step:
+            h = hashlib.sha256()
+            tensors = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+            if self.cfg.sync_bn or not self.dist.enabled:
+                tensors += list(self.model.named_buffers())
+            for name, tensor in tensors:
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+            digests = self.dist.gather_objects(h.hexdigest())
+            if len(set(digests)) > 1:
+                raise RuntimeError(f"the DDP replicas diverged by step {self.pos.global_step}: weight digests "
+                                   f"{[d[:12] for d in digests]} (one per rank); please report this with the command")
+            self._digest = (self.pos.global_step, digests[0])
+        return self._digest[1]
+
     def _save(self, name: str, metrics: dict[str, Any] | None = None) -> None:
+        self._weights_digest()
         if self.main:
             save_checkpoint(self.out / name, self.model, image_size=self.cfg.image_size, epoch=self.pos.epoch,
                             step=self.pos.global_step, optimizer=self.optimizer, scheduler=self.scheduler,
@@ -198,9 +260,8 @@ class Trainer:
     # -- training ---------------------------------------------------------------------------
     def _batches(self, epoch: int) -> list[list[list[int]]]:
         """Optimizer steps of this epoch, each a list of ``accum`` micro-batches of indices."""
-        order = _epoch_order(len(self.dataset), self.cfg.seed, epoch, self.dist, self.cfg.batch)
-        micro = [order[i:i + self.cfg.batch] for i in range(0, len(order), self.cfg.batch)]
-        return [micro[i:i + self.cfg.accum] for i in range(0, len(micro), self.cfg.accum)]
+        return rank_steps(len(self.dataset), self.cfg.seed, epoch, world=self.dist.world, rank=self.dist.rank,
+                          batch=self.cfg.batch, accum=self.cfg.accum)
 
     def _step(self, group: list[dict[str, torch.Tensor]]) -> dict[str, float]:
         """One optimizer step over ``accum`` micro-batches (gradient sync only on the last)."""
@@ -229,6 +290,9 @@ class Trainer:
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json(self.out / "config.json", {**cfg.as_json(), "world_size": self.dist.world})
+            if not self.resumed:  # a new run: drop the logs of an attempt that died before its first checkpoint
+                for log in ("steps.jsonl", "metrics.jsonl"):
+                    (self.out / log).unlink(missing_ok=True)
         started = time.perf_counter()
         stopped_early = False
         last_metrics: dict[str, Any] = {}
@@ -264,7 +328,9 @@ class Trainer:
         self.dist.barrier()
         return {"run": str(self.out), "model": cfg.model, "epochs_done": pos.epoch, "steps": pos.global_step,
                 "stopped_early": stopped_early, "seconds": round(time.perf_counter() - started, 2),
-                "best_f1": pos.best_f1 if pos.best_f1 >= 0 else None, "metrics": last_metrics}
+                "best_f1": pos.best_f1 if pos.best_f1 >= 0 else None, "metrics": last_metrics,
+                "world_size": self.dist.world, "global_batch": pos.global_batch,
+                "accum_adjusted_from": self.accum_adjusted_from, "weights_sha256": self._weights_digest()}
 
     def _end_epoch(self, n_steps: int, elapsed: float) -> dict[str, Any]:
         cfg, pos = self.cfg, self.pos

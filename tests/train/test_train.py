@@ -76,6 +76,32 @@ def test_run_records_its_raster_conversion(synth_folder: Path, tmp_path: Path) -
     assert Trainer(_cfg(synth_folder, run, epochs=1, batch=4, resume=True)).radiometry.as_dict() == conversion
 
 
+def test_auto_resume_starts_or_continues(synth_folder: Path, tmp_path: Path) -> None:
+    """--auto-resume (what a job scheduler's relaunch reruns): a new run where -o has no last.pt
+    (the logs of an attempt that died before its first checkpoint are dropped), else a resume."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "steps.jsonl").write_text('{"step": 1, "loss": 99.0}\n')  # a dead attempt's line
+    first = Trainer(_cfg(synth_folder, run, auto_resume=True, stop_after=1, eval_every=0)).fit()
+    assert first["steps"] == 1 and _losses(run)[0] != 99.0 and len(_losses(run)) == 1
+    second = Trainer(_cfg(synth_folder, run, auto_resume=True, eval_every=0)).fit()
+    assert second["steps"] == 8 and len(_losses(run)) == 8
+    full = tmp_path / "full"
+    Trainer(_cfg(synth_folder, full, eval_every=0)).fit()
+    assert _losses(run) == _losses(full)
+
+
+def test_resume_keeps_the_global_batch(synth_folder: Path, tmp_path: Path) -> None:
+    """A run resumed with a smaller per-process batch keeps its samples per step through accum."""
+    run = tmp_path / "run"
+    Trainer(_cfg(synth_folder, run, batch=4, stop_after=1, eval_every=0)).fit()
+    resumed = Trainer(_cfg(synth_folder, run, batch=2, resume=True, eval_every=0))
+    assert (resumed.cfg.accum, resumed.accum_adjusted_from, resumed.pos.global_batch) == (2, 1, 4)
+    assert resumed.fit()["global_batch"] == 4
+    with pytest.raises(UsageError, match="cannot make that up"):
+        Trainer(_cfg(synth_folder, run, batch=3, resume=True))
+
+
 def test_resume_needs_a_run(synth_folder: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="last.pt not found"):
         Trainer(_cfg(synth_folder, tmp_path / "none", resume=True))
