@@ -79,7 +79,9 @@ class Dist:
             failure = f"rank {self.rank} on {socket.gethostname()}: {exc}"
         failures = [f for f in self.gather_objects(failure) if f is not None]
         if failures:
-            raise UsageError("; ".join(failures))
+            messages = {f.split(": ", 1)[1] for f in failures}
+            raise UsageError(messages.pop() if len(messages) == 1 and len(failures) == self.world
+                             else "; ".join(failures))
         return result  # type: ignore[return-value]  # check() returned on every rank
 
     def same_everywhere(self, value: Any, what: str, fix: str) -> None:

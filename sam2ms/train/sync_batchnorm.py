@@ -42,7 +42,7 @@ class _CpuSyncBatchNorm(torch.autograd.Function):
         var = _all_reduce(centred.square().sum(dims), group) / count
         invstd = torch.rsqrt(var + eps)
         xhat = centred * invstd.view(shape)
-        y = xhat if weight is None else xhat * weight.view(shape) + bias.view(shape)
+        y = xhat if weight is None or bias is None else xhat * weight.view(shape) + bias.view(shape)
         if running_mean is not None and running_var is not None:
             running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
             running_var.mul_(1 - momentum).add_(var * (count / max(count - 1, 1)), alpha=momentum)

@@ -171,7 +171,7 @@ class Trainer:
         """``last.pt`` of the run being continued, or None for a new run."""
         cfg, last = self.cfg, self.out / "last.pt"
         exists = last.exists()
-        self.dist.same_everywhere(exists, f"whether {last} exists",
+        self.dist.same_everywhere(exists, "whether the run folder (-o) holds last.pt",
                                   "put -o on storage that every node mounts (NFS, Lustre, a mounted bucket): "
                                   "rank 0 writes the checkpoints and every rank resumes from them")
         if cfg.resume and not exists:
@@ -200,7 +200,7 @@ class Trainer:
 
     def _restore(self, ckpt: Checkpoint) -> None:
         raw, path = ckpt.raw, ckpt.path
-        self.dist.same_everywhere(raw["step"], f"the step of {path}",
+        self.dist.same_everywhere(raw["step"], "the step of the run's last.pt",
                                   "every rank must read the same last.pt: put -o on storage that every node mounts")
         if raw["model_name"] != self.cfg.model:
             raise UsageError(f"{path}: run was for {raw['model_name']}, not {self.cfg.model}; "
@@ -236,7 +236,8 @@ class Trainer:
         DDP's next broadcast from rank 0 (whose copy is saved), so they are left out then."""
         if self._digest is None or self._digest[0] != self.pos.global_step:
             h = hashlib.sha256()
-            tensors = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+            tensors: list[tuple[str, torch.Tensor]] = [(n, p) for n, p in self.model.named_parameters()
+                                                        if p.requires_grad]
             if self.cfg.sync_bn or not self.dist.enabled:
                 tensors += list(self.model.named_buffers())
             for name, tensor in tensors:
