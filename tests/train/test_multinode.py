@@ -98,10 +98,11 @@ def test_two_nodes_train_what_one_process_with_their_global_batch_trains(
         torch.testing.assert_close(rank0[k], single[k], rtol=1e-4, atol=1e-4)
     # Adam divides by the gradient's running RMS, so a parameter whose gradient is rounding noise
     # (a conv bias right before BatchNorm has a true gradient of 0) moves by ~lr in any two runs
-    # that sum in another order: compare the bulk, not every element
+    # that sum in another order (or on other thread counts): compare the bulk, not every element.
+    # Measured: ~1 % of the elements more than lr/10 apart; ~85 % without synchronised BatchNorm.
     trainable = [k for k in saved["weights"]["trainable"] if k in single and single[k].is_floating_point()]
     off = sum(int(((rank0[k] - single[k]).abs() > 1e-5).sum()) for k in trainable)
-    assert off / sum(single[k].numel() for k in trainable) < 0.01
+    assert off / sum(single[k].numel() for k in trainable) < 0.05
 
 
 def test_a_lost_node_stops_the_job_and_resume_finishes_it_identically(
