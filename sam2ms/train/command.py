@@ -35,7 +35,7 @@ def train(data: Path = typer.Option(..., help="Dataset folder."),
           resume: bool = typer.Option(False, "--resume", help="Continue the run in -o exactly where last.pt left it."),
           auto_resume: bool = typer.Option(False, "--auto-resume",
                                            help="Continue the run in -o if it has a last.pt, else start it: for "
-                                                "torchrun --max-restarts, whose restarted workers rerun the command."),
+                                                "a scheduler that relaunches the job unchanged after a failure."),
           sync_bn: bool = typer.Option(True, "--sync-bn/--no-sync-bn",
                                        help="Under DDP, BatchNorm statistics over the global batch (as one process "
                                             "with that batch); --no-sync-bn: per process, slightly faster."),

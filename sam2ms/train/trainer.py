@@ -77,7 +77,7 @@ class TrainConfig:
     save_every: int = 0
     stop_after: int | None = None
     resume: bool = False
-    auto_resume: bool = False  # resume when -o holds a run, else start one (torchrun --max-restarts)
+    auto_resume: bool = False  # resume when -o holds a run, else start one (a scheduler's unchanged relaunch)
     sync_bn: bool = True  # BatchNorm statistics over the global batch when world > 1
     device: str = "auto"
     progress: bool = True
