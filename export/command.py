@@ -73,6 +73,9 @@ def export_command(
                                       "missed, keep the most sensitive layers in float until it holds."),
     check: bool = typer.Option(True, "--check/--no-check", help="Parity with PyTorch on synthetic tiles."),
     check_tiles: int = typer.Option(2, help="Tiles for the parity check."),
+    openvino: bool = typer.Option(False, "--openvino", help="Also check each ONNX on OpenVINO (extra [openvino]): "
+                                  "FP32 parity, and BF16's accuracy gate where this CPU has native BF16; both "
+                                  "recorded in the sidecar."),
     model: Optional[str] = typer.Option(None, help="Model name (read from a sam2ms checkpoint)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
 ) -> None:
@@ -81,7 +84,8 @@ def export_command(
 
     from sam2ms.deps import require
 
-    for module in ("torch", "sam2", "onnx", "onnxslim", *(("onnxruntime",) if check or int8 else ())):
+    for module in ("torch", "sam2", "onnx", "onnxslim", *(("onnxruntime",) if check or int8 else ()),
+                   *(("openvino",) if openvino else ())):
         require(module, "sam2ms export")
     from sam2ms.calib.pipeline import CalibrateOptions
 
@@ -95,7 +99,7 @@ def export_command(
                          opset=opset, exporter=exporter, onnx_only=onnx_only, builder=builder,
                          targets=target.split(",") if target else None, workspace=workspace,
                          timing_cache=timing_cache, profiles=profiles, calibration=calibration, check=check,
-                         check_tiles=check_tiles, model=model)
+                         check_tiles=check_tiles, openvino=openvino, model=model)
     try:
         summary = run_export(opts, log=lambda msg: console.log(msg))
     except CheckFailed as exc:

@@ -2,7 +2,8 @@
 
 Every export runs this (unless ``--no-check``): ONNX Runtime (CPU) against PyTorch eager FP32 on
 the same uint8 RGB tiles — normalised by numpy for PyTorch, converted to whatever the graph takes
-for ONNX Runtime — comparing probabilities (sigmoid of the logits).
+for ONNX Runtime — comparing probabilities (sigmoid of the logits). ``--openvino`` adds OpenVINO
+(FP32, and BF16 where the CPU has it natively) on the same tiles: BF16's accuracy gate.
 """
 
 from __future__ import annotations
@@ -41,3 +42,29 @@ def onnxruntime_probabilities(onnx_path: str | Path, tiles: np.ndarray, batch: i
     x = model_input(tiles, input_format_of(inp.type))
     out = [session.run(None, {inp.name: x[i:i + batch]})[0] for i in range(0, len(x), batch)]
     return sigmoid(np.concatenate(out))
+
+
+def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, reference: np.ndarray) -> dict:
+    """OpenVINO's parity on this machine's CPU: FP32 (held to the file's criteria) and BF16 (held to
+    FP16's, the gate the runtime reads), or why BF16 was not measured."""
+    from sam2ms.artifacts import judge_parity
+    from sam2ms.runtime.backends.base import ModelInfo
+    from sam2ms.runtime.backends.openvino_backend import OpenVinoBackend, device_full_name, native_bf16
+
+    def probabilities(run_precision: str) -> np.ndarray:
+        info = ModelInfo(str(onnx_path), "onnx", 0, precision)  # the graph's own tile; no sidecar (being written)
+        with OpenVinoBackend(Path(onnx_path), info, precision=run_precision, gate=False) as backend:
+            lane = backend.lanes(1)[0]
+            x = model_input(tiles, backend.info.input_format)
+            return sigmoid(np.concatenate([lane.infer(x[i:i + 1]) for i in range(len(x))]))
+
+    ov = require("openvino", "--openvino")
+    core = ov.Core()
+    record: dict = {"version": ov.__version__, "device": device_full_name(core, "CPU"),
+                    "fp32": judge_parity(precision, reference, probabilities("fp32"))}
+    if native_bf16(core):
+        record["bf16"] = {**judge_parity("bf16", reference, probabilities("bf16")), "measured_by": "export"}
+    else:
+        record["bf16"] = {"measured": False, "why": f"{record['device']} has no native BF16; the runtime measures "
+                                                    "the gate where it runs BF16"}
+    return record

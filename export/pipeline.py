@@ -48,6 +48,7 @@ class ExportOptions:
     calibration: CalibrateOptions | None = None
     check: bool = True
     check_tiles: int = 2
+    openvino: bool = False  # also record OpenVINO's parity (FP32; BF16 where native: its gate) in the sidecars
     seed: int = 0
     model: str | None = None
 
@@ -72,6 +73,8 @@ class ExportOptions:
             raise UsageError(f"--input {self.input_format}: use one of {', '.join(INPUT_FORMATS)}")
         if self.check_tiles < 1:
             raise UsageError("--check-tiles must be at least 1")
+        if self.openvino and not self.check:
+            raise UsageError("--openvino measures OpenVINO's parity with PyTorch, which --no-check skips; drop one")
         if self.profiles < 1:
             raise UsageError(f"--profiles {self.profiles}: at least 1")
         self.batch_profile  # noqa: B018 - parsing is the check
@@ -108,7 +111,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
     from sam2ms.models import create_model
     from sam2ms.models.checkpoint import read_checkpoint
 
-    from .parity import onnxruntime_probabilities, parity_tiles, torch_probabilities
+    from .parity import onnxruntime_probabilities, openvino_checks, parity_tiles, torch_probabilities
 
     opts.validate()
     out = Path(opts.out)
@@ -155,6 +158,11 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
                   else None, "parity": parity}
         if precision == "fp16":
             fields["kept_fp32_ops"] = list(KEEP_FP32_OPS)
+        if opts.openvino:
+            log(f"checking {path.name} on OpenVINO")
+            fields["openvino"] = openvino_checks(path, precision, tiles, reference)  # type: ignore[arg-type]
+            failures += [f"{path.name} on OpenVINO {p}: " + "; ".join(fields["openvino"][p]["failures"])
+                         for p in ("fp32", "bf16") if fields["openvino"][p].get("passed") is False]
         write_sidecar(path, fields)
         artifacts.append({"artifact": str(path), "precision": precision, "bytes": path.stat().st_size,
                           "seconds": round(seconds, 2), "parity": parity})

@@ -38,9 +38,15 @@ def infer_command(
                                                     "and the nodata mask) | geojson | graphml (PNG mask + "
                                                     "road graph of the scene); tif, geojson, graphml need [geo]."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write uint8 probability maps."),
-    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch"),
+    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | openvino | torch (auto: by the file; "
+                                             "an .onnx runs on OpenVINO where it is installed and the CPU has "
+                                             "native BF16, else on ONNX Runtime)"),
+    precision: str = typer.Option("fp32", help="OpenVINO: fp32 | bf16 (BF16 needs native support and a passed "
+                                               "accuracy gate); a .pt checkpoint: fp32 | fp16 | bf16 autocast."),
+    device: str = typer.Option("CPU", help="OpenVINO device: CPU | GPU | NPU."),
     providers: Optional[str] = typer.Option(None, help="ONNX Runtime providers, e.g. cuda,cpu (default cpu)."),
-    threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads (default: all cores)."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime / OpenVINO / PyTorch CPU threads (default: all "
+                                                     "cores)."),
     resume: bool = typer.Option(False, "--resume", help="Skip inputs whose outputs already exist."),
     check_against: Optional[Path] = typer.Option(None, help="PyTorch checkpoint to compare the model with."),
     check_tiles: int = typer.Option(8, help="Tiles for --check-against."),
@@ -66,7 +72,8 @@ def infer_command(
     from .pipeline import InferOptions
 
     engine = open_model(model, backend, providers=providers.split(",") if providers else None, tile=tile,
-                        threads=threads, eager_kernels=check_against is not None, cuda_graph=cuda_graph)
+                        threads=threads, eager_kernels=check_against is not None, cuda_graph=cuda_graph,
+                        precision=precision, device=device)
     try:
         radiometry = radiometry_from(bands, stretch, percentiles, scale, stats, engine.info.radiometry)
         opts = InferOptions(source=source, out=output, overlap=overlap, batch=batch, streams=streams,
@@ -80,7 +87,7 @@ def infer_command(
             from .ray_pipeline import RayOptions, run_inference_ray
 
             kwargs = {"providers": providers.split(",") if providers else None, "tile": tile, "threads": threads,
-                      "cuda_graph": cuda_graph}
+                      "cuda_graph": cuda_graph, "precision": precision, "device": device}
             ray_opts = RayOptions(address=None if ray == "local" else ray, actors=ray_actors,
                                   gpus_per_actor=ray_gpus_per_actor, cpus_per_actor=ray_cpus_per_actor, block=block,
                                   backend=backend, model_kwargs=tuple(kwargs.items()))

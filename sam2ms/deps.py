@@ -28,6 +28,7 @@ INSTALL = {
     "scipy": "pip install 'sam2ms[geo]'",
     "matplotlib": "pip install 'sam2ms[plot]'",
     "ray": "pip install 'sam2ms[ray]'",
+    "openvino": "pip install 'sam2ms[openvino]'",
 }
 
 

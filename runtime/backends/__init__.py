@@ -1,8 +1,11 @@
 """Open a model file with the right backend, checking it against its sidecar.
 
-``.plan`` -> TensorRT (sidecar required), ``.onnx`` -> ONNX Runtime, ``.pt``/``.pth`` -> PyTorch
-reference. A request that contradicts the sidecar (tile size, normalisation, backend) is refused
-with a message that says why, instead of producing silently wrong masks.
+``.plan`` -> TensorRT (sidecar required), ``.onnx`` -> ONNX Runtime or OpenVINO, ``.pt``/``.pth``
+-> PyTorch reference. ``auto`` takes OpenVINO for an ``.onnx`` on a CPU with native BF16 where it
+is installed (it runs our ONNX faster there: issue 16's table) or when BF16 is asked for, ONNX
+Runtime otherwise. A request that contradicts the sidecar (tile size, normalisation, backend, a
+precision whose accuracy gate failed) is refused with a message that says why, instead of
+producing silently wrong masks.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS
 
 from .base import Backend, Lane, ModelInfo
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
 _BY_SUFFIX = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime", ".pt": "torch", ".pth": "torch"}
 
 __all__ = ["BACKENDS", "Backend", "Lane", "ModelInfo", "open_model"]
@@ -42,14 +45,29 @@ def _check_sidecar(path: Path, side: Sidecar, tile: int | None, allow_failed: bo
     return side.tile
 
 
+def _auto_onnx_backend(providers: list[str] | None, precision: str) -> str:
+    """OpenVINO for a CPU run where it is installed and either BF16 is asked for or the CPU has
+    native BF16; else ONNX Runtime (which also serves --providers cuda/tensorrt)."""
+    if providers and providers != ["cpu"]:
+        return "onnxruntime"
+    try:
+        import openvino
+    except ImportError:
+        return "onnxruntime"
+    from .openvino_backend import native_bf16
+
+    return "openvino" if precision == "bf16" or native_bf16(openvino.Core()) else "onnxruntime"
+
+
 def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] | None = None,
                tile: int | None = None, threads: int | None = None, allow_failed: bool = False,
                eager_kernels: bool = False, cuda_graph: bool = False, precision: str = "fp32",
-               compile: bool = False) -> Backend:
+               compile: bool = False, device: str = "CPU") -> Backend:
     """Load ``path`` with ``backend`` (auto: by file suffix) — the one way every backend is built.
     Artifacts whose export checks failed are refused unless ``allow_failed`` (the benchmark, which
     reports their accuracy). ``eager_kernels`` (timed or compared runs) and ``cuda_graph`` apply to
-    TensorRT plans; ``precision`` (fp32, or fp16/bf16 autocast) and ``compile`` to checkpoints."""
+    TensorRT plans; ``precision`` to checkpoints (fp32, or fp16/bf16 autocast) and OpenVINO (fp32,
+    bf16); ``compile`` to checkpoints; ``device`` (CPU, GPU, NPU) to OpenVINO."""
     path = Path(path)
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend}: use one of {', '.join(BACKENDS)}")
@@ -59,7 +77,11 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
     if natural is None:
         raise UsageError(f"{path}: unknown model kind {path.suffix!r}; pass a .plan (with its .json sidecar), "
                          "an .onnx or a .pt checkpoint")
+    if natural == "onnxruntime" and backend == "auto":
+        natural = _auto_onnx_backend(providers, precision)
     chosen = natural if backend == "auto" else backend
+    if chosen == "openvino" and natural == "onnxruntime":
+        natural = "openvino"  # both run .onnx files
     if chosen != natural:
         raise UsageError(f"--backend {backend} cannot run {path.name}: {natural} runs {path.suffix} files")
     if cuda_graph and chosen != "tensorrt":
@@ -68,18 +90,25 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
         from .torch_backend import TorchBackend
 
         return TorchBackend(path, tile, precision=precision, compile=compile)
-    if chosen == "onnxruntime" and not sidecar_path(path).is_file():
-        from .onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(path, ModelInfo(str(path), "onnx", tile or 0, "fp32"), providers, threads)
-    side = Sidecar.read(path)
-    info = ModelInfo(str(path), "tensorrt-plan" if chosen == "tensorrt" else "onnx",
-                     _check_sidecar(path, side, tile, allow_failed), side.precision,
-                     input_format=side.input_format, sidecar=side.data)
+    if chosen != "tensorrt" and not sidecar_path(path).is_file():
+        info = ModelInfo(str(path), "onnx", tile or 0, "fp32")
+    else:
+        side = Sidecar.read(path)
+        info = ModelInfo(str(path), "tensorrt-plan" if chosen == "tensorrt" else "onnx",
+                         _check_sidecar(path, side, tile, allow_failed), side.precision,
+                         input_format=side.input_format, sidecar=side.data)
     if chosen == "tensorrt":
         from .tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(path, info, eager_kernels=eager_kernels, cuda_graph=cuda_graph)
+    if chosen == "openvino":
+        from .openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(path, info, precision=precision, threads=threads, device=device,
+                               allow_failed=allow_failed)
+    if precision != "fp32":
+        raise UsageError(f"--precision {precision}: ONNX Runtime runs the precision of the model file; for BF16 "
+                         "use --backend openvino (pip install 'sam2ms[openvino]')")
     from .onnxruntime_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, info, providers, threads)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import platform
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
+
+from sam2ms.errors import UsageError
 
 
 class Lane(Protocol):
@@ -83,6 +85,21 @@ class Backend(ABC):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def reconcile_graph(path: Path, info: ModelInfo, input_format: str, graph_tile: int | None) -> ModelInfo:
+    """``info`` completed with what an ONNX graph says of itself (input format, fixed tile), or a
+    UsageError where the graph, the sidecar and the request disagree."""
+    tile = info.tile or graph_tile
+    if tile is None:
+        raise UsageError(f"{path}: the graph has no fixed tile size and no sidecar; pass --tile")
+    if graph_tile is not None and graph_tile != tile:
+        raise UsageError(f"{path}: the graph takes {graph_tile}px tiles but {tile} was asked for; "
+                         f"use --tile {graph_tile} or re-export")
+    if info.sidecar and info.input_format != input_format:
+        raise UsageError(f"{path}: the graph takes {input_format} input but its sidecar says {info.input_format}; "
+                         "re-export it")
+    return replace(info, tile=tile, input_format=input_format)
 
 
 def pad_batch(batch: np.ndarray, min_batch: int) -> np.ndarray:

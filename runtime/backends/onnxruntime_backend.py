@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from sam2ms.errors import UsageError
 from sam2ms.preprocess import input_format_of, tile_of_shape
 
 from .. import cuda
-from .base import Backend, Lane, ModelInfo
+from .base import Backend, Lane, ModelInfo, reconcile_graph
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
@@ -76,16 +75,7 @@ class OnnxRuntimeBackend(Backend):
         self.providers = resolve_providers(providers)
         self._session = ort.InferenceSession(str(path), opts, providers=self.providers)
         self._input, input_format, graph_tile = _graph_input(self._session)
-        tile = info.tile or graph_tile
-        if tile is None:
-            raise UsageError(f"{path}: the graph has no fixed tile size and no sidecar; pass --tile")
-        if graph_tile is not None and graph_tile != tile:
-            raise UsageError(f"{path}: the graph takes {graph_tile}px tiles but {tile} was asked for; "
-                             f"use --tile {graph_tile} or re-export")
-        if info.sidecar and info.input_format != input_format:
-            raise UsageError(f"{path}: the graph takes {input_format} input but its sidecar says {info.input_format}; "
-                             "re-export it")
-        self.info = replace(info, tile=tile, input_format=input_format)
+        self.info = reconcile_graph(path, info, input_format, graph_tile)
 
     def lanes(self, count: int) -> list[Lane]:
         return [_OrtLane(self._session, self._input) for _ in range(count)]
