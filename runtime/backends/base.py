@@ -119,3 +119,19 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The instruction-set flags /proc/cpuinfo lists (empty where it does not exist)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX-512 BF16 or AMX: what PyTorch's bf16 autocast and OpenVINO's BF16 need to be fast."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())

@@ -19,16 +19,26 @@ def _ints(text: str, flag: str) -> list[int]:
     return values
 
 
+def _words(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
 def bench_command(
     models: list[Path] = typer.Argument(..., metavar="MODEL...", help="engine.plan, model*.onnx and/or a .pt"),
     batch: str = typer.Option("1", help="Batch sizes, comma-separated (e.g. 1,2,4,8)."),
     streams: str = typer.Option("1", help="Concurrent streams/lanes, comma-separated (e.g. 1,2)."),
     iterations: int = typer.Option(20, help="Timed batches per stream and configuration."),
     warmup: int = typer.Option(3, help="Untimed batches per stream and shape first (at least 1)."),
-    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch"),
+    backend: str = typer.Option("auto", help="auto (every installed backend that runs each file) or some of "
+                                             "tensorrt,onnxruntime,openvino."),
+    openvino_precision: str = typer.Option("fp32,bf16", help="OpenVINO precisions (bf16 where this CPU has it)."),
     reference: Optional[Path] = typer.Option(None, help="Checkpoint for the PyTorch reference (default: the one "
                                                         "the models' sidecars name)."),
-    torch: str = typer.Option("fp32", "--torch", help="PyTorch reference variants: fp32,fp16,bf16,compile."),
+    torch: str = typer.Option("auto", "--torch", help="PyTorch variants: auto (FP32 and the fastest PyTorch offers "
+                                                     "here: bf16 autocast where native, fp16/bf16 on GPUs, "
+                                                     "torch.compile) or some of fp32,fp16,bf16,compile."),
+    isolate: bool = typer.Option(True, "--isolate/--in-process", help="Each subject in its own process, so that "
+                                 "one runtime's busy thread pools cannot slow the next."),
     accuracy_tiles: int = typer.Option(4, help="Synthetic tiles for accuracy against the reference."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for ONNX Runtime and PyTorch."),
     seed: int = typer.Option(0, help="Seed of the synthetic tiles."),
@@ -49,8 +59,9 @@ def bench_command(
     console = Console(stderr=True, log_path=False)
     opts = BenchOptions(models=models, batches=_ints(batch, "--batch"), streams=_ints(streams, "--streams"),
                         iterations=iterations, warmup=warmup, backend=backend, reference=reference,
-                        torch_variants=[v.strip() for v in torch.split(",") if v.strip()],
-                        accuracy_tiles=accuracy_tiles, threads=threads, seed=seed, cuda_graph=cuda_graph)
+                        torch_variants=_words(torch),
+                        accuracy_tiles=accuracy_tiles, threads=threads, seed=seed, cuda_graph=cuda_graph,
+                        isolate=isolate, openvino_precisions=_words(openvino_precision))
     report = run_bench(opts, log=lambda m: console.log(m))
     to_stdout = json_out is not None and str(json_out) == "-"
     table = save_report(report, json_path=None if to_stdout else json_out, markdown_path=markdown_out,

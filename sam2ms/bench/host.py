@@ -9,7 +9,10 @@ from sam2ms.runtime.backends.base import cpu_name
 
 
 def host() -> dict[str, Any]:
-    return {"cpu": cpu_name(), "python": platform.python_version(), "platform": platform.platform()}
+    from .peaks import cpu_peak
+
+    return {"cpu": cpu_name(), "cpu_peak": cpu_peak(), "python": platform.python_version(),
+            "platform": platform.platform()}
 
 
 def versions() -> dict[str, str]:
@@ -17,8 +20,8 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for name in ("sam2ms", "numpy", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "tensorrt-rtx",
-                 "cuda-python"):
+    for name in ("sam2ms", "numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "torch", "tensorrt",
+                 "tensorrt-rtx", "cuda-python"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:

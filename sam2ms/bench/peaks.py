@@ -1,9 +1,18 @@
-"""Dense peak throughput of known devices, for MFU (model FLOPs utilisation).
+"""Dense peak throughput of the device, for MFU (model FLOPs utilisation, "% of peak").
 
-Vendor datasheet figures without sparsity, in TFLOPS (TOPS for int8). The FP32 row is plain
-FP32 (not TF32). A device or precision missing here gets no MFU rather than a guess."""
+GPUs: vendor datasheet figures without sparsity, in TFLOPS (TOPS for int8); the FP32 row is
+plain FP32 (not TF32). CPUs: derived as cores x FLOP per cycle per core x clock, the FLOP per
+cycle from the instruction sets /proc/cpuinfo lists (two FMA pipes, as on every x86 core of the
+last decade: AVX2 8 FP32 lanes -> 32, AVX-512 16 -> 64; AVX-512 BF16 dot products 128 BF16 FLOP;
+AMX 1024 BF16 / 2048 INT8 ops) and the clock /proc/cpuinfo reports (a VM's nominal one; boost
+may exceed it, so the fraction can pass 100 %). A device or precision missing here gets no MFU
+rather than a guess.
+"""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 # name fragment (lower case) -> precision -> dense peak TFLOPS
 DEVICE_PEAKS: dict[str, dict[str, float]] = {
@@ -19,12 +28,54 @@ DEVICE_PEAKS: dict[str, dict[str, float]] = {
 
 
 def peak_tflops(device: str, precision: str) -> float | None:
-    """The dense peak for ``device`` (as torch/nvidia-smi name it) at ``precision``, if known."""
+    """The dense peak for ``device`` (as torch/nvidia-smi name it, or this host's CPU) at ``precision``."""
     name = device.lower()
     for fragment, peaks in DEVICE_PEAKS.items():
         if fragment in name:
             return peaks.get(precision)
-    return None
+    from sam2ms.runtime.backends.base import cpu_name
+
+    cpu = cpu_peak()
+    return cpu["tflops"].get(precision) if cpu and name == cpu_name().lower() else None
+
+
+def _flop_per_cycle(flags: set[str]) -> dict[str, int]:
+    """FLOP (ops for INT8) per cycle per core by precision, from the CPU's instruction sets."""
+    per = {"fp32": 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16}
+    if "amx_bf16" in flags:
+        per["bf16"] = 1024
+    elif "avx512_bf16" in flags:
+        per["bf16"] = 128
+    if "amx_int8" in flags:
+        per["int8"] = 2048
+    elif "avx512_vnni" in flags:
+        per["int8"] = 256
+    elif "avx_vnni" in flags or "avx2" in flags:
+        per["int8"] = 128
+    return per
+
+
+def cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> dict | None:
+    """This host's CPU peak: cores x FLOP/cycle x clock per precision, with its inputs (None off Linux)."""
+    try:
+        text = cpuinfo if cpuinfo is not None else Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags: set[str] = set()
+    mhz = 0.0
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags = set(value.split())
+        elif key.strip() == "cpu MHz":
+            mhz = max(mhz, float(value))
+    if not flags or not mhz:
+        return None
+    cores = cores or len(os.sched_getaffinity(0))
+    per = _flop_per_cycle(flags)
+    return {"cores": cores, "ghz": round(mhz / 1000, 3), "flop_per_cycle": per,
+            "tflops": {p: cores * f * mhz * 1e6 / 1e12 for p, f in per.items()},
+            "how": "cores x FLOP per cycle per core x the clock /proc/cpuinfo reports"}
 
 
 def mfu(flops_per_tile: float | None, tiles_per_s: float, peak: float | None) -> float | None:

@@ -15,7 +15,7 @@ ROW_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["subject", "backend", "kind", "precision", "reference", "device", "batch", "streams", "latency_ms",
                  "throughput", "split_ms", "memory_mb", "flops_per_tile", "mfu", "checks_passed", "accuracy",
-                 "vs_reference"],
+                 "vs_reference", "vs_best_pytorch", "gflops_per_s"],
     "properties": {
         "subject": {"type": "string"}, "backend": {"type": "string"}, "precision": {"type": "string"},
         "batch": {"type": "integer", "minimum": 1}, "streams": {"type": "integer", "minimum": 1},
@@ -29,7 +29,10 @@ ROW_SCHEMA: dict[str, Any] = {
         "flops_per_tile": _NUM_OR_NULL, "mfu": _NUM_OR_NULL, "checks_passed": {"type": ["boolean", "null"]},
         "accuracy": {"type": "object", "required": ["mask_iou", "f1", "max_abs", "f1_vs_label", "reference"]},
         "vs_reference": {"oneOf": [{"type": "null"},
-                                   {"type": "object", "required": ["throughput", "latency_p50"]}]},
+                                   {"type": "object", "required": ["throughput", "latency_p50", "subject"]}]},
+        "vs_best_pytorch": {"oneOf": [{"type": "null"},
+                                      {"type": "object", "required": ["throughput", "latency_p50", "subject"]}]},
+        "gflops_per_s": _NUM_OR_NULL,
     },
 }
 REPORT_SCHEMA: dict[str, Any] = {
@@ -42,25 +45,37 @@ REPORT_SCHEMA: dict[str, Any] = {
 }
 
 
+def _times(ratio: dict[str, Any] | None) -> str:
+    return "—" if ratio is None else f"{ratio['throughput']:.2f}"
+
+
 def markdown(report: dict[str, Any]) -> str:
-    """One table row per measurement, ratios to the PyTorch FP32 reference beside each."""
-    head = ("| subject | backend | precision | batch | streams | p50 ms | p90 ms | p99 ms | tiles/s | MP/s "
-            "| × PyTorch | mask IoU | F1 vs ref | MFU |\n|" + " --- |" * 14)
+    """One table row per measurement: throughput against the best PyTorch row of its batch (the
+    headline) and against eager FP32, the FLOP rate and its fraction of the device's peak."""
+    head = ("| subject | backend | precision | batch | streams | p50 ms | p90 ms | p99 ms | tiles/s | GFLOP/s "
+            "| % of peak | × best PyTorch | × PyTorch FP32 | mask IoU | F1 vs ref |\n|" + " --- |" * 15)
     lines = [head]
+    best = set()
     for r in report["rows"]:
-        lat, thr, acc, ratio = r["latency_ms"], r["throughput"], r["accuracy"], r["vs_reference"]
-        times = "—" if ratio is None else f"{ratio['throughput']:.2f}"
+        lat, thr, acc = r["latency_ms"], r["throughput"], r["accuracy"]
         util = "—" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"
+        rate = "—" if r.get("gflops_per_s") is None else f"{r['gflops_per_s']:.1f}"
         name = r["subject"] + (" (export checks FAILED)" if r.get("checks_passed") is False else "")
+        if r.get("vs_best_pytorch"):
+            best.add(r["vs_best_pytorch"]["subject"])
         lines.append(f"| {name} | {r['backend']} | {r['precision']} | {r['batch']} | {r['streams']} | "
                      f"{lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {thr['tiles_per_s']:.2f} | "
-                     f"{thr['megapixels_per_s']:.2f} | {times} | "
-                     f"{acc['mask_iou']:.4f} | {acc['f1']:.4f} | "
-                     f"{util} |")
+                     f"{rate} | {util} | {_times(r.get('vs_best_pytorch'))} | {_times(r['vs_reference'])} | "
+                     f"{acc['mask_iou']:.4f} | {acc['f1']:.4f} |")
     reference = report["rows"][0]["accuracy"]["reference"] if report["rows"] else "—"
+    peak = report["host"].get("cpu_peak")
+    peak_note = "" if not peak else (
+        f" CPU peak = {peak['cores']} cores × FLOP/cycle {peak['flop_per_cycle']} × {peak['ghz']} GHz "
+        f"= {', '.join(f'{p} {1000 * t:.0f} GFLOP/s' for p, t in peak['tflops'].items())}.")
     note = (f"\n{report['model']} at {report['tile']}², {report['iterations']} timed batches per stream after "
-            f"{report['warmup']} warm-up; accuracy on {report['accuracy_tiles']} synthetic tiles against "
-            f"{reference}; host {report['host']['cpu']}.")
+            f"{report['warmup']} warm-up{', each subject in its own process' if report.get('isolated') else ''}; "
+            f"accuracy on {report['accuracy_tiles']} synthetic tiles against {reference}; best PyTorch row per "
+            f"batch: {', '.join(sorted(best)) or '—'}; host {report['host']['cpu']}.{peak_note}")
     return "\n".join(lines) + "\n" + note + "\n"
 
 

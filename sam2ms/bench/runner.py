@@ -12,6 +12,7 @@ row of the same batch (eager FP32, one stream).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from .timing import measure
 
 SCHEMA = "sam2ms-bench/1"
 TORCH_VARIANTS = ("fp32", "fp16", "bf16", "compile")
+BEST_PYTORCH_MIN_IOU = 0.995  # a PyTorch variant is a fair baseline only at this mask agreement with FP32
 
 
 @dataclass
@@ -45,11 +47,13 @@ class BenchOptions:
     warmup: int = 3
     backend: str = "auto"
     reference: Path | None = None  # checkpoint; default: the one named in the first sidecar
-    torch_variants: list[str] = field(default_factory=lambda: ["fp32"])
+    torch_variants: list[str] = field(default_factory=lambda: ["fp32"])  # or ["auto"] (the CLI's default)
+    openvino_precisions: list[str] = field(default_factory=lambda: ["fp32", "bf16"])
     accuracy_tiles: int = 4
     threads: int | None = None
     seed: int = 0
     cuda_graph: bool = False  # also measure each TensorRT plan replayed from CUDA graphs
+    isolate: bool = True  # each subject in its own process (see _isolated)
 
     def validate(self) -> BenchOptions:
         """Refuse bad options before anything is loaded."""
@@ -61,9 +65,17 @@ class BenchOptions:
             raise UsageError(f"--warmup {self.warmup}: cannot be negative")
         if not self.batches or min(self.batches) < 1 or not self.streams or min(self.streams) < 1:
             raise UsageError("--batch and --streams take positive integers, e.g. --batch 1,2,4 --streams 1,2")
-        unknown = [v for v in self.torch_variants if v not in TORCH_VARIANTS]
+        unknown = [v for v in self.torch_variants if v not in TORCH_VARIANTS] if self.torch_variants != ["auto"] else []
         if unknown:
-            raise UsageError(f"--torch {','.join(unknown)}: use some of {', '.join(TORCH_VARIANTS)}")
+            raise UsageError(f"--torch {','.join(unknown)}: use auto or some of {', '.join(TORCH_VARIANTS)}")
+        from sam2ms.runtime.backends import BACKENDS
+        from sam2ms.runtime.backends.openvino_backend import PRECISIONS
+
+        backends = self.backend.split(",")
+        if any(b not in BACKENDS for b in backends) or ("auto" in backends and len(backends) > 1):
+            raise UsageError(f"--backend {self.backend}: auto, or some of {', '.join(BACKENDS[1:])}")
+        if not self.openvino_precisions or any(p not in PRECISIONS for p in self.openvino_precisions):
+            raise UsageError(f"--openvino-precision {','.join(self.openvino_precisions)}: some of fp32,bf16")
         if self.accuracy_tiles < 1:
             raise UsageError("--accuracy-tiles must be at least 1")
         return self
@@ -92,23 +104,21 @@ def check_batches(label: str, info: Any, batches: list[int]) -> None:
                              f"1:{b}:{max(batches)} or choose batches in that range")
 
 
-class _Run:
-    """State shared across subjects: the tile, the accuracy tiles and the reference probabilities."""
+@dataclass
+class Shared:
+    """What every subject's measurement takes from the first one (the reference): its tile, the
+    accuracy tiles and their probabilities. Picklable: it crosses into each subject's process."""
 
-    def __init__(self, opts: BenchOptions, log: Callable[[str], None]) -> None:
-        self.opts, self.log = opts, log
-        self.rows: list[dict[str, Any]] = []
-        self.skipped: list[dict[str, str]] = []
-        self.tile: int | None = None
-        self.model_name: str | None = None
-        self.reference_label = ""
-        self.flops: float | None = None
-        self.tiles = self.labels = np.zeros(0, np.uint8)  # set by the first subject
-        self.reference_probs: np.ndarray | None = None
+    tile: int | None = None
+    model_name: str | None = None
+    reference_label: str = ""
+    flops: float | None = None
+    tiles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    reference_probs: np.ndarray | None = None
 
-    def check(self, label: str, info: Any) -> None:
+    def check(self, label: str, info: Any, opts: BenchOptions) -> None:
         """Same tile for all; every asked batch inside the model's profile."""
-        opts = self.opts
         if self.tile is None:
             self.tile, self.model_name, self.reference_label = info.tile, info.sidecar.get("model"), label
             self.tiles, self.labels = synthetic_tiles(info.tile, opts.accuracy_tiles, opts.seed)
@@ -118,57 +128,90 @@ class _Run:
                              "benchmark models of one tile size together")
         check_batches(label, info, opts.batches)
 
-    def subject(self, subject: Subject) -> None:
-        opts = self.opts
-        backend = subject.open()
-        try:
-            info = backend.info
-            self.check(subject.label, info)
-            lanes = backend.lanes(max(opts.streams))
-            tiles = model_input(self.tiles, info.input_format)
-            probs = _accuracy(lanes[0], tiles, max(opts.batches))
-            self.reference_probs = self.reference_probs if self.reference_probs is not None else probs
-            accuracy = {**_judge(probs, self.reference_probs, self.labels), "reference": self.reference_label}
-            device = backend.device_name()
-            for b in opts.batches:
-                batch = np.resize(tiles, (b, *tiles.shape[1:]))
-                for s in opts.streams:
-                    if s > len(lanes):
-                        self.skipped.append({"subject": subject.label, "batch": str(b), "streams": str(s),
-                                             "why": f"{backend.name} runs at most {len(lanes)} concurrent lane(s)"})
-                        continue
-                    self.log(f"  {subject.label}: batch {b}, {s} stream(s)")
-                    self.rows.append(_row(subject, backend, device, self.flops, accuracy, b, s, info.tile,
-                                          measure(lanes[:s], batch, opts.warmup, opts.iterations)))
-        finally:
-            backend.close()
+
+Measured = tuple["Shared", list[dict[str, Any]], list[dict[str, str]]]  # shared state, rows, skipped
+
+
+def measure_subject(subject: Subject, opts: BenchOptions, shared: Shared,
+                    log: Callable[[str], None] = lambda _: None) -> Measured:
+    """Every (batch, streams) row of one subject; returns the updated shared state, the rows and
+    what was skipped. Runs in the subject's own process when the benchmark isolates subjects."""
+    if opts.threads and subject.label.startswith("pytorch"):
+        import torch
+
+        torch.set_num_threads(opts.threads)
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    backend = subject.open()
+    try:
+        info = backend.info
+        shared.check(subject.label, info, opts)
+        lanes = backend.lanes(max(opts.streams))
+        tiles = model_input(shared.tiles, info.input_format)
+        probs = _accuracy(lanes[0], tiles, max(opts.batches))
+        if shared.reference_probs is None:
+            shared.reference_probs = probs
+        accuracy = {**_judge(probs, shared.reference_probs, shared.labels), "reference": shared.reference_label}
+        device = backend.device_name()
+        for b in opts.batches:
+            batch = np.resize(tiles, (b, *tiles.shape[1:]))
+            for s in opts.streams:
+                if s > len(lanes):
+                    skipped.append({"subject": subject.label, "batch": str(b), "streams": str(s),
+                                    "why": f"{backend.name} runs at most {len(lanes)} concurrent lane(s)"})
+                    continue
+                log(f"  {subject.label}: batch {b}, {s} stream(s)")
+                rows.append(_row(subject, backend, device, shared.flops, accuracy, b, s, info.tile,
+                                 measure(lanes[:s], batch, opts.warmup, opts.iterations)))
+    finally:
+        backend.close()
+    return shared, rows, skipped
+
+
+def _stderr_log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _isolated(subject: Subject, opts: BenchOptions, shared: Shared) -> Measured:
+    """:func:`measure_subject` in a fresh process: runtimes that keep busy thread pools (OpenVINO's
+    TBB, ONNX Runtime's spinning threads, PyTorch's OpenMP) cannot slow the subjects after them."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(measure_subject, subject, opts, shared, _stderr_log).result()
 
 
 def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Measure everything; returns the report (see :mod:`sam2ms.bench.report` for its schema)."""
     opts.validate()
-    run = _Run(opts, log)
-    todo = subjects(opts)
+    shared = Shared()
+    rows: list[dict[str, Any]] = []
+    todo, skipped = subjects(opts)
     if not any(s.reference for s in todo):
         log("no PyTorch reference (torch missing, or no checkpoint found): ratios are left out and accuracy is "
             "judged against the first model; pass --reference CKPT")
     # The reference goes first so that every artifact's accuracy is judged against it.
     for subject in sorted(todo, key=lambda s: not s.reference):
-        log(f"measuring {subject.label}")
+        log(f"measuring {subject.label}" + (" (own process)" if opts.isolate else ""))
         try:
-            run.subject(subject)
+            shared, more, left = (_isolated(subject, opts, shared) if opts.isolate
+                                  else measure_subject(subject, opts, shared, log))
         except UsageError:
             raise
         except Exception as exc:  # e.g. torch.compile without a working compiler: "where it works"
             if not subject.label.startswith("pytorch") or subject.reference:
                 raise
-            run.skipped.append({"subject": subject.label, "why": f"{type(exc).__name__}: {str(exc)[:300]}"})
-    _add_ratios(run.rows)
+            skipped.append({"subject": subject.label, "why": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            continue
+        rows += more
+        skipped += left
+    _add_ratios(rows)
     return {"schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "", "versions": versions(),
-            "host": host(),
-            "model": run.model_name, "tile": run.tile, "iterations": opts.iterations, "warmup": opts.warmup,
-            "accuracy_tiles": opts.accuracy_tiles, "rows": run.rows, "skipped": run.skipped}
+            "host": host(), "isolated": opts.isolate,
+            "model": shared.model_name, "tile": shared.tile, "iterations": opts.iterations, "warmup": opts.warmup,
+            "accuracy_tiles": opts.accuracy_tiles, "rows": rows, "skipped": skipped}
 
 
 def _judge(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -189,7 +232,7 @@ def _row(subject: Subject, backend: Any, device: str, flops: float | None, accur
             "latency_ms": lat, "throughput": thr, "split_ms": m["split_ms"],
             "memory_mb": {"host_rss_increase": m["host_rss_increase_mb"], "device_peak": device_mb},
             "checks_passed": _checks_passed(backend.info.sidecar), "flops_per_tile": flops, "peak_tflops": peak,
-            "mfu": mfu(flops, thr["tiles_per_s"], peak),
+            "mfu": mfu(flops, thr["tiles_per_s"], peak), "pid": os.getpid(),
             "accuracy": accuracy}
 
 
@@ -198,11 +241,24 @@ def _checks_passed(side: dict[str, Any]) -> bool | None:
     return Sidecar(side).passed
 
 
+def _ratio(row: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if base is None else {
+        "throughput": row["throughput"]["tiles_per_s"] / base["throughput"]["tiles_per_s"],
+        "latency_p50": row["latency_ms"]["p50"] / base["latency_ms"]["p50"], "subject": base["subject"]}
+
+
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
-    """Each row against the reference row of the same batch (eager FP32 PyTorch, one stream)."""
+    """Each row against two PyTorch rows of the same batch: the *best* (highest throughput among
+    the PyTorch variants that keep mask IoU >= 0.995 with FP32: the headline, since a user can
+    simply run that) and eager FP32 (the reference every accuracy figure refers to)."""
     refs = {r["batch"]: r for r in rows if r["reference"] and r["streams"] == 1}
+    best: dict[int, dict[str, Any]] = {}
+    speed = lambda row: row["throughput"]["tiles_per_s"]  # noqa: E731
     for r in rows:
-        ref = refs.get(r["batch"])
-        r["vs_reference"] = None if ref is None else {
-            "throughput": r["throughput"]["tiles_per_s"] / ref["throughput"]["tiles_per_s"],
-            "latency_p50": r["latency_ms"]["p50"] / ref["latency_ms"]["p50"]}
+        if r["backend"] == "torch" and r["accuracy"]["mask_iou"] >= BEST_PYTORCH_MIN_IOU and (
+                r["batch"] not in best or speed(r) > speed(best[r["batch"]])):
+            best[r["batch"]] = r
+    for r in rows:
+        r["vs_reference"] = _ratio(r, refs.get(r["batch"]))
+        r["vs_best_pytorch"] = _ratio(r, best.get(r["batch"]))
+        r["gflops_per_s"] = r["flops_per_tile"] * speed(r) / 1e9 if r["flops_per_tile"] else None

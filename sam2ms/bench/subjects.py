@@ -69,15 +69,56 @@ def find_checkpoint(model: Path, recorded: dict[str, Any]) -> Path | None:
     return None
 
 
-def subjects(opts: BenchOptions) -> list[Subject]:
-    """The artifacts to measure, then the PyTorch reference variants (when torch and a checkpoint are there)."""
-    from sam2ms.runtime.backends import open_model
+def _backends_for(model: Path, asked: list[str]) -> list[str]:
+    """The backends to run ``model`` on: those asked that run its kind; ``auto``: every installed one."""
+    from importlib.util import find_spec
 
-    found = [Subject(m.name, partial(open_model, m, opts.backend, threads=opts.threads, allow_failed=True,
-                                     eager_kernels=True))
-             for m in opts.models if m.suffix != ".pt"]
+    kind = {".plan": "tensorrt", ".engine": "tensorrt"}.get(model.suffix.lower(), "onnxruntime")
+    if asked != ["auto"]:
+        runs = {"tensorrt": ["tensorrt"], "onnxruntime": ["onnxruntime", "openvino"]}[kind]
+        return [b for b in asked if b in runs] or [asked[0]]  # a mismatch is refused by open_model
+    if kind == "onnxruntime" and find_spec("openvino") is not None:
+        return ["onnxruntime", "openvino"]
+    return [kind]
+
+
+def torch_variants(asked: list[str]) -> list[str]:
+    """``auto``: FP32 and the fastest configurations PyTorch offers here: bf16 autocast on CPUs
+    with native BF16 (AVX-512 BF16, AMX), fp16 and bf16 autocast on GPUs, torch.compile."""
+    if asked != ["auto"]:
+        return list(dict.fromkeys(["fp32", *asked]))
+    import torch
+
+    from sam2ms.runtime.backends.base import cpu_has_native_bf16
+
+    if torch.cuda.is_available():
+        return ["fp32", "fp16", "bf16", "compile"]
+    return ["fp32", *(["bf16"] if cpu_has_native_bf16() else []), "compile"]
+
+
+def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
+    """The artifacts to measure on each backend asked (OpenVINO at each precision this CPU runs
+    natively), then the PyTorch reference variants (when torch and a checkpoint are there); and
+    the subjects left out, with why."""
+    from sam2ms.runtime.backends import open_model
+    from sam2ms.runtime.backends.base import cpu_has_native_bf16
+
+    found, skipped = [], []
+    for m in (m for m in opts.models if m.suffix != ".pt"):
+        for backend in _backends_for(m, opts.backend.split(",")):
+            if backend != "openvino":
+                found.append(Subject(m.name, partial(open_model, m, backend, threads=opts.threads, allow_failed=True,
+                                                     eager_kernels=True)))
+                continue
+            for precision in opts.openvino_precisions:
+                label = f"{m.name} (openvino {precision})"
+                if precision == "bf16" and not cpu_has_native_bf16():
+                    skipped.append({"subject": label, "why": "this CPU has no native BF16"})
+                    continue
+                found.append(Subject(label, partial(open_model, m, "openvino", threads=opts.threads,
+                                                    precision=precision, allow_failed=True)))
     if opts.cuda_graph:  # each plan twice: plain enqueue, and replayed from a CUDA graph
-        found += [Subject(f"{m.name} (CUDA graph)", partial(open_model, m, opts.backend, allow_failed=True,
+        found += [Subject(f"{m.name} (CUDA graph)", partial(open_model, m, "tensorrt", allow_failed=True,
                                                             eager_kernels=True, cuda_graph=True))
                   for m in opts.models if m.suffix in (".plan", ".engine")]
     ckpt = reference_checkpoint(opts)
@@ -87,16 +128,12 @@ def subjects(opts: BenchOptions) -> list[Subject]:
         ckpt = None
     if ckpt is not None:
         tile = artifact_tile(opts.models)
-        if opts.threads:
-            import torch
-
-            torch.set_num_threads(opts.threads)
-        for variant in dict.fromkeys(["fp32", *opts.torch_variants]):
+        for variant in torch_variants(opts.torch_variants):
             precision = "fp32" if variant == "compile" else variant
             label = f"pytorch {'compiled' if variant == 'compile' else 'eager'} {precision}"
             found.append(Subject(label, partial(open_model, ckpt, "torch", tile=tile, precision=precision,
                                                 compile=variant == "compile"), reference=variant == "fp32"))
-    return found
+    return found, skipped
 
 
 def artifact_tile(models: list[Path]) -> int | None:

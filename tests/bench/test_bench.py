@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from sam2ms.bench.peaks import mfu, peak_tflops
+from sam2ms.bench.peaks import cpu_peak, mfu, peak_tflops
 from sam2ms.bench.report import REPORT_SCHEMA
 from sam2ms.bench.runner import BenchOptions, check_batches
 from sam2ms.bench.stats import latency_ms, throughput
 from sam2ms.errors import UsageError
 from sam2ms.runtime.backends.base import ModelInfo
 
-from conftest import run_cli
+from conftest import has_module, run_cli
 
 
 def test_latency_percentiles_on_known_timings() -> None:
@@ -29,10 +29,21 @@ def test_latency_percentiles_on_known_timings() -> None:
     assert thr["tiles_per_s"] == 20 and thr["megapixels_per_s"] == pytest.approx(20 * 1024 * 1024 / 1e6)
 
 
+ZEN5_CPUINFO = "processor\t: 0\ncpu MHz\t\t: 2700.000\nflags\t\t: fpu avx2 fma avx512f avx512_bf16 avx512_vnni\n"
+AVX2_CPUINFO = "processor\t: 0\ncpu MHz\t\t: 2445.0\nflags\t\t: fpu avx avx2 fma\n"
+
+
 def test_peaks_and_mfu() -> None:
     assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == pytest.approx(989.4)
     assert peak_tflops("NVIDIA GeForce RTX 4090", "fp16") == pytest.approx(165.2)
-    assert peak_tflops("AMD EPYC", "fp32") is None
+    assert peak_tflops("Some Other CPU", "fp32") is None
+    # issue 16's machine: 2 Zen 5 cores at 2.7 GHz reach ~690 GFLOP/s in BF16
+    zen5 = cpu_peak(ZEN5_CPUINFO, cores=2)
+    assert zen5 is not None and zen5["tflops"] == pytest.approx({"fp32": 0.3456, "bf16": 0.6912, "int8": 1.3824})
+    avx2 = cpu_peak(AVX2_CPUINFO, cores=2)
+    assert avx2 is not None and avx2["tflops"]["fp32"] == pytest.approx(2 * 32 * 2.445e9 / 1e12) and \
+        "bf16" not in avx2["tflops"]
+    assert cpu_peak("no flags here", cores=2) is None
     assert mfu(1e12, 100.0, 1000.0) == pytest.approx(0.1)  # 100 TFLOP/s of 1000
     assert mfu(None, 100.0, 1000.0) is None and mfu(1e12, 100.0, None) is None
 
@@ -74,7 +85,8 @@ def test_tiny_real_run(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureF
     report_path, plot_path, md_path = tmp_path / "r.json", tmp_path / "p.png", tmp_path / "t.md"
     code, out, err = run_cli(["bench", str(small_onnx), "--batch", "1,2", "--streams", "1,2", "--iterations", "3",
                               "--warmup", "1", "--threads", "1", "--accuracy-tiles", "2", "--json", str(report_path),
-                              "--plot", str(plot_path), "--markdown", str(md_path)], capsys)
+                              "--plot", str(plot_path), "--markdown", str(md_path), "--backend", "onnxruntime",
+                              "--torch", "fp32"], capsys)
     assert code == 0, err
     report = json.loads(report_path.read_text())
     jsonschema.validate(report, REPORT_SCHEMA)
@@ -88,12 +100,15 @@ def test_tiny_real_run(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureF
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"]
         assert r["vs_reference"]["throughput"] > 0 and r["accuracy"]["reference"] == "pytorch eager fp32"
         assert r["accuracy"]["max_abs"] < 1e-3 and r["accuracy"]["mask_iou"] == pytest.approx(1.0)
-        assert r["flops_per_tile"] > 0 and r["mfu"] is None  # no known peak for a CPU
+        assert r["flops_per_tile"] > 0 and r["gflops_per_s"] > 0
+        assert r["mfu"] == pytest.approx(r["gflops_per_s"] / 1000 / cpu_peak()["tflops"]["fp32"])  # type: ignore[index]
+        assert r["vs_best_pytorch"]["subject"] == "pytorch eager fp32"
+    assert report["isolated"] and len({r["pid"] for r in rows}) == 2  # one process per subject
     ref = next(r for r in torch_rows if r["batch"] == 1)
     assert ref["vs_reference"]["throughput"] == pytest.approx(1.0)
     assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = md_path.read_text()
-    assert table.count("\n| model.onnx |") == 4 and "× PyTorch" in table and table in out + "\n"
+    assert table.count("\n| model.onnx |") == 4 and "× best PyTorch" in table and table in out + "\n"
     from sam2ms.bench.report import save_report
 
     assert save_report(report, stem=tmp_path / "again") == table
@@ -125,7 +140,38 @@ def test_reference_runs_at_the_artifact_tile(trained_nano: Path, tmp_path: Path)
 
     run_export(ExportOptions(ckpt=trained_nano, out=tmp_path, tile=96, onnx_only=True, check=False))
     report = run_bench(BenchOptions(models=[tmp_path / "model.onnx"], iterations=1, warmup=0, accuracy_tiles=1,
-                                    threads=1))
+                                    threads=1, backend="onnxruntime", isolate=False))
     assert report["tile"] == 96 and {r["subject"] for r in report["rows"]} == {"model.onnx", "pytorch eager fp32"}
     onnx_row = next(r for r in report["rows"] if r["subject"] == "model.onnx")
     assert onnx_row["accuracy"]["max_abs"] < 1e-4  # uint8 ONNX vs the PyTorch reference, same 96 px tiles
+
+
+def test_headline_ratio_is_against_the_best_accurate_pytorch_row() -> None:
+    from sam2ms.bench.runner import _add_ratios
+
+    def row(subject: str, backend: str, tiles_per_s: float, iou: float, reference: bool = False) -> dict:
+        return {"subject": subject, "backend": backend, "batch": 1, "streams": 1, "reference": reference,
+                "throughput": {"tiles_per_s": tiles_per_s}, "latency_ms": {"p50": 1000 / tiles_per_s},
+                "accuracy": {"mask_iou": iou}, "flops_per_tile": 1e9}
+
+    rows = [row("pytorch eager fp32", "torch", 2.0, 1.0, reference=True), row("pytorch eager bf16", "torch", 9.0, 0.99),
+            row("pytorch compiled fp32", "torch", 4.0, 1.0), row("model.onnx (openvino bf16)", "openvino", 8.0, 0.999)]
+    _add_ratios(rows)
+    ov = rows[-1]
+    assert ov["vs_best_pytorch"] == {"throughput": 2.0, "latency_p50": 0.5, "subject": "pytorch compiled fp32"}
+    assert ov["vs_reference"]["throughput"] == 4.0 and ov["gflops_per_s"] == 8.0  # bf16 autocast missed 0.995
+
+
+@pytest.mark.skipif(not has_module("openvino"), reason="the [openvino] extra is not installed")
+def test_openvino_rows_beside_onnxruntime(small_onnx: Path) -> None:
+    from sam2ms.bench.runner import run_bench
+    from sam2ms.runtime.backends.base import cpu_has_native_bf16
+
+    report = run_bench(BenchOptions(models=[small_onnx], iterations=1, warmup=0, accuracy_tiles=1, threads=1,
+                                    isolate=False))
+    subjects = {r["subject"]: r for r in report["rows"]}
+    assert {"model.onnx", "model.onnx (openvino fp32)", "pytorch eager fp32"} <= set(subjects)
+    assert subjects["model.onnx (openvino fp32)"]["accuracy"]["max_abs"] < 1e-4
+    assert len({r["pid"] for r in report["rows"]}) == 1  # --in-process
+    if not cpu_has_native_bf16():
+        assert {"subject": "model.onnx (openvino bf16)", "why": "this CPU has no native BF16"} in report["skipped"]
