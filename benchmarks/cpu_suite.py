@@ -1,13 +1,17 @@
-"""The CPU suite of ``sam2ms bench``: PyTorch eager vs ONNX Runtime FP32 vs INT8, in one run per model.
+"""The CPU suite of ``sam2ms bench``: PyTorch (FP32, bf16 autocast where native, compiled) vs ONNX
+Runtime and OpenVINO (FP32, BF16 where native, INT8), in one run per model and tile.
 
-    python benchmarks/cpu_suite.py --out /tmp/suite [--nano-ckpt demo_run/run/best.pt]
+    python benchmarks/cpu_suite.py --out /tmp/suite [--nano-ckpt demo_run/run/best.pt] [--isolation]
 
 For ``sam2ms_nano`` at 256² (the demo's trained checkpoint when given, else random weights) and
-``sam2ms_hiera_t`` at 1024² (random weights: none can be downloaded here), export the FP32 ONNX,
-calibrate INT8 on a synthetic scene (minmax; --auto-exclude for a trained checkpoint), then run
-``sam2ms bench`` on both artifacts with the PyTorch eager FP32 reference. Writes one
-``bench-<model>.json/.md/.png`` per model under --out and prints the markdown tables.
-Random weights change neither sizes nor speed; their INT8 accuracy figures mean nothing.
+``sam2ms_hiera_t`` at 512² and 1024² (random weights: none can be downloaded here), export the
+FP32 ONNX, calibrate INT8 on a synthetic scene (minmax; --auto-exclude for a trained checkpoint),
+then run ``sam2ms bench`` on both artifacts, every installed CPU backend, each subject in its own
+process. Writes one ``bench-<model>-<tile>.json/.md/.png`` per entry under --out and prints the
+markdown tables. Random weights change neither sizes nor speed; their INT8 accuracy means nothing.
+
+``--isolation``: first, the proof that subjects must not share a process: ONNX Runtime FP32 on
+``sam2ms_nano`` timed in its own process and right after OpenVINO in the same process.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from sam2ms.fileio import save_png
 from sam2ms.models import create_model
 from sam2ms.models.checkpoint import save_checkpoint
 
-SUITE = (("sam2ms_nano", 256, [1, 4], 20), ("sam2ms_hiera_t", 1024, [1], 3))  # model, tile, batches, iterations
+SUITE = (("sam2ms_nano", 256, [1, 4], 20), ("sam2ms_hiera_t", 512, [1, 4], 3),
+         ("sam2ms_hiera_t", 1024, [1], 2))  # model, tile, batches, iterations
 
 
 def _prepare(name: str, tile: int, ckpt: Path | None, out: Path) -> list[Path]:
@@ -48,24 +53,42 @@ def _prepare(name: str, tile: int, ckpt: Path | None, out: Path) -> list[Path]:
     return [out / "model.onnx", out / "model.int8.onnx"]
 
 
+def isolation(models: list[Path], reference: Path | None, threads: int) -> str:
+    """ONNX Runtime FP32 (batch 4) alone in its process, and after OpenVINO in one process."""
+    common = {"models": models[:1], "batches": [4], "iterations": 20, "warmup": 2, "reference": reference,
+              "threads": threads, "accuracy_tiles": 1, "openvino_precisions": ["fp32"]}
+    lines = ["| ONNX Runtime FP32, nano 256², batch 4 | p50 ms | tiles/s |", "| --- | --- | --- |"]
+    for label, options in (("own process", {"backend": "onnxruntime", "isolate": True}),
+                           ("after OpenVINO, same process", {"backend": "openvino,onnxruntime", "isolate": False})):
+        row = next(r for r in run_bench(BenchOptions(**common, **options))["rows"]
+                   if r["backend"] == "onnxruntime")
+        lines.append(f"| {label} | {row['latency_ms']['p50']:.1f} | {row['throughput']['tiles_per_s']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--nano-ckpt", type=Path, help="a trained sam2ms_nano checkpoint (e.g. the demo's best.pt)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", help="one model name of the suite")
+    p.add_argument("--isolation", action="store_true", help="first time ONNX Runtime alone and after OpenVINO")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     for name, tile, batches, iterations in SUITE:
         if args.only and name != args.only:
             continue
-        folder = args.out / name
+        folder = args.out / f"{name}-{tile}"
         models = _prepare(name, tile, args.nano_ckpt if name == "sam2ms_nano" else None, folder)
+        reference = next(folder.glob("*.pt"), None) or args.nano_ckpt
+        if args.isolation and name == "sam2ms_nano":
+            print(f"## Isolation\n\n{isolation(models, reference, args.threads)}", flush=True)
         report = run_bench(BenchOptions(models=models, batches=batches, iterations=iterations, warmup=1,
-                                        reference=next(folder.glob("*.pt"), None) or args.nano_ckpt,
-                                        threads=args.threads, accuracy_tiles=4))
-        table = save_report(report, stem=args.out / f"bench-{name}")
-        print(f"## {name} @ {tile}²\n\n{table}")
+                                        reference=reference, threads=args.threads, accuracy_tiles=4,
+                                        torch_variants=["auto"]),
+                           log=lambda m: print(m, flush=True))
+        table = save_report(report, stem=args.out / f"bench-{name}-{tile}")
+        print(f"## {name} @ {tile}²\n\n{table}", flush=True)
 
 
 if __name__ == "__main__":
