@@ -30,7 +30,7 @@ def test_tiny_demo(tmp_path: Path) -> None:
     assert table["pytorch eager fp32"]["x_pytorch"] == 1.0 and table["model.onnx"]["mask_iou_vs_pytorch"] == 1.0
     assert table["model.onnx"]["x_best_pytorch"] is not None
     if has_module("openvino"):  # the OpenVINO rows join the table, sized by the file they run
-        assert table["model.onnx (openvino fp32)"]["megabytes"] == table["model.onnx"]["megabytes"]
+        assert table["model.onnx (openvino)"]["megabytes"] == table["model.onnx"]["megabytes"]
     assert json.loads(Path(summary["bench"]["report"]).read_text())["schema"] == "sam2ms-bench/1"
     scene = summary["scene"]
     assert scene["files"] == 1 and scene["failed"] == 0 and scene["check"]["passed"]

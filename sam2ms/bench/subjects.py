@@ -111,7 +111,7 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
                                                      eager_kernels=True)))
                 continue
             for precision in opts.openvino_precisions:
-                label = f"{m.name} (openvino {precision})"
+                label = f"{m.name} (openvino{' bf16' if precision == 'bf16' else ''})"  # fp32: the file's own
                 if precision == "bf16" and not cpu_has_native_bf16():
                     skipped.append({"subject": label, "why": "this CPU has no native BF16"})
                     continue
