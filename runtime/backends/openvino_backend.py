@@ -6,7 +6,8 @@ read directly, and the compiled model is cached (``CACHE_DIR``) so that a second
 fast. Our knobs map onto OpenVINO's own:
 
 * ``--threads`` -> ``INFERENCE_NUM_THREADS``; ``--streams K`` -> ``NUM_STREAMS`` = K, with one
-  asynchronous infer request per lane (OpenVINO splits the threads between its streams);
+  infer request per lane, each run from its lane's own thread, so K requests are in flight at
+  once as with OpenVINO's asynchronous API (OpenVINO splits the threads between its streams);
 * ``--precision fp32|bf16`` -> ``INFERENCE_PRECISION_HINT``. BF16 is refused where the device
   lacks it natively (OpenVINO would quietly run FP32) and, as FP16 is, where its accuracy gate
   failed (:meth:`OpenVinoBackend._bf16_gate`);
