@@ -137,6 +137,15 @@ class Trainer:
         cfg.validate()
         self.cfg = cfg
         self.dist = Dist.from_env(cfg.device)
+        try:
+            self._build(cfg)
+        except BaseException:
+            # leave the process group before exiting: a process that exits with gloo's threads still
+            # running aborts ("terminate called without an active exception") instead of exiting 2
+            self.dist.close()
+            raise
+
+    def _build(self, cfg: TrainConfig) -> None:
         self.out = Path(cfg.output)
         self.main = self.dist.is_main
         resumed = self.dist.agree(self._read_resumed_run)
