@@ -83,7 +83,8 @@ def main() -> None:
         reference = next(folder.glob("*.pt"), None) or args.nano_ckpt
         if args.isolation and name == "sam2ms_nano":
             print(f"## Isolation\n\n{isolation(models, reference, args.threads)}", flush=True)
-        report = run_bench(BenchOptions(models=models, batches=batches, iterations=iterations, warmup=1,
+        # 3 warm-ups: OpenVINO needs more than one inference at a new (dynamic) batch size
+        report = run_bench(BenchOptions(models=models, batches=batches, iterations=iterations, warmup=3,
                                         reference=reference, threads=args.threads, accuracy_tiles=4,
                                         torch_variants=["auto"]),
                            log=lambda m: print(m, flush=True))
