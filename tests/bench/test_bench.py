@@ -126,6 +126,9 @@ def test_bench_errors(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFi
                       ([str(small_onnx), "--batch", "0"], "positive integers"),
                       ([str(small_onnx), "--batch", "a,b"], "comma-separated integers"),
                       ([str(small_onnx), "--torch", "fp8"], "--torch fp8"),
+                      ([str(small_onnx), "--backend", "auto,openvino"], "--backend auto,openvino"),
+                      ([str(small_onnx), "--backend", "tpu"], "--backend tpu"),
+                      ([str(small_onnx), "--openvino-precision", "fp16"], "--openvino-precision fp16"),
                       ([str(small_onnx), "--plot", str(tmp_path / "p.svg")], "give a .png path"),
                       ([str(tmp_path / "none.onnx")], "model file not found")]:
         code, _, err = run_cli(["bench", *args], capsys)
