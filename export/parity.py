@@ -54,9 +54,7 @@ def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, re
     def probabilities(run_precision: str) -> np.ndarray:
         info = ModelInfo(str(onnx_path), "onnx", 0, precision)  # the graph's own tile; no sidecar (being written)
         with OpenVinoBackend(Path(onnx_path), info, precision=run_precision, gate=False) as backend:
-            lane = backend.lanes(1)[0]
-            x = model_input(tiles, backend.info.input_format)
-            return sigmoid(np.concatenate([lane.infer(x[i:i + 1]) for i in range(len(x))]))
+            return backend.probabilities(tiles)
 
     ov = require("openvino", "--openvino")
     core = ov.Core()

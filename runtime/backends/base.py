@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,9 @@ class ModelInfo:
         return self.sidecar.get("radiometry")
 
 
+BackendT = TypeVar("BackendT", bound="Backend")
+
+
 class Backend(ABC):
     """A loaded model; use it as a context manager (or call ``close()``) to free it."""
 
@@ -79,7 +82,7 @@ class Backend(ABC):
                 "precision": self.info.precision, "input_format": self.info.input_format,
                 "device": self.device_name()}
 
-    def __enter__(self) -> Backend:
+    def __enter__(self: BackendT) -> BackendT:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -121,14 +124,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_flags() -> set[str]:
-    """The instruction-set flags /proc/cpuinfo lists (empty where it does not exist)."""
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The instruction-set flags of ``cpuinfo`` (default: /proc/cpuinfo; empty where it does not exist)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+        text = cpuinfo if cpuinfo is not None else Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return set(value.split())
     return set()
 
 

@@ -152,16 +152,22 @@ class OpenVinoBackend(Backend):
     def _measure_bf16_gate(self) -> dict[str, Any]:
         from sam2ms.artifacts import judge_parity
         from sam2ms.export.parity import parity_tiles
+
+        tiles = parity_tiles(self.info.tile, GATE_TILES)
+        with OpenVinoBackend(self.path, self.info, threads=self.threads, device=self.device) as fp32:
+            reference = fp32.probabilities(tiles)
+        return {**judge_parity("bf16", reference, self.probabilities(tiles)), "reference": "openvino-fp32",
+                "measured_by": "runtime"}
+
+    def probabilities(self, tiles: np.ndarray) -> np.ndarray:
+        """Probabilities of uint8 RGB windows (N x T x T x 3), one at a time on the first lane: the
+        parity checks' way of running a model (the export's and the BF16 gate's)."""
         from sam2ms.metrics import sigmoid
         from sam2ms.preprocess import model_input
 
-        x = model_input(parity_tiles(self.info.tile, GATE_TILES), self.info.input_format)
-        fp32 = self.core.compile_model(str(self.path), self.device, self._config("fp32", 1))
-        reference = sigmoid(np.concatenate([_OvLane(fp32).infer(x[i:i + 1]) for i in range(len(x))]))
-        self._compile(1)
-        lane = _OvLane(self._compiled)
-        candidate = sigmoid(np.concatenate([lane.infer(x[i:i + 1]) for i in range(len(x))]))
-        return {**judge_parity("bf16", reference, candidate), "reference": "openvino-fp32", "measured_by": "runtime"}
+        lane = self.lanes(1)[0]
+        x = model_input(tiles, self.info.input_format)
+        return sigmoid(np.concatenate([lane.infer(x[i:i + 1]) for i in range(len(x))]))
 
     def lanes(self, count: int) -> list[Lane]:
         with self._lock:
