@@ -47,16 +47,14 @@ def _check_sidecar(path: Path, side: Sidecar, tile: int | None, allow_failed: bo
 
 def _auto_onnx_backend(providers: list[str] | None, precision: str) -> str:
     """OpenVINO for a CPU run where it is installed and either BF16 is asked for or the CPU has
-    native BF16; else ONNX Runtime (which also serves --providers cuda/tensorrt)."""
-    if providers and providers != ["cpu"]:
-        return "onnxruntime"
-    try:
-        import openvino
-    except ImportError:
-        return "onnxruntime"
-    from .openvino_backend import native_bf16
+    native BF16; else ONNX Runtime (which also serves --providers cuda/tensorrt). Decided from
+    the CPU's flags, so that an ONNX Runtime run does not import OpenVINO to learn it."""
+    from importlib.util import find_spec
 
-    return "openvino" if precision == "bf16" or native_bf16(openvino.Core()) else "onnxruntime"
+    from .base import cpu_has_native_bf16
+
+    wants_openvino = not (providers and providers != ["cpu"]) and (precision == "bf16" or cpu_has_native_bf16())
+    return "openvino" if wants_openvino and find_spec("openvino") is not None else "onnxruntime"
 
 
 def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] | None = None,

@@ -57,18 +57,15 @@ def _flop_per_cycle(flags: set[str]) -> dict[str, int]:
 
 def cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> dict | None:
     """This host's CPU peak: cores x FLOP/cycle x clock per precision, with its inputs (None off Linux)."""
+    from sam2ms.runtime.backends.base import cpu_flags
+
     try:
         text = cpuinfo if cpuinfo is not None else Path("/proc/cpuinfo").read_text()
     except OSError:
         return None
-    flags: set[str] = set()
-    mhz = 0.0
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            flags = set(value.split())
-        elif key.strip() == "cpu MHz":
-            mhz = max(mhz, float(value))
+    flags = cpu_flags(text)
+    mhz = max((float(line.partition(":")[2]) for line in text.splitlines() if line.startswith("cpu MHz")),
+              default=0.0)
     if not flags or not mhz:
         return None
     cores = cores or len(os.sched_getaffinity(0))

@@ -82,6 +82,13 @@ def _backends_for(model: Path, asked: list[str]) -> list[str]:
     return [kind]
 
 
+def _openvino_has_bf16() -> bool:
+    from sam2ms.deps import require
+    from sam2ms.runtime.backends.openvino_backend import native_bf16
+
+    return native_bf16(require("openvino", "--backend openvino").Core())
+
+
 def torch_variants(asked: list[str]) -> list[str]:
     """``auto``: FP32 and the fastest configurations PyTorch offers here: bf16 autocast on CPUs
     with native BF16 (AVX-512 BF16, AMX), fp16 and bf16 autocast on GPUs, torch.compile."""
@@ -101,7 +108,6 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
     natively), then the PyTorch reference variants (when torch and a checkpoint are there); and
     the subjects left out, with why."""
     from sam2ms.runtime.backends import open_model
-    from sam2ms.runtime.backends.base import cpu_has_native_bf16
 
     found, skipped = [], []
     for m in (m for m in opts.models if m.suffix != ".pt"):
@@ -112,7 +118,7 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
                 continue
             for precision in opts.openvino_precisions:
                 label = f"{m.name} (openvino{' bf16' if precision == 'bf16' else ''})"  # fp32: the file's own
-                if precision == "bf16" and not cpu_has_native_bf16():
+                if precision == "bf16" and not _openvino_has_bf16():  # the backend's own test: it would refuse
                     skipped.append({"subject": label, "why": "this CPU has no native BF16"})
                     continue
                 found.append(Subject(label, partial(open_model, m, "openvino", threads=opts.threads,
