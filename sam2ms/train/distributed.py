@@ -76,12 +76,14 @@ class Dist:
         except UsageError as exc:
             if not self.enabled:
                 raise
-            failure = f"rank {self.rank} on {socket.gethostname()}: {exc}"
-        failures = [f for f in self.gather_objects(failure) if f is not None]
+            failure = (socket.gethostname(), str(exc))
+        failures = {rank: f for rank, f in enumerate(self.gather_objects(failure)) if f is not None}
         if failures:
-            messages = {f.split(": ", 1)[1] for f in failures}
-            raise UsageError(messages.pop() if len(messages) == 1 and len(failures) == self.world
-                             else "; ".join(failures))
+            messages = {message for _, message in failures.values()}
+            if len(messages) == 1 and len(failures) == self.world:  # every rank failed alike: say it once
+                raise UsageError(messages.pop())
+            raise UsageError("; ".join(f"rank {rank} on {host}: {message}"
+                                       for rank, (host, message) in failures.items()))
         return result  # type: ignore[return-value]  # check() returned on every rank
 
     def same_everywhere(self, value: Any, what: str, fix: str) -> None:
