@@ -24,6 +24,11 @@ def calibrate_command(
     quantizer: str = typer.Option("ort", help="ort (ONNX Runtime) | modelopt (NVIDIA ModelOpt, when installed)."),
     auto_exclude: bool = typer.Option(False, "--auto-exclude", help="When a target is missed, keep the most "
                                       "sensitive layers in float until it holds (reports which)."),
+    reduce_range: bool = typer.Option(False, "--reduce-range", help="7-bit weights: keeps INT8 accurate on "
+                                      "OpenVINO (oneDNN) on CPUs without VNNI, whose 8-bit products saturate."),
+    openvino: bool = typer.Option(False, "--openvino", help="Also measure model.int8.onnx on OpenVINO (extra "
+                                  "[openvino]; FP32, and BF16 where native) on the held-out tiles: the accuracy "
+                                  "gate its OpenVINO backend reads from the sidecar."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
 ) -> None:
     """Quantise an exported FP32 ONNX to explicit Q/DQ INT8 and report its accuracy against FP32."""
@@ -31,15 +36,15 @@ def calibrate_command(
 
     from sam2ms.deps import require
 
-    for module in ("onnx", "onnxruntime.quantization"):
+    for module in ("onnx", "onnxruntime.quantization", *(("openvino",) if openvino else ())):
         require(module, "sam2ms calibrate")
     from .pipeline import CalibrateOptions, run_calibrate
 
     console = Console(stderr=True, log_path=False)
     opts = CalibrateOptions(onnx=onnx_model, calib_data=calib_data, out=output, method=calib_method,
                             batches=calib_batches, batch_size=calib_batch_size, holdout=holdout, cache=calib_cache,
-                            seed=seed, auto_exclude=auto_exclude,
-                            quantizer=quantizer)
+                            seed=seed, auto_exclude=auto_exclude, quantizer=quantizer, openvino=openvino,
+                            reduce_range=reduce_range)
     try:
         summary = run_calibrate(opts, log=lambda m: console.log(m))
     except CheckFailed as exc:
@@ -57,6 +62,10 @@ def _print(summary: dict, as_json: bool) -> None:
     typer.echo(f"{summary['artifact']} ({summary['bytes'] / 2**20:.1f} MB): on {r['tiles']} held-out tiles "
                f"mask IoU to FP32 {r['mask_iou']:.4f}, F1 {100 * r['f1']:.2f}, max |dp| {r['max_abs']:.3f} -> "
                f"{'ok' if r['passed'] else 'target missed'}")
+    for precision, gate in (summary.get("openvino") or {}).items():
+        if isinstance(gate, dict) and isinstance(gate.get("passed"), bool):
+            typer.echo(f"  on OpenVINO {precision.upper()}: mask IoU to FP32 {gate['mask_iou']:.4f}, F1 "
+                       f"{100 * gate['f1']:.2f} -> {'ok' if gate['passed'] else 'target missed'}")
     search = summary["calibration"].get("auto_exclude")
     if search:
         modules = [m for unit in search["kept_float"] for m in unit["modules"]]

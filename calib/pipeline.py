@@ -11,7 +11,7 @@ import numpy as np
 
 from sam2ms.artifacts import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from sam2ms.errors import CheckFailed, UsageError
-from sam2ms.export.parity import onnxruntime_probabilities
+from sam2ms.export.parity import onnxruntime_probabilities, openvino_checks, openvino_failures
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.progress import progress_bar
 from sam2ms.radiometry import Radiometry
@@ -41,6 +41,8 @@ class CalibrateOptions:
     auto_exclude: bool = False
     quantizer: str = "ort"
     progress: bool = True
+    openvino: bool = False  # also measure OpenVINO's INT8 on the held-out tiles: the gate its backend reads
+    reduce_range: bool = False  # 7-bit weights: no int16 saturation in CPU INT8 kernels without VNNI
 
     def validate(self) -> CalibrateOptions:
         """The option values alone (the one place method and quantizer names are checked); the
@@ -85,7 +87,7 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
                                  radiometry=Radiometry.from_dict(side.get("radiometry")))
     target = out / "model.int8.onnx"
     with open_quantizer(opts.quantizer, opts.onnx, opts.method, tiles=count, seed=opts.seed,
-                        cache=opts.cache) as quantizer:
+                        cache=opts.cache, reduce_range=opts.reduce_range) as quantizer:
         with progress_bar(f"calibrating ({opts.method})", opts.batches, opts.progress) as bar:
             quantizer.calibrate(TileReader(calib, opts.batch_size, Sidecar(side).input_format,
                                            progress=bar.advance))
@@ -101,19 +103,31 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
         log("measuring the road graphs of INT8 against FP32 (APLS, TOPO)")
         report = {**report, **tile_scores(p32, onnxruntime_probabilities(target, held, batch=2)[:, 0])}
         facts = {**quantizer.facts(kept), "seconds": round(time.perf_counter() - started, 2)}
+    extra: dict[str, Any] = {}
+    if opts.openvino:
+        log(f"measuring {target.name} on OpenVINO against FP32 on the held-out tiles")
+        extra["openvino"] = openvino_checks(target, "int8", held, p32[:, None])
     if search is not None:
         facts["auto_exclude"] = search
     keep = ("model", "tile", "input_format", "inputs", "outputs", "normalization", "radiometry", "checkpoint",
             "opset", "exporter")
     write_sidecar(target, {**{k: side[k] for k in keep if k in side}, "kind": "onnx", "precision": "int8",
                            "source_onnx": {"file": opts.onnx.name, "sha256": side.get("sha256")},
-                           "calibration": {**facts, "skipped_files": skipped}, "accuracy_vs_fp32": report})
+                           "calibration": {**facts, "skipped_files": skipped}, "accuracy_vs_fp32": report, **extra})
     summary = {"artifact": str(target), "bytes": target.stat().st_size, "calibration": facts,
-               "accuracy_vs_fp32": report, "skipped_files": skipped}
+               "accuracy_vs_fp32": report, "skipped_files": skipped, **extra}
+    failures = []
     if not report["passed"]:
         hint = "" if opts.auto_exclude else " (try --auto-exclude)"
-        raise CheckFailed(f"{target.name}: INT8 accuracy target missed: " + "; ".join(report["failures"]) + hint,
-                          summary)
+        failures.append("INT8 accuracy target missed: " + "; ".join(report["failures"]) + hint)
+    if opts.openvino:
+        from sam2ms.runtime.backends.openvino_backend import reduce_range_hint
+
+        failed = openvino_failures(target.name, extra["openvino"])
+        hint = reduce_range_hint({"calibration": facts}) if failed else ""
+        failures += failed + ([hint] if hint else [])
+    if failures:
+        raise CheckFailed(f"{target.name}: " + " | ".join(failures), summary)
     return summary
 
 

@@ -58,8 +58,10 @@ class Quantizer(ABC):
 
     name = "?"
 
-    def __init__(self, fp32: str | Path, method: str = "minmax", *, tiles: int = 0, seed: int = 0) -> None:
+    def __init__(self, fp32: str | Path, method: str = "minmax", *, tiles: int = 0, seed: int = 0,
+                 reduce_range: bool = False) -> None:
         self.fp32, self.method, self.tiles, self.seed = Path(fp32), method, tiles, seed
+        self.reduce_range = reduce_range
         self._tmp = tempfile.TemporaryDirectory(prefix="sam2ms-int8-")
         self.work = Path(self._tmp.name)
         self.prepared = self.prepare()
@@ -94,6 +96,7 @@ class Quantizer(ABC):
     def facts(self, keep_float: Iterable[str] = ()) -> dict[str, Any]:
         """What the sidecar records about this quantisation."""
         return {"method": self.method, "calibration_tiles": self.tiles, "seed": self.seed,
+                "weight_bits": 7 if self.reduce_range else 8,
                 "excluded_nodes": self.default_excluded + list(keep_float),
                 "calibration_seconds": round(self.calibration_seconds, 2)}
 
@@ -115,10 +118,10 @@ class OrtQuantizer(Quantizer):
     name = "ort"
 
     def __init__(self, fp32: str | Path, method: str = "minmax", *, tiles: int = 0, seed: int = 0,
-                 cache: str | Path | None = None) -> None:
+                 cache: str | Path | None = None, reduce_range: bool = False) -> None:
         if method not in METHODS:
             raise UsageError(f"--calib-method {method}: use one of {', '.join(METHODS)}")
-        super().__init__(fp32, method, tiles=tiles, seed=seed)
+        super().__init__(fp32, method, tiles=tiles, seed=seed, reduce_range=reduce_range)
         self.cache = Path(cache) if cache else None
         self.ranges = self.work / "ranges.json"
         self.cache_hit = False
@@ -182,7 +185,7 @@ class OrtQuantizer(Quantizer):
                         op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=self.default_excluded + list(keep_float),
-                        calibrate_method=self._method(),
+                        calibrate_method=self._method(), reduce_range=self.reduce_range,
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
                         calibration_cache_path=str(self.ranges))
         payload = quantized.read_bytes()
@@ -195,12 +198,14 @@ class OrtQuantizer(Quantizer):
 
 
 def open_quantizer(name: str, fp32: str | Path, method: str, *, tiles: int = 0, seed: int = 0,
-                   cache: str | Path | None = None) -> Quantizer:
+                   cache: str | Path | None = None, reduce_range: bool = False) -> Quantizer:
     """The quantiser named by ``--quantizer`` (``ort`` or ``modelopt``)."""
     if name == "ort":
-        return OrtQuantizer(fp32, method, tiles=tiles, seed=seed, cache=cache)
+        return OrtQuantizer(fp32, method, tiles=tiles, seed=seed, cache=cache, reduce_range=reduce_range)
     if name == "modelopt":
         from .modelopt_quantizer import ModelOptQuantizer
 
+        if reduce_range:
+            raise UsageError("--reduce-range works with --quantizer ort (ModelOpt writes 8-bit weights)")
         return ModelOptQuantizer(fp32, method, tiles=tiles, seed=seed, cache=cache)
     raise UsageError(f"--quantizer {name}: use one of {', '.join(QUANTIZERS)}")

@@ -3,7 +3,8 @@
 Every export runs this (unless ``--no-check``): ONNX Runtime (CPU) against PyTorch eager FP32 on
 the same uint8 RGB tiles — normalised by numpy for PyTorch, converted to whatever the graph takes
 for ONNX Runtime — comparing probabilities (sigmoid of the logits). ``--openvino`` adds OpenVINO
-(FP32, and BF16 where the CPU has it natively) on the same tiles: BF16's accuracy gate.
+(FP32, and BF16 where the CPU has it natively) on the same tiles: the accuracy gates the OpenVINO
+backend reads (the calibration does the same for an INT8 file on its held-out tiles).
 """
 
 from __future__ import annotations
@@ -45,24 +46,32 @@ def onnxruntime_probabilities(onnx_path: str | Path, tiles: np.ndarray, batch: i
 
 
 def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, reference: np.ndarray) -> dict:
-    """OpenVINO's parity on this machine's CPU: FP32 (held to the file's criteria) and BF16 (held to
-    FP16's, the gate the runtime reads), or why BF16 was not measured."""
-    from sam2ms.artifacts import judge_parity
+    """OpenVINO's gates on this machine's CPU for a ``precision`` file, against FP32 ``reference``
+    probabilities (N x 1 x T x T) of ``tiles``: in FP32 and, where the CPU has it natively, BF16
+    (:func:`~sam2ms.runtime.backends.openvino_backend.gate_judge` says by which criteria), or why
+    BF16 was not measured. The runtime reads them from the sidecar's ``openvino`` field."""
     from sam2ms.runtime.backends.base import ModelInfo
-    from sam2ms.runtime.backends.openvino_backend import OpenVinoBackend, device_full_name, native_bf16
+    from sam2ms.runtime.backends.openvino_backend import OpenVinoBackend, device_full_name, gate_judge, native_bf16
 
-    def probabilities(run_precision: str) -> np.ndarray:
+    judge = gate_judge(precision, reference)
+
+    def measured(run_precision: str) -> dict:
         info = ModelInfo(str(onnx_path), "onnx", 0, precision)  # the graph's own tile; no sidecar (being written)
         with OpenVinoBackend(Path(onnx_path), info, precision=run_precision, gate=False) as backend:
-            return backend.probabilities(tiles)
+            return {**judge(run_precision, backend.probabilities(tiles)), "measured_by": "export"}
 
     ov = require("openvino", "--openvino")
     core = ov.Core()
-    record: dict = {"version": ov.__version__, "device": device_full_name(core, "CPU"),
-                    "fp32": judge_parity(precision, reference, probabilities("fp32"))}
+    record: dict = {"version": ov.__version__, "device": device_full_name(core, "CPU"), "fp32": measured("fp32")}
     if native_bf16(core):
-        record["bf16"] = {**judge_parity("bf16", reference, probabilities("bf16")), "measured_by": "export"}
+        record["bf16"] = measured("bf16")
     else:
         record["bf16"] = {"measured": False, "why": f"{record['device']} has no native BF16; the runtime measures "
                                                     "the gate where it runs BF16"}
     return record
+
+
+def openvino_failures(name: str, record: dict) -> list[str]:
+    """One line per OpenVINO gate of :func:`openvino_checks` that failed."""
+    return [f"{name} on OpenVINO {p}: " + "; ".join(record[p]["failures"])
+            for p in ("fp32", "bf16") if record[p].get("passed") is False]

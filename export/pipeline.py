@@ -48,7 +48,7 @@ class ExportOptions:
     calibration: CalibrateOptions | None = None
     check: bool = True
     check_tiles: int = 2
-    openvino: bool = False  # also record OpenVINO's parity (FP32; BF16 where native: its gate) in the sidecars
+    openvino: bool = False  # also record OpenVINO's gates (FP32; BF16 where native; INT8) in the sidecars
     seed: int = 0
     model: str | None = None
 
@@ -111,7 +111,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
     from sam2ms.models import create_model
     from sam2ms.models.checkpoint import read_checkpoint
 
-    from .parity import onnxruntime_probabilities, openvino_checks, parity_tiles, torch_probabilities
+    from .parity import onnxruntime_probabilities, openvino_checks, openvino_failures, parity_tiles, torch_probabilities
 
     opts.validate()
     out = Path(opts.out)
@@ -161,15 +161,14 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
         if opts.openvino:
             log(f"checking {path.name} on OpenVINO")
             fields["openvino"] = openvino_checks(path, precision, tiles, reference)  # type: ignore[arg-type]
-            failures += [f"{path.name} on OpenVINO {p}: " + "; ".join(fields["openvino"][p]["failures"])
-                         for p in ("fp32", "bf16") if fields["openvino"][p].get("passed") is False]
+            failures += openvino_failures(path.name, fields["openvino"])
         write_sidecar(path, fields)
         artifacts.append({"artifact": str(path), "precision": precision, "bytes": path.stat().st_size,
                           "seconds": round(seconds, 2), "parity": parity})
 
     if opts.calibration is not None:
         try:
-            cal = run_calibrate(replace(opts.calibration, onnx=fp32.path, out=out), log)
+            cal = run_calibrate(replace(opts.calibration, onnx=fp32.path, out=out, openvino=opts.openvino), log)
         except CheckFailed as exc:
             if exc.summary is None:
                 raise

@@ -21,7 +21,7 @@ import numpy as np
 from . import __version__
 from .errors import UsageError
 from .fileio import read_format_json, write_json
-from .metrics import probability_parity
+from .metrics import agreement, probability_parity
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 SIDECAR_FORMAT = "sam2ms-sidecar"
@@ -80,6 +80,15 @@ def judge_int8(figures: dict[str, Any]) -> dict[str, Any]:
     if figures["f1_drop"] > INT8_TARGETS["max_f1_drop"]:
         failures.append(f"F1 drop {100 * figures['f1_drop']:.2f} points > {100 * INT8_TARGETS['max_f1_drop']:.1f}")
     return {**figures, "targets": dict(INT8_TARGETS), "passed": not failures, "failures": failures}
+
+
+def judge_int8_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+    """INT8 ``candidate`` probabilities judged against FP32 ``reference`` ones (same shape): their
+    :func:`~sam2ms.metrics.agreement` with the FP32 masks as truth, then :func:`judge_int8`. How the
+    calibration judges ONNX Runtime's INT8 and ``--openvino`` OpenVINO's."""
+    figures = agreement(reference, candidate)
+    return judge_int8({**figures, "tiles": int(len(reference)), "reference": "fp32 masks",
+                       "f1_drop": 1.0 - figures["f1"]})
 
 
 def normalization_record(applied_by: str | None = None) -> dict[str, Any]:

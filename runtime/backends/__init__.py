@@ -1,15 +1,16 @@
 """Open a model file with the right backend, checking it against its sidecar.
 
 ``.plan`` -> TensorRT (sidecar required), ``.onnx`` -> ONNX Runtime or OpenVINO, ``.pt``/``.pth``
--> PyTorch reference. ``auto`` takes OpenVINO for an ``.onnx`` on a CPU with native BF16 where it
-is installed (it runs our ONNX faster there: issue 16's table) or when BF16 is asked for, ONNX
-Runtime otherwise. A request that contradicts the sidecar (tile size, normalisation, backend, a
-precision whose accuracy gate failed) is refused with a message that says why, instead of
-producing silently wrong masks.
+-> PyTorch reference. ``auto`` runs an FP32/FP16 ``.onnx`` on OpenVINO on x86-64 CPUs where it is
+installed (faster than ONNX Runtime on every CPU measured: AVX2 and AVX-512 BF16), and whenever
+BF16 is asked for; INT8 files, other CPUs and GPU providers on ONNX Runtime. A request that
+contradicts the sidecar (tile size, normalisation, backend, a precision whose accuracy gate
+failed) is refused with a message that says why, instead of producing silently wrong masks.
 """
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 from sam2ms.artifacts import Sidecar, sidecar_path
@@ -45,16 +46,17 @@ def _check_sidecar(path: Path, side: Sidecar, tile: int | None, allow_failed: bo
     return side.tile
 
 
-def _auto_onnx_backend(providers: list[str] | None, precision: str) -> str:
-    """OpenVINO for a CPU run where it is installed and either BF16 is asked for or the CPU has
-    native BF16; else ONNX Runtime (which also serves --providers cuda/tensorrt). Decided from
-    the CPU's flags, so that an ONNX Runtime run does not import OpenVINO to learn it."""
+def _auto_onnx_backend(providers: list[str] | None, precision: str, file_precision: str) -> str:
+    """OpenVINO for a CPU run where it is installed and either BF16 is asked for or the file is
+    float on an x86-64 CPU (OpenVINO FP32 ran our graphs 1.1-1.3x faster than ONNX Runtime on Zen 3
+    and Zen 5: benchmarks/RESULTS.md); else ONNX Runtime, which also serves --providers cuda/tensorrt
+    and INT8 files (their calibration measured ONNX Runtime's INT8 kernels; OpenVINO's need their
+    own gate: ``--backend openvino``). Decided without importing OpenVINO."""
     from importlib.util import find_spec
 
-    from .base import cpu_has_native_bf16
-
-    wants_openvino = not (providers and providers != ["cpu"]) and (precision == "bf16" or cpu_has_native_bf16())
-    return "openvino" if wants_openvino and find_spec("openvino") is not None else "onnxruntime"
+    cpu = not (providers and providers != ["cpu"])
+    wants = precision == "bf16" or (file_precision != "int8" and platform.machine().lower() in ("x86_64", "amd64"))
+    return "openvino" if cpu and wants and find_spec("openvino") is not None else "onnxruntime"
 
 
 def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] | None = None,
@@ -76,7 +78,8 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
         raise UsageError(f"{path}: unknown model kind {path.suffix!r}; pass a .plan (with its .json sidecar), "
                          "an .onnx or a .pt checkpoint")
     if natural == "onnxruntime" and backend == "auto":
-        natural = _auto_onnx_backend(providers, precision)
+        file_precision = Sidecar.read(path).precision if sidecar_path(path).is_file() else "fp32"
+        natural = _auto_onnx_backend(providers, precision, file_precision)
     chosen = natural if backend == "auto" else backend
     if chosen == "openvino" and natural == "onnxruntime":
         natural = "openvino"  # both run .onnx files

@@ -60,6 +60,9 @@ class Backend(ABC):
 
     name: str
     info: ModelInfo
+    #: A gate the backend measured or read for computing otherwise than the checked graph
+    #: (OpenVINO's BF16 and INT8): ``passed`` False means its masks are not to be trusted.
+    accuracy_gate: dict[str, Any] | None = None
 
     @abstractmethod
     def lanes(self, count: int) -> list[Lane]:
@@ -135,6 +138,12 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
         if key.strip() == "flags":
             return set(value.split())
     return set()
+
+
+def cpu_has_vnni() -> bool:
+    """AVX-512 VNNI, AVX-VNNI or AMX INT8: 8-bit dot products without the int16 intermediate whose
+    saturation makes oneDNN's (OpenVINO's) INT8 inaccurate with 8-bit weights on older CPUs."""
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags())
 
 
 def cpu_has_native_bf16() -> bool:

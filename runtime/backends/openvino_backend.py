@@ -9,30 +9,37 @@ fast. Our knobs map onto OpenVINO's own:
   infer request per lane, each run from its lane's own thread, so K requests are in flight at
   once as with OpenVINO's asynchronous API (OpenVINO splits the threads between its streams);
 * ``--precision fp32|bf16`` -> ``INFERENCE_PRECISION_HINT``. BF16 is refused where the device
-  lacks it natively (OpenVINO would quietly run FP32) and, as FP16 is, where its accuracy gate
-  failed (:meth:`OpenVinoBackend._bf16_gate`);
+  lacks it natively (OpenVINO would quietly run FP32);
+* an accuracy gate (:func:`accuracy_gate`) wherever OpenVINO computes differently from the graph
+  the export checked: BF16 (held to FP16's criteria) and INT8 files (OpenVINO's INT8 kernels are
+  not ONNX Runtime's, which the calibration measured; held to the INT8 targets). A failed gate
+  is refused, as a failed export check is;
 * ``--device CPU|GPU|NPU`` -> the OpenVINO device (only the CPU is tested here).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sam2ms.artifacts import INT8_TARGETS, PARITY_THRESHOLDS, judge_int8_agreement, judge_parity, sha256_file
 from sam2ms.deps import require
 from sam2ms.errors import UsageError
+from sam2ms.fileio import write_json
 from sam2ms.preprocess import input_format_of, tile_of_shape
 
-from .base import Backend, Lane, ModelInfo, reconcile_graph
+from .base import Backend, Lane, ModelInfo, cpu_has_vnni, reconcile_graph
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
-GATE_TILES = 2  # parity tiles for a BF16 gate measured at load (the export's default count)
+GATE_TILES = 2  # parity tiles for a gate measured at load (the export's default count)
 DEVICES = ("CPU", "GPU", "NPU")
 
 
@@ -58,15 +65,54 @@ def device_full_name(core: Any, device: str) -> str:
     return str(core.get_property(device, "FULL_DEVICE_NAME")).strip()
 
 
-def bf16_gate(path: Path, sidecar: dict[str, Any], measure: Callable[[], dict[str, Any]],
-              allow_failed: bool = False) -> dict[str, Any]:
-    """The BF16 gate recorded in ``sidecar`` (``openvino.bf16``, written by ``sam2ms-export
-    --openvino``), else ``measure()``; a failed gate is a UsageError unless ``allow_failed``."""
-    recorded = (sidecar.get("openvino") or {}).get("bf16") or {}
-    gate = recorded if isinstance(recorded.get("passed"), bool) else measure()
-    if gate["passed"] is False and not allow_failed:
-        raise UsageError(f"{path}: BF16 failed its accuracy gate ({'; '.join(gate['failures'])}, against "
-                         f"{gate['reference']}); run it with --precision fp32")
+def needs_gate(file_precision: str, run_precision: str) -> bool:
+    """Whether OpenVINO running a file of ``file_precision`` at ``run_precision`` computes otherwise
+    than the graph the export (or calibration) checked on ONNX Runtime: in BF16, or an INT8 file."""
+    return run_precision == "bf16" or file_precision == "int8"
+
+
+def gate_judge(file_precision: str, reference: np.ndarray) -> Callable[[str, np.ndarray], dict[str, Any]]:
+    """How OpenVINO's probabilities (N x 1 x T x T) at a run precision are judged against FP32
+    ``reference`` ones: an INT8 file by the INT8 targets (as its calibration judged ONNX Runtime),
+    a float file by its own parity criteria in FP32 and by FP16's in BF16."""
+    if file_precision == "int8":
+        return lambda run_precision, candidate: judge_int8_agreement(reference[:, 0], candidate[:, 0])
+    return lambda run_precision, candidate: judge_parity(file_precision if run_precision == "fp32" else "bf16",
+                                                          reference, candidate)
+
+
+def reduce_range_hint(sidecar: dict[str, Any]) -> str:
+    """Where OpenVINO's INT8 fails with 8-bit weights on a CPU without VNNI: the likely cause and fix."""
+    if cpu_has_vnni() or (sidecar.get("calibration") or {}).get("weight_bits") == 7:
+        return ""
+    return ("recalibrate with --reduce-range: 7-bit weights keep OpenVINO's INT8 accurate on this CPU (no VNNI: "
+            "its 8-bit products saturate)")
+
+
+def accuracy_gate(path: Path, sidecar: dict[str, Any], file_precision: str, run_precision: str,
+                  measure: Callable[[], dict[str, Any]], allow_failed: bool = False) -> dict[str, Any] | None:
+    """OpenVINO's accuracy gate for ``path`` at ``run_precision``: the one recorded in the sidecar
+    (``openvino.<precision>``, by ``sam2ms-export --openvino`` or ``sam2ms calibrate --openvino``),
+    else ``measure()`` where :func:`needs_gate`, else None. A failed gate is a UsageError unless
+    ``allow_failed`` (the benchmark, which reports it)."""
+    recorded = (sidecar.get("openvino") or {}).get(run_precision) or {}
+    if isinstance(recorded.get("passed"), bool):
+        gate = recorded
+    elif needs_gate(file_precision, run_precision):
+        gate = measure()
+    else:
+        return None
+    if gate.get("passed") is False and not allow_failed:
+        what = "INT8" if file_precision == "int8" else run_precision.upper()
+        if file_precision == "int8" and run_precision == "bf16":
+            what += " with BF16"
+        fix = "run it with --precision fp32"
+        if file_precision == "int8":
+            hint = reduce_range_hint(sidecar)
+            fix = ("run it with --backend onnxruntime (whose INT8 its calibration measured), or model.onnx on "
+                   "OpenVINO" + (f"; or {hint}" if hint else ""))
+        raise UsageError(f"{path}: {what} on OpenVINO failed its accuracy gate ({'; '.join(gate['failures'])}, "
+                         f"against {gate['reference']}); {fix}")
     return gate
 
 
@@ -113,6 +159,7 @@ class OpenVinoBackend(Backend):
         input_format = input_format_of(str(port.get_element_type().to_dtype()))
         shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
         info = reconcile_graph(path, info, input_format, tile_of_shape(shape, input_format))
+        self.file_precision = info.precision
         # what runs: BF16 wherever the file left float (an INT8 file keeps its INT8 criteria)
         effective = "bf16" if precision == "bf16" and info.precision in ("fp32", "fp16") else info.precision
         self.info = ModelInfo(info.path, info.kind, info.tile, effective, input_format=info.input_format,
@@ -122,9 +169,9 @@ class OpenVinoBackend(Backend):
         self._streams = 0
         self._lanes: list[_OvLane] = []
         self.compile_seconds: float | None = None
-        self.gate: dict[str, Any] | None = None
-        if precision == "bf16" and gate:  # gate=False: the export, measuring the gate itself
-            self.gate = self._bf16_gate(allow_failed)
+        if gate:  # gate=False: the export and calibration, measuring the gate themselves
+            self.accuracy_gate = accuracy_gate(self.path, self.info.sidecar, self.file_precision, precision,
+                                               lambda: self._cached_gate(allow_failed), allow_failed)
 
     def _config(self, precision: str, streams: int) -> dict[str, Any]:
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "NUM_STREAMS": streams}
@@ -142,26 +189,62 @@ class OpenVinoBackend(Backend):
         self.compile_seconds = time.perf_counter() - started
         self._streams, self._lanes = streams, []
 
-    def _bf16_gate(self, allow_failed: bool) -> dict[str, Any]:
-        """BF16's accuracy gate, as FP16's: the one ``sam2ms-export --openvino`` measured against
-        PyTorch FP32 (in the sidecar), else measured now against OpenVINO FP32 of the same graph
-        on the export's parity tiles (that graph's own parity with PyTorch FP32 was checked at
-        export). A failed gate refuses BF16 (``allow_failed``: the benchmark, which reports it)."""
-        return bf16_gate(self.path, self.info.sidecar, self._measure_bf16_gate, allow_failed)
+    def _cached_gate(self, allow_failed: bool) -> dict[str, Any]:
+        """A gate measured at load is measured once per file, precision, OpenVINO version, device and
+        criteria on a machine: it is kept beside the compiled models (``CACHE_DIR``)."""
+        criteria = dict(INT8_TARGETS) if self.file_precision == "int8" else asdict(PARITY_THRESHOLDS["bf16"])
+        key = {"sha256": self.info.sidecar.get("sha256") or sha256_file(self.path), "precision": self.precision,
+               "openvino": _ov().__version__, "device": self.device_name(), "tiles": GATE_TILES,
+               "criteria": criteria}
+        where = self.cache / "gates" / f"{key['sha256']}.{self.precision}.json" if self.cache else None
+        try:
+            cached = json.loads(where.read_text()) if where and where.is_file() else {}
+        except (OSError, ValueError):
+            cached = {}  # unreadable: measured again and rewritten
+        if cached.get("key") == key:
+            return dict(cached["gate"])
+        gate = self._measure_gate(allow_failed)
+        if where is not None and gate.get("passed") is not None:
+            write_json(where, {"key": key, "gate": gate})
+        return gate
 
-    def _measure_bf16_gate(self) -> dict[str, Any]:
-        from sam2ms.artifacts import judge_parity
+    def _measure_gate(self, allow_failed: bool) -> dict[str, Any]:
+        """Measured now on the export's synthetic parity tiles against OpenVINO FP32 of the graph
+        whose parity with PyTorch the export checked: this file (BF16 on a float file) or the FP32
+        ONNX an INT8 file was calibrated from, which must be beside it."""
         from sam2ms.export.parity import parity_tiles
 
+        reference_path, why = self._reference_graph()
+        if reference_path is None:
+            if allow_failed:
+                return {"passed": None, "measured": False, "why": why}
+            raise UsageError(f"{self.path}: OpenVINO's INT8 accuracy on this file is unrecorded and cannot be measured "
+                             f"here ({why}); record it with `sam2ms calibrate --openvino` (or sam2ms-export --int8 "
+                             "--openvino), or run it with --backend onnxruntime")
         tiles = parity_tiles(self.info.tile, GATE_TILES)
-        with OpenVinoBackend(self.path, self.info, threads=self.threads, device=self.device) as fp32:
+        info = ModelInfo(str(reference_path), "onnx", self.info.tile, "fp32", input_format=self.info.input_format)
+        with OpenVinoBackend(reference_path, info, threads=self.threads, device=self.device) as fp32:
             reference = fp32.probabilities(tiles)
-        return {**judge_parity("bf16", reference, self.probabilities(tiles)), "reference": "openvino-fp32",
-                "measured_by": "runtime"}
+        return {**gate_judge(self.file_precision, reference)(self.precision, self.probabilities(tiles)),
+                "reference": f"openvino-fp32 of {reference_path.name}", "measured_by": "runtime"}
+
+    def _reference_graph(self) -> tuple[Path | None, str]:
+        """The FP32 graph a gate is measured against, or None and why it is not at hand."""
+        if self.file_precision != "int8":
+            return self.path, ""
+        source = self.info.sidecar.get("source_onnx") or {}
+        if not source.get("file"):
+            return None, "its sidecar names no FP32 source ONNX"
+        candidate = self.path.parent / source["file"]
+        if not candidate.is_file():
+            return None, f"{source['file']}, the FP32 ONNX it was calibrated from, is not beside it"
+        if source.get("sha256") and sha256_file(candidate) != source["sha256"]:
+            return None, f"{source['file']} beside it is not the FP32 ONNX it was calibrated from (SHA-256 differs)"
+        return candidate, ""
 
     def probabilities(self, tiles: np.ndarray) -> np.ndarray:
         """Probabilities of uint8 RGB windows (N x T x T x 3), one at a time on the first lane: the
-        parity checks' way of running a model (the export's and the BF16 gate's)."""
+        parity checks' way of running a model (the export's and the accuracy gates')."""
         from sam2ms.metrics import sigmoid
         from sam2ms.preprocess import model_input
 
@@ -188,7 +271,7 @@ class OpenVinoBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "openvino_device": self.device, "inference_precision": self.precision,
-                "bf16_gate": self.gate,
+                "accuracy_gate": self.accuracy_gate,
                 "executed_precision": self.executed_precision(), "threads": self.threads,
                 "streams": self._streams or None, "cache_dir": str(self.cache) if self.cache else None,
                 "compile_seconds": round(self.compile_seconds, 3) if self.compile_seconds is not None else None}

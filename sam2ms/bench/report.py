@@ -60,7 +60,7 @@ def markdown(report: dict[str, Any]) -> str:
         lat, thr, acc = r["latency_ms"], r["throughput"], r["accuracy"]
         util = "—" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"
         rate = "—" if r.get("gflops_per_s") is None else f"{r['gflops_per_s']:.1f}"
-        name = r["subject"] + (" (export checks FAILED)" if r.get("checks_passed") is False else "")
+        name = r["subject"] + (" (checks FAILED)" if r.get("checks_passed") is False else "")
         if r.get("vs_best_pytorch"):
             best.add(r["vs_best_pytorch"]["subject"])
         lines.append(f"| {name} | {r['backend']} | {r['precision']} | {r['batch']} | {r['streams']} | "

@@ -231,14 +231,18 @@ def _row(subject: Subject, backend: Any, device: str, flops: float | None, accur
             "reference": subject.reference, "device": device, "batch": batch, "streams": streams,
             "latency_ms": lat, "throughput": thr, "split_ms": m["split_ms"],
             "memory_mb": {"host_rss_increase": m["host_rss_increase_mb"], "device_peak": device_mb},
-            "checks_passed": _checks_passed(backend.info.sidecar), "flops_per_tile": flops, "peak_tflops": peak,
+            "checks_passed": _checks_passed(backend), "flops_per_tile": flops, "peak_tflops": peak,
             "mfu": mfu(flops, thr["tiles_per_s"], peak), "pid": os.getpid(),
             "accuracy": accuracy}
 
 
-def _checks_passed(side: dict[str, Any]) -> bool | None:
-    """What the artifact's own export checks said (parity, or INT8 accuracy); None when unchecked."""
-    return Sidecar(side).passed
+def _checks_passed(backend: Any) -> bool | None:
+    """What the artifact's own export checks said (parity, or INT8 accuracy) and, where the backend
+    computes otherwise than the checked graph, its accuracy gate (OpenVINO's BF16, INT8); None
+    when nothing was checked."""
+    verdicts = [Sidecar(backend.info.sidecar).passed, (backend.accuracy_gate or {}).get("passed")]
+    known = [v for v in verdicts if v is not None]
+    return all(known) if known else None
 
 
 def _ratio(row: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any] | None:

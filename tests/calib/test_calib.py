@@ -98,6 +98,34 @@ def test_qdq_placement_cache_and_refusal(fp32_onnx: Path, calib_dir: Path, tmp_p
         quantize_int8(other, tmp_path / "c.onnx", reader=None, tiles=6, cache=cache)
 
 
+def _weight_extent(path: Path) -> int:
+    """The largest |q| among the INT8 weights (constant inputs of DequantizeLinear)."""
+    model = onnx.load(str(path))
+    consts = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    weights = [consts[n.input[0]] for n in model.graph.node
+               if n.op_type == "DequantizeLinear" and consts.get(n.input[0], np.zeros(0)).dtype == np.int8]
+    assert weights
+    return max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+
+
+def test_reduce_range_writes_7_bit_weights(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
+    from sam2ms.calib.quantize import OrtQuantizer, open_quantizer
+
+    reader = TileReader(calibration_tiles(calib_dir, 64, 2), 2, "uint8")
+    with OrtQuantizer(fp32_onnx, tiles=2) as quantizer:
+        quantizer.calibrate(reader)
+        quantizer.write(tmp_path / "w8.onnx")
+        assert quantizer.facts()["weight_bits"] == 8
+    reader.rewind()
+    with OrtQuantizer(fp32_onnx, tiles=2, reduce_range=True) as quantizer:
+        quantizer.calibrate(reader)
+        quantizer.write(tmp_path / "w7.onnx")
+        assert quantizer.facts()["weight_bits"] == 7
+    assert _weight_extent(tmp_path / "w8.onnx") == 127 and _weight_extent(tmp_path / "w7.onnx") <= 64
+    with pytest.raises(UsageError, match="--reduce-range works with --quantizer ort"):
+        open_quantizer("modelopt", fp32_onnx, "minmax", reduce_range=True)
+
+
 @pytest.mark.skipif(not has_module("tensorrt_rtx"), reason="tensorrt_rtx not installed (pip install 'sam2ms[rtx]')")
 def test_int8_plan_builds_with_tensorrt_rtx(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
     from sam2ms.export.tensorrt_build import build_plan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from conftest import run_cli
 ov = pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
 
 from sam2ms.runtime.backends import open_model  # noqa: E402
-from sam2ms.runtime.backends.openvino_backend import bf16_gate, native_bf16  # noqa: E402
+from sam2ms.runtime.backends.openvino_backend import accuracy_gate, native_bf16  # noqa: E402
 
 NATIVE_BF16 = native_bf16(ov.Core())
 
@@ -88,20 +89,19 @@ def test_bf16_is_refused_without_native_support(tmp_path: Path) -> None:
         open_model(model, "openvino", precision="bf16")
     with pytest.raises(UsageError, match="no native BF16"):  # auto takes OpenVINO for BF16, which refuses it
         open_model(model, precision="bf16")
-    assert open_model(model).name == "onnxruntime"  # auto on a CPU without BF16: ONNX Runtime
 
 
 @pytest.mark.skipif(not NATIVE_BF16, reason="this CPU has no native BF16")
 def test_bf16_runs_with_its_gate_where_native(tmp_path: Path) -> None:
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
     with open_model(model, "openvino", precision="bf16") as backend:
-        assert backend.gate is not None and backend.gate["passed"] and backend.gate["reference"] == "openvino-fp32"
+        gate = backend.accuracy_gate
+        assert gate is not None and gate["passed"] and gate["reference"] == "openvino-fp32 of px.onnx"
         assert backend.lanes(1)[0].infer(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 1, 64, 64)
         assert backend.executed_precision() == "bf16" and backend.info.precision == "bf16"
-    assert open_model(model).name == "openvino"  # auto prefers OpenVINO on such a CPU
 
 
-def test_bf16_gate_reads_the_sidecar_and_refuses_a_failed_one() -> None:
+def test_gate_is_read_from_the_sidecar_measured_where_needed_and_refused_when_failed() -> None:
     measured: list[bool] = []
 
     def measure() -> dict:
@@ -110,12 +110,92 @@ def test_bf16_gate_reads_the_sidecar_and_refuses_a_failed_one() -> None:
 
     failed = {"openvino": {"bf16": {"passed": False, "failures": ["mask IoU 0.98 < 0.995"],
                                     "reference": "pytorch-fp32"}}}
-    with pytest.raises(UsageError, match=r"BF16 failed its accuracy gate \(mask IoU 0.98 < 0.995, against pytorch"):
-        bf16_gate(Path("m.onnx"), failed, measure)
-    assert bf16_gate(Path("m.onnx"), failed, measure, allow_failed=True)["passed"] is False  # the benchmark
+    with pytest.raises(UsageError, match=r"BF16 on OpenVINO failed its accuracy gate \(mask IoU 0.98 < 0.995, "
+                                         r"against pytorch-fp32\); run it with --precision fp32"):
+        accuracy_gate(Path("m.onnx"), failed, "fp32", "bf16", measure)
+    assert accuracy_gate(Path("m.onnx"), failed, "fp32", "bf16", measure, allow_failed=True)["passed"] is False
     assert not measured  # a recorded gate is not measured again
     unmeasured = {"openvino": {"bf16": {"measured": False, "why": "no native BF16"}}}
-    assert bf16_gate(Path("m.onnx"), unmeasured, measure)["passed"] and measured == [True]
+    assert accuracy_gate(Path("m.onnx"), unmeasured, "fp32", "bf16", measure)["passed"] and measured == [True]
+    assert accuracy_gate(Path("m.onnx"), {}, "fp16", "fp32", measure) is None  # FP32 on a float file: no gate
+    assert accuracy_gate(Path("m.onnx"), {}, "int8", "fp32", measure)["passed"] and len(measured) == 2
+    int8_failed = {"openvino": {"fp32": {"passed": False, "failures": ["F1 drop 2.6 points > 0.5"],
+                                         "reference": "fp32 masks"}}}
+    with pytest.raises(UsageError, match=r"INT8 on OpenVINO failed .* --backend onnxruntime"):
+        accuracy_gate(Path("m.int8.onnx"), int8_failed, "int8", "fp32", measure)
+
+
+@pytest.fixture()
+def int8_deploy(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 64 px export folder: model.onnx and model.int8.onnx, calibrated with --openvino (targets
+    relaxed so that the tiny model passes)."""
+    from sam2ms import artifacts
+    from sam2ms.export.pipeline import ExportOptions, run_export
+
+    out = tmp_path / "deploy"
+    run_export(ExportOptions(ckpt=trained_nano, out=out, tile=64, onnx_only=True, check=False))
+    for i in range(3):
+        _scene(tmp_path / "calib" / f"s{i}.png", 96, 96, 10 + i)
+    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)
+    monkeypatch.setitem(artifacts.INT8_TARGETS, "max_f1_drop", 1.0)
+    code, out_text, err = run_cli(["calibrate", str(out / "model.onnx"), "--calib-data", str(tmp_path / "calib"),
+                                   "--calib-batches", "2", "--calib-batch-size", "2", "--holdout", "3", "-o",
+                                   str(out), "--openvino", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out_text)["openvino"]["fp32"]["passed"]
+    return out / "model.int8.onnx"
+
+
+def test_int8_gate_recorded_by_calibration_or_measured_at_load(int8_deploy: Path, _cache: Path,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from sam2ms import artifacts
+    from sam2ms.fileio import write_json
+
+    sidecar = json.loads(Path(f"{int8_deploy}.json").read_text())
+    recorded = sidecar["openvino"]["fp32"]
+    assert (recorded["tiles"], recorded["reference"], recorded["measured_by"]) == (3, "fp32 masks", "export")
+    assert {"mask_iou", "f1_drop", "max_abs", "targets"} <= set(recorded)
+    with open_model(int8_deploy, "openvino") as backend:  # recorded: read, not measured
+        assert backend.accuracy_gate == recorded and backend.describe()["accuracy_gate"] == recorded
+    assert not (_cache / "gates").exists()
+
+    del sidecar["openvino"]  # an INT8 file calibrated without --openvino: measured at load, once per machine
+    write_json(Path(f"{int8_deploy}.json"), sidecar)
+    with open_model(int8_deploy, "openvino") as backend:
+        gate = backend.accuracy_gate
+    assert gate["measured_by"] == "runtime" and gate["reference"] == "openvino-fp32 of model.onnx"
+    assert gate["tiles"] == 2 and gate["passed"] and len(list((_cache / "gates").iterdir())) == 1
+    with open_model(int8_deploy, "openvino") as backend:
+        assert backend.accuracy_gate == gate  # from the cache
+    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 1.01)  # other criteria: measured again, refused
+    code, _, err = _infer([str(int8_deploy), str(int8_deploy.parent), "-o", str(int8_deploy.parent / "m"),
+                           "--backend", "openvino"], capsys)
+    assert code == 2 and "INT8 on OpenVINO failed its accuracy gate (mask IoU to FP32" in err
+    assert "Traceback" not in err
+
+    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)  # the cache holds 1.01's verdict: measured
+    source = int8_deploy.parent / "model.onnx"
+    source.rename(source.with_suffix(".moved"))  # the FP32 source is needed to measure it
+    with pytest.raises(UsageError, match="unrecorded and cannot be measured here .*model.onnx, the FP32 ONNX it was "
+                                         "calibrated from, is not beside it.*calibrate --openvino"):
+        open_model(int8_deploy, "openvino")
+    with open_model(int8_deploy, "openvino", allow_failed=True) as backend:  # the benchmark runs it, unjudged
+        assert backend.accuracy_gate["passed"] is None and backend.accuracy_gate["measured"] is False
+    pixelwise_onnx(source, 64)  # another graph under the source's name
+    with pytest.raises(UsageError, match="not the FP32 ONNX it was calibrated from"):
+        open_model(int8_deploy, "openvino")
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="auto's rule is for x86-64")
+def test_auto_runs_float_onnx_on_openvino_and_int8_on_onnxruntime(int8_deploy: Path) -> None:
+    assert open_model(int8_deploy.parent / "model.onnx").name == "openvino"  # faster on every x86 CPU measured
+    assert open_model(int8_deploy).name == "onnxruntime"  # the INT8 its calibration gated
+    assert open_model(int8_deploy, precision="bf16" if NATIVE_BF16 else "fp32").name == \
+        ("openvino" if NATIVE_BF16 else "onnxruntime")  # BF16 asked for: OpenVINO
+    with pytest.raises(UsageError, match="--providers cuda: not available in this onnxruntime"):  # ORT serves GPUs
+        open_model(int8_deploy.parent / "model.onnx", providers=["cuda"])
 
 
 def test_bad_requests(tmp_path: Path) -> None:
