@@ -193,12 +193,16 @@ def _calibration_scene(out: Path, size: int, seed: int) -> Path:
 
 def _export(ckpt: Path, folder: Path, tile: int, calib_data: Path) -> dict[str, Any]:
     """Export the demo model (FP32, FP16, and INT8 calibrated on ``calib_data`` with
-    --auto-exclude); the plan only when tensorrt/tensorrt_rtx is importable. A missed INT8 target
-    is reported in the summary, not fatal: the rest of the chain runs on the FP32 model."""
+    --auto-exclude, and --reduce-range on a CPU without VNNI); OpenVINO's gates where it is
+    installed; the plan only when tensorrt/tensorrt_rtx is importable. A missed INT8 target is
+    reported in the summary, not fatal: the rest of the chain runs on the FP32 model."""
+    from importlib.util import find_spec
+
     from .calib.pipeline import CalibrateOptions
     from .errors import CheckFailed, UsageError
     from .export.pipeline import ExportOptions, run_export
     from .export.tensorrt_build import load_tensorrt
+    from .runtime.backends.base import cpu_has_vnni
 
     try:
         load_tensorrt("auto")
@@ -206,9 +210,10 @@ def _export(ckpt: Path, folder: Path, tile: int, calib_data: Path) -> dict[str, 
     except UsageError as exc:
         plan_note = f"no plan: {exc}"
     shutil.rmtree(folder, ignore_errors=True)
-    calibration = CalibrateOptions(onnx=folder / "model.onnx", calib_data=calib_data, out=folder, auto_exclude=True)
+    calibration = CalibrateOptions(onnx=folder / "model.onnx", calib_data=calib_data, out=folder, auto_exclude=True,
+                                   reduce_range=not cpu_has_vnni())
     options = ExportOptions(ckpt=ckpt, out=folder, fp16=True, tile=tile, batch="1:4:8", onnx_only=plan_note is not None,
-                            calibration=calibration)
+                            calibration=calibration, openvino=find_spec("openvino") is not None)
     try:
         result = run_export(options)
     except CheckFailed as exc:
