@@ -33,7 +33,7 @@ gpu-wheels: venv
 	# built here (the venv has torch, which sam2's setup imports) into pure-Python wheels: the GPU machine builds nothing
 	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w .whl .whl/sdist/* && rm -rf .whl/sdist
 	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl "hydra-core>=1.3.2" \
-		"omegaconf>=2.3" "onnxslim>=0.1.40"
+		"omegaconf>=2.3" "onnxslim>=0.1.40" "openvino>=2025.4" openvino-telemetry  # openvino: the host CPU's BF16 rows
 
 gpu-check:
 	SAM2_BUILD_CUDA=0 python3 benchmarks/gpu_check.py --out $${OUT:-gpu_check_out} --budget-s $${GPU_BUDGET_S:-540}

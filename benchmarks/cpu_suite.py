@@ -2,6 +2,7 @@
 Runtime and OpenVINO (FP32, BF16 where native, INT8), in one run per model and tile.
 
     python benchmarks/cpu_suite.py --out /tmp/suite [--nano-ckpt demo_run/run/best.pt] [--isolation]
+        [--only sam2ms_hiera_t --tile 512 --batch 1 --no-int8 --torch fp32,bf16]   # one entry, lean
 
 For ``sam2ms_nano`` at 256² (the demo's trained checkpoint when given, else random weights) and
 ``sam2ms_hiera_t`` at 512² and 1024² (random weights: none can be downloaded here), export the
@@ -36,12 +37,14 @@ SUITE = (("sam2ms_nano", 256, [1, 4], 20), ("sam2ms_hiera_t", 512, [1, 4], 3),
          ("sam2ms_hiera_t", 1024, [1], 2))  # model, tile, batches, iterations
 
 
-def _prepare(name: str, tile: int, ckpt: Path | None, out: Path) -> list[Path]:
-    """FP32 ONNX and INT8 ONNX for one model (INT8 kept even when it misses its target)."""
+def _prepare(name: str, tile: int, ckpt: Path | None, out: Path, int8: bool = True) -> list[Path]:
+    """FP32 ONNX and (``int8``) INT8 ONNX for one model (INT8 kept even when it misses its target)."""
     if ckpt is None:
         torch.manual_seed(0)
         ckpt = save_checkpoint(out / "random.pt", create_model(name), image_size=tile, epoch=0, step=0)
     run_export(ExportOptions(ckpt=ckpt, out=out, tile=tile, onnx_only=True, check_tiles=1))
+    if not int8:
+        return [out / "model.onnx"]
     scene = out / "calib"
     image, _ = render_road_scene(2 * tile, 4 * tile, np.random.default_rng([tile, 5]), scale=tile / 256)
     save_png(scene / "scene.png", image)
@@ -72,21 +75,26 @@ def main() -> None:
     p.add_argument("--nano-ckpt", type=Path, help="a trained sam2ms_nano checkpoint (e.g. the demo's best.pt)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", help="one model name of the suite")
+    p.add_argument("--tile", type=int, help="only the suite's entries at this tile")
+    p.add_argument("--batch", help="batch sizes instead of the suite's, e.g. 1 or 1,4")
+    p.add_argument("--no-int8", action="store_true", help="FP32 ONNX only (no calibration, no INT8 rows)")
+    p.add_argument("--torch", default="auto", help="PyTorch variants (sam2ms bench --torch)")
     p.add_argument("--isolation", action="store_true", help="first time ONNX Runtime alone and after OpenVINO")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     for name, tile, batches, iterations in SUITE:
-        if args.only and name != args.only:
+        if (args.only and name != args.only) or (args.tile and tile != args.tile):
             continue
         folder = args.out / f"{name}-{tile}"
-        models = _prepare(name, tile, args.nano_ckpt if name == "sam2ms_nano" else None, folder)
+        models = _prepare(name, tile, args.nano_ckpt if name == "sam2ms_nano" else None, folder, not args.no_int8)
+        batches = [int(b) for b in args.batch.split(",")] if args.batch else batches
         reference = next(folder.glob("*.pt"), None) or args.nano_ckpt
         if args.isolation and name == "sam2ms_nano":
             print(f"## Isolation\n\n{isolation(models, reference, args.threads)}", flush=True)
         # 3 warm-ups: OpenVINO needs more than one inference at a new (dynamic) batch size
         report = run_bench(BenchOptions(models=models, batches=batches, iterations=iterations, warmup=3,
                                         reference=reference, threads=args.threads, accuracy_tiles=4,
-                                        torch_variants=["auto"]),
+                                        torch_variants=args.torch.split(",")),
                            log=lambda m: print(m, flush=True))
         table = save_report(report, stem=args.out / f"bench-{name}-{tile}")
         print(f"## {name} @ {tile}²\n\n{table}", flush=True)

@@ -1,6 +1,6 @@
 """Everything a session with a lent GPU should run, in one go: ``make gpu-check``.
 
-    python benchmarks/gpu_check.py --out DIR [--budget-s 540] [--quick] [--only tests|streams|suite|train]
+    python benchmarks/gpu_check.py --out DIR [--budget-s 540] [--quick] [--only tests|streams|cpu|suite|train]
 
 Steps, each timed and recorded even when it fails or is skipped:
 
@@ -14,7 +14,11 @@ Steps, each timed and recorded even when it fails or is skipped:
 5. the stream pipeline: the PyTorch backend's K CUDA-stream lanes (K = 1, 2, 4) through
    ``sam2ms bench`` (tiles/s per K, H2D/compute/D2H split) and through ``sam2ms infer`` over a
    large synthetic scene (pipeline tiles/s against the lanes' own);
-6. training throughput of SAM2MS-L at 1024², batch 2, BF16 (``benchmarks/train_speed.py``; run
+6. the host CPU's BF16 rows (issue 16), where it has native BF16 (AVX-512 BF16 or AMX; the
+   machines this project is built on have none): ``benchmarks/cpu_suite.py`` for Hiera-T at 512²,
+   batch 1, 2 threads, CUDA hidden — PyTorch FP32 and bf16 autocast, ONNX Runtime FP32, OpenVINO
+   FP32 and BF16 (``make gpu-wheels`` carries the OpenVINO wheel);
+7. training throughput of SAM2MS-L at 1024², batch 2, BF16 (``benchmarks/train_speed.py``; run
    before the reference suite, which keeps the tables of the models it finished in the budget).
 
 It writes ``DIR/gpu_check.json`` and ``DIR/gpu_check.md`` (rows to paste into
@@ -27,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
+import os
 import shutil
 import site
 import subprocess
@@ -66,9 +72,10 @@ class Check:
         return result
 
 
-def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     print("$ " + " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
     sys.stdout.write(proc.stdout[-6000:])
     sys.stderr.write(proc.stderr[-3000:])
     return proc
@@ -177,6 +184,26 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
             "split_ms": splits, "pipeline": pipeline}
 
 
+def cpu_bf16(out: Path, quick: bool, timeout: float) -> dict[str, Any]:
+    """Issue 16's table on this host's CPU where it has native BF16 (``quick``: the nano model at
+    256² in FP32, a smoke test of this step on any CPU)."""
+    from sam2ms.runtime.backends.base import cpu_has_native_bf16, cpu_name
+
+    native = cpu_has_native_bf16()
+    if importlib.util.find_spec("openvino") is None:
+        return {"status": "skipped", "why": "openvino is not installed (make gpu-wheels carries its wheel)"}
+    if not native and not quick:
+        return {"status": "skipped", "why": f"{cpu_name()} has no native BF16 (no avx512_bf16 or amx_bf16 flag)"}
+    entry = ["--only", "sam2ms_nano"] if quick else ["--only", "sam2ms_hiera_t", "--tile", "512"]
+    proc = _run([sys.executable, "benchmarks/cpu_suite.py", "--out", str(out / "cpu"), *entry, "--batch", "1",
+                 "--no-int8", "--threads", "2", "--torch", "fp32,bf16" if native else "fp32"], timeout,
+                env={"CUDA_VISIBLE_DEVICES": ""})  # the CPU's own rows: PyTorch must not take the GPU
+    tables = sorted((out / "cpu").glob("bench-*.md"))
+    if proc.returncode or not tables:
+        return {"status": "failed", "why": proc.stderr[-1500:]}
+    return {"summary": f"{cpu_name()}, 2 threads, native BF16: {native}", "tables": [str(t) for t in tables]}
+
+
 def train_speed(quick: bool, timeout: float) -> dict[str, Any]:
     """Training throughput of SAM2MS-L at 1024², batch 2, BF16 (the paper's setting on one GPU)."""
     args = ["--model", "sam2ms_nano", "--size", "256", "--steps", "3"] if quick else [
@@ -223,7 +250,7 @@ def main() -> None:
     p.add_argument("--budget-s", type=float, default=540.0, help="stop starting steps after this many seconds")
     p.add_argument("--quick", action="store_true", help="nano model, small tiles: a smoke test of this script")
     p.add_argument("--no-install", action="store_true", help="skip step 1 (already installed)")
-    p.add_argument("--only", action="append", choices=["tests", "streams", "suite", "train"],
+    p.add_argument("--only", action="append", choices=["tests", "streams", "cpu", "suite", "train"],
                    help="run only these GPU steps (repeatable; default all)")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -236,6 +263,7 @@ def main() -> None:
         steps: dict[str, tuple[str, float, Callable[[], dict[str, Any]]]] = {
             "tests": ("pytest -m gpu", 60, lambda: gpu_tests(max(check.left() - 400, 120))),
             "streams": ("stream pipeline", 90, lambda: stream_pipeline(args.out, args.quick or not has_gpu)),
+            "cpu": ("host CPU BF16", 150, lambda: cpu_bf16(args.out, args.quick, min(check.left() - 5, 300))),
             "train": ("training throughput", 100, lambda: train_speed(args.quick or not has_gpu,
                                                                        min(check.left() - 5, 200))),
             "suite": ("PyTorch reference suite", 240,

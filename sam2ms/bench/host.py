@@ -8,10 +8,11 @@ from typing import Any
 from sam2ms.runtime.backends.base import cpu_name
 
 
-def host() -> dict[str, Any]:
+def host(threads: int | None = None) -> dict[str, Any]:
+    """The host, with the CPU peak of the ``threads`` cores a benchmark used (all when None)."""
     from .peaks import cpu_peak
 
-    return {"cpu": cpu_name(), "cpu_peak": cpu_peak(), "python": platform.python_version(),
+    return {"cpu": cpu_name(), "cpu_peak": cpu_peak(cores=threads), "python": platform.python_version(),
             "platform": platform.platform()}
 
 

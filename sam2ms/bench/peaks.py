@@ -27,15 +27,16 @@ DEVICE_PEAKS: dict[str, dict[str, float]] = {
 }
 
 
-def peak_tflops(device: str, precision: str) -> float | None:
-    """The dense peak for ``device`` (as torch/nvidia-smi name it, or this host's CPU) at ``precision``."""
+def peak_tflops(device: str, precision: str, cores: int | None = None) -> float | None:
+    """The dense peak for ``device`` (as torch/nvidia-smi name it, or this host's CPU, ``cores`` of
+    it) at ``precision``."""
     name = device.lower()
     for fragment, peaks in DEVICE_PEAKS.items():
         if fragment in name:
             return peaks.get(precision)
     from sam2ms.runtime.backends.base import cpu_name
 
-    cpu = cpu_peak()
+    cpu = cpu_peak(cores=cores)
     return cpu["tflops"].get(precision) if cpu and name == cpu_name().lower() else None
 
 
@@ -56,7 +57,8 @@ def _flop_per_cycle(flags: set[str]) -> dict[str, int]:
 
 
 def cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> dict | None:
-    """This host's CPU peak: cores x FLOP/cycle x clock per precision, with its inputs (None off Linux)."""
+    """This host's CPU peak: cores x FLOP/cycle x clock per precision, with its inputs (None off Linux).
+    ``cores``: the ones a benchmark's ``--threads`` uses (at most the CPUs this process may run on)."""
     from sam2ms.runtime.backends.base import cpu_flags
 
     try:
@@ -68,7 +70,9 @@ def cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> dict | Non
               default=0.0)
     if not flags or not mhz:
         return None
-    cores = cores or len(os.sched_getaffinity(0))
+    if cores is None or cpuinfo is None:  # this host: at most the CPUs this process may run on
+        usable = len(os.sched_getaffinity(0))
+        cores = min(cores or usable, usable)
     per = _flop_per_cycle(flags)
     return {"cores": cores, "ghz": round(mhz / 1000, 3), "flop_per_cycle": per,
             "tflops": {p: cores * f * mhz * 1e6 / 1e12 for p, f in per.items()},

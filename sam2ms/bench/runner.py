@@ -162,7 +162,7 @@ def measure_subject(subject: Subject, opts: BenchOptions, shared: Shared,
                     continue
                 log(f"  {subject.label}: batch {b}, {s} stream(s)")
                 rows.append(_row(subject, backend, device, shared.flops, accuracy, b, s, info.tile,
-                                 measure(lanes[:s], batch, opts.warmup, opts.iterations)))
+                                 measure(lanes[:s], batch, opts.warmup, opts.iterations), opts.threads))
     finally:
         backend.close()
     return shared, rows, skipped
@@ -209,7 +209,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -
     _add_ratios(rows)
     return {"schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "", "versions": versions(),
-            "host": host(), "isolated": opts.isolate,
+            "host": host(opts.threads), "isolated": opts.isolate,
             "model": shared.model_name, "tile": shared.tile, "iterations": opts.iterations, "warmup": opts.warmup,
             "accuracy_tiles": opts.accuracy_tiles, "rows": rows, "skipped": skipped}
 
@@ -221,11 +221,11 @@ def _judge(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict
 
 
 def _row(subject: Subject, backend: Any, device: str, flops: float | None, accuracy: dict[str, Any], batch: int,
-         streams: int, tile: int, m: dict[str, Any]) -> dict[str, Any]:
+         streams: int, tile: int, m: dict[str, Any], threads: int | None) -> dict[str, Any]:
     lat = latency_ms(m["latency"])
     thr = throughput(m["tiles"], m["wall"], tile)
     precision = backend.info.precision
-    peak = peak_tflops(device, precision)
+    peak = peak_tflops(device, precision, cores=threads)
     device_mb = backend.device_peak_mb()
     return {"subject": subject.label, "backend": backend.name, "kind": backend.info.kind, "precision": precision,
             "reference": subject.reference, "device": device, "batch": batch, "streams": streams,

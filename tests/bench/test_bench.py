@@ -101,9 +101,11 @@ def test_tiny_real_run(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureF
         assert r["vs_reference"]["throughput"] > 0 and r["accuracy"]["reference"] == "pytorch eager fp32"
         assert r["accuracy"]["max_abs"] < 1e-3 and r["accuracy"]["mask_iou"] == pytest.approx(1.0)
         assert r["flops_per_tile"] > 0 and r["gflops_per_s"] > 0
-        assert r["mfu"] == pytest.approx(r["gflops_per_s"] / 1000 / cpu_peak()["tflops"]["fp32"])  # type: ignore[index]
+        # --threads 1: the peak of the one core it used
+        assert r["mfu"] == pytest.approx(r["gflops_per_s"] / 1000 / cpu_peak(cores=1)["tflops"]["fp32"])  # type: ignore[index]
         assert r["vs_best_pytorch"]["subject"] == "pytorch eager fp32"
     assert report["isolated"] and len({r["pid"] for r in rows}) == 2  # one process per subject
+    assert report["host"]["cpu_peak"]["cores"] == 1
     ref = next(r for r in torch_rows if r["batch"] == 1)
     assert ref["vs_reference"]["throughput"] == pytest.approx(1.0)
     assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
