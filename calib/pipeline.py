@@ -11,7 +11,7 @@ import numpy as np
 
 from sam2ms.artifacts import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from sam2ms.errors import CheckFailed, UsageError
-from sam2ms.export.parity import onnxruntime_probabilities, openvino_checks, openvino_failures
+from sam2ms.export.parity import onnxruntime_probabilities, openvino_checks, openvino_failures, openvino_gate
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.progress import progress_bar
 from sam2ms.radiometry import Radiometry
@@ -95,11 +95,16 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
         log("measuring INT8 against FP32 on the held-out tiles")
         p32 = fp32_probabilities(opts.onnx, held)
         report = int8_accuracy(opts.onnx, target, held, p32)
+
+        def openvino_passes(path: Path) -> bool:
+            """With --openvino, a model must also pass OpenVINO's INT8 gate (its kernels differ)."""
+            return not opts.openvino or openvino_gate(path, "int8", "fp32", held, p32[:, None])["passed"]
+
         kept: list[str] = []
         search = None
-        if not report["passed"] and opts.auto_exclude and quantizer.candidates:
+        if opts.auto_exclude and quantizer.candidates and not (report["passed"] and openvino_passes(target)):
             kept, report, search = _auto_exclude(quantizer, target, calib[:RANKING_TILES], held, p32, log,
-                                                     opts.progress)
+                                                     opts.progress, openvino_passes)
         log("measuring the road graphs of INT8 against FP32 (APLS, TOPO)")
         report = {**report, **tile_scores(p32, onnxruntime_probabilities(target, held, batch=2)[:, 0])}
         facts = {**quantizer.facts(kept), "seconds": round(time.perf_counter() - started, 2)}
@@ -132,10 +137,11 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
 
 
 def _auto_exclude(quantizer: Quantizer, target: Path, ranking_tiles: np.ndarray, held: np.ndarray,
-                  p32: np.ndarray, log: Callable[[str], None],
-                  progress: bool) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
-    """Keep the fewest most-sensitive layers in float that make the held-out report pass; writes
-    the chosen model to ``target`` and returns (kept nodes, its report, what the search did)."""
+                  p32: np.ndarray, log: Callable[[str], None], progress: bool,
+                  also_passes: Callable[[Path], bool]) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """Keep the fewest most-sensitive layers in float that make the held-out report pass (and
+    ``also_passes``: OpenVINO's gate with --openvino); writes the chosen model to ``target`` and
+    returns (kept nodes, its report, what the search did)."""
     candidates = quantizer.candidates
     units = layer_units(candidates)
     trial = target.with_name(f".{target.name}.trial")
@@ -147,13 +153,16 @@ def _auto_exclude(quantizer: Quantizer, target: Path, ranking_tiles: np.ndarray,
         return float(np.mean(np.square(fp32_probabilities(trial, ranking_tiles) - reference)))
 
     reports: dict[int, dict[str, Any]] = {}
+    searched: dict[int, bool] = {}  # what each trial's verdict was, OpenVINO's gate included
 
     def passes(k: int) -> bool:
         quantizer.write(trial, [n for unit in ranked[:k] for n in unit["nodes"]])
         reports[k] = int8_accuracy(quantizer.fp32, trial, held, p32)
+        ok = reports[k]["passed"] and also_passes(trial)
         log(f"  {k} of {len(units)} units in float: mask IoU {reports[k]['mask_iou']:.4f}, "
-            f"F1 drop {100 * reports[k]['f1_drop']:.2f} points -> {'ok' if reports[k]['passed'] else 'miss'}")
-        return reports[k]["passed"]
+            f"F1 drop {100 * reports[k]['f1_drop']:.2f} points -> {'ok' if ok else 'miss'}")
+        searched[k] = ok
+        return ok
 
     try:
         with progress_bar(f"ranking {len(candidates)} layers in {len(units)} units", len(units), progress) as bar:
@@ -169,7 +178,7 @@ def _auto_exclude(quantizer: Quantizer, target: Path, ranking_tiles: np.ndarray,
     search = {"ranking": "output probability MSE vs FP32 with only that unit quantised",
               "ranking_tiles": int(len(ranking_tiles)), "layers": len(candidates), "units": len(units),
               "kept_float": ranked[:k], "kept_layers": len(kept),
-              "trials": [{"units_in_float": n, **{key: r[key] for key in ("mask_iou", "f1_drop", "passed")}}
-                         for n, r in sorted(reports.items())]}
+              "trials": [{"units_in_float": n, **{key: r[key] for key in ("mask_iou", "f1_drop", "passed")},
+                          "accepted": searched[n]} for n, r in sorted(reports.items())]}
     log(f"--auto-exclude: kept {len(kept)} of {len(candidates)} quantised layers ({k} of {len(units)} units) in float")
     return kept, reports[k], search

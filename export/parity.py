@@ -50,25 +50,31 @@ def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, re
     probabilities (N x 1 x T x T) of ``tiles``: in FP32 and, where the CPU has it natively, BF16
     (:func:`~sam2ms.runtime.backends.openvino_backend.gate_judge` says by which criteria), or why
     BF16 was not measured. The runtime reads them from the sidecar's ``openvino`` field."""
-    from sam2ms.runtime.backends.base import ModelInfo
-    from sam2ms.runtime.backends.openvino_backend import OpenVinoBackend, device_full_name, gate_judge, native_bf16
-
-    judge = gate_judge(precision, reference)
-
-    def measured(run_precision: str) -> dict:
-        info = ModelInfo(str(onnx_path), "onnx", 0, precision)  # the graph's own tile; no sidecar (being written)
-        with OpenVinoBackend(Path(onnx_path), info, precision=run_precision, gate=False) as backend:
-            return {**judge(run_precision, backend.probabilities(tiles)), "measured_by": "export"}
+    from sam2ms.runtime.backends.openvino_backend import device_full_name, native_bf16
 
     ov = require("openvino", "--openvino")
     core = ov.Core()
-    record: dict = {"version": ov.__version__, "device": device_full_name(core, "CPU"), "fp32": measured("fp32")}
+    record: dict = {"version": ov.__version__, "device": device_full_name(core, "CPU"),
+                    "fp32": openvino_gate(onnx_path, precision, "fp32", tiles, reference)}
     if native_bf16(core):
-        record["bf16"] = measured("bf16")
+        record["bf16"] = openvino_gate(onnx_path, precision, "bf16", tiles, reference)
     else:
         record["bf16"] = {"measured": False, "why": f"{record['device']} has no native BF16; the runtime measures "
                                                     "the gate where it runs BF16"}
     return record
+
+
+def openvino_gate(onnx_path: str | Path, precision: str, run_precision: str, tiles: np.ndarray,
+                  reference: np.ndarray) -> dict:
+    """One of :func:`openvino_checks`' gates: OpenVINO running the ``precision`` file at
+    ``run_precision`` on ``tiles``, judged against ``reference``."""
+    from sam2ms.runtime.backends.base import ModelInfo
+    from sam2ms.runtime.backends.openvino_backend import OpenVinoBackend, gate_judge
+
+    info = ModelInfo(str(onnx_path), "onnx", 0, precision)  # the graph's own tile; no sidecar (being written)
+    with OpenVinoBackend(Path(onnx_path), info, precision=run_precision, gate=False) as backend:
+        verdict = gate_judge(precision, reference)(run_precision, backend.probabilities(tiles))
+    return {**verdict, "measured_by": "export"}
 
 
 def openvino_failures(name: str, record: dict) -> list[str]:

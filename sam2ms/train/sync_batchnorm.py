@@ -25,6 +25,11 @@ def _all_reduce(t: torch.Tensor, group: Any) -> torch.Tensor:
     return t
 
 
+def _channel_layout(ndim: int) -> tuple[list[int], list[int]]:
+    """The dimensions a per-channel statistic sums over, and the shape that broadcasts it back."""
+    return [0, *range(2, ndim)], [1, -1] + [1] * (ndim - 2)
+
+
 class _CpuSyncBatchNorm(torch.autograd.Function):
     """Training-mode batch norm whose statistics and input gradient span every rank of ``group``."""
 
@@ -32,8 +37,7 @@ class _CpuSyncBatchNorm(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
                 running_mean: torch.Tensor | None, running_var: torch.Tensor | None, eps: float, momentum: float,
                 group: Any) -> torch.Tensor:
-        dims = [0, *range(2, x.dim())]
-        shape = [1, -1] + [1] * (x.dim() - 2)
+        dims, shape = _channel_layout(x.dim())
         xf = x.float()
         sums = _all_reduce(torch.cat([xf.sum(dims), torch.tensor([xf.numel() / xf.shape[1]])]), group)
         count = float(sums[-1])
@@ -53,8 +57,7 @@ class _CpuSyncBatchNorm(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         xhat, invstd, weight = ctx.saved_tensors
-        dims = [0, *range(2, xhat.dim())]
-        shape = [1, -1] + [1] * (xhat.dim() - 2)
+        dims, shape = _channel_layout(xhat.dim())
         g = grad_out.float()
         sum_dy, sum_dy_xhat = g.sum(dims), (g * xhat).sum(dims)
         grad_weight = sum_dy_xhat.clone() if weight is not None and ctx.needs_input_grad[1] else None

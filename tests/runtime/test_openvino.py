@@ -208,3 +208,35 @@ def test_bad_requests(tmp_path: Path) -> None:
         open_model(model, "onnxruntime", precision="bf16")
     with pytest.raises(UsageError, match="takes 64px tiles but 32 was asked for"):
         open_model(model, "openvino", tile=32)
+
+
+def test_auto_exclude_with_openvino_searches_until_openvino_passes_too(int8_deploy: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime passes at once (targets relaxed); OpenVINO's gate (here a stand-in that passes
+    once a layer is back in float) must make --auto-exclude keep layers anyway."""
+    import onnx
+
+    from sam2ms import artifacts
+    from sam2ms.calib import pipeline
+    from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
+
+    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)
+    monkeypatch.setitem(artifacts.INT8_TARGETS, "max_f1_drop", 1.0)
+    full = sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(int8_deploy)).graph.node)
+    judged: list[int] = []
+
+    def gate(path: Path, precision: str, run_precision: str, tiles: np.ndarray, reference: np.ndarray) -> dict:
+        quantized = sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(path)).graph.node)
+        judged.append(quantized)
+        return {"passed": quantized < full}
+
+    monkeypatch.setattr(pipeline, "openvino_gate", gate)
+    folder = int8_deploy.parent
+    summary = run_calibrate(CalibrateOptions(onnx=folder / "model.onnx", calib_data=folder.parent / "calib",
+                                             out=folder, batches=2, batch_size=2, holdout=3, auto_exclude=True,
+                                             openvino=True, progress=False))
+    search = summary["calibration"]["auto_exclude"]
+    assert judged[0] == full and search["kept_layers"] > 0  # ONNX Runtime alone would have kept none
+    assert [t["units_in_float"] for t in search["trials"] if t["accepted"]] == [1]
+    assert all(t["passed"] for t in search["trials"])  # ONNX Runtime's own verdict, kept apart
+    assert summary["accuracy_vs_fp32"]["passed"]
