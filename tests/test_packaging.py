@@ -64,7 +64,8 @@ def test_missing_library_names_the_extra(tmp_path, args: list[str], blocked: str
     """On a host without the library (simulated: its import fails), the command says which extra
     to install — exit 2, one line, no traceback."""
     (tmp_path / "m.onnx").write_bytes(b"x")
-    code = (f"import sys; sys.modules[{blocked!r}] = None; sys.argv = ['sam2ms', *{args!r}];"
+    # openvino too: with it, auto would run the .onnx there and never need onnxruntime
+    code = (f"import sys; sys.modules[{blocked!r}] = sys.modules['openvino'] = None; sys.argv = ['sam2ms', *{args!r}];"
             "from sam2ms.cli import main; main()")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr

@@ -73,7 +73,12 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             opts.intra_op_num_threads = threads
         self.providers = resolve_providers(providers)
-        self._session = ort.InferenceSession(str(path), opts, providers=self.providers)
+        state = ort.capi.onnxruntime_pybind11_state
+        try:
+            self._session = ort.InferenceSession(str(path), opts, providers=self.providers)
+        except (state.InvalidProtobuf, state.InvalidArgument, state.InvalidGraph) as exc:
+            raise UsageError(f"{path}: ONNX Runtime cannot load it ({str(exc).rpartition(':')[2].strip()}); "
+                             "pass an ONNX written by sam2ms-export") from None
         self._input, input_format, graph_tile = _graph_input(self._session)
         self.info = reconcile_graph(path, info, input_format, graph_tile)
 

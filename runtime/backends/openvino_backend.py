@@ -154,7 +154,12 @@ class OpenVinoBackend(Backend):
                              f"offers {offers}) and would quietly run FP32; use --precision fp32 here")
         self.path, self.device, self.precision, self.threads = path, device, precision, threads
         self.cache = cache_dir()
-        model = self.core.read_model(str(path))
+        try:
+            model = self.core.read_model(str(path))
+        except RuntimeError as exc:  # OpenVINO reports a file it cannot parse as a RuntimeError
+            reason = next((line.strip() for line in str(exc).splitlines() if "Unable to read" in line), "unreadable")
+            raise UsageError(f"{path}: OpenVINO cannot read it ({reason}); pass an ONNX written by sam2ms-export") \
+                from None
         port = model.input(0)
         input_format = input_format_of(str(port.get_element_type().to_dtype()))
         shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]

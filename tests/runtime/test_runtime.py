@@ -243,6 +243,11 @@ def test_other_refusals(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixt
     (scenes / "tile.jpg").unlink()
     (tmp_path / "plan.plan").write_bytes(b"x")
     assert "sidecar not found" in _refused([str(tmp_path / "plan.plan"), str(scenes), "-o", out], capsys)
+    (tmp_path / "bad.onnx").write_bytes(b"x")  # not an ONNX: refused by whichever backend opens it
+    bad = [str(tmp_path / "bad.onnx"), str(scenes), "-o", out, "--backend"]
+    assert "ONNX Runtime cannot load it (Protobuf parsing failed.)" in _refused([*bad, "onnxruntime"], capsys)
+    if has_module("openvino"):
+        assert "OpenVINO cannot read it (Unable to read the model" in _refused([*bad, "openvino"], capsys)
 
 
 @pytest.mark.slow
