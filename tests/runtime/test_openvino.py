@@ -101,6 +101,39 @@ def test_bf16_runs_with_its_gate_where_native(tmp_path: Path) -> None:
         assert backend.executed_precision() == "bf16" and backend.info.precision == "bf16"
 
 
+def test_bf16_plumbing_with_a_stand_in_capability(trained_nano: Path, tmp_path: Path, _cache: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every BF16 path that this CPU would otherwise refuse — the export's gate, the gate read or
+    measured at load, the bench row — run with OpenVINO told the CPU has BF16. OpenVINO then runs
+    FP32 under the BF16 hint, so this checks the plumbing (and that the summary says what really
+    ran), not BF16's numerics: test_bf16_runs_with_its_gate_where_native does that on such a CPU."""
+    from sam2ms.bench.runner import BenchOptions, run_bench
+    from sam2ms.export.pipeline import ExportOptions, run_export
+    from sam2ms.runtime.backends import openvino_backend
+
+    monkeypatch.setattr(openvino_backend, "native_bf16", lambda core, device="CPU": True)
+    run_export(ExportOptions(ckpt=trained_nano, out=tmp_path / "exp", tile=64, onnx_only=True, openvino=True))
+    onnx_path = tmp_path / "exp" / "model.onnx"
+    recorded = json.loads(Path(f"{onnx_path}.json").read_text())["openvino"]["bf16"]
+    assert recorded["passed"] and recorded["measured_by"] == "export" and recorded["reference"] == "pytorch-fp32"
+    assert recorded["thresholds"]["min_mask_iou"] == 0.995  # FP16's criteria
+    with open_model(onnx_path, "openvino", precision="bf16") as backend:
+        backend.lanes(1)  # compiled: OpenVINO tells what it runs
+        described = backend.describe()
+    assert described["accuracy_gate"] == recorded and described["precision"] == "bf16"
+    assert described["executed_precision"] == ("bf16" if NATIVE_BF16 else "f32")  # what OpenVINO really ran
+    bare = pixelwise_onnx(tmp_path / "px.onnx", 64)  # no sidecar: measured at load, then cached
+    with open_model(bare, "openvino", precision="bf16") as backend:
+        assert backend.accuracy_gate["reference"] == "openvino-fp32 of px.onnx" and backend.accuracy_gate["passed"]
+    assert len(list((_cache / "gates").glob("*.bf16.json"))) == 1
+    report = run_bench(BenchOptions(models=[onnx_path], batches=[1], iterations=1, warmup=0, backend="openvino",
+                                    openvino_precisions=["fp32", "bf16"], isolate=False, accuracy_tiles=1))
+    rows = {r["subject"]: r for r in report["rows"]}
+    assert rows["model.onnx (openvino bf16)"]["precision"] == "bf16" and rows["model.onnx (openvino)"]["precision"] \
+        == "fp32"
+    assert rows["model.onnx (openvino bf16)"]["checks_passed"] is True
+
+
 def test_gate_is_read_from_the_sidecar_measured_where_needed_and_refused_when_failed() -> None:
     measured: list[bool] = []
 
