@@ -158,26 +158,43 @@ def test_gate_is_read_from_the_sidecar_measured_where_needed_and_refused_when_fa
         accuracy_gate(Path("m.int8.onnx"), int8_failed, "int8", "fp32", measure)
 
 
-@pytest.fixture()
-def int8_deploy(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A 64 px export folder: model.onnx and model.int8.onnx, calibrated with --openvino (targets
-    relaxed so that the tiny model passes)."""
+@pytest.fixture(scope="module")
+def int8_export(trained_nano: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 64 px export folder, made once: model.onnx and model.int8.onnx calibrated through the CLI
+    with --openvino (targets relaxed so that the tiny model passes)."""
+    import contextlib
+    import io
+    import sys
+
     from sam2ms import artifacts
+    from sam2ms.cli import main
     from sam2ms.export.pipeline import ExportOptions, run_export
 
-    out = tmp_path / "deploy"
+    root = tmp_path_factory.mktemp("int8-openvino")
+    out = root / "deploy"
     run_export(ExportOptions(ckpt=trained_nano, out=out, tile=64, onnx_only=True, check=False))
     for i in range(3):
-        _scene(tmp_path / "calib" / f"s{i}.png", 96, 96, 10 + i)
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "max_f1_drop", 1.0)
-    code, out_text, err = run_cli(["calibrate", str(out / "model.onnx"), "--calib-data", str(tmp_path / "calib"),
-                                   "--calib-batches", "2", "--calib-batch-size", "2", "--holdout", "3", "-o",
-                                   str(out), "--openvino", "--json"], capsys)
-    assert code == 0, err
-    assert json.loads(out_text)["openvino"]["fp32"]["passed"]
-    return out / "model.int8.onnx"
+        _scene(root / "calib" / f"s{i}.png", 96, 96, 10 + i)
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout):
+        patch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)
+        patch.setitem(artifacts.INT8_TARGETS, "max_f1_drop", 1.0)
+        patch.setattr(sys, "argv", ["sam2ms", "calibrate", str(out / "model.onnx"), "--calib-data",
+                                    str(root / "calib"), "--calib-batches", "2", "--calib-batch-size", "2",
+                                    "--holdout", "3", "-o", str(out), "--openvino", "--json"])
+        with contextlib.suppress(SystemExit):
+            main()
+    assert json.loads(stdout.getvalue())["openvino"]["fp32"]["passed"]
+    return out
+
+
+@pytest.fixture()
+def int8_deploy(int8_export: Path, tmp_path: Path) -> Path:
+    """A copy of :func:`int8_export` (with its calibration folder) that a test may change."""
+    import shutil
+
+    shutil.copytree(int8_export.parent, tmp_path / "copy")
+    return tmp_path / "copy" / "deploy" / "model.int8.onnx"
 
 
 def test_int8_gate_recorded_by_calibration_or_measured_at_load(int8_deploy: Path, _cache: Path,
@@ -186,6 +203,8 @@ def test_int8_gate_recorded_by_calibration_or_measured_at_load(int8_deploy: Path
     from sam2ms import artifacts
     from sam2ms.fileio import write_json
 
+    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)  # the tiny model's OpenVINO INT8 passes them
+    monkeypatch.setitem(artifacts.INT8_TARGETS, "max_f1_drop", 1.0)
     sidecar = json.loads(Path(f"{int8_deploy}.json").read_text())
     recorded = sidecar["openvino"]["fp32"]
     assert (recorded["tiles"], recorded["reference"], recorded["measured_by"]) == (3, "fp32 masks", "export")
