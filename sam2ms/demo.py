@@ -248,7 +248,9 @@ def demo_command(output: Path = typer.Option(Path("demo_run"), "-o", "--output",
                                      f"{q.get('topo_f1', float('nan')):.3f} "
                                      f"on {q['tiles']} held-out tiles -> {'ok' if q['passed'] else 'TARGET MISSED'}"))
     vs_label = scene["accuracy_vs_label"]
-    rows += [("scene (ONNX Runtime)", f"{scene['tiles']} tiles, F1 {100 * vs_label['f1']:.2f}, APLS "
+    runtime = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}.get(scene["model"]["backend"],
+                                                                         scene["model"]["backend"])
+    rows += [(f"scene ({runtime})", f"{scene['tiles']} tiles, F1 {100 * vs_label['f1']:.2f}, APLS "
                                       f"{vs_label.get('apls', float('nan')):.3f}, TOPO F1 "
                                       f"{vs_label.get('topo_f1', float('nan')):.3f} vs its label"),
              ("check vs PyTorch", f"{check['tiles']} tiles: max |dp| {check['max_abs']:.2e}, mask IoU "
