@@ -101,22 +101,30 @@ def test_bf16_runs_with_its_gate_where_native(tmp_path: Path) -> None:
         assert backend.executed_precision() == "bf16" and backend.info.precision == "bf16"
 
 
-def test_bf16_plumbing_with_a_stand_in_capability(trained_nano: Path, tmp_path: Path, _cache: Path,
+def test_bf16_plumbing_with_a_stand_in_capability(int8_export: Path, tmp_path: Path, _cache: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Every BF16 path that this CPU would otherwise refuse — the export's gate, the gate read or
     measured at load, the bench row — run with OpenVINO told the CPU has BF16. OpenVINO then runs
     FP32 under the BF16 hint, so this checks the plumbing (and that the summary says what really
     ran), not BF16's numerics: test_bf16_runs_with_its_gate_where_native does that on such a CPU."""
+    import shutil
+
     from sam2ms.bench.runner import BenchOptions, run_bench
-    from sam2ms.export.pipeline import ExportOptions, run_export
+    from sam2ms.export.parity import onnxruntime_probabilities, openvino_checks, parity_tiles
+    from sam2ms.fileio import write_json
     from sam2ms.runtime.backends import openvino_backend
 
     monkeypatch.setattr(openvino_backend, "native_bf16", lambda core, device="CPU": True)
-    run_export(ExportOptions(ckpt=trained_nano, out=tmp_path / "exp", tile=64, onnx_only=True, openvino=True))
-    onnx_path = tmp_path / "exp" / "model.onnx"
-    recorded = json.loads(Path(f"{onnx_path}.json").read_text())["openvino"]["bf16"]
-    assert recorded["passed"] and recorded["measured_by"] == "export" and recorded["reference"] == "pytorch-fp32"
+    onnx_path = tmp_path / "model.onnx"
+    for name in ("model.onnx", "model.onnx.json"):
+        shutil.copy(int8_export / name, tmp_path / name)
+    tiles = parity_tiles(64, 2)
+    record = openvino_checks(onnx_path, "fp32", tiles, onnxruntime_probabilities(onnx_path, tiles))  # the export's
+    recorded = record["bf16"]
+    assert recorded["passed"] and recorded["measured_by"] == "export"
     assert recorded["thresholds"]["min_mask_iou"] == 0.995  # FP16's criteria
+    sidecar = json.loads(Path(f"{onnx_path}.json").read_text())
+    write_json(Path(f"{onnx_path}.json"), {**sidecar, "openvino": record})
     with open_model(onnx_path, "openvino", precision="bf16") as backend:
         backend.lanes(1)  # compiled: OpenVINO tells what it runs
         described = backend.describe()
