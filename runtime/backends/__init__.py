@@ -77,9 +77,10 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
     if natural is None:
         raise UsageError(f"{path}: unknown model kind {path.suffix!r}; pass a .plan (with its .json sidecar), "
                          "an .onnx or a .pt checkpoint")
+    # an ONNX file's sidecar is optional (auto reads its precision); a plan's is required, read below
+    side = Sidecar.read(path) if natural == "onnxruntime" and sidecar_path(path).is_file() else None
     if natural == "onnxruntime" and backend == "auto":
-        file_precision = Sidecar.read(path).precision if sidecar_path(path).is_file() else "fp32"
-        natural = _auto_onnx_backend(providers, precision, file_precision)
+        natural = _auto_onnx_backend(providers, precision, side.precision if side else "fp32")
     chosen = natural if backend == "auto" else backend
     if chosen == "openvino" and natural == "onnxruntime":
         natural = "openvino"  # both run .onnx files
@@ -91,10 +92,11 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
         from .torch_backend import TorchBackend
 
         return TorchBackend(path, tile, precision=precision, compile=compile)
-    if chosen != "tensorrt" and not sidecar_path(path).is_file():
+    if chosen == "tensorrt":
+        side = Sidecar.read(path)
+    if side is None:
         info = ModelInfo(str(path), "onnx", tile or 0, "fp32")
     else:
-        side = Sidecar.read(path)
         info = ModelInfo(str(path), "tensorrt-plan" if chosen == "tensorrt" else "onnx",
                          _check_sidecar(path, side, tile, allow_failed), side.precision,
                          input_format=side.input_format, sidecar=side.data)
