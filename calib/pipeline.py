@@ -129,7 +129,7 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
         from sam2ms.runtime.backends.openvino_backend import reduce_range_hint
 
         failed = openvino_failures(target.name, extra["openvino"])
-        hint = reduce_range_hint({"calibration": facts}) if failed else ""
+        hint = reduce_range_hint(facts["weight_bits"]) if failed else ""
         failures += failed + ([hint] if hint else [])
     if failures:
         raise CheckFailed(f"{target.name}: " + " | ".join(failures), summary)

@@ -81,9 +81,10 @@ def gate_judge(file_precision: str, reference: np.ndarray) -> Callable[[str, np.
                                                           reference, candidate)
 
 
-def reduce_range_hint(sidecar: dict[str, Any]) -> str:
-    """Where OpenVINO's INT8 fails with 8-bit weights on a CPU without VNNI: the likely cause and fix."""
-    if cpu_has_vnni() or (sidecar.get("calibration") or {}).get("weight_bits") == 7:
+def reduce_range_hint(weight_bits: int | None) -> str:
+    """Where OpenVINO's INT8 fails with 8-bit weights (``weight_bits`` as the calibration recorded
+    it) on a CPU without VNNI: the likely cause and fix."""
+    if cpu_has_vnni() or weight_bits == 7:
         return ""
     return ("recalibrate with --reduce-range: 7-bit weights keep OpenVINO's INT8 accurate on this CPU (no VNNI: "
             "its 8-bit products saturate)")
@@ -108,7 +109,7 @@ def accuracy_gate(path: Path, sidecar: dict[str, Any], file_precision: str, run_
             what += " with BF16"
         fix = "run it with --precision fp32"
         if file_precision == "int8":
-            hint = reduce_range_hint(sidecar)
+            hint = reduce_range_hint((sidecar.get("calibration") or {}).get("weight_bits"))
             fix = ("run it with --backend onnxruntime (whose INT8 its calibration measured), or model.onnx on "
                    "OpenVINO" + (f"; or {hint}" if hint else ""))
         raise UsageError(f"{path}: {what} on OpenVINO failed its accuracy gate ({'; '.join(gate['failures'])}, "
