@@ -300,3 +300,5 @@ def test_auto_exclude_with_openvino_searches_until_openvino_passes_too(int8_depl
     assert [t["units_in_float"] for t in search["trials"] if t["accepted"]] == [1]
     assert all(t["passed"] for t in search["trials"])  # ONNX Runtime's own verdict, kept apart
     assert summary["accuracy_vs_fp32"]["passed"]
+    assert summary["openvino"]["fp32"] == {"passed": True}  # the accepted trial's verdict: not measured again
+    assert len(judged) == len(search["trials"]) + 1  # the first model, then one per trial
