@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sam2ms.artifacts import Sidecar, read_sidecar, sha256_file, sidecar_path, write_sidecar
+from sam2ms.artifacts import Sidecar, read_sidecar, sidecar_path, write_sidecar
+from sam2ms.digests import sha256_file
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.export.parity import onnxruntime_probabilities, openvino_checks, openvino_failures, openvino_gate
 from sam2ms.fileio import ensure_writable_dir

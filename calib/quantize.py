@@ -32,7 +32,7 @@ from typing import Any
 
 import onnx
 
-from sam2ms.artifacts import sha256_file
+from sam2ms.digests import sha256_file
 from sam2ms.errors import UsageError
 from sam2ms.fileio import atomic_write
 
@@ -192,7 +192,7 @@ class OrtQuantizer(Quantizer):
         return atomic_write(out, lambda f: f.write(payload))
 
     def facts(self, keep_float: Iterable[str] = ()) -> dict[str, Any]:
-        return {**super().facts(keep_float), "cache": str(self.cache) if self.cache else None,
+        return {**super().facts(keep_float), "cache": self.cache.name if self.cache else None,
                 "cache_hit": self.cache_hit, "calibrator": CALIBRATOR_OPTIONS[self.method],
                 "quantizer": "onnxruntime.quantization (QDQ, symmetric int8, per-channel weights)"}
 

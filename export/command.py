@@ -46,12 +46,12 @@ def export_command(
     ckpt: Path = typer.Option(..., help="Checkpoint from 'sam2ms train' (or the authors' SAM2MS weights)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for model.onnx, model.fp16.onnx, engine.plan."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write model.fp16.onnx and build the plan from it."),
-    tile: int = typer.Option(1024, help="Tile size fixed in the graph (multiple of 32)."),
+    tile: int = typer.Option(1024, min=32, max=16384, help="Tile size fixed in the graph (multiple of 32)."),
     input_format: str = typer.Option("uint8", "--input", help="uint8: the graph takes RGB bytes N x T x T x 3 and "
                                      "normalises them itself (4x fewer bytes to the GPU, no host work); float32: "
                                      "N x 3 x T x T, normalised by the caller."),
     batch: str = typer.Option("1:4:8", help="Plan batch profile min:opt:max."),
-    opset: int = typer.Option(18, help="ONNX opset (>= 17; the dynamo exporter needs >= 18)."),
+    opset: int = typer.Option(18, min=17, max=99, help="ONNX opset (>= 17; the dynamo exporter needs >= 18)."),
     exporter: str = typer.Option("dynamo", help="dynamo | torchscript"),
     onnx_only: bool = typer.Option(False, "--onnx-only", help="Stop after the ONNX files."),
     builder: str = typer.Option("auto", help="auto | tensorrt | tensorrt_rtx"),
@@ -59,13 +59,14 @@ def export_command(
                                                    "(default: sm86,sm89,sm120; FP16 plans also sm75)."),
     workspace: str = typer.Option("4G", help="Builder workspace limit."),
     timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file (read and updated)."),
-    profiles: int = typer.Option(1, help="Identical optimisation profiles in the plan. One serves every runtime "
+    profiles: int = typer.Option(1, min=1, max=64,
+                                 help="Identical optimisation profiles in the plan. One serves every runtime "
                                          "stream (TensorRT 10+ and TensorRT-RTX share profiles across contexts); "
                                          "more only for TensorRT 8.x-style runtimes."),
     int8: bool = typer.Option(False, "--int8", help="Also write model.int8.onnx (Q/DQ) and build the plan from it."),
     calib_data: Optional[Path] = typer.Option(None, help="With --int8: folder of tiles or scenes to calibrate on."),
     calib_method: str = typer.Option("minmax", help="With --int8: minmax | entropy | percentile."),
-    calib_batches: int = typer.Option(8, help="With --int8: calibration batches of 4 tiles."),
+    calib_batches: int = typer.Option(8, min=1, help="With --int8: calibration batches of 4 tiles."),
     calib_cache: Optional[Path] = typer.Option(None, help="With --int8: calibration cache (JSON), reused when it "
                                                          "matches."),
     quantizer: str = typer.Option("ort", help="With --int8: ort | modelopt (NVIDIA ModelOpt, when installed)."),
@@ -74,7 +75,7 @@ def export_command(
     reduce_range: bool = typer.Option(False, "--reduce-range", help="With --int8: 7-bit weights (keeps INT8 "
                                       "accurate on OpenVINO on CPUs without VNNI)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Parity with PyTorch on synthetic tiles."),
-    check_tiles: int = typer.Option(2, help="Tiles for the parity check."),
+    check_tiles: int = typer.Option(2, min=1, help="Tiles for the parity check."),
     openvino: bool = typer.Option(False, "--openvino", help="Also check each ONNX on OpenVINO (extra [openvino]): "
                                   "FP32, BF16 where this CPU has native BF16, and with --int8 OpenVINO's INT8 "
                                   "on the held-out tiles; recorded in the sidecars as the gates its backend reads."),

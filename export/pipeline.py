@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from sam2ms.artifacts import judge_parity, normalization_record, sha256_file, write_sidecar
+from sam2ms.artifacts import judge_parity, normalization_record, write_sidecar
 from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 from sam2ms.deps import MissingDependency
+from sam2ms.digests import sha256_file
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.preprocess import INPUT_FORMATS, input_shape

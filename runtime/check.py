@@ -21,19 +21,19 @@ from sam2ms.preprocess import model_input
 from sam2ms.radiometry import Radiometry
 from sam2ms.rasters import open_scene
 
-from .backends import Backend, open_model
+from .backends import Backend
 from .scenes import iter_windows
 from .tiling import Grid
 
 
 def sample_tiles(source: str | Path, tile: int, overlap: int, limit: int, radiometry: Radiometry | None = None,
-                 stac_asset: str | None = None) -> np.ndarray:
+                 stac_asset: str | None = None, max_pixels: int | None = None) -> np.ndarray:
     """Up to ``limit`` uint8 RGB windows (N x T x T x 3) with valid pixels, converted as the run
     converts them, in input and window order."""
     tiles: list[np.ndarray] = []
     for inp in resolve_inputs(source, stac_asset):
         try:
-            scene = open_scene(inp.path, radiometry)
+            scene = open_scene(inp.path, radiometry, max_pixels=max_pixels)
         except Exception:  # noqa: BLE001 - bad inputs are reported by the main run
             continue
         for _, _, _, window, valid in iter_windows(scene, Grid(scene.height, scene.width, tile, overlap)):
@@ -59,18 +59,16 @@ def _probabilities(backend: Backend, windows: np.ndarray, batch: int) -> tuple[n
     return sigmoid(np.concatenate(out)[:, 0]), seconds
 
 
-def check_against(engine: Backend, ckpt: Path, source: str | Path, *, overlap: int, batch: int, limit: int = 8,
-                  radiometry: Radiometry | None = None, stac_asset: str | None = None) -> dict[str, Any]:
-    """Compare ``engine`` with the PyTorch checkpoint ``ckpt`` on up to ``limit`` input windows."""
+def check_against(engine: Backend, reference: Backend, source: str | Path, *, overlap: int, batch: int,
+                  limit: int = 8, radiometry: Radiometry | None = None, stac_asset: str | None = None,
+                  max_pixels: int | None = None) -> dict[str, Any]:
+    """Compare ``engine`` with the PyTorch ``reference`` (a checkpoint opened before the run, so that a
+    bad one fails before any output is written) on up to ``limit`` input windows."""
     tile = engine.info.tile
-    tiles = sample_tiles(source, tile, overlap, limit, radiometry, stac_asset)
+    tiles = sample_tiles(source, tile, overlap, limit, radiometry, stac_asset, max_pixels)
     if not len(tiles):
         return {"tiles": 0, "passed": False, "failures": ["no readable input tiles to compare on"]}
-    reference = open_model(ckpt, "torch", tile=tile)
-    try:
-        ref, ref_s = _probabilities(reference, tiles, batch)
-    finally:
-        reference.close()
+    ref, ref_s = _probabilities(reference, tiles, batch)
     got, got_s = _probabilities(engine, tiles, min(batch, engine.info.max_batch or batch))
     report: dict[str, Any] = judge_parity(engine.info.precision, ref, got)
     acc = RoadMetrics()
@@ -78,7 +76,7 @@ def check_against(engine: Backend, ckpt: Path, source: str | Path, *, overlap: i
     m = acc.compute()
     from sam2ms.roads.score import tile_scores
 
-    report.update({"f1": m["f1"], "miou": m["miou"], **tile_scores(ref, got), "checkpoint": str(ckpt),
+    report.update({"f1": m["f1"], "miou": m["miou"], **tile_scores(ref, got), "checkpoint": reference.info.path,
                    "precision": engine.info.precision,
                    "seconds_per_tile": {"engine": got_s, "pytorch": ref_s},
                    "speedup_vs_pytorch": ref_s / got_s if got_s else None})

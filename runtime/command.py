@@ -27,13 +27,16 @@ def infer_command(
     stac_asset: Optional[str] = typer.Option(None, "--stac-asset", help="The asset of each STAC item to read "
                                                                         "(default: the item's only raster asset)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (mirrors INPUT's sub-folders)."),
-    tile: Optional[int] = typer.Option(None, help="Tile size; must match the model's (default: from the sidecar)."),
-    overlap: Optional[int] = typer.Option(None, help="Overlap between windows in pixels, blended with a cosine "
-                                                     "ramp (default: tile/8)."),
-    batch: int = typer.Option(4, help="Windows per batch (across files)."),
-    streams: int = typer.Option(1, help="Concurrent lanes (CUDA streams + execution contexts for TensorRT)."),
-    workers: int = typer.Option(2, help="Decode/preprocess threads."),
-    threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
+    tile: Optional[int] = typer.Option(None, min=32, max=16384,
+                                       help="Tile size; must match the model's (default: from the sidecar)."),
+    overlap: Optional[int] = typer.Option(None, min=0, help="Overlap between windows in pixels, blended with a cosine "
+                                                            "ramp (default: tile/8)."),
+    batch: int = typer.Option(4, min=1, max=4096, help="Windows per batch (across files)."),
+    streams: int = typer.Option(1, min=1, max=64,
+                                help="Concurrent lanes (CUDA streams + execution contexts for TensorRT)."),
+    workers: int = typer.Option(2, min=1, max=256, help="Decode/preprocess threads."),
+    threshold: float = typer.Option(0.5, min=0.0, max=1.0,
+                                    help="Probability threshold for the binary mask."),
     fmt: str = typer.Option("png", "--format", help="png | tif (Cloud-Optimized GeoTIFF keeping CRS, transform "
                                                     "and the nodata mask) | geojson | graphml (PNG mask + "
                                                     "road graph of the scene); tif, geojson, graphml need [geo]."),
@@ -45,11 +48,12 @@ def infer_command(
                                                "accuracy gate); a .pt checkpoint: fp32 | fp16 | bf16 autocast."),
     device: str = typer.Option("CPU", help="OpenVINO device: CPU | GPU | NPU."),
     providers: Optional[str] = typer.Option(None, help="ONNX Runtime providers, e.g. cuda,cpu (default cpu)."),
-    threads: Optional[int] = typer.Option(None, help="ONNX Runtime / OpenVINO / PyTorch CPU threads (default: all "
+    threads: Optional[int] = typer.Option(None, min=1, max=1024,
+                                          help="ONNX Runtime / OpenVINO / PyTorch CPU threads (default: all "
                                                      "cores)."),
     resume: bool = typer.Option(False, "--resume", help="Skip inputs whose outputs already exist."),
     check_against: Optional[Path] = typer.Option(None, help="PyTorch checkpoint to compare the model with."),
-    check_tiles: int = typer.Option(8, help="Tiles for --check-against."),
+    check_tiles: int = typer.Option(8, min=1, help="Tiles for --check-against."),
     bands: Optional[str] = BANDS, stretch: Optional[str] = STRETCH, percentiles: Optional[str] = PERCENTILES,
     scale: Optional[str] = SCALE, stats: Optional[Path] = STATS,
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="TensorRT: capture each batch size's execution "
@@ -57,13 +61,22 @@ def infer_command(
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS",
                                       help="Run on Ray Data ([ray]): 'local' starts Ray on this machine, 'auto' "
                                            "joins the cluster it belongs to, or ray://HOST:10001."),
-    block: int = typer.Option(DEFAULT_BLOCK, help="With --ray: scenes larger than this many pixels a side are "
-                                                  "cut into blocks of it (the unit of work)."),
-    ray_actors: Optional[int] = typer.Option(None, help="With --ray: model actors (default: autoscale from 1 to "
-                                                        "the cluster's GPUs, or CPU slots)."),
-    ray_gpus_per_actor: Optional[float] = typer.Option(None, help="With --ray: GPUs per model actor (default: 1 "
+    block: int = typer.Option(DEFAULT_BLOCK, min=256, help="With --ray: scenes larger than this many pixels a side are "
+                                                           "cut into blocks of it (the unit of work)."),
+    ray_actors: Optional[int] = typer.Option(None, min=1, help="With --ray: model actors (default: autoscale from 1 to "
+                                                               "the cluster's GPUs, or CPU slots)."),
+    ray_gpus_per_actor: Optional[float] = typer.Option(None, min=0.0,
+                                                       help="With --ray: GPUs per model actor (default: 1 "
                                                                   "where the cluster has GPUs, else 0)."),
-    ray_cpus_per_actor: float = typer.Option(1.0, help="With --ray: CPUs per model actor (give --threads alike)."),
+    ray_cpus_per_actor: float = typer.Option(1.0, min=0.0,
+                                             help="With --ray: CPUs per model actor (give --threads alike)."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1,
+                                             help="Largest image decoded whole (PNG/JPEG inputs) or output held "
+                                                  "whole (png/geojson/graphml), in pixels (default: what fits in "
+                                                  "half the memory available)."),
+    unverified: bool = typer.Option(False, "--unverified", help="Run an ONNX that has no sidecar, with what its "
+                                                                "graph says (nothing vouches for it; the summary "
+                                                                "says so)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
 ) -> None:
@@ -73,12 +86,16 @@ def infer_command(
 
     engine = open_model(model, backend, providers=providers.split(",") if providers else None, tile=tile,
                         threads=threads, eager_kernels=check_against is not None, cuda_graph=cuda_graph,
-                        precision=precision, device=device)
+                        precision=precision, device=device, unverified=unverified)
+    reference = None
     try:
         radiometry = radiometry_from(bands, stretch, percentiles, scale, stats, engine.info.radiometry)
         opts = InferOptions(source=source, out=output, overlap=overlap, batch=batch, streams=streams,
                             workers=workers, threshold=threshold, fmt=fmt, probabilities=probabilities,
-                            resume=resume, stac_asset=stac_asset, radiometry=radiometry).validate(engine.info)
+                            resume=resume, stac_asset=stac_asset, radiometry=radiometry,
+                            max_pixels=max_pixels).validate(engine.info)
+        if check_against is not None:  # opened (and so checked) before the first tile runs
+            reference = open_model(check_against, "torch", tile=engine.info.tile)
         if ray is None:
             from .pipeline import run_inference
 
@@ -87,19 +104,22 @@ def infer_command(
             from .ray_pipeline import RayOptions, run_inference_ray
 
             kwargs = {"providers": providers.split(",") if providers else None, "tile": tile, "threads": threads,
-                      "cuda_graph": cuda_graph, "precision": precision, "device": device}
+                      "cuda_graph": cuda_graph, "precision": precision, "device": device, "unverified": unverified}
             ray_opts = RayOptions(address=None if ray == "local" else ray, actors=ray_actors,
                                   gpus_per_actor=ray_gpus_per_actor, cpus_per_actor=ray_cpus_per_actor, block=block,
                                   backend=backend, model_kwargs=tuple(kwargs.items()))
             summary = _with_progress("infer on Ray", functools.partial(run_inference_ray, model, opts, ray_opts,
                                                                        engine.info), quiet)
-        if check_against is not None:
+        if reference is not None:
             from .check import check_against as check
 
-            summary["check"] = check(engine, check_against, source, overlap=opts.overlap or 0, batch=batch,
-                                     limit=check_tiles, radiometry=opts.radiometry, stac_asset=stac_asset)
+            summary["check"] = check(engine, reference, source, overlap=opts.overlap or 0, batch=batch,
+                                     limit=check_tiles, radiometry=opts.radiometry, stac_asset=stac_asset,
+                                     max_pixels=max_pixels)
     finally:
         engine.close()
+        if reference is not None:
+            reference.close()
     _report(summary, as_json)
     if summary.get("check") and not summary["check"]["passed"]:
         raise CheckFailed("check against PyTorch failed: " + "; ".join(summary["check"]["failures"]))
@@ -130,6 +150,9 @@ def _report(summary: dict, as_json: bool) -> None:
     from rich.console import Console
 
     console = Console(stderr=True)
+    if summary["model"].get("unverified"):
+        console.print(f"[yellow]unverified[/yellow] {summary['model']['model']} ran without a sidecar: nothing checked "
+                      "that it is the model exported, nor its parity")
     for failure in summary["failures"]:
         console.print(f"[red]failed[/red] {failure['error']}")
     st = summary["stage_seconds"]

@@ -29,7 +29,8 @@ import numpy as np
 
 from sam2ms.errors import UsageError
 from sam2ms.fileio import ensure_writable_dir, leftover_temps
-from sam2ms.inputs import Input, resolve_inputs
+from sam2ms.folder_lock import FolderLock
+from sam2ms.inputs import Input, input_folders, resolve_inputs
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_bytes_per_tile, model_input
 from sam2ms.radiometry import Radiometry
@@ -58,6 +59,7 @@ class InferOptions:
     resume: bool = False
     radiometry: Radiometry | None = None  # None: the model's (from its sidecar/checkpoint), else the default
     stac_asset: str | None = None  # the asset of each STAC item to read (None: the item's only raster)
+    max_pixels: int | None = None  # an image decoded or assembled whole (None: half the available memory)
 
     def validate(self, info: ModelInfo) -> InferOptions:
         """A copy with the defaults that depend on the model resolved; a UsageError for anything
@@ -133,28 +135,34 @@ def read_failure(path: Path, exc: Exception) -> str:
 
 
 def _produce(inputs: list[Input], opts: InferOptions, tile: int, input_format: str, items: queue.Queue, stats: Stats,
-             fail: Callable[[Path, str], None]) -> None:
+             fail: Callable[[Path, str], None], register: Callable[[_SceneJob], bool]) -> None:
     """Worker thread: open scenes and queue their windows in the model's input format (row-major
     per scene). Always ends with ``_DONE``, also when it breaks, so the main loop never waits forever."""
     try:
-        _produce_scenes(inputs, opts, tile, input_format, items, stats, fail)
+        _produce_scenes(inputs, opts, tile, input_format, items, stats, fail, register)
     finally:
         items.put(_DONE)
 
 
 def _produce_scenes(inputs: list[Input], opts: InferOptions, tile: int, input_format: str, items: queue.Queue,
-                    stats: Stats, fail: Callable[[Path, str], None]) -> None:
+                    stats: Stats, fail: Callable[[Path, str], None], register: Callable[[_SceneJob], bool]) -> None:
     for inp in inputs:
         path = inp.path
         t0 = time.perf_counter()
+        scene = None
         try:
-            scene = open_scene(path, opts.radiometry)
+            scene = open_scene(path, opts.radiometry, max_pixels=opts.max_pixels)
             grid = Grid(scene.height, scene.width, tile, opts.overlap or 0)
-            writer = MaskWriter(scene, opts.out / inp.name, opts.fmt, opts.threshold, opts.probabilities)
+            writer = MaskWriter(scene, opts.out / inp.name, opts.fmt, opts.threshold, opts.probabilities,
+                                opts.max_pixels)
             job = _SceneJob(path, scene, grid, writer)
         except Exception as exc:  # noqa: BLE001 - any decoder error: report this file, go on
+            if scene is not None:
+                scene.close()
             fail(path, read_failure(path, exc))
             continue
+        if not register(job):  # the run is being interrupted
+            return
         stats.add("decode", time.perf_counter() - t0)
         queued = 0
         try:
@@ -188,9 +196,11 @@ def _plan(opts: InferOptions) -> tuple[list[Input], int, int]:
     """The inputs to run (sub-folders mirrored under ``out``), how many ``resume`` skips, and how
     many temporary files of an interrupted earlier run ``resume`` removed."""
     out = ensure_writable_dir(opts.out).resolve()
-    # Outputs written inside the input folder must not become inputs of a re-run.
-    inputs = [i for i in resolve_inputs(opts.source, opts.stac_asset)
-              if i.virtual or out not in i.path.resolve().parents]
+    for folder in input_folders(opts.source):
+        if folder.resolve() == out or folder.resolve() in out.parents:
+            raise UsageError(f"-o {opts.out}: inside the input folder {folder}, where the outputs would be read as "
+                             "inputs by the next run; choose an output folder outside it")
+    inputs = resolve_inputs(opts.source, opts.stac_asset)
     outputs = {i: output_paths(opts.out / i.name, opts.fmt, opts.probabilities) for i in inputs}
     removed = 0
     if opts.resume:  # a killed run's half-written files: never outputs, never inputs
@@ -214,6 +224,28 @@ class _Scheduler:
         for lane in backend.lanes(opts.streams):
             self.lanes.put(lane)
         self.items: queue.Queue = queue.Queue(maxsize=max(4 * opts.batch * opts.streams, 8))
+        # scenes whose outputs are being written, so that an interrupted run removes their temporary
+        # files (finished outputs stay, and --resume redoes the rest byte for byte)
+        self._live: dict[int, _SceneJob] = {}
+        self._live_lock = threading.Lock()
+        self._stopping = False
+
+    def register(self, job: _SceneJob) -> bool:
+        """A producer's new scene; False (and its writer dropped) once the run is interrupted."""
+        with self._live_lock:
+            if not self._stopping:
+                self._live[id(job)] = job
+                return True
+        job.writer.abort()
+        return False
+
+    def _abort_unfinished(self) -> None:
+        """Drop the temporary files of every scene not yet written (Ctrl-C, SIGTERM, a crash)."""
+        with self._live_lock:
+            self._stopping = True
+            jobs, self._live = list(self._live.values()), {}
+        for job in jobs:
+            job.writer.abort()
 
     def fail(self, path: Path, message: str) -> None:
         """Record a failed input (each input fails at most once and then counts as handled)."""
@@ -231,6 +263,8 @@ class _Scheduler:
             self.lanes.put(lane)
 
     def _finish(self, job: _SceneJob) -> None:
+        with self._live_lock:
+            self._live.pop(id(job), None)
         t0 = time.perf_counter()
         if not job.failed and not job.valid_windows:
             job.failed = (f"{job.path}: no valid pixels (everything is nodata); check the raster's nodata value, "
@@ -304,21 +338,26 @@ class _Scheduler:
         opts, tile = self.opts, self.backend.info.tile
         shards = [todo[i::opts.workers] for i in range(opts.workers)]
         producers = [threading.Thread(target=_produce, daemon=True, args=(
-            s, opts, tile, self.backend.info.input_format, self.items, self.stats, self.fail)) for s in shards]
+            s, opts, tile, self.backend.info.input_format, self.items, self.stats, self.fail, self.register))
+            for s in shards]
         for t in producers:
             t.start()
         inflight: deque[tuple[list[_Item], Future]] = deque()
         producers_left = [len(producers)]
         with ThreadPoolExecutor(max_workers=opts.streams) as pool:
-            while producers_left[0]:
-                batch = self._next_batch(producers_left)
-                if batch:
-                    tiles = np.stack([it.tile for it in batch if it.tile is not None])
-                    inflight.append((batch, pool.submit(self._run_batch, tiles)))
-                while inflight and (len(inflight) >= 2 * opts.streams or inflight[0][1].done()):
+            try:
+                while producers_left[0]:
+                    batch = self._next_batch(producers_left)
+                    if batch:
+                        tiles = np.stack([it.tile for it in batch if it.tile is not None])
+                        inflight.append((batch, pool.submit(self._run_batch, tiles)))
+                    while inflight and (len(inflight) >= 2 * opts.streams or inflight[0][1].done()):
+                        self._collect(*inflight.popleft())
+                while inflight:
                     self._collect(*inflight.popleft())
-            while inflight:
-                self._collect(*inflight.popleft())
+            except BaseException:
+                self._abort_unfinished()
+                raise
         for t in producers:
             t.join()
 
@@ -328,13 +367,14 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
     """Run over ``opts.source``; returns the JSON summary (``failures`` non-empty -> exit 1)."""
     info = backend.info
     opts = opts.validate(info)
-    todo, skipped, removed = _plan(opts)
-    stats = Stats(skipped=skipped)
-    on_start(len(todo))
-    started = time.perf_counter()
-    with streaming_gdal_cache():
-        _Scheduler(backend, opts, stats, progress).run(todo)
-    wall = time.perf_counter() - started
+    with FolderLock(ensure_writable_dir(opts.out)):
+        todo, skipped, removed = _plan(opts)
+        stats = Stats(skipped=skipped)
+        on_start(len(todo))
+        started = time.perf_counter()
+        with streaming_gdal_cache():
+            _Scheduler(backend, opts, stats, progress).run(todo)
+        wall = time.perf_counter() - started
     return {
         "model": backend.describe(),
         "input": str(opts.source), "output": str(opts.out),

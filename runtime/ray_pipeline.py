@@ -39,7 +39,8 @@ import numpy as np
 
 from sam2ms.deps import require
 from sam2ms.errors import UsageError
-from sam2ms.fileio import atomic_write
+from sam2ms.fileio import atomic_write, ensure_writable_dir
+from sam2ms.folder_lock import FolderLock
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_bytes_per_tile, model_input
 from sam2ms.radiometry import Stretch
@@ -48,7 +49,7 @@ from sam2ms.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 from .backends import ModelInfo, open_model
 from .blocks import DEFAULT_BLOCK, Block, BlockBlender, block_windows, plan_blocks
 from .pipeline import InferOptions, _plan, read_failure
-from .scenes import MaskWriter, encode_rows, iter_windows
+from .scenes import MaskWriter, check_output_memory, encode_rows, iter_windows
 from .tiling import Grid
 
 WORK = ".sam2ms-blocks"  # committed blocks of unfinished scenes, under the output folder
@@ -95,7 +96,7 @@ def _read_block(row: dict[str, Any]) -> dict[str, Any]:
     try:
         path = Path(meta["path"])
         stretch = Stretch(**meta["stretch"])
-        scene = open_scene(path, cache={path: stretch})
+        scene = open_scene(path, cache={path: stretch}, max_pixels=meta["max_pixels"])
         try:
             grid = Grid(scene.height, scene.width, meta["tile"], meta["overlap"])
             wanted = [(y, x) for _, y, x in block_windows(grid, Block(**meta["block"]))]
@@ -217,9 +218,15 @@ def _scene_plans(todo: list[Any], opts: InferOptions, info: ModelInfo, ray_opts:
     states = []
     for inp in todo:
         try:
-            scene = open_scene(inp.path, opts.radiometry)
+            scene = open_scene(inp.path, opts.radiometry, max_pixels=opts.max_pixels)
         except Exception as exc:  # noqa: BLE001 - any decoder error: report this file, go on
             fail(inp.path, read_failure(inp.path, exc))
+            continue
+        try:
+            check_output_memory(inp.path, scene.height, scene.width, opts.fmt, opts.probabilities, opts.max_pixels)
+        except UsageError as exc:
+            scene.close()
+            fail(inp.path, str(exc))
             continue
         try:
             blocks = plan_blocks(scene.height, scene.width, ray_opts.block)
@@ -230,7 +237,7 @@ def _scene_plans(todo: list[Any], opts: InferOptions, info: ModelInfo, ray_opts:
             meta = {"path": str(inp.path), "height": scene.height, "width": scene.width,
                     "masked": scene.masked, "stretch": scene.stretch.as_dict(), "tile": info.tile,
                     "overlap": opts.overlap or 0, "input_format": info.input_format, "threshold": opts.threshold,
-                    "probabilities": opts.probabilities, "work": str(work)}
+                    "probabilities": opts.probabilities, "work": str(work), "max_pixels": opts.max_pixels}
             states.append(_SceneState(inp.name, inp.path, meta, blocks, done))
         finally:
             scene.close()
@@ -242,8 +249,8 @@ def _assemble(state: _SceneState, opts: InferOptions) -> list[Path]:
     work = Path(state.scene_meta["work"])
     path = state.path
     stretch = Stretch(**state.scene_meta["stretch"])
-    scene: Scene = open_scene(path, cache={path: stretch})
-    writer = MaskWriter(scene, opts.out / state.name, opts.fmt, opts.threshold, opts.probabilities)
+    scene: Scene = open_scene(path, cache={path: stretch}, max_pixels=opts.max_pixels)
+    writer = MaskWriter(scene, opts.out / state.name, opts.fmt, opts.threshold, opts.probabilities, opts.max_pixels)
     try:
         rows_of: dict[int, list[Block]] = {}
         for b in state.blocks:
@@ -280,11 +287,17 @@ def _prune_empty(root: Path) -> None:
 def run_inference_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: ModelInfo,
                       progress: Callable[[int], None] = lambda n: None,
                       on_start: Callable[[int], None] = lambda total: None) -> dict[str, Any]:
-    """Run over ``opts.source`` on Ray (see the module docstring); returns the single-machine
-    summary plus a ``ray`` section (blocks, actors and their throughput)."""
-    ray = _ray()
+    """Run over ``opts.source`` on Ray (see the module docstring), holding the output folder's lock;
+    returns the single-machine summary plus a ``ray`` section (blocks, actors and their throughput)."""
     ray_opts = ray_opts.validate()
     opts = opts.validate(info)
+    with FolderLock(ensure_writable_dir(opts.out)):
+        return _run_ray(model, opts, ray_opts, info, progress, on_start)
+
+
+def _run_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: ModelInfo,
+             progress: Callable[[int], None], on_start: Callable[[int], None]) -> dict[str, Any]:
+    ray = _ray()
     todo, skipped, removed = _plan(opts)
     failures: list[dict[str, str]] = []
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2ms.fileio import save_png
+from sam2ms.memory import check_pixels
 from sam2ms.rasters import Scene
 
 from .geotiff import CogWriter
@@ -68,11 +69,13 @@ class MaskWriter:
     record how the scene was converted (``SAM2MS_RADIOMETRY``: bands, per-band low/high).
     """
 
-    def __init__(self, scene: Scene, out_base: Path, fmt: str, threshold: float, probabilities: bool) -> None:
+    def __init__(self, scene: Scene, out_base: Path, fmt: str, threshold: float, probabilities: bool,
+                 max_pixels: int | None = None) -> None:
         self.scene, self.fmt, self.threshold, self.probabilities = scene, fmt, threshold, probabilities
         self.paths = output_paths(out_base, fmt, probabilities)
         self.cog_seconds = 0.0
         h, w = scene.height, scene.width
+        check_output_memory(scene.path, h, w, fmt, probabilities, max_pixels)
         if fmt == "tif":
             georef = scene.profile or {}
             tags = {"SAM2MS_RADIOMETRY": json.dumps(scene.stretch.as_dict())}  # how this scene was converted
@@ -118,6 +121,16 @@ class MaskWriter:
         if self.fmt == "tif":
             for cog in self._cogs:
                 cog.abort()
+
+
+def check_output_memory(path: Path, height: int, width: int, fmt: str, probabilities: bool,
+                        max_pixels: int | None) -> None:
+    """Refuse (UsageError) a scene whose whole-scene outputs (PNG mask and probabilities, held in
+    memory until written) would not fit the memory budget (:func:`sam2ms.memory.check_pixels`),
+    before any of its windows is read. GeoTIFF outputs are written block by block: any size."""
+    if fmt != "tif":
+        check_pixels(f"{path}: its --format {fmt} output", width, height, 1 + int(probabilities), max_pixels,
+                     "use --format tif (Cloud-Optimized GeoTIFF, written block by block), or pass --max-pixels")
 
 
 def output_paths(out_base: Path, fmt: str, probabilities: bool) -> list[Path]:

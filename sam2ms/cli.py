@@ -7,13 +7,16 @@ Heavy imports (torch, sam2) happen inside commands so that ``--help`` stays fast
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 from typing import Any
 
 import typer
 
 from . import __version__
-from .errors import Sam2msError
+from .errors import Sam2msError, Terminated
 
 # Plain click help (rich_markup_mode=None): the rich panels print a "<bool>" type beside every flag.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -57,19 +60,38 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated(signum)
+
+
 def run_app(typer_app: typer.Typer) -> None:
     """Run a typer app and turn known errors into one-line messages and exit codes.
 
-    typer itself reports bad flags (exit 2) and exits; our own errors propagate out of it.
+    typer itself reports bad flags (exit 2) and exits; our own errors propagate out of it. Ctrl-C
+    and SIGTERM stop the command through the same clean-up (exit 130 / 143). Anything else is a bug
+    or an unforeseen failure: one line naming it (exit 1); ``SAM2MS_DEBUG=1`` shows the traceback
+    of every error instead.
     """
+    debug = os.environ.get("SAM2MS_DEBUG", "") not in ("", "0")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         typer_app()
     except Sam2msError as exc:
+        if debug:
+            raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        typer.echo("terminated" if isinstance(exc, Terminated) else "interrupted", err=True)
+        sys.exit(128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT))
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback unless asked
+        if debug:
+            raise
+        where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+        typer.echo(f"error: {type(exc).__name__}: {exc}{where}; this is a failure sam2ms did not foresee: run again "
+                   "with SAM2MS_DEBUG=1 for the traceback and report it", err=True)
+        sys.exit(1)
 
 
 def main() -> None:

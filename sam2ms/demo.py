@@ -115,8 +115,9 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
         opts = InferOptions(source=folder / "input", out=folder / "output", batch=DEMO_BATCH, streams=2,
                             probabilities=True)
         result = run_inference(engine, opts)
-        result["check"] = check_against(engine, ckpt, folder / "input", overlap=default_overlap(size),
-                                        batch=DEMO_BATCH)
+        with open_model(ckpt, "torch", tile=engine.info.tile) as reference:
+            result["check"] = check_against(engine, reference, folder / "input", overlap=default_overlap(size),
+                                            batch=DEMO_BATCH)
     finally:
         engine.close()
     prob = np.asarray(Image.open(folder / "output" / "scene.prob.png"), dtype=np.float32) / 255
@@ -227,9 +228,9 @@ def _export(ckpt: Path, folder: Path, tile: int, calib_data: Path) -> dict[str, 
 
 def demo_command(output: Path = typer.Option(Path("demo_run"), "-o", "--output",
                                              help="Folder for everything the demo writes."),
-                 count: int = typer.Option(120, help="Synthetic scenes (70% train, 30% held out)."),
-                 size: int = typer.Option(256, help="Scene and training size (multiple of 32)."),
-                 epochs: int = typer.Option(10), seed: int = typer.Option(0),
+                 count: int = typer.Option(120, min=10, help="Synthetic scenes (70% train, 30% held out)."),
+                 size: int = typer.Option(256, min=64, max=4096, help="Scene and training size (multiple of 32)."),
+                 epochs: int = typer.Option(10, min=1), seed: int = typer.Option(0, min=0),
                  quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
                  as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """The chain on synthetic roads: train sam2ms_nano on CPU, evaluate, export, run tiled inference."""

@@ -53,7 +53,11 @@ TENSORRT_FLAVOURS = ("tensorrt", "tensorrt_rtx")
 
 def import_tensorrt(flavour: str, purpose: str) -> tuple[ModuleType, str]:
     """The TensorRT library: ``tensorrt`` or ``tensorrt_rtx``, or ``auto`` (tensorrt first) — the one
-    importer of the builder and the runtime. Returns (module, its name)."""
+    importer of the builder and the runtime. Returns (module, its name). ``flavour`` may come from a
+    file (a plan's sidecar), so it is only ever looked up in :data:`TENSORRT_FLAVOURS`: any other
+    name is refused, never imported."""
+    if flavour != "auto" and flavour not in TENSORRT_FLAVOURS:
+        raise UsageError(f"unknown builder {flavour!r}: sam2ms runs plans of {' or '.join(TENSORRT_FLAVOURS)}")
     names = TENSORRT_FLAVOURS if flavour == "auto" else (flavour,)
     for name in names:
         try:

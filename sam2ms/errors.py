@@ -29,3 +29,18 @@ class CheckFailed(Sam2msError):
     def __init__(self, message: str, summary: dict | None = None) -> None:
         super().__init__(message)
         self.summary = summary
+
+
+class WriteFailed(Sam2msError, OSError):
+    """A file could not be written (a full disk, a read-only folder): exit 1, naming the file;
+    still an OSError for callers that can live without the file (a cache)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler stopping the job, ``kill``), raised in the main thread like Ctrl-C's
+    KeyboardInterrupt, so that the same clean-up runs: temporary files of unfinished outputs are
+    removed, finished outputs stay (``--resume`` continues)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import WriteFailed
+
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it to ``path``."""
@@ -28,6 +30,10 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise WriteFailed(f"{path}: could not write it ({exc.strerror or exc}); nothing was left half-written: free "
+                          "some space or choose another folder") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

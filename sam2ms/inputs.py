@@ -107,6 +107,22 @@ def names_one_raster(source: str | Path) -> bool:
     return _virtual(text) is not None or (Path(text).is_file() and Path(text).suffix.lower() != ".json")
 
 
+def input_folders(source: str | Path) -> list[Path]:
+    """The local folders ``source`` names, itself or in its ``@list`` (an output folder must not be
+    one of them, nor lie inside one: its outputs would be read as inputs by the next run)."""
+    text = str(source)
+    if text.startswith("@"):
+        listing = Path(text[1:])
+        try:
+            lines = listing.read_text().splitlines()
+        except OSError:
+            return []  # resolve_inputs says why
+        entries = [listing.parent / line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    else:
+        entries = [Path(text)]
+    return [e for e in entries if _virtual(str(e)) is None and e.is_dir()]
+
+
 def resolve_inputs(source: str | Path, stac_asset: str | None = None) -> list[Input]:
     """Every input ``source`` names (see the module docstring), each with a distinct output name."""
     text = str(source)

@@ -10,7 +10,6 @@ than north-south away from the equator) or in a projected CRS.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 from .deps import require
 from .errors import UsageError
 from .rasters import open_image
+from .vectors import read_lines
 
 DEFAULT_ROAD_WIDTH = 4.0  # metres: a 2 m buffer each side of the centre-line (CRESI / SpaceNet baseline)
 VECTOR_SUFFIXES = (".geojson", ".json")
@@ -33,31 +33,6 @@ def read_mask(path: str | Path) -> np.ndarray:
     if arr.dtype == bool:
         return arr
     return arr > 127
-
-
-def read_lines(path: Path) -> tuple[list[dict[str, Any]], str]:
-    """The (Multi)LineString geometries of a GeoJSON FeatureCollection (empty ones dropped) and
-    their CRS: a legacy ``crs`` member's name, else lon/lat (RFC 7946)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: unreadable GeoJSON ({exc}); replace the label file") from None
-    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
-        raise UsageError(f"{path}: not a GeoJSON FeatureCollection of road centre-lines; replace the label file")
-    lines = []
-    for feature in data.get("features", []):
-        geom = (feature or {}).get("geometry")
-        if geom and geom.get("type") in ("LineString", "MultiLineString") and geom.get("coordinates"):
-            lines.append({"type": geom["type"], "coordinates": _xy(geom["coordinates"])})
-    named = ((data.get("crs") or {}).get("properties") or {}).get("name")
-    return lines, named or "EPSG:4326"
-
-
-def _xy(coords: Any) -> Any:
-    """Coordinates without a third (z) value."""
-    if coords and isinstance(coords[0], (int, float)):
-        return list(coords[:2])
-    return [_xy(c) for c in coords]
 
 
 def pixel_metres(transform: Any, crs: Any, height: int) -> tuple[float, float]:

@@ -9,7 +9,8 @@ from sam2ms.console import JSON_HELP, emit, needs
 
 
 def info(name: str = typer.Argument(..., help="Registered model name (see 'sam2ms models')."),
-         size: int = typer.Option(1024, help="Square input size for the FLOP count (multiple of 32)."),
+         size: int = typer.Option(1024, min=32, max=16384,
+                                  help="Square input size for the FLOP count (multiple of 32)."),
          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Parameters (total, trainable) and GFLOPs of a model for one size x size tile."""
     needs("info")

@@ -73,7 +73,7 @@ def stats_command(data: Path = typer.Argument(..., metavar="DATA", help="A scene
                   layout: Optional[str] = typer.Option(None, help="Read DATA as a dataset layout (deepglobe | "
                                                                   "spacenet | massachusetts | folder): its images."),
                   bands: Optional[str] = BANDS, percentiles: Optional[str] = PERCENTILES,
-                  seed: int = typer.Option(0, help="Seed of the subsampling."),
+                  seed: int = typer.Option(0, min=0, help="Seed of the subsampling."),
                   quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
                   as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Per-band statistics of a dataset for --stats (train, eval, infer): every scene stretched alike."""

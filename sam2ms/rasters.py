@@ -22,14 +22,18 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import UsageError
+from .memory import check_pixels
 from .preprocess import IMAGE_SUFFIXES
 from .radiometry import Radiometry, Stretch, decimation
 
 GDAL_SUFFIXES = (".tif", ".tiff", ".vrt")
 RASTER_SUFFIXES = IMAGE_SUFFIXES + (".vrt",)
 
-# Aerial scenes are large by nature: a 20 000 x 20 000 GeoTIFF is not a decompression bomb.
+# Aerial scenes are large by nature: a 20 000 x 20 000 PNG is not a decompression bomb, so Pillow's
+# fixed limit (89 M pixels) is replaced by one that follows the memory at hand (:func:`open_image`).
 Image.MAX_IMAGE_PIXELS = None
+#: Decoded bytes per pixel of each mode as handed over (after _PILLOW_MODES' conversion).
+_MODE_BYTES = {"RGB": 3, "RGBA": 4, "L": 1, "LA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 
 
 def rasterio_or_none() -> Any:
@@ -108,9 +112,9 @@ class Raster(ABC):
 class PillowRaster(Raster):
     """A PNG/JPEG/TIFF decoded whole by Pillow (they cannot be read by window)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_pixels: int | None = None) -> None:
         self.path = path
-        bands, alpha = _pillow_bands(path)
+        bands, alpha = _pillow_bands(path, max_pixels)
         self._bands, self._valid = bands, (alpha > 0 if alpha is not None and (alpha == 0).any() else None)
         self.count, self.height, self.width = bands.shape
         self.dtype = str(bands.dtype)
@@ -135,9 +139,9 @@ _PILLOW_MODES = {"RGB": "RGB", "RGBA": "RGBA", "L": "L", "LA": "LA", "I;16": "I;
                  "RGBX": "RGB"}
 
 
-def _pillow_bands(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _pillow_bands(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """``C x H x W`` bands in their own dtype, and the alpha channel (None without one)."""
-    img = open_image(path)
+    img = open_image(path, max_pixels)
     mode = _PILLOW_MODES.get(img.mode)
     if mode is None:
         raise UsageError(f"{path}: Pillow cannot hand over {img.mode!r} images band by band; convert it to RGB, "
@@ -153,15 +157,25 @@ def _pillow_bands(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return np.ascontiguousarray(arr), None
 
 
-def open_image(path: Path) -> Image.Image:
-    """A decoded Pillow image, or a UsageError naming the file and the fix."""
+def open_image(path: Path, max_pixels: int | None = None) -> Image.Image:
+    """A decoded Pillow image, or a UsageError naming the file and the fix. Its size is read from
+    the header and checked before anything is decoded (:func:`sam2ms.memory.check_pixels`: half the
+    available memory for the image and our array of it, or ``max_pixels``), so a few bytes of header
+    claiming 200 000 x 200 000 pixels are refused at once."""
     try:
         img = Image.open(path)
+        try:
+            check_pixels(str(path), img.width, img.height, 2 * _MODE_BYTES.get(_PILLOW_MODES.get(img.mode, ""), 4),
+                         max_pixels, "pass --max-pixels to allow it (it needs that memory), or convert it to a "
+                         "tiled GeoTIFF, which sam2ms[geo] reads window by window")
+        except UsageError:
+            img.close()
+            raise
         img.load()
         return img
     except FileNotFoundError:
         raise UsageError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
         hint = " (multi-band or 16-bit TIFFs need sam2ms[geo])" if path.suffix.lower() in GDAL_SUFFIXES else ""
         raise UsageError(f"{path}: cannot read as an image ({exc}){hint}; replace or remove the file") from None
 
@@ -258,9 +272,10 @@ class Scene:
         self.raster.close()
 
 
-def open_raster(path: Path) -> Raster:
-    """GeoTIFFs and VRTs through rasterio when installed (windowed), anything else through Pillow;
-    GDAL virtual paths (object storage, URLs) through rasterio only."""
+def open_raster(path: Path, max_pixels: int | None = None) -> Raster:
+    """GeoTIFFs and VRTs through rasterio when installed (windowed), anything else through Pillow
+    (decoded whole: ``max_pixels`` bounds it, see :func:`open_image`); GDAL virtual paths (object
+    storage, URLs) through rasterio only."""
     if is_virtual(path):
         if rasterio_or_none() is None:
             raise UsageError(f"{gdal_path(path)}: object storage and URLs are read through GDAL; install sam2ms[geo]")
@@ -269,14 +284,15 @@ def open_raster(path: Path) -> Raster:
         return RasterioRaster(path)
     if path.suffix.lower() == ".vrt":
         raise UsageError(f"{path}: VRT mosaics need GDAL; install sam2ms[geo]")
-    return PillowRaster(path)
+    return PillowRaster(path, max_pixels)
 
 
 def open_scene(path: Path, radiometry: Radiometry | None = None,
-               cache: dict[Path, Stretch] | None = None) -> Scene:
+               cache: dict[Path, Stretch] | None = None, max_pixels: int | None = None) -> Scene:
     """A scene ready to read, converted as ``radiometry`` asks (default: :class:`Radiometry`);
-    ``cache`` keeps per-scene stretches for scenes opened again (training reads a scene per patch)."""
-    raster = open_raster(path)
+    ``cache`` keeps per-scene stretches for scenes opened again (training reads a scene per patch);
+    ``max_pixels`` bounds an image decoded whole (:func:`open_image`)."""
+    raster = open_raster(path, max_pixels)
     try:
         stretch = cache.get(path) if cache is not None else None
         if stretch is None:

@@ -7,13 +7,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from sam2ms.artifacts import write_sidecar
 from sam2ms.preprocess import normalize
 
 WEIGHTS = np.array([1.5, -2.0, 0.7], np.float32)
 
 
-def pixelwise_onnx(path: Path, tile: int) -> Path:
-    """A 'model' whose logits are a per-pixel function of the input: a fixed 1x1 convolution."""
+def pixelwise_onnx(path: Path, tile: int, sidecar: bool = True) -> Path:
+    """A 'model' whose logits are a per-pixel function of the input: a fixed 1x1 convolution; with
+    the sidecar an export would write beside it (``sidecar=False``: a bare ONNX)."""
     w = numpy_helper.from_array(WEIGHTS.reshape(1, 3, 1, 1), "w")
     b = numpy_helper.from_array(np.array([0.1], np.float32), "b")
     node = helper.make_node("Conv", ["image", "w", "b"], ["logits"])
@@ -22,6 +24,9 @@ def pixelwise_onnx(path: Path, tile: int) -> Path:
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1, tile, tile])],
                               initializer=[w, b])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    if sidecar:
+        write_sidecar(path, {"kind": "onnx", "model": "pixelwise", "tile": tile, "precision": "fp32",
+                             "input_format": "float32"})
     return path
 
 

@@ -28,8 +28,6 @@ __all__ = ["BACKENDS", "Backend", "Lane", "ModelInfo", "open_model"]
 def _check_sidecar(path: Path, side: Sidecar, tile: int | None, allow_failed: bool = False) -> int:
     """The artifact's tile, once its sidecar agrees with this runtime and the request; else why not."""
     where = sidecar_path(path)
-    if side.tile is None:
-        raise UsageError(f"{where}: sidecar has no tile size; re-export the model")
     if tile is not None and tile != side.tile:
         raise UsageError(f"--tile {tile}: {path.name} was built for {side.tile}px tiles (its sidecar says so); "
                          f"drop --tile or re-export with --tile {tile}")
@@ -62,12 +60,15 @@ def _auto_onnx_backend(providers: list[str] | None, precision: str, file_precisi
 def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] | None = None,
                tile: int | None = None, threads: int | None = None, allow_failed: bool = False,
                eager_kernels: bool = False, cuda_graph: bool = False, precision: str = "fp32",
-               compile: bool = False, device: str = "CPU") -> Backend:
+               compile: bool = False, device: str = "CPU", unverified: bool = False) -> Backend:
     """Load ``path`` with ``backend`` (auto: by file suffix) — the one way every backend is built.
     Artifacts whose export checks failed are refused unless ``allow_failed`` (the benchmark, which
     reports their accuracy). ``eager_kernels`` (timed or compared runs) and ``cuda_graph`` apply to
     TensorRT plans; ``precision`` to checkpoints (fp32, or fp16/bf16 autocast) and OpenVINO (fp32,
-    bf16); ``compile`` to checkpoints; ``device`` (CPU, GPU, NPU) to OpenVINO."""
+    bf16); ``compile`` to checkpoints; ``device`` (CPU, GPU, NPU) to OpenVINO. An artifact runs
+    only with its sidecar, which must match it (:func:`sam2ms.artifacts.read_sidecar`); an ONNX
+    without one runs with ``unverified`` (its tile and input format then come from the graph, and
+    the summary says so)."""
     path = Path(path)
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend}: use one of {', '.join(BACKENDS)}")
@@ -77,8 +78,17 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
     if natural is None:
         raise UsageError(f"{path}: unknown model kind {path.suffix!r}; pass a .plan (with its .json sidecar), "
                          "an .onnx or a .pt checkpoint")
-    # an ONNX file's sidecar is optional (auto reads its precision); a plan's is required, read below
-    side = Sidecar.read(path) if natural == "onnxruntime" and sidecar_path(path).is_file() else None
+    if natural == "torch" and unverified:
+        raise UsageError(f"--unverified: {path.name} is a checkpoint, which has no sidecar to skip; drop the flag")
+    if natural == "tensorrt" and unverified:
+        raise UsageError(f"--unverified: a plan runs only with its sidecar (it names the TensorRT library and the "
+                         f"batch profile); keep {sidecar_path(path).name} beside {path.name}")
+    side = None
+    if natural != "torch" and (sidecar_path(path).is_file() or not unverified):
+        if natural == "onnxruntime" and not sidecar_path(path).is_file():
+            raise UsageError(f"{path}: no sidecar ({sidecar_path(path).name}): export with sam2ms-export, which "
+                             "writes one, or pass --unverified to run it with what the graph says")
+        side = Sidecar.read(path)
     if natural == "onnxruntime" and backend == "auto":
         natural = _auto_onnx_backend(providers, precision, side.precision if side else "fp32")
     chosen = natural if backend == "auto" else backend
@@ -92,10 +102,8 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
         from .torch_backend import TorchBackend
 
         return TorchBackend(path, tile, precision=precision, compile=compile)
-    if chosen == "tensorrt":
-        side = Sidecar.read(path)
     if side is None:
-        info = ModelInfo(str(path), "onnx", tile or 0, "fp32")
+        info = ModelInfo(str(path), "onnx", tile or 0, "fp32", unverified=True)
     else:
         info = ModelInfo(str(path), "tensorrt-plan" if chosen == "tensorrt" else "onnx",
                          _check_sidecar(path, side, tile, allow_failed), side.precision,

@@ -45,6 +45,7 @@ class ModelInfo:
     max_batch: int | None = None  # None: any
     max_lanes: int | None = None  # None: any
     sidecar: dict[str, Any] = field(default_factory=dict)
+    unverified: bool = False  # an ONNX run without a sidecar (--unverified): nothing vouches for it
 
     @property
     def radiometry(self) -> dict[str, Any] | None:
@@ -83,7 +84,7 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": self.info.path, "kind": self.info.kind, "tile": self.info.tile,
                 "precision": self.info.precision, "input_format": self.info.input_format,
-                "device": self.device_name()}
+                "device": self.device_name(), "unverified": self.info.unverified}
 
     def __enter__(self: BackendT) -> BackendT:
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,11 @@ def resolve_providers(names: list[str] | None) -> list[str]:
                          f"({', '.join(available)}); pip install 'sam2ms[ort-gpu]' (without [cpu]: the two "
                          "onnxruntime wheels cannot share an environment) for CUDA/TensorRT providers")
     return [PROVIDERS[n] for n in names]
+
+
+def library_message(exc: BaseException) -> str:
+    """ONNX Runtime's own words, without its ``[ONNXRuntimeError] : 1 : FAIL :`` prefix."""
+    return re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", str(exc).strip())[:400] or type(exc).__name__
 
 
 class _OrtLane:
@@ -73,12 +79,11 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             opts.intra_op_num_threads = threads
         self.providers = resolve_providers(providers)
-        state = ort.capi.onnxruntime_pybind11_state
         try:
             self._session = ort.InferenceSession(str(path), opts, providers=self.providers)
-        except (state.InvalidProtobuf, state.InvalidArgument, state.InvalidGraph) as exc:
-            raise UsageError(f"{path}: ONNX Runtime cannot load it ({str(exc).rpartition(':')[2].strip()}); "
-                             "pass an ONNX written by sam2ms-export") from None
+        except Exception as exc:  # noqa: BLE001 - ORT's own exception types (Fail, InvalidProtobuf, ...)
+            raise UsageError(f"{path}: ONNX Runtime cannot load it ({library_message(exc)}); pass an ONNX written by "
+                             "sam2ms-export, with its external data beside it") from None
         self._input, input_format, graph_tile = _graph_input(self._session)
         self.info = reconcile_graph(path, info, input_format, graph_tile)
 

@@ -24,14 +24,15 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sam2ms.artifacts import INT8_TARGETS, PARITY_THRESHOLDS, judge_int8_agreement, judge_parity, sha256_file
+from sam2ms.artifacts import INT8_TARGETS, PARITY_THRESHOLDS, file_in_folder, judge_int8_agreement, judge_parity
 from sam2ms.deps import require
+from sam2ms.digests import cache_root, cached_sha256
 from sam2ms.errors import UsageError
 from sam2ms.fileio import write_json
 from sam2ms.preprocess import input_format_of, tile_of_shape
@@ -49,11 +50,12 @@ def _ov() -> Any:
 
 def cache_dir() -> Path | None:
     """Where compiled models are cached: ``$SAM2MS_OPENVINO_CACHE`` (empty: no cache), else
-    ``$XDG_CACHE_HOME/sam2ms/openvino`` (``~/.cache/sam2ms/openvino``)."""
+    ``openvino/`` in sam2ms's cache folder (:func:`sam2ms.digests.cache_root`)."""
     configured = os.environ.get("SAM2MS_OPENVINO_CACHE")
     if configured is not None:
         return Path(configured) if configured else None
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sam2ms" / "openvino"
+    root = cache_root()
+    return root / "openvino" if root else None
 
 
 def native_bf16(core: Any, device: str = "CPU") -> bool:
@@ -117,6 +119,14 @@ def accuracy_gate(path: Path, sidecar: dict[str, Any], file_precision: str, run_
     return gate
 
 
+def library_message(exc: BaseException) -> str:
+    """OpenVINO's own words from one of its exceptions, without the C++ source locations and
+    blank lines it wraps them in (the first three lines that say something, up to 400 characters)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    said = [line for line in lines if line and not line.startswith(("Exception from src", "Check '"))]
+    return ("; ".join(said[:3]) or type(exc).__name__)[:400]
+
+
 class _OvLane:
     """One infer request: a lane runs on one thread; OpenVINO releases the GIL while it infers."""
 
@@ -158,9 +168,8 @@ class OpenVinoBackend(Backend):
         try:
             model = self.core.read_model(str(path))
         except RuntimeError as exc:  # OpenVINO reports a file it cannot parse as a RuntimeError
-            reason = next((line.strip() for line in str(exc).splitlines() if "Unable to read" in line), "unreadable")
-            raise UsageError(f"{path}: OpenVINO cannot read it ({reason}); pass an ONNX written by sam2ms-export") \
-                from None
+            raise UsageError(f"{path}: OpenVINO cannot read it ({library_message(exc)}); pass an ONNX written by "
+                             "sam2ms-export") from None
         port = model.input(0)
         input_format = input_format_of(str(port.get_element_type().to_dtype()))
         shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
@@ -168,8 +177,7 @@ class OpenVinoBackend(Backend):
         self.file_precision = info.precision
         # what runs: BF16 wherever the file left float (an INT8 file keeps its INT8 criteria)
         effective = "bf16" if precision == "bf16" and info.precision in ("fp32", "fp16") else info.precision
-        self.info = ModelInfo(info.path, info.kind, info.tile, effective, input_format=info.input_format,
-                              sidecar=info.sidecar)
+        self.info = replace(info, precision=effective)
         self._lock = threading.Lock()
         self._compiled: Any = None
         self._streams = 0
@@ -191,7 +199,11 @@ class OpenVinoBackend(Backend):
     def _compile(self, streams: int) -> None:
         started = time.perf_counter()
         # compiled from the path (not a read model) so that OpenVINO keys its cache on the file
-        self._compiled = self.core.compile_model(str(self.path), self.device, self._config(self.precision, streams))
+        try:
+            self._compiled = self.core.compile_model(str(self.path), self.device, self._config(self.precision, streams))
+        except RuntimeError as exc:
+            raise UsageError(f"{self.path}: OpenVINO cannot compile it for {self.device} ({library_message(exc)}); "
+                             "pass an ONNX written by sam2ms-export, or try --device CPU") from None
         self.compile_seconds = time.perf_counter() - started
         self._streams, self._lanes = streams, []
 
@@ -199,7 +211,7 @@ class OpenVinoBackend(Backend):
         """A gate measured at load is measured once per file, precision, OpenVINO version, device and
         criteria on a machine: it is kept beside the compiled models (``CACHE_DIR``)."""
         criteria = dict(INT8_TARGETS) if self.file_precision == "int8" else asdict(PARITY_THRESHOLDS["bf16"])
-        key = {"sha256": self.info.sidecar.get("sha256") or sha256_file(self.path), "precision": self.precision,
+        key = {"sha256": self.info.sidecar.get("sha256") or cached_sha256(self.path), "precision": self.precision,
                "openvino": _ov().__version__, "device": self.device_name(), "tiles": GATE_TILES,
                "criteria": criteria}
         where = self.cache / "gates" / f"{key['sha256']}.{self.precision}.json" if self.cache else None
@@ -241,10 +253,10 @@ class OpenVinoBackend(Backend):
         source = self.info.sidecar.get("source_onnx") or {}
         if not source.get("file"):
             return None, "its sidecar names no FP32 source ONNX"
-        candidate = self.path.parent / source["file"]
+        candidate = file_in_folder(self.path, source["file"], "source_onnx")
         if not candidate.is_file():
             return None, f"{source['file']}, the FP32 ONNX it was calibrated from, is not beside it"
-        if source.get("sha256") and sha256_file(candidate) != source["sha256"]:
+        if source.get("sha256") and cached_sha256(candidate) != source["sha256"]:
             return None, f"{source['file']} beside it is not the FP32 ONNX it was calibrated from (SHA-256 differs)"
         return candidate, ""
 

@@ -151,11 +151,18 @@ class TensorRTBackend(Backend):
         self.path, self.flavour, self.cuda_graph = Path(path), flavour, cuda_graph
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
+        # A plan can carry host code (embedded plugin libraries, a lean runtime) that TensorRT loads
+        # from temporary or in-memory files. Ours never do, and a plan from elsewhere must not run
+        # code on this host: both are forbidden before the plan is read.
+        if hasattr(self._runtime, "engine_host_code_allowed"):
+            self._runtime.engine_host_code_allowed = False
+        if hasattr(self._runtime, "tempfile_control_flags"):
+            self._runtime.tempfile_control_flags = 0
         self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
             raise UsageError(f"{path}: {flavour} could not load the plan (built by {info.sidecar.get('builder')} "
-                             f"{info.sidecar.get('builder_version')} for {info.sidecar.get('targets')}); rebuild it "
-                             "for this GPU and TensorRT version")
+                             f"{info.sidecar.get('builder_version')} for {info.sidecar.get('targets')}; plans that "
+                             "carry host code are refused); rebuild it for this GPU and TensorRT version")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         mode = trt.TensorIOMode.INPUT
         self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == mode)

@@ -27,8 +27,8 @@ def bench_command(
     models: list[Path] = typer.Argument(..., metavar="MODEL...", help="engine.plan, model*.onnx and/or a .pt"),
     batch: str = typer.Option("1", help="Batch sizes, comma-separated (e.g. 1,2,4,8)."),
     streams: str = typer.Option("1", help="Concurrent streams/lanes, comma-separated (e.g. 1,2)."),
-    iterations: int = typer.Option(20, help="Timed batches per stream and configuration."),
-    warmup: int = typer.Option(3, help="Untimed batches per stream and shape first (at least 1)."),
+    iterations: int = typer.Option(20, min=1, help="Timed batches per stream and configuration."),
+    warmup: int = typer.Option(3, min=1, help="Untimed batches per stream and shape first (at least 1)."),
     backend: str = typer.Option("auto", help="auto (every installed backend that runs each file) or some of "
                                              "tensorrt,onnxruntime,openvino."),
     openvino_precision: str = typer.Option("fp32,bf16", help="OpenVINO precisions (bf16 where this CPU has it)."),
@@ -39,9 +39,9 @@ def bench_command(
                                                      "torch.compile) or some of fp32,fp16,bf16,compile."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Each subject in its own process, so that "
                                  "one runtime's busy thread pools cannot slow the next."),
-    accuracy_tiles: int = typer.Option(4, help="Synthetic tiles for accuracy against the reference."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for ONNX Runtime and PyTorch."),
-    seed: int = typer.Option(0, help="Seed of the synthetic tiles."),
+    accuracy_tiles: int = typer.Option(4, min=1, help="Synthetic tiles for accuracy against the reference."),
+    threads: Optional[int] = typer.Option(None, min=1, max=1024, help="CPU threads for ONNX Runtime and PyTorch."),
+    seed: int = typer.Option(0, min=0, help="Seed of the synthetic tiles."),
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Also measure each TensorRT plan replayed from "
                                                                 "CUDA graphs (trtexec --useCudaGraph)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here ('-': stdout)."),

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sam2ms.artifacts import read_sidecar, sha256_file, sidecar_path
+from sam2ms.artifacts import read_sidecar, sidecar_path
+from sam2ms.digests import cached_sha256
 from sam2ms.errors import UsageError
 
 if TYPE_CHECKING:
@@ -54,19 +55,13 @@ def reference_checkpoint(opts: BenchOptions) -> Path | None:
 def find_checkpoint(model: Path, recorded: dict[str, Any]) -> Path | None:
     """The checkpoint a sidecar names: its path as recorded (often relative to where the export
     ran), else that path under each folder above the artifact — accepted only when its SHA-256 is
-    the recorded one, so a different file of the same name is never taken for the reference."""
-    path = recorded.get("path")
-    if not path:
+    the recorded one, so a different file of the same name (or any other file a sidecar points
+    at) is never loaded as the reference."""
+    path, digest = recorded.get("path"), recorded.get("sha256")
+    if not path or not digest:
         return None
-    if Path(path).is_file():
-        return Path(path)
-    if Path(path).is_absolute() or not recorded.get("sha256"):
-        return None
-    for folder in model.resolve().parents:
-        candidate = folder / path
-        if candidate.is_file() and sha256_file(candidate) == recorded["sha256"]:
-            return candidate
-    return None
+    candidates = [Path(path)] + ([] if Path(path).is_absolute() else [f / path for f in model.resolve().parents])
+    return next((c for c in candidates if c.is_file() and cached_sha256(c) == digest), None)
 
 
 def _backends_for(model: Path, asked: list[str]) -> list[str]:

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from ..labels import DEFAULT_ROAD_WIDTH, VECTOR_SUFFIXES, read_lines
+from ..labels import DEFAULT_ROAD_WIDTH, VECTOR_SUFFIXES
 from ..preprocess import IMAGE_SUFFIXES
 from ..radiometry import Radiometry
 from ..rasters import raster_size
+from ..vectors import read_lines
 
 LAYOUTS = ("deepglobe", "spacenet", "massachusetts", "folder")
 DEFAULT_PATCH = 1024

@@ -17,7 +17,8 @@ from .extract import BLOCK
 def graph_command(raster: Path = typer.Argument(..., metavar="MASK_OR_PROB", help="A mask or probability raster "
                                                                                "written by sam2ms-infer."),
                   output: Path = typer.Option(..., "-o", "--output", help="OUT.geojson or OUT.graphml."),
-                  threshold: float = typer.Option(0.5, help="Road where value / 255 >= this."),
+                  threshold: float = typer.Option(0.5, min=0.0, max=1.0,
+                                                  help="Road where value / 255 >= this."),
                   block: int = typer.Option(BLOCK, min=256, help="Thin and trace the raster this many pixels at a "
                                                                   "time (memory follows the block, not the scene)."),
                   as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:

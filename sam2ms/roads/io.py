@@ -25,6 +25,9 @@ import numpy as np
 from sam2ms.deps import require
 from sam2ms.errors import UsageError
 from sam2ms.fileio import atomic_write, write_json
+from sam2ms.memory import budget_bytes, human_bytes
+from sam2ms.schema import SchemaError
+from sam2ms.vectors import check_crs_name, check_line, check_position, is_lonlat, read_lines
 
 from . import geometry
 from .lines import lines_to_graph
@@ -75,29 +78,53 @@ def read_graph(path: Path) -> tuple[Any, Any]:
         raise UsageError(f"{path}: not found; pass a GeoJSON or GraphML road network")
     if path.suffix.lower() == ".graphml":
         nx = require("networkx", "GraphML input")
+        limit = max(budget_bytes() // 16, 1 << 20)  # parsed XML takes about ten times its text
+        if path.stat().st_size > limit:
+            raise UsageError(f"{path}: {human_bytes(path.stat().st_size)} of GraphML, more than the "
+                             f"{human_bytes(limit)} this machine can parse now; score it on a larger machine")
         try:
             raw = nx.read_graphml(path, force_multigraph=True)
         except Exception as exc:  # noqa: BLE001 - networkx/XML parser errors
             raise UsageError(f"{path}: unreadable GraphML ({exc}); write it with sam2ms graph") from None
-        graph = nx.MultiGraph()
-        for n, data in raw.nodes(data=True):
-            graph.add_node(n, x=float(data["x"]), y=float(data["y"]))
-        for u, v, data in raw.edges(data=True):
-            geom = _parse_wkt(str(data.get("geometry", ""))) if data.get("geometry") else np.array(
-                [[graph.nodes[u]["x"], graph.nodes[u]["y"]], [graph.nodes[v]["x"], graph.nodes[v]["y"]]])
-            graph.add_edge(u, v, geometry=geom, length=geometry.length(geom))
-        return graph, raw.graph.get("crs") or None
-    from sam2ms.labels import read_lines
-
+        try:
+            return _checked_graph(nx, raw)
+        except SchemaError as exc:
+            raise UsageError(f"{path}: {exc}; write it with sam2ms graph") from None
     shapes, crs = read_lines(path)
     lines = [np.asarray(part, float) for shape in shapes
              for part in ([shape["coordinates"]] if shape["type"] == "LineString" else shape["coordinates"]) if part]
     return lines_to_graph(lines), crs
 
 
-def _parse_wkt(text: str) -> np.ndarray:
-    numbers = re.findall(r"[-+0-9.eE]+\s+[-+0-9.eE]+", text)
-    return np.array([[float(v) for v in pair.split()] for pair in numbers])
+def _checked_graph(nx: Any, raw: Any) -> tuple[Any, Any]:
+    """A GraphML graph as :func:`read_graph` returns it, every node position and edge geometry
+    checked as GeoJSON's are (:mod:`sam2ms.vectors`)."""
+    crs = raw.graph.get("crs") or None
+    lonlat = crs is not None and is_lonlat(check_crs_name(crs, "graph crs"))
+    graph = nx.MultiGraph()
+    for n, data in raw.nodes(data=True):
+        x, y = check_position([data.get("x"), data.get("y")], f"node {str(n)[:40]!r}", lonlat)
+        graph.add_node(n, x=x, y=y)
+    for i, (u, v, data) in enumerate(raw.edges(data=True)):
+        text = data.get("geometry")
+        if text:
+            if not isinstance(text, str):
+                raise SchemaError(f"edge {i} geometry", "expected WKT LINESTRING text")
+            geom = np.array(check_line(_parse_wkt(text), f"edge {i} geometry", lonlat), float)
+        else:
+            geom = np.array([[graph.nodes[u]["x"], graph.nodes[u]["y"]], [graph.nodes[v]["x"], graph.nodes[v]["y"]]])
+        if len(geom) < 2:
+            raise SchemaError(f"edge {i} geometry", "an empty LINESTRING")
+        graph.add_edge(u, v, geometry=geom, length=geometry.length(geom))
+    return graph, crs
+
+
+def _parse_wkt(text: str) -> list[list[float]]:
+    numbers = re.findall(r"[-+0-9.eE]+\s+[-+0-9.eE]+", text[:1 << 24])
+    try:
+        return [[float(v) for v in pair.split()] for pair in numbers]
+    except ValueError:
+        raise SchemaError("geometry", f"unreadable WKT {text[:40]!r}") from None
 
 
 def utm_crs(lon: float, lat: float) -> str:

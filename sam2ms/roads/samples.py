@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from sam2ms.data.layouts import Sample
-from sam2ms.labels import VECTOR_SUFFIXES, pixel_metres, read_lines
+from sam2ms.labels import VECTOR_SUFFIXES, pixel_metres
 from sam2ms.metrics import THRESHOLD
+from sam2ms.vectors import read_lines
 
 from .extract import mask_to_graph
 from .geometry import apply_affine

@@ -49,8 +49,8 @@ def test_peaks_and_mfu() -> None:
 
 
 def test_reference_found_from_a_relative_sidecar_path(tmp_path: Path) -> None:
-    from sam2ms.artifacts import sha256_file
     from sam2ms.bench.subjects import find_checkpoint
+    from sam2ms.digests import sha256_file
 
     (tmp_path / "run").mkdir()
     (tmp_path / "export").mkdir()

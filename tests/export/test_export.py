@@ -70,7 +70,8 @@ def test_fp16_graph_keeps_fragile_ops_in_fp32(nano_export: tuple[Path, dict]) ->
 
 
 def test_sidecars(nano_export: tuple[Path, dict], trained_nano: Path) -> None:
-    from sam2ms.artifacts import read_sidecar, sha256_file
+    from sam2ms.artifacts import read_sidecar
+    from sam2ms.digests import sha256_file
 
     out, _ = nano_export
     side = read_sidecar(out / "model.fp16.onnx")

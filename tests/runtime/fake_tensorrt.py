@@ -88,6 +88,7 @@ class FakeEngine:
         self.tile, self.batch, self.num_optimization_profiles = tile, batch, profiles
         self.output_dtype, self.num_io_tensors = output_dtype, 2
         self.contexts: list[FakeContext] = []
+        self.loaded_with: dict[str, Any] = {}  # the runtime's host-code settings when it read the plan
 
     def get_tensor_name(self, i: int) -> str:
         return ("image", "logits")[i]
@@ -154,9 +155,12 @@ def fake_tensorrt(engine: FakeEngine) -> SimpleNamespace:
 
     class Runtime:
         def __init__(self, logger: Any) -> None:
-            pass
+            self.engine_host_code_allowed = True  # the worst case: a runtime that would load host code
+            self.tempfile_control_flags = 3  # ALLOW_IN_MEMORY_FILES | ALLOW_TEMPORARY_FILES
 
         def deserialize_cuda_engine(self, blob: bytes) -> FakeEngine:
+            engine.loaded_with = {"engine_host_code_allowed": self.engine_host_code_allowed,
+                                  "tempfile_control_flags": self.tempfile_control_flags}
             return engine
 
     rtx = isinstance(engine, RtxEngine)

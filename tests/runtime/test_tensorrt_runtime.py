@@ -54,6 +54,13 @@ def test_lanes_share_one_profile_and_compute(engine: fake.FakeEngine, tmp_path: 
         assert backend.describe()["device"] == "Fake GPU"
 
 
+def test_plans_are_read_with_host_code_forbidden(engine: fake.FakeEngine, tmp_path: Path) -> None:
+    """A plan can carry host code (embedded plugins, a lean runtime) that TensorRT would load from
+    temporary files: the runtime forbids both before it reads any plan."""
+    with open_model(_plan(tmp_path)):
+        assert engine.loaded_with == {"engine_host_code_allowed": False, "tempfile_control_flags": 0}
+
+
 def test_buffers_follow_the_profile_and_output_shape_the_context(engine: fake.FakeEngine, tmp_path: Path) -> None:
     with open_model(_plan(tmp_path)) as backend:
         lane = backend.lanes(1)[0]
@@ -121,7 +128,7 @@ def test_tensorrt_rtx_runtime_config_and_cache(monkeypatch: pytest.MonkeyPatch, 
 def test_cuda_graph_only_for_plans(tmp_path: Path) -> None:
     (tmp_path / "m.onnx").write_bytes(b"x")
     with pytest.raises(UsageError, match="--cuda-graph"):
-        open_model(tmp_path / "m.onnx", cuda_graph=True)
+        open_model(tmp_path / "m.onnx", cuda_graph=True, unverified=True)
 
 
 def test_plan_from_a_failed_onnx_is_refused(tmp_path: Path) -> None:
