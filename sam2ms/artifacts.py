@@ -145,7 +145,8 @@ def _builder(value: Any, where: str) -> str:
     """The TensorRT library a plan was built with: a name looked up in a fixed table, never imported
     as given."""
     if value not in TENSORRT_FLAVOURS:
-        raise SchemaError(where, f"unknown builder {describe(value)}: expected one of {', '.join(TENSORRT_FLAVOURS)}")
+        shown = repr(value[:40]) if isinstance(value, str) else describe(value)
+        raise SchemaError(where, f"unknown builder {shown}: expected one of {', '.join(TENSORRT_FLAVOURS)}")
     return str(value)
 
 

@@ -82,9 +82,12 @@ def run_app(typer_app: typer.Typer) -> None:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt as exc:
-        typer.echo("terminated" if isinstance(exc, Terminated) else "interrupted", err=True)
-        sys.exit(128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT))
+    except KeyboardInterrupt:  # click turns Ctrl-C into exit 130 itself; this is the path outside click
+        typer.echo("interrupted", err=True)
+        sys.exit(128 + signal.SIGINT)
+    except Terminated as exc:
+        typer.echo(f"terminated by signal {exc.signum}; finished outputs are kept, --resume continues", err=True)
+        sys.exit(128 + exc.signum)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback unless asked
         if debug:
             raise

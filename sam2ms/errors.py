@@ -36,10 +36,11 @@ class WriteFailed(Sam2msError, OSError):
     still an OSError for callers that can live without the file (a cache)."""
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler stopping the job, ``kill``), raised in the main thread like Ctrl-C's
-    KeyboardInterrupt, so that the same clean-up runs: temporary files of unfinished outputs are
-    removed, finished outputs stay (``--resume`` continues)."""
+class Terminated(BaseException):
+    """SIGTERM (a scheduler stopping the job, ``kill``), raised in the main thread. A BaseException
+    like Ctrl-C's KeyboardInterrupt, so that the same clean-up runs (temporary files of unfinished
+    outputs are removed, finished outputs stay, ``--resume`` continues) and no ``except Exception``
+    swallows it; not a KeyboardInterrupt, which click turns into exit 130 before we see it."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(f"signal {signum}")

@@ -55,7 +55,7 @@ def is_lonlat(crs_name: str) -> bool:
         return False
     try:
         return bool(CRS.from_user_input(crs_name).is_geographic)
-    except CRSError as exc:
+    except (CRSError, ValueError) as exc:  # ValueError: "EPSG:nope" (found by the fuzz test)
         raise UsageError(f"CRS {crs_name[:60]!r}: GDAL does not know it ({exc}); name an EPSG code") from None
 
 
