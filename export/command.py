@@ -9,6 +9,7 @@ from typing import Any, Optional
 import typer
 
 from sam2ms.errors import CheckFailed
+from sam2ms.preprocess import MAX_TILE
 
 
 def _human(n: int) -> str:
@@ -46,7 +47,7 @@ def export_command(
     ckpt: Path = typer.Option(..., help="Checkpoint from 'sam2ms train' (or the authors' SAM2MS weights)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for model.onnx, model.fp16.onnx, engine.plan."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write model.fp16.onnx and build the plan from it."),
-    tile: int = typer.Option(1024, min=32, max=16384, help="Tile size fixed in the graph (multiple of 32)."),
+    tile: int = typer.Option(1024, min=32, max=MAX_TILE, help="Tile size fixed in the graph (multiple of 32)."),
     input_format: str = typer.Option("uint8", "--input", help="uint8: the graph takes RGB bytes N x T x T x 3 and "
                                      "normalises them itself (4x fewer bytes to the GPU, no host work); float32: "
                                      "N x 3 x T x T, normalised by the caller."),

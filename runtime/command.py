@@ -12,6 +12,7 @@ import typer
 
 from sam2ms.errors import CheckFailed, Sam2msError, UsageError
 from sam2ms.inputs import names_one_raster
+from sam2ms.preprocess import MAX_TILE
 from sam2ms.raster_options import BANDS, PERCENTILES, SCALE, STATS, STRETCH, radiometry_from
 
 from .blocks import DEFAULT_BLOCK
@@ -27,7 +28,7 @@ def infer_command(
     stac_asset: Optional[str] = typer.Option(None, "--stac-asset", help="The asset of each STAC item to read "
                                                                         "(default: the item's only raster asset)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (mirrors INPUT's sub-folders)."),
-    tile: Optional[int] = typer.Option(None, min=32, max=16384,
+    tile: Optional[int] = typer.Option(None, min=32, max=MAX_TILE,
                                        help="Tile size; must match the model's (default: from the sidecar)."),
     overlap: Optional[int] = typer.Option(None, min=0, help="Overlap between windows in pixels, blended with a cosine "
                                                             "ramp (default: tile/8)."),

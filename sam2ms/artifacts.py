@@ -30,7 +30,7 @@ from .digests import cached_sha256
 from .errors import UsageError
 from .fileio import write_json
 from .metrics import agreement, probability_parity
-from .preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS, MAX_TILE
 from .radiometry import STRETCHES
 from .schema import (
     SHA256,
@@ -172,7 +172,7 @@ SIDECAR_SCHEMA = record({
     "size_bytes": integer(0),
     "kind": string(("onnx", "tensorrt-plan")),
     "model": _NAMES,
-    "tile": integer(1, 1 << 16),
+    "tile": integer(1, MAX_TILE),
     "precision": string(("fp32", "fp16", "bf16", "int8")),
     "input_format": string(INPUT_FORMATS),
     "inputs": list_of(_TENSOR, max_len=16),

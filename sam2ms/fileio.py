@@ -79,15 +79,15 @@ def write_json(path: str | Path, data: Any) -> Path:
     return atomic_write(path, lambda f: f.write(payload))
 
 
-def read_format_json(path: str | Path, expected_format: str, what: str, fix: str) -> dict[str, Any]:
-    """Read a JSON document whose ``format`` field must be ``expected_format``; anything else is a
-    UsageError that starts with ``what`` and ends with ``fix``."""
+def read_format_json(path: str | Path, expected_format: str, what: str, fix: str,
+                     max_bytes: int = 64 << 20) -> dict[str, Any]:
+    """Read a JSON document (at most ``max_bytes``, no NaN: :func:`sam2ms.schema.load_json`) whose
+    ``format`` field must be ``expected_format``; anything else is a UsageError that starts with
+    ``what`` and ends with ``fix``."""
     from .errors import UsageError
+    from .schema import load_json
 
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{what}: unreadable ({exc}); {fix}") from None
+    data = load_json(path, what, fix, max_bytes)
     if not isinstance(data, dict) or data.get("format") != expected_format:
         raise UsageError(f"{what}: not a {expected_format} file; {fix}")
     return data

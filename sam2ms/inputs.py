@@ -14,13 +14,14 @@ No STAC client is needed for this: items are JSON, and their hrefs are paths or 
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
 from .rasters import RASTER_SUFFIXES, find_inputs, gdal_path, is_virtual
+from .schema import load_json
 
 URL_SCHEMES = {"s3://": "/vsis3/", "gs://": "/vsigs/", "az://": "/vsiaz/", "http://": "/vsicurl/http://",
                "https://": "/vsicurl/https://"}
@@ -64,10 +65,9 @@ def _one(entry: str, base: Path, stac_asset: str | None) -> list[Input]:
 
 
 def _stac(path: Path, key: str | None) -> list[Input]:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: unreadable JSON ({exc}); pass a STAC Item or ItemCollection") from None
+    """The inputs of a STAC document. Its hrefs are followed (naming rasters is what the document is
+    for, and the user named it as INPUT); its item ids only name outputs, made safe as file names."""
+    doc = load_json(path, str(path), "pass a STAC Item or ItemCollection", max_bytes=256 << 20)
     items = doc.get("features") if isinstance(doc, dict) and doc.get("type") == "FeatureCollection" else [doc]
     if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("assets"), dict)
                                               for i in items):
@@ -75,11 +75,20 @@ def _stac(path: Path, key: str | None) -> list[Input]:
     inputs = []
     for item in items:
         asset = _asset(path, item, key)
-        href = str(asset["href"])
+        href = asset.get("href") if isinstance(asset, dict) else None
+        if not isinstance(href, str) or not href or "\0" in href:
+            raise UsageError(f"{path}: item {str(item.get('id'))[:60]!r}: its asset has no href string; fix the item")
         located = _virtual(href) or (Path(href[len("file://"):]) if href.startswith("file://") else
                                      path.parent / href)  # an absolute href stays itself
-        inputs.append(Input(located, Path(str(item.get("id") or located.stem).replace("/", "_"))))
+        inputs.append(Input(located, Path(_file_name(str(item.get("id") or located.stem)))))
     return inputs
+
+
+def _file_name(text: str) -> str:
+    """An item id as an output name: word characters, dots and dashes, never a hidden or parent
+    name (``../x`` -> ``_.._x``)."""
+    name = re.sub(r"[^\w.-]", "_", text)[:200]
+    return "_" + name if name.startswith(".") or not name else name
 
 
 def _asset(path: Path, item: dict[str, Any], key: str | None) -> dict[str, Any]:
@@ -87,14 +96,16 @@ def _asset(path: Path, item: dict[str, Any], key: str | None) -> dict[str, Any]:
     assets = item["assets"]
     if key is not None:
         if key not in assets:
-            raise UsageError(f"{path}: item {item.get('id')!r} has no asset {key!r} (it has {', '.join(assets)}); "
+            raise UsageError(f"{path}: item {str(item.get('id'))[:60]!r} has no asset {key!r} (it has "
+                             f"{', '.join(map(str, assets))[:200]}); "
                              "choose one with --stac-asset")
         return assets[key]
-    rasters = [k for k, a in assets.items() if str(a.get("type", "")).split(";")[0].strip() in RASTER_MEDIA
-               or Path(str(a.get("href", ""))).suffix.lower() in RASTER_SUFFIXES]
+    rasters = [k for k, a in assets.items() if isinstance(a, dict) and (
+               str(a.get("type", "")).split(";")[0].strip() in RASTER_MEDIA
+               or Path(str(a.get("href", ""))).suffix.lower() in RASTER_SUFFIXES)]
     if len(rasters) != 1:
-        raise UsageError(f"{path}: item {item.get('id')!r} has {len(rasters) or 'no'} raster assets "
-                         f"({', '.join(rasters) or ', '.join(assets)}); choose one with --stac-asset")
+        raise UsageError(f"{path}: item {str(item.get('id'))[:60]!r} has {len(rasters) or 'no'} raster assets "
+                         f"({(', '.join(rasters) or ', '.join(assets))[:200]}); choose one with --stac-asset")
     return assets[rasters[0]]
 
 

@@ -65,6 +65,10 @@ def input_format_of(dtype: str) -> str:
                      "(N x 3 x T x T); re-export with sam2ms-export")
 
 
+#: The largest tile sam2ms runs (a 16384² uint8 window is 768 MiB; exports use 256 to 1024).
+MAX_TILE = 16384
+
+
 def tile_of_shape(shape: list, input_format: str) -> int | None:
     """The fixed tile of an input shape in ``input_format``'s layout (None when not fixed)."""
     side = shape[1] if input_format == "uint8" else shape[-1]

@@ -238,9 +238,14 @@ def from_flags(bands: str | None, stretch: str | None, percentiles: str | None, 
 def read_stats(path: Path) -> dict[str, Any]:
     """A ``sam2ms stats`` file, checked."""
     from .fileio import read_format_json
+    from .schema import integer, json_value, list_of, number, record, validate
 
-    data = read_format_json(path, STATS_FORMAT, f"--stats {path}", "make it with sam2ms stats DATA -o stats.json")
-    if not (isinstance(data.get("bands"), list) and len(data.get("low", [])) == len(data["bands"])
-            == len(data.get("high", []))):
+    fix = "make it with sam2ms stats DATA -o stats.json"
+    data = read_format_json(path, STATS_FORMAT, f"--stats {path}", fix)
+    values = list_of(number(), min_len=1, max_len=3)
+    data = validate(data, record({"bands": list_of(integer(1, 1 << 16), min_len=1, max_len=3), "low": values,
+                                  "high": values}, required=("bands", "low", "high"), other=json_value()),
+                    f"--stats {path}", fix)
+    if not len(data["low"]) == len(data["bands"]) == len(data["high"]):
         raise UsageError(f"--stats {path}: bands, low and high do not match; make it again with sam2ms stats")
     return data

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from sam2ms.data.synth import render_road_scene, write_synthetic_dataset
+
+try:  # fuzzing of the readers of untrusted files (tests/trust): a bounded run in make test (a few
+    # seconds), SAM2MS_FUZZ=deep for a long one
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("bounded", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("deep", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
+    settings.load_profile(os.environ.get("SAM2MS_FUZZ", "bounded"))
+except ImportError:  # hypothesis is a dev dependency (make test installs it); only tests/trust needs it
+    pass
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -68,3 +80,12 @@ def has_module(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is not None
+
+
+def json_values(allow_nan: bool = False, max_leaves: int = 20) -> Any:
+    """A hypothesis strategy for any JSON value (what a hostile file can hold once parsed)."""
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=allow_nan) | st.text(max_size=20)
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) |
+                        st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=max_leaves)

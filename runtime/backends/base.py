@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from sam2ms.errors import UsageError
+from sam2ms.preprocess import MAX_TILE
 
 
 class Lane(Protocol):
@@ -100,6 +101,9 @@ def reconcile_graph(path: Path, info: ModelInfo, input_format: str, graph_tile: 
     tile = info.tile or graph_tile
     if tile is None:
         raise UsageError(f"{path}: the graph has no fixed tile size and no sidecar; pass --tile")
+    if tile > MAX_TILE:
+        raise UsageError(f"{path}: the graph takes {tile}px tiles; sam2ms runs tiles up to {MAX_TILE}px (re-export "
+                         "with a smaller --tile)")
     if graph_tile is not None and graph_tile != tile:
         raise UsageError(f"{path}: the graph takes {graph_tile}px tiles but {tile} was asked for; "
                          f"use --tile {graph_tile} or re-export")

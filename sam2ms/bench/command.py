@@ -44,6 +44,8 @@ def bench_command(
     seed: int = typer.Option(0, min=0, help="Seed of the synthetic tiles."),
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Also measure each TensorRT plan replayed from "
                                                                 "CUDA graphs (trtexec --useCudaGraph)."),
+    unverified: bool = typer.Option(False, "--unverified", help="Also measure ONNX files that have no sidecar "
+                                                                "(nothing vouches for them)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here ('-': stdout)."),
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write the markdown table here."),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write latency/throughput plots (PNG) here."),
@@ -61,7 +63,7 @@ def bench_command(
                         iterations=iterations, warmup=warmup, backend=backend, reference=reference,
                         torch_variants=_words(torch),
                         accuracy_tiles=accuracy_tiles, threads=threads, seed=seed, cuda_graph=cuda_graph,
-                        isolate=isolate, openvino_precisions=_words(openvino_precision))
+                        isolate=isolate, openvino_precisions=_words(openvino_precision), unverified=unverified)
     report = run_bench(opts, log=lambda m: console.log(m))
     to_stdout = json_out is not None and str(json_out) == "-"
     table = save_report(report, json_path=None if to_stdout else json_out, markdown_path=markdown_out,

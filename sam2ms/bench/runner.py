@@ -54,6 +54,7 @@ class BenchOptions:
     seed: int = 0
     cuda_graph: bool = False  # also measure each TensorRT plan replayed from CUDA graphs
     isolate: bool = True  # each subject in its own process (see _isolated)
+    unverified: bool = False  # measure ONNX files that have no sidecar (sam2ms-infer --unverified)
 
     def validate(self) -> BenchOptions:
         """Refuse bad options before anything is loaded."""

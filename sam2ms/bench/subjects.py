@@ -109,7 +109,7 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
         for backend in _backends_for(m, opts.backend.split(",")):
             if backend != "openvino":
                 found.append(Subject(m.name, partial(open_model, m, backend, threads=opts.threads, allow_failed=True,
-                                                     eager_kernels=True)))
+                                                     eager_kernels=True, unverified=opts.unverified)))
                 continue
             for precision in opts.openvino_precisions:
                 label = f"{m.name} (openvino{' bf16' if precision == 'bf16' else ''})"  # fp32: the file's own
@@ -117,7 +117,8 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
                     skipped.append({"subject": label, "why": "this CPU has no native BF16"})
                     continue
                 found.append(Subject(label, partial(open_model, m, "openvino", threads=opts.threads,
-                                                    precision=precision, allow_failed=True)))
+                                                    precision=precision, allow_failed=True,
+                                                    unverified=opts.unverified)))
     if opts.cuda_graph:  # each plan twice: plain enqueue, and replayed from a CUDA graph
         found += [Subject(f"{m.name} (CUDA graph)", partial(open_model, m, "tensorrt", allow_failed=True,
                                                             eager_kernels=True, cuda_graph=True))

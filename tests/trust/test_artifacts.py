@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 from pixelwise import WEIGHTS, pixelwise_onnx
@@ -20,11 +20,9 @@ from sam2ms.artifacts import SIDECAR_SCHEMA, file_in_folder, read_sidecar, sidec
 from sam2ms.errors import UsageError
 from sam2ms.schema import validate
 
-from conftest import run_cli
+from conftest import json_values, run_cli
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-                    max_leaves=20)
+JSON = json_values()
 
 
 @pytest.fixture()
@@ -198,7 +196,6 @@ def _valid_sidecar() -> dict:
             "openvino": {"version": "2026", "fp32": {"passed": True}, "bf16": {"measured": False, "why": "x"}}}
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=JSON)
 def test_any_json_is_a_sidecar_or_a_usage_error(value: object) -> None:
     try:
@@ -207,7 +204,6 @@ def test_any_json_is_a_sidecar_or_a_usage_error(value: object) -> None:
         pass
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key=st.sampled_from(sorted(_valid_sidecar()) + ["calibration", "radiometry", "inputs", "builder", "x"]),
        value=JSON)
 def test_any_field_edit_is_valid_or_a_usage_error(key: str, value: object) -> None:

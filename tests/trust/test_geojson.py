@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sam2ms.errors import UsageError
 from sam2ms.vectors import parse_lines
 
-from conftest import has_module, run_cli
+from conftest import has_module, json_values, run_cli
 
 pytestmark = pytest.mark.skipif(not has_module("networkx") or not has_module("rasterio"),
                                 reason="sam2ms apls needs [geo]")
@@ -85,9 +85,7 @@ def test_graphml_positions_are_checked(tmp_path: Path, capsys: pytest.CaptureFix
         assert code == 2 and message in err and "Traceback" not in err, err
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-                    max_leaves=24)
+JSON = json_values(allow_nan=True, max_leaves=24)
 POSITION = st.lists(st.floats() | st.integers() | st.booleans() | st.text(max_size=3), min_size=0, max_size=4)
 GEOMETRY = st.fixed_dictionaries({
     "type": st.sampled_from(["LineString", "MultiLineString", "Point", "Polygon", "x"]) | JSON,
@@ -100,7 +98,6 @@ DOCUMENT = st.fixed_dictionaries(
         {"name": st.sampled_from(["EPSG:4326", "EPSG:32633", "/tmp/x", "EPSG:nope"]) | JSON})})})
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=DOCUMENT | JSON)
 def test_any_json_is_lines_or_a_usage_error(document: object) -> None:
     try:

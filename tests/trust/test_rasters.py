@@ -86,3 +86,21 @@ def test_a_whole_scene_output_that_cannot_fit_is_refused_up_front(tmp_path: Path
     assert code == 2 and "huge.tif: its --format png output: 200000 x 200000 pixels would take 37.3 GiB" in err
     assert "use --format tif" in err
     assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_stac_items_name_outputs_only_inside_the_output_folder(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "a.png")
+    item = {"type": "Feature", "id": "../../escaped", "assets": {"image": {"href": "a.png", "type": "image/png"}}}
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
+    out = tmp_path / "deep" / "out"
+    code, err = _infer([model, str(tmp_path / "item.json"), "-o", str(out)], capsys)
+    assert code == 0, err
+    assert [p.name for p in out.iterdir()] == ["_.._.._escaped.mask.png"] and not list(tmp_path.glob("escaped*"))
+    item["assets"] = {"image": "a.png"}  # an asset that is not an object
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    code, err = _infer([model, str(tmp_path / "item.json"), "-o", str(out)], capsys)
+    assert code == 2 and "no raster assets" in err
