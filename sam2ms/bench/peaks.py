@@ -4,9 +4,9 @@ GPUs: vendor datasheet figures without sparsity, in TFLOPS (TOPS for int8); the 
 plain FP32 (not TF32). CPUs: derived as cores x FLOP per cycle per core x clock, the FLOP per
 cycle from the instruction sets /proc/cpuinfo lists (two FMA pipes, as on every x86 core of the
 last decade: AVX2 8 FP32 lanes -> 32, AVX-512 16 -> 64; AVX-512 BF16 dot products 128 BF16 FLOP;
-AMX 1024 BF16 / 2048 INT8 ops) and the clock /proc/cpuinfo reports (a VM's nominal one; boost
-may exceed it, so the fraction can pass 100 %). A device or precision missing here gets no MFU
-rather than a guess.
+AMX 1024 BF16 / 2048 INT8 ops; AMD Zen 4 runs AVX-512 on 256-bit datapaths: AVX2's rates) and
+the clock /proc/cpuinfo reports (a VM's nominal one; boost may exceed it, so the fraction can pass
+100 %). A device or precision missing here gets no MFU rather than a guess.
 """
 
 from __future__ import annotations
@@ -40,20 +40,34 @@ def peak_tflops(device: str, precision: str, cores: int | None = None) -> float 
     return cpu["tflops"].get(precision) if cpu and name == cpu_name().lower() else None
 
 
-def _flop_per_cycle(flags: set[str]) -> dict[str, int]:
-    """FLOP (ops for INT8) per cycle per core by precision, from the CPU's instruction sets."""
-    per = {"fp32": 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16}
+def _flop_per_cycle(flags: set[str], half_width_avx512: bool = False) -> dict[str, int]:
+    """FLOP (ops for INT8) per cycle per core by precision, from the CPU's instruction sets;
+    ``half_width_avx512``: AVX-512 runs on 256-bit datapaths (AMD Zen 4), so its rates are AVX2's."""
+    wide = "avx512f" in flags and not half_width_avx512
+    per = {"fp32": 64 if wide else 32 if {"avx2", "fma"} <= flags else 16}
     if "amx_bf16" in flags:
         per["bf16"] = 1024
     elif "avx512_bf16" in flags:
-        per["bf16"] = 128
+        per["bf16"] = 128 if wide else 64
     if "amx_int8" in flags:
         per["int8"] = 2048
-    elif "avx512_vnni" in flags:
+    elif "avx512_vnni" in flags and wide:
         per["int8"] = 256
-    elif "avx_vnni" in flags or "avx2" in flags:
+    elif {"avx512_vnni", "avx_vnni", "avx2"} & flags:
         per["int8"] = 128
     return per
+
+
+def _field(text: str, name: str) -> str:
+    """The first ``name : value`` of /proc/cpuinfo's text."""
+    return next((line.partition(":")[2].strip() for line in text.splitlines()
+                 if line.partition(":")[0].strip() == name), "")
+
+
+def half_width_avx512(cpuinfo: str) -> bool:
+    """AMD family 25 (0x19: Zen 3 and Zen 4): Zen 4 executes AVX-512 as two 256-bit halves (Zen 5,
+    family 26, has full 512-bit datapaths), so its AVX-512 peak per cycle is AVX2's."""
+    return _field(cpuinfo, "vendor_id") == "AuthenticAMD" and _field(cpuinfo, "cpu family") == "25"
 
 
 def cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> dict | None:
@@ -73,7 +87,7 @@ def cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> dict | Non
     if cores is None or cpuinfo is None:  # this host: at most the CPUs this process may run on
         usable = len(os.sched_getaffinity(0))
         cores = min(cores or usable, usable)
-    per = _flop_per_cycle(flags)
+    per = _flop_per_cycle(flags, half_width_avx512(text))
     return {"cores": cores, "ghz": round(mhz / 1000, 3), "flop_per_cycle": per,
             "tflops": {p: cores * f * mhz * 1e6 / 1e12 for p, f in per.items()},
             "how": "cores x FLOP per cycle per core x the clock /proc/cpuinfo reports"}

@@ -40,6 +40,9 @@ def test_peaks_and_mfu() -> None:
     # issue 16's machine: 2 Zen 5 cores at 2.7 GHz reach ~690 GFLOP/s in BF16
     zen5 = cpu_peak(ZEN5_CPUINFO, cores=2)
     assert zen5 is not None and zen5["tflops"] == pytest.approx({"fp32": 0.3456, "bf16": 0.6912, "int8": 1.3824})
+    # Zen 4 (AMD family 25 with AVX-512): 256-bit datapaths, half of Zen 5's rates
+    zen4 = cpu_peak("vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n" + ZEN5_CPUINFO, cores=2)
+    assert zen4 is not None and zen4["tflops"] == pytest.approx({"fp32": 0.1728, "bf16": 0.3456, "int8": 0.6912})
     avx2 = cpu_peak(AVX2_CPUINFO, cores=2)
     assert avx2 is not None and avx2["tflops"]["fp32"] == pytest.approx(2 * 32 * 2.445e9 / 1e12) and \
         "bf16" not in avx2["tflops"]
