@@ -79,9 +79,11 @@ def check_line(value: Any, where: str, lonlat: bool) -> list[list[float]]:
     return [check_position(p, key(where, i), lonlat) for i, p in enumerate(value)]
 
 
-def _geometry(geom: Any, where: str, lonlat: bool) -> dict[str, Any] | None:
+def _geometry(geom: Any, where: str, lonlat: bool, null_is_empty: bool) -> dict[str, Any] | None:
     """A feature's road geometry (2D), None for a skipped or empty one."""
     if geom is None:
+        if null_is_empty:
+            return None
         raise SchemaError(where, "no geometry (null); a road feature needs a LineString")
     if not isinstance(geom, dict):
         raise SchemaError(where, f"expected a geometry object, got {describe(geom)}")
@@ -107,7 +109,7 @@ _CRS_MEMBER = record({"type": string(), "properties": record({"name": check_crs_
                                                              other=lambda v, w: v)}, required=("properties",))
 
 
-def parse_lines(data: Any, source: str) -> tuple[list[dict[str, Any]], str]:
+def parse_lines(data: Any, source: str, null_is_empty: bool = False) -> tuple[list[dict[str, Any]], str]:
     """The road geometries of a parsed GeoJSON document (see :func:`read_lines`)."""
     try:
         if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
@@ -124,7 +126,7 @@ def parse_lines(data: Any, source: str) -> tuple[list[dict[str, Any]], str]:
             where = f"feature {i}"
             if not isinstance(feature, dict) or "geometry" not in feature:
                 raise SchemaError(where, f"expected a Feature with a geometry, got {describe(feature)}")
-            geom = _geometry(feature["geometry"], key(where, "geometry"), lonlat)
+            geom = _geometry(feature["geometry"], key(where, "geometry"), lonlat, null_is_empty)
             if geom is not None:
                 lines.append(geom)
     except SchemaError as exc:
@@ -132,9 +134,11 @@ def parse_lines(data: Any, source: str) -> tuple[list[dict[str, Any]], str]:
     return lines, crs
 
 
-def read_lines(path: Path) -> tuple[list[dict[str, Any]], str]:
+def read_lines(path: Path, null_is_empty: bool = False) -> tuple[list[dict[str, Any]], str]:
     """The (Multi)LineString geometries of a GeoJSON FeatureCollection (2D; empty ones dropped)
-    and their CRS: a legacy ``crs`` member's name, else lon/lat (RFC 7946). The file may take a
+    and their CRS: a legacy ``crs`` member's name, else lon/lat (RFC 7946). ``null_is_empty``: a
+    null geometry is an empty one (dataset labels: GDAL writes SpaceNet's ``LINESTRING EMPTY``, an
+    image without roads, as null), else it is refused (a network to score). The file may take a
     sixteenth of the memory budget (Python's parsed JSON is about ten times its text)."""
     data = load_json(path, str(path), FIX, max_bytes=max(budget_bytes() // 16, 1 << 20))
-    return parse_lines(data, str(path))
+    return parse_lines(data, str(path), null_is_empty)

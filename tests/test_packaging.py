@@ -58,7 +58,7 @@ def test_torch_free_modules_do_not_import_torch() -> None:
     (["info", "sam2ms_nano"], "torch", "sam2ms[train]"),
     (["export", "--ckpt", "x.pt", "-o", "x"], "torch", "sam2ms[train]"),
     (["calibrate", "m.onnx", "-o", "x"], "onnx", "sam2ms[train]"),
-    (["infer", "m.onnx", ".", "-o", "x"], "onnxruntime", "sam2ms[cpu]"),
+    (["infer", "m.onnx", ".", "-o", "x", "--unverified"], "onnxruntime", "sam2ms[cpu]"),
 ])
 def test_missing_library_names_the_extra(tmp_path, args: list[str], blocked: str, extra: str) -> None:
     """On a host without the library (simulated: its import fails), the command says which extra

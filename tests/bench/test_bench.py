@@ -127,7 +127,7 @@ def test_bench_errors(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFi
     odd = tmp_path / "model.xyz"
     odd.write_bytes(b"x")
     for args, msg in [([str(odd)], "unknown model kind"),
-                      ([str(small_onnx), "--iterations", "0"], "--iterations 0"),
+                      ([str(small_onnx), "--iterations", "0"], "'--iterations'"),
                       ([str(small_onnx), "--batch", "0"], "positive integers"),
                       ([str(small_onnx), "--batch", "a,b"], "comma-separated integers"),
                       ([str(small_onnx), "--torch", "fp8"], "--torch fp8"),

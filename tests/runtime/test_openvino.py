@@ -266,8 +266,11 @@ def test_bad_requests(tmp_path: Path) -> None:
         open_model(model, "openvino", precision="fp16")
     with pytest.raises(UsageError, match="ONNX Runtime runs the precision of the model file"):
         open_model(model, "onnxruntime", precision="bf16")
-    with pytest.raises(UsageError, match="takes 64px tiles but 32 was asked for"):
+    with pytest.raises(UsageError, match="was built for 64px tiles"):  # the sidecar says so
         open_model(model, "openvino", tile=32)
+    bare = pixelwise_onnx(tmp_path / "bare.onnx", 64, sidecar=False)
+    with pytest.raises(UsageError, match="takes 64px tiles but 32 was asked for"):  # the graph says so
+        open_model(bare, "openvino", tile=32, unverified=True)
 
 
 def test_auto_exclude_with_openvino_searches_until_openvino_passes_too(int8_deploy: Path,
