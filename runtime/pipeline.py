@@ -77,6 +77,11 @@ class InferOptions:
             raise UsageError(f"--overlap {overlap}: must be in [0, tile={info.tile})")
         if not 0.0 < self.threshold < 1.0:
             raise UsageError(f"--threshold {self.threshold}: must be between 0 and 1")
+        out = Path(self.out).resolve()
+        for folder in input_folders(self.source):
+            if folder.resolve() == out or folder.resolve() in out.parents:
+                raise UsageError(f"-o {self.out}: inside the input folder {folder}, where the outputs would be read "
+                                 "as inputs by the next run; choose an output folder outside it")
         radiometry = self.radiometry or Radiometry.from_dict(info.radiometry)
         return replace(self, overlap=overlap, radiometry=radiometry.validate())
 
@@ -195,11 +200,7 @@ def default_overlap(tile: int) -> int:
 def _plan(opts: InferOptions) -> tuple[list[Input], int, int]:
     """The inputs to run (sub-folders mirrored under ``out``), how many ``resume`` skips, and how
     many temporary files of an interrupted earlier run ``resume`` removed."""
-    out = ensure_writable_dir(opts.out).resolve()
-    for folder in input_folders(opts.source):
-        if folder.resolve() == out or folder.resolve() in out.parents:
-            raise UsageError(f"-o {opts.out}: inside the input folder {folder}, where the outputs would be read as "
-                             "inputs by the next run; choose an output folder outside it")
+    ensure_writable_dir(opts.out)
     inputs = resolve_inputs(opts.source, opts.stac_asset)
     outputs = {i: output_paths(opts.out / i.name, opts.fmt, opts.probabilities) for i in inputs}
     removed = 0
