@@ -368,7 +368,7 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
     """Run over ``opts.source``; returns the JSON summary (``failures`` non-empty -> exit 1)."""
     info = backend.info
     opts = opts.validate(info)
-    with FolderLock(ensure_writable_dir(opts.out)):
+    with FolderLock(ensure_writable_dir(opts.out)) as lock:
         todo, skipped, removed = _plan(opts)
         stats = Stats(skipped=skipped)
         on_start(len(todo))
@@ -380,7 +380,7 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         "model": backend.describe(),
         "input": str(opts.source), "output": str(opts.out),
         "files": stats.files, "skipped_existing": stats.skipped, "removed_temp_files": removed,
-        "failed": len(stats.failures),
+        "stale_lock": lock.stale_holder, "failed": len(stats.failures),
         "tiles": stats.tiles, "empty_windows": stats.empty_windows, "seconds": round(wall, 3),
         "tiles_per_s": stats.tiles / wall if wall else 0.0,
         "input_bytes_per_tile": input_bytes_per_tile(info.input_format, info.tile),

@@ -291,8 +291,8 @@ def run_inference_ray(model: str | Path, opts: InferOptions, ray_opts: RayOption
     returns the single-machine summary plus a ``ray`` section (blocks, actors and their throughput)."""
     ray_opts = ray_opts.validate()
     opts = opts.validate(info)
-    with FolderLock(ensure_writable_dir(opts.out)):
-        return _run_ray(model, opts, ray_opts, info, progress, on_start)
+    with FolderLock(ensure_writable_dir(opts.out)) as lock:
+        return {**_run_ray(model, opts, ray_opts, info, progress, on_start), "stale_lock": lock.stale_holder}
 
 
 def _run_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: ModelInfo,

@@ -27,7 +27,7 @@ class FolderLock:
         self.path = Path(folder) / LOCK_NAME
         self.flag = flag
         self._fd: int | None = None
-        self.stale_holder: str | None = None  # the dead run whose lock was taken over, if any
+        self.stale_holder: str | None = None  # the dead run whose lock file was taken over (the summary says)
 
     def __enter__(self) -> FolderLock:
         while True:

@@ -66,7 +66,9 @@ def test_one_run_per_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture
     (out / LOCK_NAME).write_text("pid 999999999 on a machine that died\n")  # a stale lock: nobody holds it
     code, out_json, err = _infer([model, str(src), "-o", str(out), "--json"], capsys)
     assert code == 0, err
-    assert json.loads(out_json)["files"] == 2 and not (out / LOCK_NAME).exists()
+    summary = json.loads(out_json)
+    assert summary["files"] == 2 and not (out / LOCK_NAME).exists()
+    assert summary["stale_lock"] == "pid 999999999 on a machine that died"
 
 
 _INTERRUPT = """
