@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from sam2ms.artifacts import Sidecar
-from sam2ms.calib.data import TileReader, sample_windows
+from sam2ms.calib.data import TileReader, calibration_images, sample_windows
 from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 from sam2ms.errors import CheckFailed
 from sam2ms.metrics import mask_iou, sigmoid
@@ -118,7 +118,7 @@ def main() -> None:
             result["methods"].append(_calibrate(args, "minmax", True, folder / "auto"))
         else:
             _calibrate(args, "minmax", False, folder / "minmax")
-        calib, held = sample_windows(args.calib_data, tile, [4, min(args.holdout, 4)], seed=0)
+        calib, held = sample_windows(calibration_images(args.calib_data), tile, [4, min(args.holdout, 4)], seed=0)
         # One tile: ORT keeps all calibration outputs in memory (~6 GB per 1024 px Hiera-T tile).
         graphs = _cpu_graphs(args.onnx, folder / "minmax" / "model.int8.onnx", calib[:1], input_format, folder)
         if not args.skip_methods:

@@ -13,7 +13,11 @@ from sam2ms.errors import CheckFailed
 
 def calibrate_command(
     onnx_model: Path = typer.Argument(..., metavar="ONNX", help="The FP32 model.onnx written by sam2ms-export."),
-    calib_data: Optional[Path] = typer.Option(None, help="Folder of tiles or scenes to calibrate on."),
+    calib_data: Optional[Path] = typer.Option(None, help="Folder of tiles or scenes, or a dataset folder, to "
+                                                         "calibrate on (images only: see --layout)."),
+    layout: str = typer.Option("auto", help="How --calib-data is read: auto (a dataset layout where its markers "
+                                            "are, else scenes) | scenes (every raster not named as a label) | "
+                                            "deepglobe | spacenet | massachusetts | folder (their images only)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for model.int8.onnx and its sidecar."),
     calib_method: str = typer.Option("minmax", help="minmax | entropy | percentile"),
     calib_batches: int = typer.Option(8, min=1, help="Calibration batches."),
@@ -44,7 +48,7 @@ def calibrate_command(
     opts = CalibrateOptions(onnx=onnx_model, calib_data=calib_data, out=output, method=calib_method,
                             batches=calib_batches, batch_size=calib_batch_size, holdout=holdout, cache=calib_cache,
                             seed=seed, auto_exclude=auto_exclude, quantizer=quantizer, openvino=openvino,
-                            reduce_range=reduce_range)
+                            reduce_range=reduce_range, layout=layout)
     try:
         summary = run_calibrate(opts, log=lambda m: console.log(m))
     except CheckFailed as exc:

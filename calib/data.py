@@ -9,10 +9,12 @@ seeded; unreadable files are reported and skipped; too few usable tiles is an er
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sam2ms.data.layouts import AUTO, LAYOUTS, detect_layout, layout_images, resolve_layout
 from sam2ms.deps import require
 from sam2ms.errors import UsageError
 from sam2ms.preprocess import model_input
@@ -21,11 +23,66 @@ from sam2ms.rasters import find_inputs, open_scene
 from sam2ms.runtime.scenes import iter_windows
 from sam2ms.runtime.tiling import Grid
 
+SCENES = "scenes"
+#: --layout of calibrate: a dataset layout (its images only), ``auto`` (detected; else scenes), or
+#: ``scenes`` (every raster under the folder is an image, but for the label files named as such).
+CALIB_LAYOUTS = (AUTO, SCENES, *LAYOUTS)
+_LABEL_FOLDERS = ("masks", "labels", "gt", "groundtruth")
+_LABEL_SUFFIXES = ("_mask", "_masks", "_label", "_labels", "_gt")
 
-def sample_windows(source: str | Path, tile: int, counts: list[int], seed: int = 0,
+
+@dataclass(frozen=True)
+class CalibrationImages:
+    """The images calibration samples from, and what was found: the layout and how many label
+    files (masks, centre-lines) were left out."""
+
+    source: Path
+    files: list[Path]
+    layout: str
+    labels_left_out: int
+
+    def describe(self) -> str:
+        what = f"{len(self.files)} images" + (f" of a {self.layout} dataset" if self.layout != SCENES else "")
+        left = f" (its {self.labels_left_out} label files left out)" if self.labels_left_out else ""
+        return f"{what} in {self.source}{left}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"source": str(self.source), "layout": self.layout, "images": len(self.files),
+                "labels_left_out": self.labels_left_out}
+
+
+def is_label_name(path: Path) -> bool:
+    """A file named as a label: under a ``masks``/``labels`` folder (or ``<split>_labels``), or with a
+    stem ending in ``_mask``/``_label``/``_gt``."""
+    folders = [part.lower() for part in path.parent.parts]
+    return any(f in _LABEL_FOLDERS or f.endswith("_labels") for f in folders) or \
+        path.stem.lower().endswith(_LABEL_SUFFIXES)
+
+
+def calibration_images(source: str | Path, layout: str = AUTO) -> CalibrationImages:
+    """The images under ``source`` to calibrate on, never a label: a dataset folder by its layout
+    (the trainer's; ``auto`` detects it), else every raster not named as a label."""
+    source = Path(source)
+    if layout not in CALIB_LAYOUTS:
+        raise UsageError(f"--layout {layout}: use one of {', '.join(CALIB_LAYOUTS)}")
+    found = None
+    if source.is_dir() and layout != SCENES:
+        found = resolve_layout(source, layout) if layout != AUTO else detect_layout(source)
+    if found is not None:
+        files, labels = layout_images(source, found)
+        return CalibrationImages(source, files, found, labels)
+    rasters = find_inputs(source)
+    files = [p for p in rasters if not is_label_name(p)]
+    if not files:
+        raise UsageError(f"{source}: only label files ({len(rasters)}: masks/labels) here; pass the folder of "
+                         "images to calibrate on")
+    return CalibrationImages(source, files, SCENES, len(rasters) - len(files))
+
+
+def sample_windows(images: CalibrationImages, tile: int, counts: list[int], seed: int = 0,
                    on_skip: Callable[[Path, str], None] = lambda p, m: None,
                    radiometry: Radiometry | None = None) -> list[np.ndarray]:
-    """Disjoint seeded samples of uint8 RGB windows (N x T x T x 3), one per entry of
+    """Disjoint seeded samples of uint8 RGB windows (N x T x T x 3) from ``images``, one per entry of
     ``counts`` — e.g. calibration tiles and held-out tiles that never overlap.
 
     Scenes are cut into non-overlapping windows (the last snapped inward) and converted with
@@ -33,7 +90,7 @@ def sample_windows(source: str | Path, tile: int, counts: list[int], seed: int =
     windows: list[tuple[Path, int, int]] = []
     sizes: dict[Path, tuple[int, int]] = {}
     stretches: dict[Path, Stretch] = {}
-    for path in find_inputs(source):
+    for path in images.files:
         try:
             scene = open_scene(path, radiometry, stretches)
         except UsageError as exc:
@@ -48,8 +105,8 @@ def sample_windows(source: str | Path, tile: int, counts: list[int], seed: int =
         scene.close()
     need = sum(counts)
     if len(windows) < need:
-        raise UsageError(f"{source}: {len(windows)} usable {tile}px tiles, {need} needed for calibration; "
-                         "add images or lower --calib-batches")
+        raise UsageError(f"{images.source}: {len(windows)} usable {tile}px tiles in {images.describe()}, {need} "
+                         "needed for calibration; add images or lower --calib-batches")
     order = np.random.default_rng(seed).permutation(len(windows))
     groups, start = [], 0
     for n in counts:

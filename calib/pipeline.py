@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sam2ms.artifacts import Sidecar, read_sidecar, sidecar_path, write_sidecar
+from sam2ms.data.layouts import AUTO
 from sam2ms.digests import sha256_file
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.export.parity import onnxruntime_probabilities, openvino_checks, openvino_failures, openvino_gate
@@ -18,7 +19,7 @@ from sam2ms.progress import progress_bar
 from sam2ms.radiometry import Radiometry
 from sam2ms.roads.score import tile_scores
 
-from .data import TileReader, sample_windows
+from .data import CALIB_LAYOUTS, TileReader, calibration_images, sample_windows
 from .quantize import METHODS, QUANTIZERS, Quantizer, open_quantizer
 from .report import fp32_probabilities, int8_accuracy
 from .sensitivity import layer_units, rank_units, smallest_passing
@@ -44,6 +45,7 @@ class CalibrateOptions:
     progress: bool = True
     openvino: bool = False  # also measure OpenVINO's INT8 on the held-out tiles: the gate its backend reads
     reduce_range: bool = False  # 7-bit weights: no int16 saturation in CPU INT8 kernels without VNNI
+    layout: str = AUTO  # how calib_data is read (calib.data.CALIB_LAYOUTS): images only, never labels
 
     def validate(self) -> CalibrateOptions:
         """The option values alone (the one place method and quantizer names are checked); the
@@ -57,6 +59,8 @@ class CalibrateOptions:
         if self.calib_data is None:
             raise UsageError("--calib-data DIR is required (also with --int8): a folder of tiles or scenes like "
                              "the ones to deploy on")
+        if self.layout not in CALIB_LAYOUTS:
+            raise UsageError(f"--layout {self.layout}: use one of {', '.join(CALIB_LAYOUTS)}")
         return self
 
 
@@ -82,8 +86,9 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
     tile = int(side["tile"])
     count = opts.batches * opts.batch_size
     skipped: list[dict[str, str]] = []
-    log(f"sampling {count} calibration + {opts.holdout} held-out {tile}px tiles from {opts.calib_data}")
-    calib, held = sample_windows(opts.calib_data, tile, [count, opts.holdout], opts.seed,
+    images = calibration_images(opts.calib_data, opts.layout)
+    log(f"sampling {count} calibration + {opts.holdout} held-out {tile}px tiles from {images.describe()}")
+    calib, held = sample_windows(images, tile, [count, opts.holdout], opts.seed,
                                  on_skip=lambda p, m: skipped.append({"file": str(p), "error": m}),
                                  radiometry=Radiometry.from_dict(side.get("radiometry")))
     target = out / "model.int8.onnx"
@@ -117,7 +122,7 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
                                                      opts.progress, openvino_passes)
         log("measuring the road graphs of INT8 against FP32 (APLS, TOPO)")
         report = {**report, **tile_scores(p32, onnxruntime_probabilities(target, held, batch=2)[:, 0])}
-        facts = {**quantizer.facts(kept), "seconds": round(time.perf_counter() - started, 2)}
+        facts = {**quantizer.facts(kept), "data": images.as_dict(), "seconds": round(time.perf_counter() - started, 2)}
     extra: dict[str, Any] = {}
     if opts.openvino:
         log(f"measuring {target.name} on OpenVINO against FP32 on the held-out tiles")

@@ -65,7 +65,9 @@ def export_command(
                                          "stream (TensorRT 10+ and TensorRT-RTX share profiles across contexts); "
                                          "more only for TensorRT 8.x-style runtimes."),
     int8: bool = typer.Option(False, "--int8", help="Also write model.int8.onnx (Q/DQ) and build the plan from it."),
-    calib_data: Optional[Path] = typer.Option(None, help="With --int8: folder of tiles or scenes to calibrate on."),
+    calib_data: Optional[Path] = typer.Option(None, help="With --int8: folder of tiles or scenes, or a dataset "
+                                                         "folder, to calibrate on (images only: see --layout)."),
+    layout: str = typer.Option("auto", help="With --int8: how --calib-data is read (sam2ms calibrate --layout)."),
     calib_method: str = typer.Option("minmax", help="With --int8: minmax | entropy | percentile."),
     calib_batches: int = typer.Option(8, min=1, help="With --int8: calibration batches of 4 tiles."),
     calib_cache: Optional[Path] = typer.Option(None, help="With --int8: calibration cache (JSON), reused when it "
@@ -99,7 +101,7 @@ def export_command(
     calibration = CalibrateOptions(onnx=output / "model.onnx", calib_data=calib_data, out=output,
                                    method=calib_method, batches=calib_batches, cache=calib_cache,
                                    auto_exclude=auto_exclude, quantizer=quantizer,
-                                   reduce_range=reduce_range) if int8 else None
+                                   reduce_range=reduce_range, layout=layout) if int8 else None
     opts = ExportOptions(ckpt=ckpt, out=output, fp16=fp16, tile=tile, input_format=input_format, batch=batch,
                          opset=opset, exporter=exporter, onnx_only=onnx_only, builder=builder,
                          targets=target.split(",") if target else None, workspace=workspace,

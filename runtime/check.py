@@ -3,7 +3,8 @@
 Both run the very same uint8 windows of the inputs (each converted to its model's input format);
 the report gives the parity figures
 (max/mean |Δp|, mask IoU), the engine's F1 and mIoU with the reference's masks as labels, and the
-seconds per tile of each. It fails (exit 3) below the export thresholds for the model's precision.
+seconds per tile of each. It fails (exit 3) below the criteria of the model's precision: the
+export's parity thresholds for FP32/FP16/BF16, the calibration's INT8 targets for INT8.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2ms.artifacts import judge_parity
+from sam2ms.artifacts import judge
 from sam2ms.inputs import resolve_inputs
 from sam2ms.metrics import RoadMetrics, sigmoid
 from sam2ms.preprocess import model_input
@@ -70,7 +71,7 @@ def check_against(engine: Backend, reference: Backend, source: str | Path, *, ov
         return {"tiles": 0, "passed": False, "failures": ["no readable input tiles to compare on"]}
     ref, ref_s = _probabilities(reference, tiles, batch)
     got, got_s = _probabilities(engine, tiles, min(batch, engine.info.max_batch or batch))
-    report: dict[str, Any] = judge_parity(engine.info.precision, ref, got)
+    report: dict[str, Any] = {**judge(engine.info.precision, ref, got), "reference": "pytorch-fp32"}
     acc = RoadMetrics()
     acc.update_batch(got, ref >= 0.5)
     m = acc.compute()

@@ -118,6 +118,16 @@ def judge_int8_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[s
                        "f1_drop": 1.0 - figures["f1"]})
 
 
+def judge(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+    """``candidate`` probabilities judged against FP32 ``reference`` ones by the criteria of the
+    artifact's precision: INT8 by :data:`INT8_TARGETS` (what its calibration promised), float
+    precisions by :data:`PARITY_THRESHOLDS`. Every check of a deployed artifact goes through here
+    (``--check-against``, OpenVINO's gates), so none holds INT8 to a float precision's gate."""
+    if precision == "int8":
+        return judge_int8_agreement(reference, candidate)
+    return judge_parity(precision, reference, candidate)
+
+
 def normalization_record(applied_by: str | None = None) -> dict[str, Any]:
     """How pixels become the model's input, as checkpoints and sidecars record it."""
     record: dict[str, Any] = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input": "RGB / 255"}

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2ms.artifacts import INT8_TARGETS, PARITY_THRESHOLDS, file_in_folder, judge_int8_agreement, judge_parity
+from sam2ms.artifacts import INT8_TARGETS, PARITY_THRESHOLDS, file_in_folder, judge
 from sam2ms.deps import require
 from sam2ms.digests import cache_root, cached_sha256
 from sam2ms.errors import UsageError
@@ -75,12 +75,13 @@ def needs_gate(file_precision: str, run_precision: str) -> bool:
 
 def gate_judge(file_precision: str, reference: np.ndarray) -> Callable[[str, np.ndarray], dict[str, Any]]:
     """How OpenVINO's probabilities (N x 1 x T x T) at a run precision are judged against FP32
-    ``reference`` ones: an INT8 file by the INT8 targets (as its calibration judged ONNX Runtime),
-    a float file by its own parity criteria in FP32 and by FP16's in BF16."""
-    if file_precision == "int8":
-        return lambda run_precision, candidate: judge_int8_agreement(reference[:, 0], candidate[:, 0])
-    return lambda run_precision, candidate: judge_parity(file_precision if run_precision == "fp32" else "bf16",
-                                                          reference, candidate)
+    ``reference`` ones (:func:`sam2ms.artifacts.judge`): an INT8 file by the INT8 targets (as its
+    calibration judged ONNX Runtime), a float file by its own parity criteria in FP32 and by
+    FP16's in BF16."""
+    def verdict(run_precision: str, candidate: np.ndarray) -> dict[str, Any]:
+        precision = file_precision if file_precision == "int8" or run_precision == "fp32" else "bf16"
+        return judge(precision, reference[:, 0], candidate[:, 0])
+    return verdict
 
 
 def reduce_range_hint(weight_bits: int | None) -> str:

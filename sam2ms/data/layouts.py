@@ -27,6 +27,7 @@ from ..rasters import raster_size
 from ..vectors import read_lines
 
 LAYOUTS = ("deepglobe", "spacenet", "massachusetts", "folder")
+AUTO = "auto"  # detect the layout from the folder's own markers (detect_layout)
 DEFAULT_PATCH = 1024
 
 
@@ -194,20 +195,55 @@ _PAIR_FINDERS = {
 }
 
 
+def detect_layout(root: Path) -> str | None:
+    """The layout a dataset folder is in, by its markers: ``images/`` + ``masks/`` (folder; also
+    rasterised SpaceNet), ``*_sat.jpg`` (DeepGlobe), ``PS-RGB/`` or ``RGB-PanSharpen/`` (SpaceNet as
+    released), ``<split>/`` + ``<split>_labels/`` (Massachusetts); None for a folder of plain images."""
+    if (root / "images").is_dir() and (root / "masks").is_dir():
+        return "folder"
+    if next(root.rglob("*_sat.jpg"), None) is not None:
+        return "deepglobe"
+    if any(d.is_dir() for name, _ in SPACENET_RELEASES for d in root.rglob(name)):
+        return "spacenet"
+    if any(d.is_dir() and (root / d.name[: -len("_labels")]).is_dir() for d in root.glob("*_labels")):
+        return "massachusetts"
+    return None
+
+
+def resolve_layout(root: Path, layout: str) -> str:
+    """``layout``, or with ``auto`` the one :func:`detect_layout` finds (a UsageError when none)."""
+    if layout != AUTO:
+        if layout not in LAYOUTS:
+            raise UsageError(f"unknown layout {layout!r}; use {AUTO} or one of {', '.join(LAYOUTS)}")
+        return layout
+    found = detect_layout(root)
+    if found is None:
+        raise UsageError(f"{root}: no dataset layout recognised (images/ + masks/, *_sat.jpg + *_mask.png, "
+                         "SpaceNet's PS-RGB/, Massachusetts' <split>_labels/); pass --layout")
+    return found
+
+
+def layout_images(root: Path, layout: str) -> tuple[list[Path], int]:
+    """The images of a dataset in ``layout`` (never a file the layout calls a label) and the number
+    of label files left out: what calibration samples its tiles from."""
+    pairs = _PAIR_FINDERS[layout](root)
+    return list(dict.fromkeys(image for image, _ in pairs)), len({label for _, label in pairs})
+
+
 def discover(root: str | Path, layout: str, patch: int | None = None,
              road_width: float = DEFAULT_ROAD_WIDTH, radiometry: Radiometry | None = None) -> list[list[Sample]]:
     """All samples of a dataset folder, grouped by source image.
 
-    ``patch`` defaults to 1024 for SpaceNet and Massachusetts (cut like the paper) and to none
+    ``layout`` may be ``auto`` (:func:`resolve_layout`). ``patch`` defaults to 1024 for SpaceNet
+    and Massachusetts (cut like the paper) and to none
     (whole images) for DeepGlobe and plain folders; pass it to force either. ``road_width``
     (metres) widens GeoJSON centre-lines into masks; every image must offer the bands
     ``radiometry`` (default: the default conversion) chooses.
     """
     root = Path(root)
-    if layout not in LAYOUTS:
-        raise UsageError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     if not root.is_dir():
         raise UsageError(f"{root}: data folder not found")
+    layout = resolve_layout(root, layout)
     pairs = _PAIR_FINDERS[layout](root)
     if not pairs:
         raise UsageError(f"{root}: no image/mask pairs found for layout '{layout}'; check --layout "

@@ -13,7 +13,8 @@ from sam2ms.raster_options import BANDS, PERCENTILES, ROAD_WIDTH, SCALE, STATS, 
 
 
 def train(data: Path = typer.Option(..., help="Dataset folder."),
-          layout: str = typer.Option("folder", help="deepglobe | spacenet | massachusetts | folder"),
+          layout: str = typer.Option("auto", help="auto (by the folder's markers) | deepglobe | spacenet | "
+                                                  "massachusetts | folder"),
           model: str = typer.Option("sam2ms_hiera_l", help="Registered model name."),
           sam2_ckpt: Optional[Path] = typer.Option(None, help="Official SAM2/SAM2.1 checkpoint for the trunk."),
           epochs: int = typer.Option(50, min=1), batch: int = typer.Option(2, min=1, help="Per-process batch size."),
@@ -74,7 +75,8 @@ def train(data: Path = typer.Option(..., help="Dataset folder."),
 
 def eval_cmd(ckpt: Path = typer.Option(..., help="sam2ms checkpoint (or the authors' SAM2MS weights)."),
              data: Path = typer.Option(..., help="Dataset folder."),
-             layout: str = typer.Option("folder", help="deepglobe | spacenet | massachusetts | folder"),
+             layout: str = typer.Option("auto", help="auto (by the folder's markers) | deepglobe | spacenet | "
+                                                  "massachusetts | folder"),
              split: str = typer.Option("test", help="test | train | all (the paper's seeded 7:3 split)."),
              model: Optional[str] = typer.Option(None, help="Model name (read from a sam2ms checkpoint)."),
              image_size: Optional[int] = typer.Option(None, min=32, max=16384,

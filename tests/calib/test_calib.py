@@ -9,7 +9,7 @@ import onnx
 import pytest
 from PIL import Image
 
-from sam2ms.calib.data import TileReader, sample_windows
+from sam2ms.calib.data import TileReader, calibration_images, sample_windows
 from sam2ms.calib.quantize import OrtQuantizer
 from sam2ms.calib.sensitivity import layer_units, rank_units, smallest_passing
 from sam2ms.data.synth import render_road_scene
@@ -37,7 +37,7 @@ def calib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def calibration_tiles(source: Path, tile: int, count: int, seed: int = 0, on_skip=lambda p, m: None) -> np.ndarray:
-    return sample_windows(source, tile, [count], seed, on_skip)[0]
+    return sample_windows(calibration_images(source), tile, [count], seed, on_skip)[0]
 
 
 def quantize_int8(fp32: Path, out: Path, *, reader: TileReader | None, method: str = "minmax", tiles: int = 0,
@@ -67,6 +67,40 @@ def test_reader_samples_tiles_and_scenes(calib_dir: Path) -> None:
     assert np.array_equal(next(iter(TileReader(tiles, 6, "uint8").get_next, None))["image"], tiles)
     with pytest.raises(UsageError, match="usable 64px tiles"):
         calibration_tiles(calib_dir, 64, 100)
+
+
+def test_calibration_reads_images_never_labels(tmp_path: Path) -> None:
+    """A dataset folder (the README's DeepGlobe example, sam2ms synth's images/ + masks/) gives its
+    images only; a plain folder leaves out files named as labels; both say what they left out."""
+    from sam2ms.calib.data import calibration_images
+    from sam2ms.data.synth import write_synthetic_dataset
+
+    image, label = render_road_scene(64, 64, np.random.default_rng(0))
+    dg = tmp_path / "dg" / "train"
+    dg.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(image).save(dg / f"{i}_sat.jpg")
+        Image.fromarray(label.astype(np.uint8) * 255).save(dg / f"{i}_mask.png")
+    found = calibration_images(tmp_path / "dg")
+    assert (found.layout, found.labels_left_out) == ("deepglobe", 3)
+    assert sorted(p.name for p in found.files) == ["0_sat.jpg", "1_sat.jpg", "2_sat.jpg"]
+    assert "3 images of a deepglobe dataset" in found.describe() and "3 label files left out" in found.describe()
+    synth = write_synthetic_dataset(tmp_path / "synth", count=4, size=64, seed=1)
+    found = calibration_images(synth)
+    assert (found.layout, len(found.files), found.labels_left_out) == ("folder", 4, 4)
+    assert all(p.parent.name == "images" for p in found.files)
+    plain = tmp_path / "plain"
+    (plain / "masks").mkdir(parents=True)
+    for name in ("a.png", "a_mask.png", "masks/b.png"):
+        Image.fromarray(image).save(plain / name)
+    found = calibration_images(plain)
+    assert (found.layout, [p.name for p in found.files], found.labels_left_out) == ("scenes", ["a.png"], 2)
+    assert [p.name for p in calibration_images(tmp_path / "dg", "scenes").files] == \
+        ["0_sat.jpg", "1_sat.jpg", "2_sat.jpg"]  # *_mask: named as labels
+    with pytest.raises(UsageError, match="layout 'folder' needs"):
+        calibration_images(plain, "folder")
+    with pytest.raises(UsageError, match="--layout cityscapes"):
+        calibration_images(plain, "cityscapes")
 
 
 def test_qdq_placement_cache_and_refusal(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
@@ -157,6 +191,8 @@ def test_calibrate_command(fp32_onnx: Path, calib_dir: Path, tmp_path: Path, cap
     assert 0 <= acc["apls_min"] <= acc["apls"] <= 1  # the INT8 masks' road graphs against FP32's
     assert 0 <= acc["topo_f1"] <= 1 and {"topo_precision", "topo_recall"} <= set(acc)
     assert summary["calibration"]["calibration_tiles"] == 4
+    assert summary["calibration"]["data"] == {"source": str(calib_dir), "layout": "scenes", "images": 3,
+                                              "labels_left_out": 0}
     # The INT8 ONNX runs in the runtime like any other model.
     code, out, err = run_cli(["infer", str(tmp_path / "q" / "model.int8.onnx"), str(calib_dir), "-o",
                               str(tmp_path / "masks"), "--json"], capsys)

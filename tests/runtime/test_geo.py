@@ -102,7 +102,7 @@ def test_uint16_four_band_scene_with_nodata(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_same_bytes_reach_the_model_in_training_calibration_and_runtime(tmp_path: Path) -> None:
-    from sam2ms.calib.data import sample_windows
+    from sam2ms.calib.data import calibration_images, sample_windows
     from sam2ms.data.dataset import load_sample
     from sam2ms.data.layouts import Sample
     from sam2ms.radiometry import Radiometry
@@ -120,7 +120,7 @@ def test_same_bytes_reach_the_model_in_training_calibration_and_runtime(tmp_path
     mask = write_geotiff(tmp_path / "m.tif", np.zeros((1, 128, 192), np.uint8))
     trained, _ = load_sample(Sample(src, mask, (64, 0, 64)), radiometry)
     assert np.array_equal(trained, runtime[(0, 64)])
-    calib = sample_windows(tmp_path / "scenes", TILE, [6], radiometry=radiometry)[0]
+    calib = sample_windows(calibration_images(tmp_path / "scenes"), TILE, [6], radiometry=radiometry)[0]
     assert sorted(t.tobytes() for t in calib) == sorted(t.tobytes() for t in runtime.values())
     assert whole.dtype == np.uint8 and whole.std() > 20  # a real stretch, not a blank
 
@@ -231,7 +231,7 @@ def test_every_kind_of_nodata_gives_the_valid_mask(tmp_path: Path, kind: str) ->
     import rasterio
     from rasterio.enums import ColorInterp
 
-    from sam2ms.calib.data import sample_windows
+    from sam2ms.calib.data import calibration_images, sample_windows
     from sam2ms.rasters import open_scene
 
     rgb, _ = render_road_scene(128, 128, np.random.default_rng(9))
@@ -261,9 +261,9 @@ def test_every_kind_of_nodata_gives_the_valid_mask(tmp_path: Path, kind: str) ->
     assert np.array_equal(image[valid], np.moveaxis(bands, 0, -1)[valid])
     scene.close()
     # calibration leaves the windows without a valid pixel out: 2 of the 4 windows can be drawn
-    assert len(sample_windows(path.parent, TILE, [2])[0]) == 2
+    assert len(sample_windows(calibration_images(path.parent), TILE, [2])[0]) == 2
     with pytest.raises(UsageError, match="2 usable 64px tiles, 3 needed"):
-        sample_windows(path.parent, TILE, [3])
+        sample_windows(calibration_images(path.parent), TILE, [3])
 
 
 def test_mosaic_of_float_tiles_with_nan_nodata(tmp_path: Path) -> None:

@@ -266,3 +266,45 @@ def test_plan_without_gpu_is_a_clear_error(trained_nano: Path, tmp_path: Path, s
     err = _refused([str(tmp_path / "exp" / "engine.plan"), str(scenes), "-o", str(tmp_path / "o")], capsys)
     assert "needs an NVIDIA GPU, but CUDA says:" in err
     assert "cudaError" in err or "cuda-python" in err  # the CUDA error by name, or the missing library
+
+
+class _RedIsRoad:
+    """A lane whose logits say 'road' where the red byte is >= 128; ``drop`` turns red == 128 (1/128
+    of the road pixels) into background: an engine that agrees with the reference at mask IoU 0.992."""
+
+    last_split_ms = None
+
+    def __init__(self, drop: bool) -> None:
+        self.drop = drop
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        red = batch[..., 0].astype(np.float32)
+        logits = (red - 127.5) / 8
+        if self.drop:
+            logits[red == 128] = -1.0
+        return logits[:, None]
+
+
+def test_check_against_judges_int8_by_its_targets(tmp_path: Path) -> None:
+    """A model agreeing with PyTorch at mask IoU 0.992 passes as INT8 (calibration's targets: IoU >= 0.98,
+    F1 drop <= 0.5 points) and fails as FP16 (0.995): the check uses the artifact's own criteria."""
+    from sam2ms.runtime.backends import Backend, ModelInfo
+    from sam2ms.runtime.check import check_against
+
+    class Fixed(Backend):
+        name = "fixed"
+
+        def __init__(self, precision: str, drop: bool) -> None:
+            self.info = ModelInfo("m", "onnx", 64, precision, input_format="uint8")
+            self.lane = _RedIsRoad(drop)
+
+        def lanes(self, count: int) -> list:
+            return [self.lane] * count
+
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (256, 256, 3), np.uint8)).save(tmp_path / "s.png")
+    reports = {p: check_against(Fixed(p, drop=True), Fixed("fp32", drop=False), tmp_path / "s.png", overlap=0,
+                                batch=4, limit=16) for p in ("int8", "fp16")}
+    assert 0.99 < reports["int8"]["mask_iou"] == reports["fp16"]["mask_iou"] < 0.995
+    assert reports["int8"]["passed"] and reports["int8"]["targets"]["min_mask_iou"] == 0.98
+    assert not reports["fp16"]["passed"] and "mask IoU" in reports["fp16"]["failures"][0]
+    assert reports["int8"]["reference"] == reports["fp16"]["reference"] == "pytorch-fp32"
