@@ -78,7 +78,8 @@ def export_command(
     reduce_range: bool = typer.Option(False, "--reduce-range", help="With --int8: 7-bit weights (keeps INT8 "
                                       "accurate on OpenVINO on CPUs without VNNI)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Parity with PyTorch on synthetic tiles."),
-    check_tiles: int = typer.Option(2, min=1, help="Tiles for the parity check."),
+    check_tiles: Optional[int] = typer.Option(None, min=1, help="Tiles for the parity check (default: enough for "
+                                                                "262 144 pixels, at least 2)."),
     openvino: bool = typer.Option(False, "--openvino", help="Also check each ONNX on OpenVINO (extra [openvino]): "
                                   "FP32, BF16 where this CPU has native BF16, and with --int8 OpenVINO's INT8 "
                                   "on the held-out tiles; recorded in the sidecars as the gates its backend reads."),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from sam2ms.artifacts import judge_parity, normalization_record, write_sidecar
+from sam2ms.artifacts import gate_tiles, judge_parity, normalization_record, write_sidecar
 from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 from sam2ms.deps import MissingDependency
 from sam2ms.digests import sha256_file
@@ -48,7 +48,7 @@ class ExportOptions:
     profiles: int = 1
     calibration: CalibrateOptions | None = None
     check: bool = True
-    check_tiles: int = 2
+    check_tiles: int | None = None  # None: parity.gate_tiles(tile), enough pixels for a steady figure
     openvino: bool = False  # also record OpenVINO's gates (FP32; BF16 where native; INT8) in the sidecars
     seed: int = 0
     model: str | None = None
@@ -72,7 +72,7 @@ class ExportOptions:
             raise UsageError(f"--tile {self.tile}: must be a positive multiple of {STRIDE}")
         if self.input_format not in INPUT_FORMATS:
             raise UsageError(f"--input {self.input_format}: use one of {', '.join(INPUT_FORMATS)}")
-        if self.check_tiles < 1:
+        if self.check_tiles is not None and self.check_tiles < 1:
             raise UsageError("--check-tiles must be at least 1")
         if self.openvino and not self.check:
             raise UsageError("--openvino measures OpenVINO's parity with PyTorch, which --no-check skips; drop one")
@@ -143,8 +143,9 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
 
     reference = tiles = None
     if opts.check:
-        log(f"checking parity with PyTorch on {opts.check_tiles} synthetic tiles")
-        tiles = parity_tiles(opts.tile, opts.check_tiles, opts.seed)
+        count = opts.check_tiles or gate_tiles(opts.tile)
+        log(f"checking parity with PyTorch on {count} synthetic tiles")
+        tiles = parity_tiles(opts.tile, count, opts.seed)
         reference = torch_probabilities(model, tiles)
     parities: dict[str, dict[str, Any]] = {}
     for precision, path, seconds in onnx_files:

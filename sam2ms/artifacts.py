@@ -18,7 +18,7 @@ numpy only: deployment hosts import this.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from .deps import TENSORRT_FLAVOURS
 from .digests import cached_sha256
 from .errors import UsageError
 from .fileio import write_json
-from .metrics import agreement, probability_parity
+from .metrics import THRESHOLD, agreement, mask_iou, probability_parity
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS, MAX_TILE
 from .radiometry import STRETCHES
 from .schema import (
@@ -57,18 +57,39 @@ SIDECAR_VERSION = 1
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Parity pass criteria for one precision against the PyTorch FP32 reference."""
+    """Parity pass criteria for one precision against the PyTorch FP32 reference.
+
+    ``decisive_margin``: masks are compared only where the reference is decided, ``|p - 0.5| >=``
+    the margin. A reduced float precision (FP16, BF16: 10 and 7 mantissa bits) moves probabilities by
+    a few hundredths at most, so it flips exactly the pixels the FP32 model itself was unsure of:
+    on the demo model in BF16 every one of the 236 flipped pixels (of 50 574 road pixels, mask IoU
+    0.9953 over all pixels) had an FP32 probability within 0.036 of 0.5 (benchmarks/RESULTS.md).
+    A cut on all pixels then measures how undecided the model is, not the precision's error, and
+    refused models that agree everywhere they are sure. ``max_abs_p999`` bounds the 99.9th
+    percentile of ``|Δp|`` (what could move a decided pixel: an overflow, a wrong LayerNorm)."""
 
     max_abs: float | None
     min_mask_iou: float
+    decisive_margin: float = 0.0
+    max_abs_p999: float | None = None
 
 
 #: Parity of an exported graph (ONNX Runtime) or a deployed model (``--check-against``) with PyTorch.
 PARITY_THRESHOLDS = {
     "fp32": Thresholds(max_abs=1e-4, min_mask_iou=0.999),
-    "fp16": Thresholds(max_abs=None, min_mask_iou=0.995),
-    "bf16": Thresholds(max_abs=None, min_mask_iou=0.995),  # OpenVINO's BF16 inference: FP16's gate
+    "fp16": Thresholds(max_abs=None, min_mask_iou=0.999, decisive_margin=0.05, max_abs_p999=0.05),
+    "bf16": Thresholds(max_abs=None, min_mask_iou=0.999, decisive_margin=0.05, max_abs_p999=0.05),  # OpenVINO
 }
+#: Pixels a parity check or accuracy gate is measured on at least (2^18: four 256² tiles).
+GATE_PIXELS = 1 << 18
+
+
+def gate_tiles(tile: int) -> int:
+    """The default number of parity tiles of ``tile`` pixels a side (the export's check, the gates
+    measured at load): enough for :data:`GATE_PIXELS`, at least 2 (1024²: 2, 256²: 4, 64²: 64)."""
+    return max(2, -(-GATE_PIXELS // (tile * tile)))
+
+
 #: INT8 against FP32 on held-out tiles (calibration's report).
 INT8_TARGETS = {"min_mask_iou": 0.98, "max_f1_drop": 0.005}
 
@@ -84,16 +105,25 @@ CHECKS = {
 
 def judge_parity(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
     """Parity figures of ``candidate`` probabilities against ``reference`` and the verdict against
-    :data:`PARITY_THRESHOLDS` (an INT8 or unknown precision is held to the FP16 criteria)."""
+    :data:`PARITY_THRESHOLDS` (an unknown precision is held to the FP16 criteria). ``mask_iou`` is
+    over all pixels (reported); the verdict reads ``decisive_mask_iou`` (see :class:`Thresholds`)."""
     figures: dict[str, Any] = dict(probability_parity(reference, candidate))
     limits = PARITY_THRESHOLDS.get(precision, PARITY_THRESHOLDS["fp16"])
+    ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    decided = np.abs(ref - THRESHOLD) >= limits.decisive_margin
+    figures["p999_abs"] = float(np.quantile(np.abs(ref - cand), 0.999))
+    figures["undecided_fraction"] = float(1.0 - decided.mean())
+    figures["decisive_mask_iou"] = mask_iou((ref >= THRESHOLD) & decided, (cand >= THRESHOLD) & decided)
     failures = []
     if limits.max_abs is not None and figures["max_abs"] > limits.max_abs:
         failures.append(f"max abs diff {figures['max_abs']:.3g} > {limits.max_abs:g}")
-    if figures["mask_iou"] < limits.min_mask_iou:
-        failures.append(f"mask IoU {figures['mask_iou']:.5f} < {limits.min_mask_iou}")
-    figures.update({"reference": "pytorch-fp32", "tiles": int(len(reference)),
-                    "thresholds": {"max_abs": limits.max_abs, "min_mask_iou": limits.min_mask_iou},
+    if limits.max_abs_p999 is not None and figures["p999_abs"] > limits.max_abs_p999:
+        failures.append(f"99.9th percentile of |dp| {figures['p999_abs']:.3g} > {limits.max_abs_p999:g}")
+    if figures["decisive_mask_iou"] < limits.min_mask_iou:
+        where = f" where the reference is decided (|p - 0.5| >= {limits.decisive_margin:g})" \
+            if limits.decisive_margin else ""
+        failures.append(f"mask IoU{where} {figures['decisive_mask_iou']:.5f} < {limits.min_mask_iou}")
+    figures.update({"reference": "pytorch-fp32", "tiles": int(len(reference)), "thresholds": asdict(limits),
                     "passed": not failures, "failures": failures})
     return figures
 

@@ -23,6 +23,7 @@ import numpy as np
 import typer
 
 from .console import JSON_HELP, emit, metric_rows, needs
+from .errors import CheckFailed
 from .fileio import save_png, write_json
 
 DEMO_MODEL = "sam2ms_nano"
@@ -91,8 +92,22 @@ def run_demo(out: Path, *, count: int = 120, size: int = 256, epochs: int = 10, 
     summary["scene"] = _infer_scene(out, out / "export" / "model.onnx", run / "best.pt", size, seed)
     summary["bench"] = _benchmark(out, summary["export"], run / "best.pt")
     summary["table"] = summary_table(summary)
+    summary["failures"] = demo_failures(summary)
     write_json(out / "summary.json", summary)
     return summary
+
+
+def demo_failures(summary: dict[str, Any]) -> list[str]:
+    """Every check of the run that failed, one line each: the export's (parity, INT8 target,
+    OpenVINO's gates), the scene's check against PyTorch, and each benchmark row whose checks
+    failed (a path the runtime would refuse)."""
+    failures = [summary["export"]["failure"]] if summary["export"].get("failure") else []
+    check = summary["scene"]["check"]
+    if not check["passed"]:
+        failures.append("scene check against PyTorch: " + "; ".join(check["failures"]))
+    failures += [f"{r['subject']} at batch {r['batch']}: its checks failed, the runtime refuses it"
+                 for r in summary["bench"]["rows"] if r.get("checks_passed") is False]
+    return failures
 
 
 def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) -> dict[str, Any]:
@@ -159,13 +174,16 @@ def _benchmark(out: Path, export: dict[str, Any], ckpt: Path) -> dict[str, Any]:
 
 def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per artifact and the PyTorch reference: size, agreement with PyTorch FP32, and
-    speed at the demo batch (also as a ratio to PyTorch)."""
+    speed at the demo batch (also as a ratio to PyTorch); rows whose checks failed are marked as
+    in ``bench.md``."""
+    from .bench.report import row_label
+
     speed = {r["subject"]: r for r in summary["bench"]["rows"] if r["batch"] == DEMO_BATCH}
     rows = []
     for name, r in speed.items():
         file = name.split(" (")[0]  # "model.onnx (openvino fp32)" runs model.onnx
         art = next((a for a in summary["export"]["artifacts"] if Path(a["artifact"]).name == file), None)
-        rows.append({"artifact": name, "precision": r["precision"], "backend": r["backend"],
+        rows.append({"artifact": row_label(r), "precision": r["precision"], "backend": r["backend"],
                      "megabytes": None if art is None else round(art["bytes"] / 2**20, 1),
                      "mask_iou_vs_pytorch": round(r["accuracy"]["mask_iou"], 4),
                      "tiles_per_s": round(r["throughput"]["tiles_per_s"], 2),
@@ -238,7 +256,15 @@ def demo_command(output: Path = typer.Option(Path("demo_run"), "-o", "--output",
     summary = run_demo(output, count=count, size=size, epochs=epochs, seed=seed, progress=not quiet)
     if as_json:
         emit(summary, True)
-        return
+    else:
+        _print_text(output, summary)
+    if summary["failures"]:
+        raise CheckFailed(f"{len(summary['failures'])} check(s) failed (listed above; {output}/summary.json has the "
+                          "figures)", summary)
+
+
+def _print_text(output: Path, summary: dict[str, Any]) -> None:
+    """The demo's report for people: its figures, its closing table, then every failed check."""
     q = next((a["accuracy_vs_fp32"] for a in summary["export"]["artifacts"] if a.get("accuracy_vs_fp32")), None)
     scene, check = summary["scene"], summary["scene"]["check"]
     rows = [("output", str(output)), ("train seconds", str(summary["train_seconds"]))]
@@ -263,6 +289,8 @@ def demo_command(output: Path = typer.Option(Path("demo_run"), "-o", "--output",
              ("benchmark", f"{summary['bench']['report']} ({summary['bench']['markdown']})")]
     emit(summary, False, rows)
     _print_summary_table(summary["table"])
+    for failure in summary["failures"]:
+        typer.echo(f"FAILED: {failure}", err=True)
 
 
 def _print_summary_table(rows: list[dict[str, Any]]) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2ms.artifacts import INT8_TARGETS, PARITY_THRESHOLDS, file_in_folder, judge
+from sam2ms.artifacts import INT8_TARGETS, PARITY_THRESHOLDS, file_in_folder, gate_tiles, judge
 from sam2ms.deps import require
 from sam2ms.digests import cache_root, cached_sha256
 from sam2ms.errors import UsageError
@@ -40,7 +40,6 @@ from sam2ms.preprocess import input_format_of, tile_of_shape
 from .base import Backend, Lane, ModelInfo, cpu_has_vnni, reconcile_graph
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
-GATE_TILES = 2  # parity tiles for a gate measured at load (the export's default count)
 DEVICES = ("CPU", "GPU", "NPU")
 
 
@@ -213,7 +212,7 @@ class OpenVinoBackend(Backend):
         criteria on a machine: it is kept beside the compiled models (``CACHE_DIR``)."""
         criteria = dict(INT8_TARGETS) if self.file_precision == "int8" else asdict(PARITY_THRESHOLDS["bf16"])
         key = {"sha256": self.info.sidecar.get("sha256") or cached_sha256(self.path), "precision": self.precision,
-               "openvino": _ov().__version__, "device": self.device_name(), "tiles": GATE_TILES,
+               "openvino": _ov().__version__, "device": self.device_name(), "tiles": gate_tiles(self.info.tile),
                "criteria": criteria}
         where = self.cache / "gates" / f"{key['sha256']}.{self.precision}.json" if self.cache else None
         try:
@@ -240,7 +239,7 @@ class OpenVinoBackend(Backend):
             raise UsageError(f"{self.path}: OpenVINO's INT8 accuracy on this file is unrecorded and cannot be measured "
                              f"here ({why}); record it with `sam2ms calibrate --openvino` (or sam2ms-export --int8 "
                              "--openvino), or run it with --backend onnxruntime")
-        tiles = parity_tiles(self.info.tile, GATE_TILES)
+        tiles = parity_tiles(self.info.tile, gate_tiles(self.info.tile))  # as many as the export's check
         info = ModelInfo(str(reference_path), "onnx", self.info.tile, "fp32", input_format=self.info.input_format)
         with OpenVinoBackend(reference_path, info, threads=self.threads, device=self.device) as fp32:
             reference = fp32.probabilities(tiles)

@@ -49,6 +49,13 @@ def _times(ratio: dict[str, Any] | None) -> str:
     return "—" if ratio is None else f"{ratio['throughput']:.2f}"
 
 
+
+def row_label(row: dict[str, Any]) -> str:
+    """A row's subject as every table prints it: marked where its checks failed (the artifact's own
+    export or calibration checks, or the gate its backend measured), so no table shows a refused
+    path as if it could be deployed."""
+    return row["subject"] + (" (checks FAILED)" if row.get("checks_passed") is False else "")
+
 def markdown(report: dict[str, Any]) -> str:
     """One table row per measurement: throughput against the best PyTorch row of its batch (the
     headline) and against eager FP32, the FLOP rate and its fraction of the device's peak."""
@@ -60,7 +67,7 @@ def markdown(report: dict[str, Any]) -> str:
         lat, thr, acc = r["latency_ms"], r["throughput"], r["accuracy"]
         util = "—" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"
         rate = "—" if r.get("gflops_per_s") is None else f"{r['gflops_per_s']:.1f}"
-        name = r["subject"] + (" (checks FAILED)" if r.get("checks_passed") is False else "")
+        name = row_label(r)
         if r.get("vs_best_pytorch"):
             best.add(r["vs_best_pytorch"]["subject"])
         lines.append(f"| {name} | {r['backend']} | {r['precision']} | {r['batch']} | {r['streams']} | "

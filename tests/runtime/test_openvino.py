@@ -122,7 +122,7 @@ def test_bf16_plumbing_with_a_stand_in_capability(int8_export: Path, tmp_path: P
     record = openvino_checks(onnx_path, "fp32", tiles, onnxruntime_probabilities(onnx_path, tiles))  # the export's
     recorded = record["bf16"]
     assert recorded["passed"] and recorded["measured_by"] == "export"
-    assert recorded["thresholds"]["min_mask_iou"] == 0.995  # FP16's criteria
+    assert recorded["thresholds"]["decisive_margin"] == 0.05 and recorded["decisive_mask_iou"] >= 0.999  # FP16's
     sidecar = json.loads(Path(f"{onnx_path}.json").read_text())
     write_json(Path(f"{onnx_path}.json"), {**sidecar, "openvino": record})
     with open_model(onnx_path, "openvino", precision="bf16") as backend:
@@ -130,7 +130,7 @@ def test_bf16_plumbing_with_a_stand_in_capability(int8_export: Path, tmp_path: P
         described = backend.describe()
     assert described["accuracy_gate"] == recorded and described["precision"] == "bf16"
     assert described["executed_precision"] == ("bf16" if NATIVE_BF16 else "f32")  # what OpenVINO really ran
-    bare = pixelwise_onnx(tmp_path / "px.onnx", 64)  # no sidecar: measured at load, then cached
+    bare = pixelwise_onnx(tmp_path / "px.onnx", 64)  # no gate recorded in its sidecar: measured at load, cached
     with open_model(bare, "openvino", precision="bf16") as backend:
         assert backend.accuracy_gate["reference"] == "openvino-fp32 of px.onnx" and backend.accuracy_gate["passed"]
     assert len(list((_cache / "gates").glob("*.bf16.json"))) == 1
@@ -226,7 +226,7 @@ def test_int8_gate_recorded_by_calibration_or_measured_at_load(int8_deploy: Path
     with open_model(int8_deploy, "openvino") as backend:
         gate = backend.accuracy_gate
     assert gate["measured_by"] == "runtime" and gate["reference"] == "openvino-fp32 of model.onnx"
-    assert gate["tiles"] == 2 and gate["passed"] and len(list((_cache / "gates").iterdir())) == 1
+    assert gate["tiles"] == 64 and gate["passed"] and len(list((_cache / "gates").iterdir())) == 1  # 2^18 px
     with open_model(int8_deploy, "openvino") as backend:
         assert backend.accuracy_gate == gate  # from the cache
     monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 1.01)  # other criteria: measured again, refused
