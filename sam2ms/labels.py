@@ -58,7 +58,7 @@ def rasterize_roads(path: Path, height: int, width: int, transform: Any, crs: An
     from rasterio.warp import transform_geom
     from scipy.ndimage import distance_transform_edt
 
-    lines, lines_crs = read_lines(path, null_is_empty=True)
+    lines, lines_crs = read_lines(path, labels=True)
     if not lines:
         return np.zeros((height, width), bool)
     try:

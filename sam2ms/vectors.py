@@ -25,6 +25,9 @@ from .schema import SchemaError, describe, key, load_json, record, string
 LINE_TYPES = ("LineString", "MultiLineString")
 SKIPPED_TYPES = ("Point", "MultiPoint")  # graph nodes beside the edges
 LONLAT = "EPSG:4326"  # RFC 7946: GeoJSON without a crs member is WGS 84 lon/lat
+#: A foreign member (RFC 7946 §6.1) our writer adds to a graph of a scene without georeference:
+#: its coordinates are pixels (column, row), not lon/lat, and are scored as such.
+PIXELS_MEMBER = "pixel_coordinates"
 #: The largest coordinate in a projected CRS or in pixels: beyond every Earth-sized projection.
 MAX_PROJECTED = 1e9
 _LONLAT_NAMES = {"EPSG:4326", "OGC:CRS84", "urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84",
@@ -109,24 +112,32 @@ _CRS_MEMBER = record({"type": string(), "properties": record({"name": check_crs_
                                                              other=lambda v, w: v)}, required=("properties",))
 
 
-def parse_lines(data: Any, source: str, null_is_empty: bool = False) -> tuple[list[dict[str, Any]], str]:
+def parse_lines(data: Any, source: str, labels: bool = False) -> tuple[list[dict[str, Any]], str | None]:
     """The road geometries of a parsed GeoJSON document (see :func:`read_lines`)."""
     try:
         if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
             raise SchemaError("type", f"expected a GeoJSON FeatureCollection, got {describe(data)}")
-        crs = LONLAT
-        if data.get("crs") is not None:
+        crs: str | None = LONLAT
+        if data.get(PIXELS_MEMBER) is not None:
+            if data[PIXELS_MEMBER] is not True or data.get("crs") is not None:
+                raise SchemaError(PIXELS_MEMBER, f"expected true, and no crs member beside it, got "
+                                                 f"{describe(data[PIXELS_MEMBER])}")
+            if labels:
+                raise SchemaError(PIXELS_MEMBER, "centre-lines in pixel coordinates; dataset labels must be "
+                                                 "georeferenced (a crs member, or lon/lat)")
+            crs = None
+        elif data.get("crs") is not None:
             crs = _CRS_MEMBER(data["crs"], "crs")["properties"]["name"]
         features = data.get("features")
         if not isinstance(features, list):
             raise SchemaError("features", f"expected a list of features, got {describe(features)}")
-        lonlat = is_lonlat(crs)
+        lonlat = crs is not None and is_lonlat(crs)
         lines = []
         for i, feature in enumerate(features):
             where = f"feature {i}"
             if not isinstance(feature, dict) or "geometry" not in feature:
                 raise SchemaError(where, f"expected a Feature with a geometry, got {describe(feature)}")
-            geom = _geometry(feature["geometry"], key(where, "geometry"), lonlat, null_is_empty)
+            geom = _geometry(feature["geometry"], key(where, "geometry"), lonlat, null_is_empty=labels)
             if geom is not None:
                 lines.append(geom)
     except SchemaError as exc:
@@ -134,11 +145,13 @@ def parse_lines(data: Any, source: str, null_is_empty: bool = False) -> tuple[li
     return lines, crs
 
 
-def read_lines(path: Path, null_is_empty: bool = False) -> tuple[list[dict[str, Any]], str]:
+def read_lines(path: Path, labels: bool = False) -> tuple[list[dict[str, Any]], str | None]:
     """The (Multi)LineString geometries of a GeoJSON FeatureCollection (2D; empty ones dropped)
-    and their CRS: a legacy ``crs`` member's name, else lon/lat (RFC 7946). ``null_is_empty``: a
-    null geometry is an empty one (dataset labels: GDAL writes SpaceNet's ``LINESTRING EMPTY``, an
-    image without roads, as null), else it is refused (a network to score). The file may take a
-    sixteenth of the memory budget (Python's parsed JSON is about ten times its text)."""
+    and their CRS: a legacy ``crs`` member's name, None for a graph in pixel coordinates
+    (:data:`PIXELS_MEMBER`), else lon/lat (RFC 7946). ``labels``: a dataset's centre-lines, where a
+    null geometry is an empty one (GDAL writes SpaceNet's ``LINESTRING EMPTY``, an image without
+    roads, as null) and pixel coordinates are refused; else (a network to score) a null geometry is
+    refused. The file may take a sixteenth of the memory budget (Python's parsed JSON is about ten
+    times its text)."""
     data = load_json(path, str(path), FIX, max_bytes=max(budget_bytes() // 16, 1 << 20))
-    return parse_lines(data, str(path), null_is_empty)
+    return parse_lines(data, str(path), labels)

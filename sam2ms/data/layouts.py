@@ -60,7 +60,7 @@ def patch_origins(length: int, patch: int) -> list[int]:
 def _check_pair(image: Path, mask: Path, radiometry: Radiometry) -> tuple[int, int]:
     w, h = raster_size(image, radiometry)
     if mask.suffix.lower() in VECTOR_SUFFIXES:
-        read_lines(mask, null_is_empty=True)
+        read_lines(mask, labels=True)
         return w, h
     msize = raster_size(mask)
     if msize != (w, h):

@@ -27,7 +27,7 @@ from sam2ms.errors import UsageError
 from sam2ms.fileio import atomic_write, write_json
 from sam2ms.memory import budget_bytes, human_bytes
 from sam2ms.schema import SchemaError
-from sam2ms.vectors import check_crs_name, check_line, check_position, is_lonlat, read_lines
+from sam2ms.vectors import PIXELS_MEMBER, check_crs_name, check_line, check_position, is_lonlat, read_lines
 
 from . import geometry
 from .lines import lines_to_graph
@@ -49,6 +49,8 @@ def graph_to_geojson(graph: Any, crs: Any = None) -> dict[str, Any]:
     collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
     if crs is not None:
         collection["crs"] = {"type": "name", "properties": {"name": str(crs)}}
+    else:  # a scene without georeference: say so, or readers take the pixels for lon/lat
+        collection[PIXELS_MEMBER] = True
     return collection
 
 
@@ -73,7 +75,7 @@ def _wkt(coords: np.ndarray) -> str:
 
 def read_graph(path: Path) -> tuple[Any, Any]:
     """(graph, CRS) of a GeoJSON or GraphML road network; GeoJSON without a ``crs`` member is
-    lon/lat (RFC 7946)."""
+    lon/lat (RFC 7946); a graph written without georeference has CRS None (pixel coordinates)."""
     if not path.is_file():
         raise UsageError(f"{path}: not found; pass a GeoJSON or GraphML road network")
     if path.suffix.lower() == ".graphml":

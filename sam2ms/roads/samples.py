@@ -43,7 +43,7 @@ def _label_lines_in_pixels(sample: Sample, transform: Any, crs: Any) -> list[np.
     from rasterio.crs import CRS
     from rasterio.warp import transform_geom
 
-    shapes, lines_crs = read_lines(sample.mask, null_is_empty=True)
+    shapes, lines_crs = read_lines(sample.mask, labels=True)
     if crs != CRS.from_user_input(lines_crs):
         shapes = [transform_geom(lines_crs, crs, g) for g in shapes]
     inverse = ~transform

@@ -122,3 +122,31 @@ def test_graph_command_reads_a_large_mask_by_blocks(tmp_path: Path, capsys: pyte
     assert summaries[0]["edges"] == summaries[1]["edges"] > 100 and summaries[0]["nodes"] == summaries[1]["nodes"]
     assert summaries[0]["length_m"] == pytest.approx(summaries[1]["length_m"], rel=1e-3)  # border midpoints
     assert summaries[0]["length_m"] > 2000  # 0.5 m pixels: lengths in metres, not pixels
+
+
+def test_pixel_space_graphs_are_scored_in_pixels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A scene without georeference gives graphs in pixel coordinates, marked as such in GeoJSON
+    (``pixel_coordinates``; GraphML: no crs): sam2ms apls scores two of them in pixels, whatever
+    their format, instead of reading [289.8, 168.8] as longitude/latitude."""
+    from PIL import Image
+    from pixelwise import pixelwise_onnx
+
+    img = np.empty((100, 700, 3), np.uint8)
+    img[:] = LAND
+    img[45:55, 5:695] = ROAD
+    (tmp_path / "in").mkdir()
+    Image.fromarray(img).save(tmp_path / "in" / "scene.png")
+    model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
+    for fmt in ("geojson", "graphml"):
+        code, _, err = run_cli(["infer", model, str(tmp_path / "in"), "-o", str(tmp_path / fmt), "--format", fmt,
+                                "--quiet"], capsys)
+        assert code == 0, err
+    gj = tmp_path / "geojson" / "scene.graph.geojson"
+    doc = json.loads(gj.read_text())
+    assert doc["pixel_coordinates"] is True and "crs" not in doc
+    for other in (gj, tmp_path / "graphml" / "scene.graph.graphml"):
+        code, out, err = run_cli(["apls", str(gj), str(other), "--json"], capsys)
+        assert code == 0 and "Traceback" not in err, err
+        assert json.loads(out)["apls"] == pytest.approx(1.0)
+    code, _, err = run_cli(["apls", str(gj), str(_lonlat_grid(tmp_path / "lonlat.geojson"))], capsys)
+    assert code == 2 and "no CRS while the other network has one" in err

@@ -85,6 +85,17 @@ def test_graphml_positions_are_checked(tmp_path: Path, capsys: pytest.CaptureFix
         assert code == 2 and message in err and "Traceback" not in err, err
 
 
+def test_dataset_labels_must_be_georeferenced(tmp_path: Path) -> None:
+    from sam2ms.vectors import read_lines
+
+    pixels = _collection(tmp_path / "px.geojson", ROAD, pixel_coordinates=True)
+    assert read_lines(pixels)[1] is None  # a network to score: fine, in pixels
+    with pytest.raises(UsageError, match="pixel_coordinates: centre-lines in pixel coordinates"):
+        read_lines(pixels, labels=True)
+    with pytest.raises(UsageError, match="pixel_coordinates: expected true"):
+        read_lines(_collection(tmp_path / "bad.geojson", ROAD, pixel_coordinates="yes"))
+
+
 JSON = json_values(allow_nan=True, max_leaves=24)
 POSITION = st.lists(st.floats() | st.integers() | st.booleans() | st.text(max_size=3), min_size=0, max_size=4)
 GEOMETRY = st.fixed_dictionaries({
@@ -94,7 +105,7 @@ DOCUMENT = st.fixed_dictionaries(
     {"type": st.just("FeatureCollection") | JSON,
      "features": st.lists(st.fixed_dictionaries({"type": st.just("Feature"), "geometry": GEOMETRY | JSON}) | JSON,
                           max_size=4) | JSON},
-    optional={"crs": JSON | st.fixed_dictionaries({"type": st.just("name"), "properties": st.fixed_dictionaries(
+    optional={"pixel_coordinates": st.booleans() | JSON, "crs": JSON | st.fixed_dictionaries({"type": st.just("name"), "properties": st.fixed_dictionaries(
         {"name": st.sampled_from(["EPSG:4326", "EPSG:32633", "/tmp/x", "EPSG:nope"]) | JSON})})})
 
 
@@ -104,7 +115,7 @@ def test_any_json_is_lines_or_a_usage_error(document: object) -> None:
         lines, crs = parse_lines(document, "fuzz.geojson")
     except UsageError:
         return
-    assert isinstance(crs, str)
+    assert crs is None or isinstance(crs, str)  # None: a graph in pixel coordinates
     for line in lines:
         parts = [line["coordinates"]] if line["type"] == "LineString" else line["coordinates"]
         assert all(len(part) >= 2 and all(len(p) == 2 and all(abs(v) <= 1e9 for v in p) for p in part)
