@@ -25,7 +25,7 @@ from sam2ms.runtime.tiling import Grid
 
 SCENES = "scenes"
 #: --layout of calibrate: a dataset layout (its images only), ``auto`` (detected; else scenes), or
-#: ``scenes`` (every raster under the folder is an image, but for the label files named as such).
+#: ``scenes`` (every raster under the folder is an image, but for labels paired with one by name).
 CALIB_LAYOUTS = (AUTO, SCENES, *LAYOUTS)
 _LABEL_FOLDERS = ("masks", "labels", "gt", "groundtruth")
 _LABEL_SUFFIXES = ("_mask", "_masks", "_label", "_labels", "_gt")
@@ -42,7 +42,7 @@ class CalibrationImages:
     labels_left_out: int
 
     def describe(self) -> str:
-        what = f"{len(self.files)} images" + (f" of a {self.layout} dataset" if self.layout != SCENES else "")
+        what = f"{len(self.files)} image(s)" + (f" of a {self.layout} dataset" if self.layout != SCENES else "")
         left = f" (its {self.labels_left_out} label files left out)" if self.labels_left_out else ""
         return f"{what} in {self.source}{left}"
 
@@ -51,17 +51,31 @@ class CalibrationImages:
                 "labels_left_out": self.labels_left_out}
 
 
-def is_label_name(path: Path) -> bool:
-    """A file named as a label: under a ``masks``/``labels`` folder (or ``<split>_labels``), or with a
-    stem ending in ``_mask``/``_label``/``_gt``."""
-    folders = [part.lower() for part in path.parent.parts]
-    return any(f in _LABEL_FOLDERS or f.endswith("_labels") for f in folders) or \
-        path.stem.lower().endswith(_LABEL_SUFFIXES)
+def is_paired_label(path: Path, rasters: set[Path], root: Path) -> bool:
+    """A raster that names itself the label of another one among ``rasters``: ``x_mask.png`` (or
+    ``_label``, ``_gt``) beside an ``x*`` image, or a file in a ``masks``/``labels``/``gt`` folder
+    beside an ``images`` folder (``<split>_labels`` beside ``<split>``). Names alone decide nothing:
+    ``internal_mask.tif`` with no ``internal*`` beside it is an image. Only folders under ``root``
+    (the folder given) count."""
+    stem = path.stem.lower()
+    for suffix in _LABEL_SUFFIXES:
+        prefix = stem[: -len(suffix)] if stem.endswith(suffix) else None
+        if prefix and any(p.parent == path.parent and p != path and p.stem.lower().startswith(prefix) and
+                          not p.stem.lower().endswith(_LABEL_SUFFIXES) for p in rasters):
+            return True
+    for folder in (f for f in (path.parent, *path.parent.parents) if root in f.parents):
+        name = folder.name.lower()
+        if name in _LABEL_FOLDERS and (folder.parent / "images").is_dir():
+            return True
+        if name.endswith("_labels") and (folder.parent / folder.name[: -len("_labels")]).is_dir():
+            return True
+    return False
 
 
 def calibration_images(source: str | Path, layout: str = AUTO) -> CalibrationImages:
     """The images under ``source`` to calibrate on, never a label: a dataset folder by its layout
-    (the trainer's; ``auto`` detects it), else every raster not named as a label."""
+    (the trainer's; ``auto`` detects it), else every raster but the labels paired with another by
+    name (:func:`is_paired_label`)."""
     source = Path(source)
     if layout not in CALIB_LAYOUTS:
         raise UsageError(f"--layout {layout}: use one of {', '.join(CALIB_LAYOUTS)}")
@@ -72,7 +86,8 @@ def calibration_images(source: str | Path, layout: str = AUTO) -> CalibrationIma
         files, labels = layout_images(source, found)
         return CalibrationImages(source, files, found, labels)
     rasters = find_inputs(source)
-    files = [p for p in rasters if not is_label_name(p)]
+    every = set(rasters)
+    files = [p for p in rasters if not is_paired_label(p, every, source)]
     if not files:
         raise UsageError(f"{source}: only label files ({len(rasters)}: masks/labels) here; pass the folder of "
                          "images to calibrate on")
@@ -105,8 +120,8 @@ def sample_windows(images: CalibrationImages, tile: int, counts: list[int], seed
         scene.close()
     need = sum(counts)
     if len(windows) < need:
-        raise UsageError(f"{images.source}: {len(windows)} usable {tile}px tiles in {images.describe()}, {need} "
-                         "needed for calibration; add images or lower --calib-batches")
+        raise UsageError(f"{images.source}: {len(windows)} usable {tile}px tiles, {need} needed for calibration "
+                         f"({images.describe()}); add images or lower --calib-batches")
     order = np.random.default_rng(seed).permutation(len(windows))
     groups, start = [], 0
     for n in counts:

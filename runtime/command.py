@@ -39,8 +39,11 @@ def infer_command(
     threshold: float = typer.Option(0.5, min=0.0, max=1.0,
                                     help="Probability threshold for the binary mask."),
     fmt: str = typer.Option("png", "--format", help="png | tif (Cloud-Optimized GeoTIFF keeping CRS, transform "
-                                                    "and the nodata mask) | geojson | graphml (PNG mask + "
-                                                    "road graph of the scene); tif, geojson, graphml need [geo]."),
+                                                    "and the nodata mask; needs [geo]); geojson | graphml: short "
+                                                    "for png --graph geojson|graphml."),
+    graph: Optional[str] = typer.Option(None, "--graph", help="Also write each scene's road graph: geojson | "
+                                                              "graphml (in the input's CRS; with --format tif "
+                                                              "read back from the COG by blocks). Needs [geo]."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write uint8 probability maps."),
     backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | openvino | torch (auto: by the file; "
                                              "an .onnx runs on OpenVINO where it is installed and the CPU has "
@@ -92,7 +95,7 @@ def infer_command(
     try:
         radiometry = radiometry_from(bands, stretch, percentiles, scale, stats, engine.info.radiometry)
         opts = InferOptions(source=source, out=output, overlap=overlap, batch=batch, streams=streams,
-                            workers=workers, threshold=threshold, fmt=fmt, probabilities=probabilities,
+                            workers=workers, threshold=threshold, fmt=fmt, probabilities=probabilities, graph=graph,
                             resume=resume, stac_asset=stac_asset, radiometry=radiometry,
                             max_pixels=max_pixels).validate(engine.info)
         if check_against is not None:  # opened (and so checked) before the first tile runs

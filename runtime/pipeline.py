@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sam2ms.deps import require
 from sam2ms.errors import UsageError
 from sam2ms.fileio import ensure_writable_dir, leftover_temps
 from sam2ms.folder_lock import FolderLock
@@ -37,10 +38,12 @@ from sam2ms.radiometry import Radiometry
 from sam2ms.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 
 from .backends import Backend, Lane, ModelInfo
-from .scenes import FORMATS, MaskWriter, iter_windows, output_paths
+from .scenes import FORMATS, GRAPH_FORMATS, MaskWriter, iter_windows, output_paths
 from .tiling import Grid, Stitcher
 
 _DONE = object()
+#: What road graphs need (sam2ms[geo]): checked before the first tile, not after every scene's.
+GRAPH_MODULES = ["skimage", "scipy", "networkx"]
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,9 @@ class InferOptions:
     streams: int = 1
     workers: int = 2
     threshold: float = 0.5
-    fmt: str = "png"
+    fmt: str = "png"  # png | tif; geojson | graphml are short for png with that graph
     probabilities: bool = False
+    graph: str | None = None  # geojson | graphml: also the road graph of each scene
     resume: bool = False
     radiometry: Radiometry | None = None  # None: the model's (from its sidecar/checkpoint), else the default
     stac_asset: str | None = None  # the asset of each STAC item to read (None: the item's only raster)
@@ -64,8 +68,14 @@ class InferOptions:
     def validate(self, info: ModelInfo) -> InferOptions:
         """A copy with the defaults that depend on the model resolved; a UsageError for anything
         the model or the flags' own ranges do not allow."""
+        if self.fmt in GRAPH_FORMATS:  # the short form: a PNG mask and the graph
+            return replace(self, fmt="png", graph=self.graph or self.fmt).validate(info)
         if self.fmt not in FORMATS:
-            raise UsageError(f"--format {self.fmt}: use one of {', '.join(FORMATS)}")
+            raise UsageError(f"--format {self.fmt}: use one of {', '.join(FORMATS + GRAPH_FORMATS)}")
+        if self.graph is not None and self.graph not in GRAPH_FORMATS:
+            raise UsageError(f"--graph {self.graph}: use one of {', '.join(GRAPH_FORMATS)}")
+        for module in (["rasterio"] if self.fmt == "tif" else []) + (GRAPH_MODULES if self.graph else []):
+            require(module, f"--format {self.fmt}" + (f" --graph {self.graph}" if self.graph else ""))
         if self.batch < 1 or self.streams < 1 or self.workers < 1:
             raise UsageError("--batch, --streams and --workers must be at least 1")
         if info.max_batch is not None and self.batch > info.max_batch:
@@ -159,7 +169,7 @@ def _produce_scenes(inputs: list[Input], opts: InferOptions, tile: int, input_fo
             scene = open_scene(path, opts.radiometry, max_pixels=opts.max_pixels)
             grid = Grid(scene.height, scene.width, tile, opts.overlap or 0)
             writer = MaskWriter(scene, opts.out / inp.name, opts.fmt, opts.threshold, opts.probabilities,
-                                opts.max_pixels)
+                                opts.max_pixels, opts.graph)
             job = _SceneJob(path, scene, grid, writer)
         except Exception as exc:  # noqa: BLE001 - any decoder error: report this file, go on
             if scene is not None:
@@ -202,7 +212,7 @@ def _plan(opts: InferOptions) -> tuple[list[Input], int, int]:
     many temporary files of an interrupted earlier run ``resume`` removed."""
     ensure_writable_dir(opts.out)
     inputs = resolve_inputs(opts.source, opts.stac_asset)
-    outputs = {i: output_paths(opts.out / i.name, opts.fmt, opts.probabilities) for i in inputs}
+    outputs = {i: output_paths(opts.out / i.name, opts.fmt, opts.probabilities, opts.graph) for i in inputs}
     removed = 0
     if opts.resume:  # a killed run's half-written files: never outputs, never inputs
         for temp in (t for qs in outputs.values() for q in qs for t in leftover_temps(q)):
@@ -388,7 +398,7 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         "stage_seconds": {k: round(v, 3) for k, v in stats.seconds.items()},
         "settings": {"tile": info.tile, "overlap": opts.overlap, "batch": opts.batch, "streams": opts.streams,
                      "workers": opts.workers, "threshold": opts.threshold, "format": opts.fmt,
-                     "probabilities": opts.probabilities},
+                     "probabilities": opts.probabilities, "graph": opts.graph},
         "radiometry": opts.radiometry.as_dict() if opts.radiometry else None,
         "outputs": stats.outputs,
         "failures": stats.failures,

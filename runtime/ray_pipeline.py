@@ -250,7 +250,8 @@ def _assemble(state: _SceneState, opts: InferOptions) -> list[Path]:
     path = state.path
     stretch = Stretch(**state.scene_meta["stretch"])
     scene: Scene = open_scene(path, cache={path: stretch}, max_pixels=opts.max_pixels)
-    writer = MaskWriter(scene, opts.out / state.name, opts.fmt, opts.threshold, opts.probabilities, opts.max_pixels)
+    writer = MaskWriter(scene, opts.out / state.name, opts.fmt, opts.threshold, opts.probabilities, opts.max_pixels,
+                        opts.graph)
     try:
         rows_of: dict[int, list[Block]] = {}
         for b in state.blocks:
@@ -389,7 +390,7 @@ def _run_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: 
         "megapixels_per_s": pixels / 1e6 / wall if wall else 0.0,
         "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
         "settings": {"tile": info.tile, "overlap": opts.overlap, "batch": opts.batch, "threshold": opts.threshold,
-                     "format": opts.fmt, "probabilities": opts.probabilities},
+                     "format": opts.fmt, "probabilities": opts.probabilities, "graph": opts.graph},
         "radiometry": opts.radiometry.as_dict() if opts.radiometry else None,
         "ray": {"address": ray_opts.address or "local", "block": ray_opts.block, "blocks": len(items),
                 "blocks_resumed": resumed,

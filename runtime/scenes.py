@@ -22,7 +22,7 @@ from sam2ms.rasters import Scene
 from .geotiff import CogWriter
 from .tiling import Grid, pad_to_tile
 
-FORMATS = ("png", "tif", "geojson", "graphml")
+FORMATS = ("png", "tif")  # the masks; --format geojson|graphml is short for png + --graph
 GRAPH_FORMATS = ("geojson", "graphml")
 
 
@@ -62,17 +62,18 @@ class MaskWriter:
 
     ``png``: binary mask (0/255) and, with ``probabilities``, ``*.prob.png`` (uint8 0-255).
     ``tif``: the same as Cloud-Optimized GeoTIFFs with the input's CRS and transform.
-    ``geojson`` / ``graphml``: the PNG outputs plus the road graph of the stitched mask
+    ``graph`` (``geojson`` / ``graphml``): also the road graph of the stitched mask
     (``*.graph.geojson`` or ``*.graph.graphml``, :mod:`sam2ms.roads`), in the input's CRS when it
-    has one.
+    has one — from the PNG mask in memory, or read back block by block from the mask COG.
     Over the input's nodata area, GeoTIFFs carry an internal mask and PNGs hold 0; GeoTIFFs also
     record how the scene was converted (``SAM2MS_RADIOMETRY``: bands, per-band low/high).
     """
 
     def __init__(self, scene: Scene, out_base: Path, fmt: str, threshold: float, probabilities: bool,
-                 max_pixels: int | None = None) -> None:
+                 max_pixels: int | None = None, graph: str | None = None) -> None:
         self.scene, self.fmt, self.threshold, self.probabilities = scene, fmt, threshold, probabilities
-        self.paths = output_paths(out_base, fmt, probabilities)
+        self.graph = graph
+        self.paths = output_paths(out_base, fmt, probabilities, graph)
         self.cog_seconds = 0.0
         h, w = scene.height, scene.width
         check_output_memory(scene.path, h, w, fmt, probabilities, max_pixels)
@@ -80,7 +81,8 @@ class MaskWriter:
             georef = scene.profile or {}
             tags = {"SAM2MS_RADIOMETRY": json.dumps(scene.stretch.as_dict())}  # how this scene was converted
             self._cogs = [CogWriter(path, h, w, georef, resampling, scene.masked, tags)
-                          for path, resampling in zip(self.paths, ("nearest", "average"))]
+                          for path, resampling in zip(self.paths, ("nearest", "average") if probabilities
+                                                      else ("nearest",))]
         else:
             self._mask = np.zeros((h, w), np.uint8)
             self._prob = np.zeros((h, w), np.uint8) if probabilities else None
@@ -102,20 +104,26 @@ class MaskWriter:
     def finish(self) -> list[Path]:
         if self.fmt == "tif":
             self.cog_seconds = sum(cog.finish() for cog in self._cogs)
-            return self.paths
-        save_png(self.paths[0], self._mask)
-        if self._prob is not None:
-            save_png(self.paths[1], self._prob)
-        if self.fmt in GRAPH_FORMATS:
-            from sam2ms.roads.extract import scene_road_graph
-            from sam2ms.roads.io import write_graph
-
-            profile = self.scene.profile or {}
-            mask = self._mask
-            graph = scene_road_graph(lambda r, c, h, w: mask[r:r + h, c:c + w] > 0, *mask.shape,
-                                     profile.get("transform"), profile.get("crs"))
-            write_graph(graph, self.paths[-1], profile.get("crs"))
+        else:
+            save_png(self.paths[0], self._mask)
+            if self._prob is not None:
+                save_png(self.paths[1], self._prob)
+        if self.graph is not None:
+            self._write_graph()
         return self.paths
+
+    def _write_graph(self) -> None:
+        from sam2ms.roads.extract import mask_raster_graph, scene_road_graph
+        from sam2ms.roads.io import write_graph
+
+        if self.fmt == "tif":  # read back by blocks: a scene of any size
+            graph, crs = mask_raster_graph(self.paths[0])
+        else:
+            profile = self.scene.profile or {}
+            mask, crs = self._mask, profile.get("crs")
+            graph = scene_road_graph(lambda r, c, h, w: mask[r:r + h, c:c + w] > 0, *mask.shape,
+                                     profile.get("transform"), crs)
+        write_graph(graph, self.paths[-1], crs)
 
     def abort(self) -> None:
         if self.fmt == "tif":
@@ -133,12 +141,12 @@ def check_output_memory(path: Path, height: int, width: int, fmt: str, probabili
                      "use --format tif (Cloud-Optimized GeoTIFF, written block by block), or pass --max-pixels")
 
 
-def output_paths(out_base: Path, fmt: str, probabilities: bool) -> list[Path]:
-    """Mask path first, then the probability map when asked for."""
+def output_paths(out_base: Path, fmt: str, probabilities: bool, graph: str | None = None) -> list[Path]:
+    """Mask path first, then the probability map when asked for, then the road graph."""
     suffix = ".tif" if fmt == "tif" else ".png"
     paths = [out_base.with_name(out_base.name + ".mask" + suffix)]
     if probabilities:
         paths.append(out_base.with_name(out_base.name + ".prob" + suffix))
-    if fmt in GRAPH_FORMATS:
-        paths.append(out_base.with_name(out_base.name + f".graph.{fmt}"))
+    if graph is not None:
+        paths.append(out_base.with_name(out_base.name + f".graph.{graph}"))
     return paths

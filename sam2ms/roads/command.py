@@ -23,31 +23,20 @@ def graph_command(raster: Path = typer.Argument(..., metavar="MASK_OR_PROB", hel
                                                                   "time (memory follows the block, not the scene)."),
                   as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Build the road graph (junctions, ends, edges with lengths in metres) of a mask or probability map."""
-    from sam2ms.rasters import open_raster
-
-    from .extract import scene_road_graph
+    from .extract import mask_raster_graph
     from .io import GRAPH_SUFFIXES, write_graph
 
     if output.suffix.lower() not in GRAPH_SUFFIXES:
         raise UsageError(f"-o {output}: name it .geojson or .graphml")
-    raster_in = open_raster(raster)
-
-    def read(row: int, col: int, height: int, width: int) -> np.ndarray:
-        values, valid = raster_in.read((1,), row, col, height, width)
-        mask = values[0] >= threshold * 255
-        return mask & valid if valid is not None else mask
-
-    try:
-        profile = raster_in.profile or {}
-        graph = scene_road_graph(read, raster_in.height, raster_in.width, profile.get("transform"),
-                                 profile.get("crs"), block=block)
-    finally:
-        raster_in.close()
-    write_graph(graph, output, profile.get("crs"))
+    graph, crs = mask_raster_graph(raster, threshold, block)
+    if crs is None:
+        typer.echo(f"warning: {raster} has no georeference: lengths are in pixels (1 px counted as 1 m) and the "
+                   "graph in pixel coordinates; graph a GeoTIFF mask (sam2ms-infer --format tif) for metres", err=True)
+    write_graph(graph, output, crs)
     lengths = [d["length"] for _, _, d in graph.edges(data=True)]
     emit({"input": str(raster), "output": str(output), "nodes": graph.number_of_nodes(),
           "edges": graph.number_of_edges(), "length_m": round(float(np.sum(lengths)), 1),
-          "crs": str(profile.get("crs")) if profile.get("crs") else None}, as_json)
+          "units": "metres" if crs is not None else "pixels", "crs": str(crs) if crs else None}, as_json)
 
 
 def apls_command(truth: Path = typer.Argument(..., metavar="TRUTH", help="GeoJSON (LineStrings) or GraphML."),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -316,6 +317,28 @@ def scene_road_graph(read: Any, height: int, width: int, transform: Any = None, 
 
     spacing = pixel_metres(transform, crs, height) if crs is not None and transform is not None else (1.0, 1.0)
     return raster_to_graph(read, height, width, transform=transform, spacing=spacing, params=params, block=block)
+
+
+def mask_raster_graph(path: Path, threshold: float = 0.5, block: int = BLOCK) -> tuple[Any, Any]:
+    """(graph, CRS) of a mask or probability raster written earlier (road where value / 255 >=
+    ``threshold``, inside its valid mask), read ``block`` pixels at a time through
+    :func:`scene_road_graph`: memory follows the block, not the scene."""
+    from sam2ms.rasters import open_raster
+
+    raster = open_raster(path)
+
+    def read(row: int, col: int, height: int, width: int) -> np.ndarray:
+        values, valid = raster.read((1,), row, col, height, width)
+        mask = values[0] >= threshold * 255
+        return mask & valid if valid is not None else mask
+
+    try:
+        profile = raster.profile or {}
+        graph = scene_road_graph(read, raster.height, raster.width, profile.get("transform"), profile.get("crs"),
+                                 block=block)
+    finally:
+        raster.close()
+    return graph, profile.get("crs")
 
 
 def draw_graph(image: np.ndarray, graph: Any) -> np.ndarray:

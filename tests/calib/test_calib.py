@@ -84,19 +84,23 @@ def test_calibration_reads_images_never_labels(tmp_path: Path) -> None:
     found = calibration_images(tmp_path / "dg")
     assert (found.layout, found.labels_left_out) == ("deepglobe", 3)
     assert sorted(p.name for p in found.files) == ["0_sat.jpg", "1_sat.jpg", "2_sat.jpg"]
-    assert "3 images of a deepglobe dataset" in found.describe() and "3 label files left out" in found.describe()
+    assert "3 image(s) of a deepglobe dataset" in found.describe() and "3 label files left out" in found.describe()
     synth = write_synthetic_dataset(tmp_path / "synth", count=4, size=64, seed=1)
     found = calibration_images(synth)
     assert (found.layout, len(found.files), found.labels_left_out) == ("folder", 4, 4)
     assert all(p.parent.name == "images" for p in found.files)
     plain = tmp_path / "plain"
-    (plain / "masks").mkdir(parents=True)
-    for name in ("a.png", "a_mask.png", "masks/b.png"):
+    for folder in ("images", "masks", "labels"):
+        (plain / "scenes" / folder).mkdir(parents=True)
+    for name in ("a.png", "a_mask.png", "internal_mask.png", "scenes/images/b.png", "scenes/masks/b.png",
+                 "scenes/labels/c.png"):
         Image.fromarray(image).save(plain / name)
-    found = calibration_images(plain)
-    assert (found.layout, [p.name for p in found.files], found.labels_left_out) == ("scenes", ["a.png"], 2)
+    found = calibration_images(plain)  # a_mask is a's label, masks/ sits beside images/; the others are images
+    assert found.layout == "scenes" and found.labels_left_out == 3
+    assert sorted(str(p.relative_to(plain)) for p in found.files) == ["a.png", "internal_mask.png",
+                                                                      "scenes/images/b.png"]
     assert [p.name for p in calibration_images(tmp_path / "dg", "scenes").files] == \
-        ["0_sat.jpg", "1_sat.jpg", "2_sat.jpg"]  # *_mask: named as labels
+        ["0_sat.jpg", "1_sat.jpg", "2_sat.jpg"]  # each *_mask beside its *_sat
     with pytest.raises(UsageError, match="layout 'folder' needs"):
         calibration_images(plain, "folder")
     with pytest.raises(UsageError, match="--layout cityscapes"):

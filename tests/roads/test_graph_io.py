@@ -150,3 +150,29 @@ def test_pixel_space_graphs_are_scored_in_pixels(tmp_path: Path, capsys: pytest.
         assert json.loads(out)["apls"] == pytest.approx(1.0)
     code, _, err = run_cli(["apls", str(gj), str(_lonlat_grid(tmp_path / "lonlat.geojson"))], capsys)
     assert code == 2 and "no CRS while the other network has one" in err
+
+
+def test_one_run_gives_the_georeferenced_mask_and_its_graph(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """``--format tif --graph geojson``: the COG mask and the graph (read back from it by blocks) in one
+    run; the README's next step, ``sam2ms graph OUT/scene.mask.tif``, gives the same graph; graphing a
+    PNG mask (no georeference) warns that its lengths are pixels."""
+    from pixelwise import pixelwise_onnx
+
+    src = _road_scene(tmp_path / "in" / "scene.tif")
+    model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
+    code, out, err = run_cli(["infer", model, str(src), "-o", str(tmp_path / "out"), "--format", "tif", "--graph",
+                              "geojson", "--quiet", "--json"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["scene.graph.geojson", "scene.mask.tif"]
+    assert json.loads(out)["settings"]["graph"] == "geojson"
+    one_run = json.loads((tmp_path / "out" / "scene.graph.geojson").read_text())
+    assert one_run["crs"]["properties"]["name"] == "EPSG:32633"
+    code, out, err = run_cli(["graph", str(tmp_path / "out" / "scene.mask.tif"), "-o", str(tmp_path / "g.geojson"),
+                              "--json"], capsys)
+    assert code == 0 and json.loads(out)["units"] == "metres", err
+    assert json.loads((tmp_path / "g.geojson").read_text())["features"] == one_run["features"]
+    code, _, err = run_cli(["infer", model, str(src), "-o", str(tmp_path / "png"), "--quiet"], capsys)
+    code, out, err = run_cli(["graph", str(tmp_path / "png" / "scene.mask.png"), "-o", str(tmp_path / "p.geojson"),
+                              "--json"], capsys)
+    assert code == 0 and json.loads(out)["units"] == "pixels" and "no georeference" in err

@@ -105,8 +105,9 @@ DOCUMENT = st.fixed_dictionaries(
     {"type": st.just("FeatureCollection") | JSON,
      "features": st.lists(st.fixed_dictionaries({"type": st.just("Feature"), "geometry": GEOMETRY | JSON}) | JSON,
                           max_size=4) | JSON},
-    optional={"pixel_coordinates": st.booleans() | JSON, "crs": JSON | st.fixed_dictionaries({"type": st.just("name"), "properties": st.fixed_dictionaries(
-        {"name": st.sampled_from(["EPSG:4326", "EPSG:32633", "/tmp/x", "EPSG:nope"]) | JSON})})})
+    optional={"pixel_coordinates": st.booleans() | JSON,
+              "crs": JSON | st.fixed_dictionaries({"type": st.just("name"), "properties": st.fixed_dictionaries(
+                  {"name": st.sampled_from(["EPSG:4326", "EPSG:32633", "/tmp/x", "EPSG:nope"]) | JSON})})})
 
 
 @given(document=DOCUMENT | JSON)
