@@ -79,7 +79,7 @@ def export_command(
                                       "accurate on OpenVINO on CPUs without VNNI)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Parity with PyTorch on synthetic tiles."),
     check_tiles: Optional[int] = typer.Option(None, min=1, help="Tiles for the parity check (default: enough for "
-                                                                "262 144 pixels, at least 2)."),
+                                                                "262 144 pixels: 2 to 16)."),
     openvino: bool = typer.Option(False, "--openvino", help="Also check each ONNX on OpenVINO (extra [openvino]): "
                                   "FP32, BF16 where this CPU has native BF16, and with --int8 OpenVINO's INT8 "
                                   "on the held-out tiles; recorded in the sidecars as the gates its backend reads."),

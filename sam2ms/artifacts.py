@@ -84,10 +84,15 @@ PARITY_THRESHOLDS = {
 GATE_PIXELS = 1 << 18
 
 
+#: At most this many tiles, however small (a test's 64² tiles would need 64).
+GATE_MAX_TILES = 16
+
+
 def gate_tiles(tile: int) -> int:
     """The default number of parity tiles of ``tile`` pixels a side (the export's check, the gates
-    measured at load): enough for :data:`GATE_PIXELS`, at least 2 (1024²: 2, 256²: 4, 64²: 64)."""
-    return max(2, -(-GATE_PIXELS // (tile * tile)))
+    measured at load): enough for :data:`GATE_PIXELS`, at least 2 and at most
+    :data:`GATE_MAX_TILES` (1024²: 2, 256²: 4, 64²: 16)."""
+    return min(GATE_MAX_TILES, max(2, -(-GATE_PIXELS // (tile * tile))))
 
 
 #: INT8 against FP32 on held-out tiles (calibration's report).

@@ -226,7 +226,7 @@ def test_int8_gate_recorded_by_calibration_or_measured_at_load(int8_deploy: Path
     with open_model(int8_deploy, "openvino") as backend:
         gate = backend.accuracy_gate
     assert gate["measured_by"] == "runtime" and gate["reference"] == "openvino-fp32 of model.onnx"
-    assert gate["tiles"] == 64 and gate["passed"] and len(list((_cache / "gates").iterdir())) == 1  # 2^18 px
+    assert gate["tiles"] == 16 and gate["passed"] and len(list((_cache / "gates").iterdir())) == 1  # gate_tiles
     with open_model(int8_deploy, "openvino") as backend:
         assert backend.accuracy_gate == gate  # from the cache
     monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 1.01)  # other criteria: measured again, refused
