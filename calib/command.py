@@ -44,7 +44,7 @@ def calibrate_command(
         require(module, "sam2ms calibrate")
     from .pipeline import CalibrateOptions, run_calibrate
 
-    console = Console(stderr=True, log_path=False)
+    console = Console(stderr=True, log_path=False, markup=False)
     opts = CalibrateOptions(onnx=onnx_model, calib_data=calib_data, out=output, method=calib_method,
                             batches=calib_batches, batch_size=calib_batch_size, holdout=holdout, cache=calib_cache,
                             seed=seed, auto_exclude=auto_exclude, quantizer=quantizer, openvino=openvino,

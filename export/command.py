@@ -40,7 +40,7 @@ def _table(summary: dict[str, Any]) -> None:
         else:
             parity = "not checked"
         t.add_row(Path(a["artifact"]).name, a["precision"], _human(a["bytes"]), f"{a['seconds']:.1f} s", parity)
-    Console().print(t)
+    Console(markup=False).print(t)
 
 
 def export_command(
@@ -98,7 +98,7 @@ def export_command(
 
     from .pipeline import ExportOptions, run_export
 
-    console = Console(stderr=True, log_path=False)
+    console = Console(stderr=True, log_path=False, markup=False)
     calibration = CalibrateOptions(onnx=output / "model.onnx", calib_data=calib_data, out=output,
                                    method=calib_method, batches=calib_batches, cache=calib_cache,
                                    auto_exclude=auto_exclude, quantizer=quantizer,

@@ -130,7 +130,8 @@ def infer_command(
     if summary["failures"] and names_one_raster(source):
         raise UsageError(summary["failures"][0]["error"])
     if summary["failures"]:
-        raise Sam2msError(f"{summary['failed']} input(s) failed (listed above); the others were written")
+        done = f"the other {summary['files']} were written" if summary["files"] else "none was written"
+        raise Sam2msError(f"{summary['failed']} input(s) failed (listed above); {done}")
 
 
 def _with_progress(label: str, run: Callable[..., dict], quiet: bool) -> dict:
@@ -151,14 +152,12 @@ def _report(summary: dict, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
-    from rich.console import Console
-
-    console = Console(stderr=True)
+    # plain lines: messages are data ("sam2ms[geo]" must stay itself) and one line each, whatever the width
     if summary["model"].get("unverified"):
-        console.print(f"[yellow]unverified[/yellow] {summary['model']['model']} ran without a sidecar: nothing checked "
-                      "that it is the model exported, nor its parity")
+        typer.echo(f"unverified: {summary['model']['model']} ran without a sidecar: nothing checked that it is the "
+                   "model exported, nor its parity", err=True)
     for failure in summary["failures"]:
-        console.print(f"[red]failed[/red] {failure['error']}")
+        typer.echo(f"failed: {failure['error']}", err=True)
     st = summary["stage_seconds"]
     typer.echo(f"{summary['files']} file(s), {summary['tiles']} tiles in {summary['seconds']:.2f} s: "
                f"{summary['tiles_per_s']:.2f} tiles/s, {summary['megapixels_per_s']:.2f} MP/s "

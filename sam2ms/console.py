@@ -24,7 +24,7 @@ def emit(summary: dict[str, Any], as_json: bool, table: list[tuple[str, str]] | 
     t = Table(show_header=False, box=None)
     for key, value in table or [(k, str(v)) for k, v in summary.items()]:
         t.add_row(key, value)
-    Console().print(t)
+    Console(markup=False).print(t)  # values are data: a path with [brackets] stays itself
 
 
 def needs(command: str, *modules: str) -> None:

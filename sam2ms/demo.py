@@ -311,7 +311,7 @@ def _print_summary_table(rows: list[dict[str, Any]]) -> None:
                   cell(r["tiles_per_s"]), cell(r["x_best_pytorch"]), cell(r["x_pytorch"]))
         if r.get("note"):
             notes.append(f"{r['artifact']}: {r['note']}")
-    console = Console()
+    console = Console(markup=False)
     console.width = max(console.width, 120)  # a pipe gets 80 columns; the table needs more
     console.print(t)
     for note in notes:

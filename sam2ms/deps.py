@@ -26,6 +26,7 @@ INSTALL = {
     "rasterio": "pip install 'sam2ms[geo]'",
     "skimage": "pip install 'sam2ms[geo]'",
     "scipy": "pip install 'sam2ms[geo]'",
+    "networkx": "pip install 'sam2ms[geo]'",
     "matplotlib": "pip install 'sam2ms[plot]'",
     "ray": "pip install 'sam2ms[ray]'",
     "openvino": "pip install 'sam2ms[openvino]'",

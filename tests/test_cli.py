@@ -115,3 +115,28 @@ def test_corrupt_checkpoint(synth_folder: Path, tmp_path: Path, capsys: pytest.C
 def test_bad_flag_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["train", "--no-such-flag"], capsys)
     assert code == 2 and "Traceback" not in err
+
+
+def test_messages_are_printed_as_text_not_markup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Rich reads "[1]" or "[geo]" as markup and drops it: every message is printed as text."""
+    from pixelwise import pixelwise_onnx
+
+    folder = tmp_path / "in"
+    save(folder / "ok.png", scene(1, 64)[0])
+    (folder / "scene[geo].png").write_bytes(b"not a png")
+    code, _, err = run_cli(["infer", str(pixelwise_onnx(tmp_path / "px.onnx", 64)), str(folder), "-o",
+                            str(tmp_path / "out"), "--quiet"], capsys)
+    assert code == 1 and "scene[geo].png: cannot read as an image" in err
+    assert "1 input(s) failed (listed above); the other 1 were written" in err
+
+
+def test_road_graph_commands_name_the_geo_extra(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    road = {"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[10, 50], [10.001, 50]]}}
+    (tmp_path / "a.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [road]}))
+    code = ("import sys; sys.modules['networkx'] = None; sys.argv = ['sam2ms', 'apls', 'a.geojson', 'a.geojson'];"
+            "from sam2ms.cli import main; main()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "needs networkx" in proc.stderr and "sam2ms[geo]" in proc.stderr, proc.stderr

@@ -58,7 +58,7 @@ def bench_command(
 
     if plot_out is not None and plot_out.suffix.lower() != ".png":
         raise UsageError(f"--plot {plot_out}: give a .png path")
-    console = Console(stderr=True, log_path=False)
+    console = Console(stderr=True, log_path=False, markup=False)
     opts = BenchOptions(models=models, batches=_ints(batch, "--batch"), streams=_ints(streams, "--streams"),
                         iterations=iterations, warmup=warmup, backend=backend, reference=reference,
                         torch_variants=_words(torch),
