@@ -21,8 +21,9 @@ from .base import Backend, Lane, ModelInfo
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
 _BY_SUFFIX = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime", ".pt": "torch", ".pth": "torch"}
+MODEL_SUFFIXES = tuple(_BY_SUFFIX)
 
-__all__ = ["BACKENDS", "Backend", "Lane", "ModelInfo", "open_model"]
+__all__ = ["BACKENDS", "MODEL_SUFFIXES", "Backend", "Lane", "ModelInfo", "open_model"]
 
 
 def _check_sidecar(path: Path, side: Sidecar, tile: int | None, allow_failed: bool = False) -> int:

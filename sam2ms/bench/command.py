@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from sam2ms.deps import require
 from sam2ms.errors import UsageError
 
 
@@ -58,6 +59,8 @@ def bench_command(
 
     if plot_out is not None and plot_out.suffix.lower() != ".png":
         raise UsageError(f"--plot {plot_out}: give a .png path")
+    if plot_out is not None:
+        require("matplotlib", "--plot")  # before minutes of measuring, not after
     console = Console(stderr=True, log_path=False, markup=False)
     opts = BenchOptions(models=models, batches=_ints(batch, "--batch"), streams=_ints(streams, "--streams"),
                         iterations=iterations, warmup=warmup, backend=backend, reference=reference,

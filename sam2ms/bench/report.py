@@ -56,6 +56,7 @@ def row_label(row: dict[str, Any]) -> str:
     path as if it could be deployed."""
     return row["subject"] + (" (checks FAILED)" if row.get("checks_passed") is False else "")
 
+
 def markdown(report: dict[str, Any]) -> str:
     """One table row per measurement: throughput against the best PyTorch row of its batch (the
     headline) and against eager FP32, the FLOP rate and its fraction of the device's peak."""
@@ -74,6 +75,10 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {thr['tiles_per_s']:.2f} | "
                      f"{rate} | {util} | {_times(r.get('vs_best_pytorch'))} | {_times(r['vs_reference'])} | "
                      f"{acc['mask_iou']:.4f} | {acc['f1']:.4f} |")
+    for skip in report["skipped"]:  # what could not run here stays in the table, with why
+        where = f" at batch {skip['batch']}, {skip['streams']} stream(s)" if "batch" in skip else ""
+        why = skip["why"].replace("|", "/")
+        lines.append(f"| {skip['subject']} (not run here{where}: {why}) |" + " — |" * 14)
     reference = report["rows"][0]["accuracy"]["reference"] if report["rows"] else "—"
     peak = report["host"].get("cpu_peak")
     peak_note = "" if not peak else (

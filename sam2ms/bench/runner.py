@@ -30,7 +30,7 @@ from sam2ms.preprocess import model_input
 from .host import host, versions
 from .peaks import mfu, peak_tflops
 from .stats import latency_ms, throughput
-from .subjects import Subject, subjects, synthetic_tiles
+from .subjects import Subject, preflight, subjects, synthetic_tiles
 from .timing import measure
 
 SCHEMA = "sam2ms-bench/1"
@@ -186,6 +186,7 @@ def _isolated(subject: Subject, opts: BenchOptions, shared: Shared) -> Measured:
 def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Measure everything; returns the report (see :mod:`sam2ms.bench.report` for its schema)."""
     opts.validate()
+    preflight(opts)
     shared = Shared()
     rows: list[dict[str, Any]] = []
     todo, skipped = subjects(opts)
@@ -198,12 +199,12 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -
         try:
             shared, more, left = (_isolated(subject, opts, shared) if opts.isolate
                                   else measure_subject(subject, opts, shared, log))
-        except UsageError:
-            raise
         except Exception as exc:  # e.g. torch.compile without a working compiler: "where it works"
-            if not subject.label.startswith("pytorch") or subject.reference:
+            if subject.reference:  # every ratio and accuracy is measured against it
                 raise
-            skipped.append({"subject": subject.label, "why": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            why = str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {str(exc)[:300]}"
+            log(f"  {subject.label}: not run ({why})")
+            skipped.append({"subject": subject.label, "why": why})
             continue
         rows += more
         skipped += left

@@ -77,6 +77,48 @@ def _backends_for(model: Path, asked: list[str]) -> list[str]:
     return [kind]
 
 
+def preflight(opts: BenchOptions) -> None:
+    """What would otherwise abort a benchmark after minutes of measuring, refused before it starts
+    (exit 2): a model file that is missing or of no known kind, a sidecar that does not check out,
+    an asked batch outside a plan's optimisation profile (from its sidecar)."""
+    from sam2ms.artifacts import Sidecar
+    from sam2ms.runtime.backends import MODEL_SUFFIXES
+
+    for model in opts.models:
+        if not model.is_file():
+            raise UsageError(f"{model}: model file not found")
+        if model.suffix.lower() not in MODEL_SUFFIXES:
+            raise UsageError(f"{model}: unknown model kind {model.suffix!r}; pass a .plan (with its .json sidecar), "
+                             "an .onnx or a .pt checkpoint")
+        if model.suffix.lower() in (".plan", ".engine"):
+            low, *_, high = Sidecar.read(model).data.get("batch_profile") or [1, None]
+            outside = [b for b in opts.batches if b < low or (high is not None and b > high)]
+            if outside:
+                raise UsageError(f"--batch {outside[0]}: {model.name} was built for batches {low}..{high} (its "
+                                 f"optimisation profile); choose batches in that range or rebuild with "
+                                 f"sam2ms-export --batch 1:{outside[0]}:{max(opts.batches)}")
+
+
+def cannot_run_here(backend: str) -> str | None:
+    """Why this host cannot run ``backend`` at all (its library, or for TensorRT a CUDA device),
+    else None: such a subject becomes a row marked "not run here", not an abort."""
+    from importlib.util import find_spec
+
+    from sam2ms.deps import INSTALL
+
+    if backend == "tensorrt":
+        from sam2ms.runtime.cuda import device_status
+
+        if find_spec("tensorrt") is None and find_spec("tensorrt_rtx") is None:
+            return f"no TensorRT here: {INSTALL['tensorrt']} or {INSTALL['tensorrt_rtx']}"
+        devices, why = device_status()
+        return None if devices else f"needs an NVIDIA GPU ({why})"
+    module = {"onnxruntime": "onnxruntime", "openvino": "openvino"}.get(backend)
+    if module and find_spec(module) is None:
+        return f"no {module} here: {INSTALL[module]}"
+    return None
+
+
 def _openvino_has_bf16() -> bool:
     from sam2ms.deps import require
     from sam2ms.runtime.backends.openvino_backend import native_bf16
@@ -107,6 +149,10 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
     found, skipped = [], []
     for m in (m for m in opts.models if m.suffix != ".pt"):
         for backend in _backends_for(m, opts.backend.split(",")):
+            why = cannot_run_here(backend)
+            if why is not None:
+                skipped.append({"subject": m.name if backend != "openvino" else f"{m.name} (openvino)", "why": why})
+                continue
             if backend != "openvino":
                 found.append(Subject(m.name, partial(open_model, m, backend, threads=opts.threads, allow_failed=True,
                                                      eager_kernels=True, unverified=opts.unverified)))
@@ -119,7 +165,7 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
                 found.append(Subject(label, partial(open_model, m, "openvino", threads=opts.threads,
                                                     precision=precision, allow_failed=True,
                                                     unverified=opts.unverified)))
-    if opts.cuda_graph:  # each plan twice: plain enqueue, and replayed from a CUDA graph
+    if opts.cuda_graph and cannot_run_here("tensorrt") is None:  # each plan twice: plain, and from a CUDA graph
         found += [Subject(f"{m.name} (CUDA graph)", partial(open_model, m, "tensorrt", allow_failed=True,
                                                             eager_kernels=True, cuda_graph=True))
                   for m in opts.models if m.suffix in (".plan", ".engine")]

@@ -183,3 +183,28 @@ def test_openvino_rows_beside_onnxruntime(small_onnx: Path) -> None:
     assert len({r["pid"] for r in report["rows"]}) == 1  # --in-process
     if not cpu_has_native_bf16():
         assert {"subject": "model.onnx (openvino bf16)", "why": "this CPU has no native BF16"} in report["skipped"]
+
+
+def test_what_cannot_run_is_found_first_and_listed(small_onnx: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A plan on a host without a GPU is a row marked "not run here" beside the measured ones, not an
+    abort after them; a batch outside its profile and a file of no known kind are refused before
+    anything is measured."""
+    from sam2ms.artifacts import write_sidecar
+    from sam2ms.bench.subjects import cannot_run_here
+
+    if cannot_run_here("tensorrt") is None:
+        pytest.skip("this host can run TensorRT plans")
+    plan = tmp_path / "engine.plan"
+    plan.write_bytes(b"a plan for some GPU")
+    write_sidecar(plan, {"kind": "tensorrt-plan", "tile": 64, "precision": "fp16", "builder": "tensorrt_rtx",
+                         "batch_profile": [1, 2, 4]})
+    args = ["bench", str(small_onnx), str(plan), "--iterations", "2", "--warmup", "1", "--backend",
+            "onnxruntime,tensorrt", "--torch", "fp32", "--in-process", "--markdown", str(tmp_path / "t.md")]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    table = (tmp_path / "t.md").read_text()
+    assert "| model.onnx |" in table and "| engine.plan (not run here: " in table and "GPU" in table
+    code, _, err = run_cli([*args[:-2], "--batch", "8", "--markdown", str(tmp_path / "u.md")], capsys)
+    assert code == 2 and "--batch 8: engine.plan was built for batches 1..4" in err
+    assert not (tmp_path / "u.md").exists() and "measuring" not in err
