@@ -20,6 +20,7 @@ import numpy as np
 
 from sam2ms.errors import UsageError
 from sam2ms.fileio import atomic_write
+from sam2ms.progress import Bar
 
 from .graph import QUANTIZED_OPS
 from .quantize import Quantizer
@@ -48,7 +49,7 @@ class ModelOptQuantizer(Quantizer):
     def prepare(self) -> Path:
         return self.fp32  # ModelOpt pre-processes itself (and an older ORT may fail our way of it)
 
-    def calibrate(self, reader: Any | None) -> None:
+    def calibrate(self, reader: Any | None, bar: Bar | None = None) -> None:
         if reader is None:
             raise UsageError("no calibration data: pass --calib-data DIR")
         started = time.perf_counter()

@@ -96,7 +96,7 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
                         cache=opts.cache, reduce_range=opts.reduce_range) as quantizer:
         with progress_bar(f"calibrating ({opts.method})", opts.batches, opts.progress) as bar:
             quantizer.calibrate(TileReader(calib, opts.batch_size, Sidecar(side).input_format,
-                                           progress=bar.advance))
+                                           progress=bar.advance), bar)
         quantizer.write(target)
         log("measuring INT8 against FP32 on the held-out tiles")
         p32 = fp32_probabilities(opts.onnx, held)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import json
-import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -35,6 +35,7 @@ import onnx
 from sam2ms.digests import sha256_file
 from sam2ms.errors import UsageError
 from sam2ms.fileio import atomic_write
+from sam2ms.progress import Bar
 
 from .cache import cache_settings, read_cache, write_cache
 from .graph import QUANTIZED_OPS, default_exclusions, module_names
@@ -86,8 +87,9 @@ class Quantizer(ABC):
         """The model the quantiser works on (the FP32 file, or a pre-processed copy in ``work``)."""
 
     @abstractmethod
-    def calibrate(self, reader: Any | None) -> None:
-        """Collect what the INT8 graph needs from ``reader`` (``{"image": batch}`` dicts, then None)."""
+    def calibrate(self, reader: Any | None, bar: Bar | None = None) -> None:
+        """Collect what the INT8 graph needs from ``reader`` (``{"image": batch}`` dicts, then None);
+        ``bar``: the calibration's progress display, for long steps after the reading."""
 
     @abstractmethod
     def write(self, out: str | Path, keep_float: Iterable[str] = ()) -> Path:
@@ -110,6 +112,29 @@ class _OneBatch:
     def get_next(self) -> dict[str, Any] | None:
         batch, self._batch = self._batch, None
         return batch
+
+
+def _compute_with_progress(calibrator: Any, method: str, bar: Bar) -> Any:
+    """``calibrator.compute_data()``, with a bar over the tensors for the entropy method, whose
+    threshold search (2048 bins, every candidate) takes most of a calibration: ~95 s for the demo
+    model, where ONNX Runtime itself shows nothing but a few raw lines."""
+    collector: Any = getattr(calibrator, "collector", None)
+    histograms = getattr(collector, "histogram_dict", None)
+    if method != "entropy" or not histograms or not hasattr(collector, "get_entropy_threshold"):
+        return calibrator.compute_data()
+    search = collector.get_entropy_threshold
+    line = bar.line(f"entropy thresholds of {len(histograms)} tensors", len(histograms))
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        threshold = search(*args, **kwargs)
+        line.advance()
+        return threshold
+
+    collector.get_entropy_threshold = counted
+    try:
+        return calibrator.compute_data()
+    finally:
+        del collector.get_entropy_threshold  # the class's own again
 
 
 class OrtQuantizer(Quantizer):
@@ -140,7 +165,7 @@ class OrtQuantizer(Quantizer):
         return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                 "percentile": CalibrationMethod.Percentile}[self.method]
 
-    def calibrate(self, reader: Any | None) -> None:
+    def calibrate(self, reader: Any | None, bar: Bar | None = None) -> None:
         """Collect activation ranges from ``reader`` — or load them from the cache when it matches."""
         from onnxruntime.quantization import quantize_static
         from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
@@ -162,7 +187,7 @@ class OrtQuantizer(Quantizer):
                                        augmented_model_path=str(self.work / "augmented.onnx"),
                                        calibrate_method=self._method(),
                                        extra_options=dict(CALIBRATOR_OPTIONS[self.method]))
-        with contextlib.redirect_stdout(sys.stderr):  # ORT's histogram calibrators print progress
+        with contextlib.redirect_stdout(io.StringIO()):  # ORT's histogram calibrators print raw lines
             # One tile per call: ORT keeps every intermediate output of a call in memory (~6 GB per
             # 1024 px tile for Hiera-T); ranges and histograms accumulate across calls, so the
             # result is the same as for whole batches.
@@ -170,7 +195,7 @@ class OrtQuantizer(Quantizer):
                 for name, tiles in batch.items():
                     for i in range(len(tiles)):
                         calibrator.collect_data(_OneBatch({name: tiles[i:i + 1]}))
-            save_tensors_data(calibrator.compute_data(), self.ranges)
+            save_tensors_data(_compute_with_progress(calibrator, self.method, bar or Bar()), self.ranges)
         self.calibration_seconds = time.perf_counter() - started
         if self.cache:
             write_cache(self.cache, model_hash, settings, json.loads(self.ranges.read_text()))

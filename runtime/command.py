@@ -103,7 +103,7 @@ def infer_command(
         if ray is None:
             from .pipeline import run_inference
 
-            summary = _with_progress("infer", functools.partial(run_inference, engine, opts), quiet)
+            summary = _with_progress("infer (windows)", functools.partial(run_inference, engine, opts), quiet)
         else:
             from .ray_pipeline import RayOptions, run_inference_ray
 
@@ -112,8 +112,8 @@ def infer_command(
             ray_opts = RayOptions(address=None if ray == "local" else ray, actors=ray_actors,
                                   gpus_per_actor=ray_gpus_per_actor, cpus_per_actor=ray_cpus_per_actor, block=block,
                                   backend=backend, model_kwargs=tuple(kwargs.items()))
-            summary = _with_progress("infer on Ray", functools.partial(run_inference_ray, model, opts, ray_opts,
-                                                                       engine.info), quiet)
+            run = functools.partial(run_inference_ray, model, opts, ray_opts, engine.info)
+            summary = _with_progress("infer on Ray (blocks)", run, quiet)
         if reference is not None:
             from .check import check_against as check
 

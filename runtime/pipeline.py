@@ -229,8 +229,10 @@ class _Scheduler:
     files, keeps at most 2K batches in flight on K lanes, blends finished batches and writes
     finished scenes."""
 
-    def __init__(self, backend: Backend, opts: InferOptions, stats: Stats, progress: Callable[[int], None]) -> None:
+    def __init__(self, backend: Backend, opts: InferOptions, stats: Stats, progress: Callable[[int], None],
+                 on_total: Callable[[int], None] = lambda total: None) -> None:
         self.backend, self.opts, self.stats, self.progress = backend, opts, stats, progress
+        self._windows, self._on_total = 0, on_total  # windows of the scenes opened so far: the bar's total
         self.lanes: queue.Queue[Lane] = queue.Queue()
         for lane in backend.lanes(opts.streams):
             self.lanes.put(lane)
@@ -242,10 +244,13 @@ class _Scheduler:
         self._stopping = False
 
     def register(self, job: _SceneJob) -> bool:
-        """A producer's new scene; False (and its writer dropped) once the run is interrupted."""
+        """A producer's new scene (its windows join the progress total); False (and its writer
+        dropped) once the run is interrupted."""
         with self._live_lock:
             if not self._stopping:
                 self._live[id(job)] = job
+                self._windows += len(job.grid)
+                self._on_total(self._windows)
                 return True
         job.writer.abort()
         return False
@@ -262,7 +267,6 @@ class _Scheduler:
         """Record a failed input (each input fails at most once and then counts as handled)."""
         with self.stats.lock:
             self.stats.failures.append({"file": str(path), "error": message})
-        self.progress(1)
 
     def _run_batch(self, tiles: np.ndarray) -> tuple[np.ndarray, float]:
         lane = self.lanes.get()
@@ -295,7 +299,6 @@ class _Scheduler:
             self.stats.outputs += [str(p) for p in written]
             self.stats.files += 1
             self.stats.pixels += job.scene.height * job.scene.width
-            self.progress(1)
         finally:
             job.scene.close()
             self.stats.add("write", time.perf_counter() - t0)
@@ -310,6 +313,7 @@ class _Scheduler:
             it.job.valid_windows += 1
             self.stats.tiles += 1
         self.stats.add("blend", time.perf_counter() - t0)
+        self.progress(len(batch))
         for job in {id(it.job): it.job for it in batch}.values():
             if job.remaining == 0:
                 self._finish(job)
@@ -324,6 +328,7 @@ class _Scheduler:
         t = self.backend.info.tile
         self._stitch(it, np.zeros((t, t), np.float32))
         self.stats.empty_windows += 1
+        self.progress(1)
         if it.job.remaining == 0:
             self._finish(it.job)
 
@@ -339,6 +344,7 @@ class _Scheduler:
             elif isinstance(item, _Abort):
                 item.job.failed = item.message
                 item.job.remaining -= item.missing
+                self.progress(item.missing)  # windows that will never come
                 if item.job.remaining == 0 and not any(it.job is item.job for it in batch):
                     self._finish(item.job)
             else:
@@ -375,16 +381,17 @@ class _Scheduler:
 
 def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int], None] = lambda n: None,
                   on_start: Callable[[int], None] = lambda total: None) -> dict[str, Any]:
-    """Run over ``opts.source``; returns the JSON summary (``failures`` non-empty -> exit 1)."""
+    """Run over ``opts.source``; returns the JSON summary (``failures`` non-empty -> exit 1).
+    Progress is counted in windows: ``on_start(total)`` is called as each scene is opened (the
+    total grows with the scenes read), ``progress(n)`` as windows are done."""
     info = backend.info
     opts = opts.validate(info)
     with FolderLock(ensure_writable_dir(opts.out)) as lock:
         todo, skipped, removed = _plan(opts)
         stats = Stats(skipped=skipped)
-        on_start(len(todo))
         started = time.perf_counter()
         with streaming_gdal_cache():
-            _Scheduler(backend, opts, stats, progress).run(todo)
+            _Scheduler(backend, opts, stats, progress, on_start).run(todo)
         wall = time.perf_counter() - started
     return {
         "model": backend.describe(),

@@ -41,10 +41,10 @@ def calibration_tiles(source: Path, tile: int, count: int, seed: int = 0, on_ski
 
 
 def quantize_int8(fp32: Path, out: Path, *, reader: TileReader | None, method: str = "minmax", tiles: int = 0,
-                  cache: Path | None = None) -> dict:
+                  cache: Path | None = None, bar: object = None) -> dict:
     """Calibrate (or read the cache) and write the Q/DQ model; returns what the sidecar records."""
     with OrtQuantizer(fp32, method, tiles=tiles, cache=cache) as quantizer:
-        quantizer.calibrate(reader)
+        quantizer.calibrate(reader, bar)  # type: ignore[arg-type]
         quantizer.write(out)
         return quantizer.facts()
 
@@ -263,11 +263,23 @@ def test_each_method_gives_its_own_ranges(fp32_onnx: Path, calib_dir: Path, tmp_
         monkeypatch.setitem(quantize.CALIBRATOR_OPTIONS, method, fewer_bins)
     tiles = calibration_tiles(calib_dir, 64, 4)
     scales = {}
+    lines: dict[str, list] = {}
+
+    class Lines:  # the calibration's progress display: the entropy search adds a line, one step a tensor
+        def __init__(self, method: str) -> None:
+            self.method = method
+
+        def line(self, label: str, total: int) -> object:
+            steps = lines.setdefault(self.method, [label, total, 0])
+            return type("Line", (), {"advance": lambda _self, n=1: steps.__setitem__(2, steps[2] + n)})()
+
     for method in ("minmax", "entropy", "percentile"):
         cache = tmp_path / f"{method}.json"
         quantize_int8(fp32_onnx, tmp_path / f"{method}.onnx", reader=TileReader(tiles, 2, "uint8"), method=method,
-                      tiles=4, cache=cache)
+                      tiles=4, cache=cache, bar=Lines(method))
         scales[method] = json.loads(cache.read_text())["scales"]
+    label, total, steps = lines["entropy"]
+    assert set(lines) == {"entropy"} and total == steps > 10 and label == f"entropy thresholds of {total} tensors"
     assert scales["minmax"].keys() == scales["entropy"].keys() == scales["percentile"].keys()
     for method in ("entropy", "percentile"):
         ratio = [scales[method][k] / scales["minmax"][k] for k in scales["minmax"] if scales["minmax"][k] > 0]

@@ -308,3 +308,20 @@ def test_check_against_judges_int8_by_its_targets(tmp_path: Path) -> None:
     assert reports["int8"]["passed"] and reports["int8"]["targets"]["min_mask_iou"] == 0.98
     assert not reports["fp16"]["passed"] and reports["fp16"]["failures"]
     assert reports["int8"]["reference"] == reports["fp16"]["reference"] == "pytorch-fp32"
+
+
+def test_progress_counts_windows(tmp_path: Path, scenes: Path) -> None:
+    """One large scene is not one step: the bar's total grows by each scene's windows as it opens,
+    and every window done (empty, failed or inferred) advances it, so it ends full."""
+    from sam2ms.runtime.backends import open_model
+    from sam2ms.runtime.pipeline import InferOptions, run_inference
+
+    (scenes / "broken.png").write_bytes(b"not a png")  # fails at open: never in the total
+    totals: list[int] = []
+    done: list[int] = []
+    with open_model(pixelwise_onnx(tmp_path / "px.onnx", 64)) as engine:
+        summary = run_inference(engine, InferOptions(scenes, tmp_path / "out", overlap=16, batch=3),
+                                progress=done.append, on_start=totals.append)
+    assert summary["tiles"] == 3 * 5 + 1 + 1 and summary["failed"] == 1
+    assert totals == sorted(totals) and totals[-1] == sum(done) == summary["tiles"] + summary["empty_windows"]
+    assert len(done) > 3  # batches, not files
