@@ -70,6 +70,14 @@ def _print(summary: dict, as_json: bool) -> None:
         if isinstance(gate, dict) and isinstance(gate.get("passed"), bool):
             typer.echo(f"  on OpenVINO {precision.upper()}: mask IoU to FP32 {gate['mask_iou']:.4f}, F1 "
                        f"{100 * gate['f1']:.2f} -> {'ok' if gate['passed'] else 'target missed'}")
+    data = summary["calibration"].get("data")
+    if data:
+        typer.echo(f"calibrated on {data['images']} image(s) of {data['source']} ({data['layout']}"
+                   + (f"; {data['labels_left_out']} label files left out" if data["labels_left_out"] else "") + ")")
+    for skipped in summary["skipped_files"]:
+        typer.echo(f"skipped {skipped['file']}: {skipped['error']}", err=True)
+    if summary["calibration"].get("cache_hit"):
+        typer.echo(f"ranges from the calibration cache {summary['calibration']['cache']}: no tile was read for them")
     search = summary["calibration"].get("auto_exclude")
     if search:
         modules = [m for unit in search["kept_float"] for m in unit["modules"]]

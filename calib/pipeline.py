@@ -97,6 +97,9 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
         with progress_bar(f"calibrating ({opts.method})", opts.batches, opts.progress) as bar:
             quantizer.calibrate(TileReader(calib, opts.batch_size, Sidecar(side).input_format,
                                            progress=bar.advance), bar)
+        if quantizer.facts().get("cache_hit"):
+            log(f"ranges reused from the calibration cache {opts.cache} (it matches this model and these "
+                "settings): no calibration tile was read")
         quantizer.write(target)
         log("measuring INT8 against FP32 on the held-out tiles")
         p32 = fp32_probabilities(opts.onnx, held)

@@ -17,7 +17,7 @@ from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 from sam2ms.deps import MissingDependency
 from sam2ms.digests import sha256_file
 from sam2ms.errors import CheckFailed, UsageError
-from sam2ms.fileio import ensure_writable_dir
+from sam2ms.fileio import ensure_writable_dir, new_folder_removed_on_failure
 from sam2ms.preprocess import INPUT_FORMATS, input_shape
 from sam2ms.radiometry import Radiometry
 
@@ -108,7 +108,13 @@ def _tensor_io(tile: int, input_format: str) -> dict[str, Any]:
 def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run the export; returns the JSON summary. Raises CheckFailed (exit 3) after writing
     everything when a parity check (or, with ``int8``, the INT8 accuracy target) failed.
-    The plan is built from the last precision written: INT8 > FP16 > FP32."""
+    The plan is built from the last precision written: INT8 > FP16 > FP32. An export refused
+    before it wrote anything leaves no output folder it created."""
+    with new_folder_removed_on_failure(opts.out):
+        return _run_export(opts, log)
+
+
+def _run_export(opts: ExportOptions, log: Callable[[str], None]) -> dict[str, Any]:
     from sam2ms.models import create_model
     from sam2ms.models.checkpoint import read_checkpoint
 

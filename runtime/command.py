@@ -46,8 +46,9 @@ def infer_command(
                                                               "read back from the COG by blocks). Needs [geo]."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write uint8 probability maps."),
     backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | openvino | torch (auto: by the file; "
-                                             "an .onnx runs on OpenVINO where it is installed and the CPU has "
-                                             "native BF16, else on ONNX Runtime)"),
+                                             "an FP32/FP16 .onnx runs on OpenVINO on x86-64 CPUs where it is "
+                                             "installed, and any .onnx with --precision bf16; INT8 files and "
+                                             "--providers cuda|tensorrt on ONNX Runtime)"),
     precision: str = typer.Option("fp32", help="OpenVINO: fp32 | bf16 (BF16 needs native support and a passed "
                                                "accuracy gate); a .pt checkpoint: fp32 | fp16 | bf16 autocast."),
     device: str = typer.Option("CPU", help="OpenVINO device: CPU | GPU | NPU."),
@@ -124,10 +125,12 @@ def infer_command(
         engine.close()
         if reference is not None:
             reference.close()
-    _report(summary, as_json)
+    single_failed = bool(summary["failures"]) and names_one_raster(source)
+    if as_json or not single_failed:  # one INPUT that failed: its reason is the one line to print
+        _report(summary, as_json)
     if summary.get("check") and not summary["check"]["passed"]:
         raise CheckFailed("check against PyTorch failed: " + "; ".join(summary["check"]["failures"]))
-    if summary["failures"] and names_one_raster(source):
+    if single_failed:
         raise UsageError(summary["failures"][0]["error"])
     if summary["failures"]:
         done = f"the other {summary['files']} were written" if summary["files"] else "none was written"
@@ -154,8 +157,9 @@ def _report(summary: dict, as_json: bool) -> None:
         return
     # plain lines: messages are data ("sam2ms[geo]" must stay itself) and one line each, whatever the width
     if summary["model"].get("unverified"):
-        typer.echo(f"unverified: {summary['model']['model']} ran without a sidecar: nothing checked that it is the "
-                   "model exported, nor its parity", err=True)
+        model = summary["model"].get("model") or summary["model"].get("path")
+        typer.echo(f"unverified: {model} ran without a sidecar: nothing checked that it is the model exported, "
+                   "nor its parity", err=True)
     for failure in summary["failures"]:
         typer.echo(f"failed: {failure['error']}", err=True)
     st = summary["stage_seconds"]

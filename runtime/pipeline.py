@@ -78,6 +78,9 @@ class InferOptions:
             require(module, f"--format {self.fmt}" + (f" --graph {self.graph}" if self.graph else ""))
         if self.batch < 1 or self.streams < 1 or self.workers < 1:
             raise UsageError("--batch, --streams and --workers must be at least 1")
+        if info.max_lanes is not None and self.streams > info.max_lanes:
+            raise UsageError(f"--streams {self.streams}: {Path(info.path).name} runs at most {info.max_lanes} "
+                             f"concurrent lane(s) here (PyTorch on the CPU has one); use --streams {info.max_lanes}")
         if info.max_batch is not None and self.batch > info.max_batch:
             raise UsageError(f"--batch {self.batch}: the model's batch profile allows at most {info.max_batch} "
                              f"(min {info.min_batch}); use a smaller --batch or re-export with a larger --batch "
@@ -137,6 +140,7 @@ class Stats:
     pixels: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    conversions: list[dict[str, Any]] = field(default_factory=list)  # each scene's resolved bands, low, high
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, stage: str, seconds: float) -> None:
@@ -297,6 +301,7 @@ class _Scheduler:
                 return
             self.stats.add("overviews", job.writer.cog_seconds)
             self.stats.outputs += [str(p) for p in written]
+            self.stats.conversions.append({"file": gdal_path(job.path), **job.scene.stretch.as_dict()})
             self.stats.files += 1
             self.stats.pixels += job.scene.height * job.scene.width
         finally:
@@ -407,6 +412,7 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
                      "workers": opts.workers, "threshold": opts.threshold, "format": opts.fmt,
                      "probabilities": opts.probabilities, "graph": opts.graph},
         "radiometry": opts.radiometry.as_dict() if opts.radiometry else None,
+        "conversions": stats.conversions,
         "outputs": stats.outputs,
         "failures": stats.failures,
     }

@@ -130,6 +130,8 @@ class _Infer:
         self.lane = self.backend.lanes(1)[0]
         self.batch = batch
         self.name = f"{os.uname().nodename}:{os.getpid()}"
+        described = self.backend.describe()
+        self.runs_on = {"backend": described["backend"], "device": described["device"]}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         metas, probs = [], []
@@ -143,7 +145,7 @@ class _Infer:
                           for k in range(0, len(tiles), self.batch)]
                 block_probs = np.concatenate(chunks) if chunks else block_probs
                 meta["seconds"]["infer"] = time.perf_counter() - started
-                meta["actor"], meta["tiles"] = self.name, len(tiles)
+                meta["actor"], meta["tiles"], meta["runs_on"] = self.name, len(tiles), self.runs_on
             metas.append(json.dumps(meta))
             probs.append(block_probs)
         return {"meta": np.array(metas, dtype=object), "probs": _column(probs), "valid": batch["valid"],
@@ -357,7 +359,7 @@ def _run_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: 
                     first_block_s = first_block_s if first_block_s is not None else time.perf_counter() - started
                     for stage, seconds in meta["seconds"].items():
                         stages[stage] += seconds
-                    actor = per_actor.setdefault(meta["actor"], {"tiles": 0, "seconds": 0.0})
+                    actor = per_actor.setdefault(meta["actor"], {"tiles": 0, "seconds": 0.0, **meta["runs_on"]})
                     actor["tiles"] += meta.get("tiles", 0)
                     actor["seconds"] += meta["seconds"].get("infer", 0.0)
                 progress(1)
@@ -381,7 +383,10 @@ def _run_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: 
     tiles = sum(int(actor["tiles"]) for actor in per_actor.values())
     wall = time.perf_counter() - started
     return {
-        "model": {"path": str(model), "kind": info.kind, "tile": info.tile, "precision": info.precision},
+        "model": {"path": str(model), "kind": info.kind, "tile": info.tile, "precision": info.precision,
+                  "unverified": info.unverified,
+                  "backend": sorted({a["backend"] for a in per_actor.values()}) or [ray_opts.backend],
+                  "device": sorted({a["device"] for a in per_actor.values()})},
         "input": str(opts.source), "output": str(opts.out),
         "files": files, "skipped_existing": skipped, "removed_temp_files": removed, "failed": len(failures),
         "tiles": tiles, "empty_windows": empty_windows, "seconds": round(wall, 3),
@@ -394,7 +399,8 @@ def _run_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: 
         "radiometry": opts.radiometry.as_dict() if opts.radiometry else None,
         "ray": {"address": ray_opts.address or "local", "block": ray_opts.block, "blocks": len(items),
                 "blocks_resumed": resumed,
-                "actors": {k: {"tiles": v["tiles"], "infer_seconds": round(v["seconds"], 3),
+                "actors": {k: {"tiles": v["tiles"], "infer_seconds": round(v["seconds"], 3), "backend": v["backend"],
+                               "device": v["device"],
                                "tiles_per_s": v["tiles"] / v["seconds"] if v["seconds"] else None}
                            for k, v in per_actor.items()},
                 "gpus_per_actor": per_actor_gpus if items else None,

@@ -10,7 +10,8 @@ import glob
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,6 +66,20 @@ def ensure_writable_dir(folder: str | Path, flag: str = "-o") -> Path:
         reason = exc.strerror or exc
         raise UsageError(f"{flag} {folder}: cannot write there ({reason}); choose another folder") from None
     return folder
+
+
+@contextmanager
+def new_folder_removed_on_failure(folder: str | Path) -> Iterator[None]:
+    """Run the body; if it fails and ``folder`` did not exist before it and is still empty, remove
+    it: a refused export (a foreign checkpoint, a bad opset) leaves no empty output folder behind."""
+    folder = Path(folder)
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
 
 
 def _umask() -> int:

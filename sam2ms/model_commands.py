@@ -20,7 +20,8 @@ def info(name: str = typer.Argument(..., help="Registered model name (see 'sam2m
     emit(s, as_json, [("model", name), ("input", f"{size}x{size}"),
                        ("params total", f"{s['params_total'] / 1e6:.2f} M"),
                        ("params trainable", f"{s['params_trainable'] / 1e6:.2f} M"),
-                       ("GFLOPs", f"{s['gflops']:.1f} (torch FLOP counter, 2 per multiply-add)")])
+                       ("GFLOPs", f"{s['gflops']:.1f} (torch FLOP counter, 2 per multiply-add)"),
+                       *[(f"  of which {part}", f"{g:.1f}") for part, g in s["gflops_by_part"].items()]])
 
 
 def models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:

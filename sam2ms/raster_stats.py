@@ -21,7 +21,7 @@ from .errors import UsageError
 from .fileio import write_json
 from .progress import progress_bar
 from .radiometry import DEFAULT_PERCENTILES, STATS_FORMAT, Radiometry, parse_bands, parse_pair, valid_values
-from .raster_options import BANDS, PERCENTILES
+from .raster_options import BANDS
 from .rasters import find_inputs, open_raster
 
 SCENE_SIDE = 512  # decimated read per scene
@@ -72,7 +72,10 @@ def stats_command(data: Path = typer.Argument(..., metavar="DATA", help="A scene
                   output: Path = typer.Option(..., "-o", "--output", help="The stats file to write (JSON)."),
                   layout: Optional[str] = typer.Option(None, help="Read DATA as a dataset layout (deepglobe | "
                                                                   "spacenet | massachusetts | folder): its images."),
-                  bands: Optional[str] = BANDS, percentiles: Optional[str] = PERCENTILES,
+                  bands: Optional[str] = BANDS,
+                  percentiles: Optional[str] = typer.Option(None, "--percentiles",
+                                                            help="LOW,HIGH percentiles of every band over the "
+                                                                 "dataset (default 2,98)."),
                   seed: int = typer.Option(0, min=0, help="Seed of the subsampling."),
                   quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
                   as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:

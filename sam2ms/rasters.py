@@ -188,11 +188,14 @@ class RasterioRaster(Raster):
         from rasterio.enums import MaskFlags
 
         self.path = path
+        if not is_virtual(path) and not path.exists():
+            raise UsageError(f"{path}: file not found")
         try:
             self._ds = rasterio.open(gdal_path(path))
         except Exception as exc:  # noqa: BLE001 - GDAL's own errors for unreadable files
-            raise UsageError(f"{gdal_path(path)}: cannot read ({exc}); replace or remove the file, or check "
-                             "the credentials GDAL uses for it") from None
+            hint = "check the path and the credentials GDAL uses for it" if is_virtual(path) else \
+                "replace or remove the file"
+            raise UsageError(f"{gdal_path(path)}: cannot read ({exc}); {hint}") from None
         ds = self._ds
         if path.suffix.lower() == ".vrt":
             _check_vrt_members(path, ds.files[1:])

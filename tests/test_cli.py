@@ -140,3 +140,31 @@ def test_road_graph_commands_name_the_geo_extra(tmp_path: Path) -> None:
             "from sam2ms.cli import main; main()")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "needs networkx" in proc.stderr and "sam2ms[geo]" in proc.stderr, proc.stderr
+
+
+def test_small_mismatches_of_the_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A single INPUT that fails is one line; a graph is built from masks, not images; a missing
+    local file is "not found" (no GDAL credentials hint); --streams beyond what a model runs is
+    refused; a Hiera model without SAM2 weights is warned about."""
+    import rasterio
+    from pixelwise import pixelwise_onnx
+
+    model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    code, _, err = run_cli(["infer", model, str(tmp_path / "bad.png"), "-o", str(tmp_path / "o"), "--quiet"], capsys)
+    _assert_one_line_error(code, err, "bad.png: cannot read as an image")
+    rgb = tmp_path / "rgb.tif"
+    with rasterio.open(rgb, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8") as ds:
+        ds.write(np.zeros((3, 64, 64), np.uint8))
+    code, _, err = run_cli(["graph", str(rgb), "-o", str(tmp_path / "g.geojson")], capsys)
+    _assert_one_line_error(code, err, "3 bands", "single-band mask")
+    code, _, err = run_cli(["graph", str(tmp_path / "none.tif"), "-o", str(tmp_path / "g.geojson")], capsys)
+    _assert_one_line_error(code, err, "none.tif: file not found")
+    assert "credentials" not in err
+    ckpt = save_checkpoint(tmp_path / "n.pt", create_model("sam2ms_nano"), image_size=64, epoch=0, step=0)
+    code, _, err = run_cli(["infer", str(ckpt), model, "-o", str(tmp_path / "o"), "--streams", "2",
+                            "--tile", "64", "--quiet"], capsys)
+    _assert_one_line_error(code, err, "--streams 2: n.pt runs at most 1 concurrent lane(s)")
+    code, _, err = run_cli(["train", "--data", str(tmp_path / "no-data"), "-o", str(tmp_path / "run"), "--model",
+                            "sam2ms_hiera_t"], capsys)
+    assert code == 2 and "random frozen trunk" in err

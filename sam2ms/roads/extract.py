@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from sam2ms.deps import require
+from sam2ms.errors import UsageError
 
 from . import geometry
 
@@ -326,6 +327,10 @@ def mask_raster_graph(path: Path, threshold: float = 0.5, block: int = BLOCK) ->
     from sam2ms.rasters import open_raster
 
     raster = open_raster(path)
+    if raster.count != 1:
+        raster.close()
+        raise UsageError(f"{path}: {raster.count} bands; a road graph is built from a single-band mask or probability "
+                         "raster (sam2ms-infer's NAME.mask.tif / .prob.tif), not from an image")
 
     def read(row: int, col: int, height: int, width: int) -> np.ndarray:
         values, valid = raster.read((1,), row, col, height, width)

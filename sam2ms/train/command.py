@@ -62,6 +62,9 @@ def train(data: Path = typer.Option(..., help="Dataset folder."),
                       progress=not quiet, road_width=road_width,
                       radiometry=r.as_dict() if (r := radiometry_from(bands, stretch, percentiles, scale, stats))
                       else None)
+    if model.startswith("sam2ms_hiera") and sam2_ckpt is None and not (resume or auto_resume):
+        typer.echo(f"warning: {model} without --sam2-ckpt trains on a random frozen trunk: the paper's encoder "
+                   "is SAM2's pretrained Hiera (e.g. --sam2-ckpt sam2.1_hiera_large.pt)", err=True)
     trainer = Trainer(cfg)
     try:
         summary = trainer.fit()

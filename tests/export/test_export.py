@@ -173,6 +173,14 @@ def test_unwritable_output(trained_nano: Path, tmp_path: Path, capsys: pytest.Ca
     assert "cannot write" in _err(["--ckpt", str(trained_nano), "-o", str(blocker / "sub")], capsys)
 
 
+def test_a_refused_export_leaves_no_empty_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    foreign = tmp_path / "foreign.pt"
+    foreign.write_bytes(b"not a checkpoint")
+    assert "not a readable PyTorch checkpoint" in _err(["--ckpt", str(foreign), "-o", str(tmp_path / "out"),
+                                                        "--onnx-only"], capsys)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(has_module("tensorrt"), reason="tensorrt is installed here")
 def test_missing_tensorrt_keeps_onnx(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = _err(["--ckpt", str(trained_nano), "-o", str(tmp_path), "--tile", "64", "--builder", "tensorrt",

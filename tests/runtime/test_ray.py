@@ -62,6 +62,8 @@ def test_png_outputs_equal_the_single_machine_run(model: str, scenes: Path, tmp_
     assert summary["files"] == 3 and summary["failed"] == 0
     assert summary["ray"]["blocks"] == (2 * 3 + 1 + 1 if block == 256 else 3)  # 300x520 in 256² blocks: 2 x 3
     assert sum(a["tiles"] for a in summary["ray"]["actors"].values()) == summary["tiles"] >= one["tiles"]
+    assert summary["model"]["backend"] == [one["model"]["backend"]]  # where the actors ran it, as the one-machine run
+    assert summary["model"]["device"] == [one["model"]["device"]]
     one_files, ray_files = (sorted(p.relative_to(tmp_path / d) for p in (tmp_path / d).rglob("*.png"))
                             for d in ("one", "ray"))
     assert len(one_files) == 6 and one_files == ray_files
