@@ -76,8 +76,9 @@ def _child(args: list[str]) -> tuple[float, float, int]:
 def bomb(folder: Path) -> list[str]:
     tests = Path(__file__).resolve().parents[1] / "tests"
     sys.path[:0] = [str(tests), str(tests / "trust")]
-    from pixelwise import pixelwise_onnx  # the test suite's 1x1-convolution model
     from test_rasters import png_claiming  # the hostile PNG of the tests
+
+    from pixelwise import pixelwise_onnx  # the test suite's 1x1-convolution model
 
     model = pixelwise_onnx(folder / "px.onnx", 64)
     png_claiming(folder / "bomb.png", 200_000, 200_000)

@@ -147,6 +147,7 @@ def test_small_mismatches_of_the_walkthrough(tmp_path: Path, capsys: pytest.Capt
     local file is "not found" (no GDAL credentials hint); --streams beyond what a model runs is
     refused; a Hiera model without SAM2 weights is warned about."""
     import rasterio
+
     from pixelwise import pixelwise_onnx
 
     model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))

@@ -10,45 +10,9 @@ import pytest
 from sam2ms.errors import UsageError
 
 from conftest import has_module
+from fakes import COL, LAT, LON, RELEASES, RES, ROW, SIZE, make_spacenet
 
 pytestmark = pytest.mark.skipif(not has_module("rasterio"), reason="rasterio not installed (pip install 'sam2ms[geo]')")
-
-LON, LAT, RES, SIZE = -115.30, 36.20, 2.7e-6, 1300  # Las Vegas, ~0.3 m pixels, SpaceNet's 1300² images
-ROW, COL = 300, 900  # an east-west road through row 300 and a north-south road through column 900
-RELEASES = {
-    "sn3": ("AOI_2_Vegas/PS-RGB/SN3_roads_train_AOI_2_Vegas_PS-RGB_img{n}.tif",
-            "AOI_2_Vegas/geojson_roads/SN3_roads_train_AOI_2_Vegas_geojson_roads_img{n}.geojson"),
-    "original": ("AOI_2_Vegas_Roads_Train/RGB-PanSharpen/RGB-PanSharpen_AOI_2_Vegas_img{n}.tif",
-                 "AOI_2_Vegas_Roads_Train/geojson/spacenetroads/spacenetroads_AOI_2_Vegas_img{n}.geojson"),
-}
-
-
-def _centre(row: float, col: float) -> list[float]:
-    """lon, lat (and a z, as SpaceNet writes) of a pixel centre."""
-    return [LON + (col + 0.5) * RES, LAT - (row + 0.5) * RES, 0.0]
-
-
-def make_spacenet(root: Path, release: str, n: int = 1) -> None:
-    import rasterio
-    from rasterio.transform import from_origin
-
-    image_t, label_t = RELEASES[release]
-    rng = np.random.default_rng(n)
-    image, label = root / image_t.format(n=n), root / label_t.format(n=n)
-    image.parent.mkdir(parents=True, exist_ok=True)
-    label.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(image, "w", driver="GTiff", height=SIZE, width=SIZE, count=3, dtype="uint16", crs="EPSG:4326",
-                       transform=from_origin(LON, LAT, RES, RES), compress="deflate") as ds:
-        ds.write(rng.integers(100, 2000, (3, SIZE, SIZE), dtype=np.uint16))
-    features = [
-        {"type": "Feature", "properties": {"road_type": "5"},
-         "geometry": {"type": "LineString", "coordinates": [_centre(ROW, 0), _centre(ROW, SIZE - 1)]}},
-        {"type": "Feature", "properties": {"road_type": "6"},
-         "geometry": {"type": "MultiLineString", "coordinates": [[_centre(0, COL), _centre(SIZE - 1, COL)]]}},
-        {"type": "Feature", "properties": {}, "geometry": None},  # SpaceNet has empty geometries too
-    ]
-    label.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-
 
 def _geodesic_pixel() -> tuple[float, float]:
     """(north-south, east-west) pixel size in metres, from pyproj's geodesic (an independent reference)."""

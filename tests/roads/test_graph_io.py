@@ -29,9 +29,9 @@ def _road_scene(path: Path) -> Path:
 
 
 def test_infer_writes_the_scene_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from pixelwise import expected_probability, pixelwise_onnx
-
     from sam2ms.roads.io import read_graph
+
+    from pixelwise import expected_probability, pixelwise_onnx
 
     assert expected_probability(np.array([[ROAD]], np.uint8))[0, 0] > 0.5 > expected_probability(
         np.array([[LAND]], np.uint8))[0, 0]
@@ -129,6 +129,7 @@ def test_pixel_space_graphs_are_scored_in_pixels(tmp_path: Path, capsys: pytest.
     (``pixel_coordinates``; GraphML: no crs): sam2ms apls scores two of them in pixels, whatever
     their format, instead of reading [289.8, 168.8] as longitude/latitude."""
     from PIL import Image
+
     from pixelwise import pixelwise_onnx
 
     img = np.empty((100, 700, 3), np.uint8)

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pixelwise import expected_probability, pixelwise_onnx
 
 from sam2ms.data.synth import render_road_scene
 from sam2ms.errors import UsageError
 
 from conftest import has_module, run_cli
+from pixelwise import expected_probability, pixelwise_onnx
 
 pytestmark = pytest.mark.skipif(not has_module("rasterio"), reason="rasterio not installed (pip install 'sam2ms[geo]')")
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pixelwise import pixelwise_onnx
 
 from sam2ms.data.synth import render_road_scene
 from sam2ms.errors import UsageError
@@ -21,6 +20,7 @@ from sam2ms.inputs import names_one_raster, resolve_inputs
 from sam2ms.rasters import gdal_path
 
 from conftest import has_module, run_cli
+from pixelwise import pixelwise_onnx
 
 needs_gdal = pytest.mark.skipif(not has_module("rasterio"), reason="rasterio not installed (pip install 'sam2ms[geo]')")
 

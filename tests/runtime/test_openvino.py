@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pixelwise import expected_probability, pixelwise_onnx
 
 from sam2ms.data.synth import render_road_scene
 from sam2ms.errors import UsageError
 
 from conftest import run_cli
+from pixelwise import expected_probability, pixelwise_onnx
 
 ov = pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
 

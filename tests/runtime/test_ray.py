@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pixelwise import pixelwise_onnx
 from test_geo import uint16_scene, write_geotiff
 
 from sam2ms.data.synth import render_road_scene
 
 from conftest import has_module, run_cli
+from pixelwise import pixelwise_onnx
 
 pytestmark = pytest.mark.skipif(not (has_module("ray") and has_module("rasterio")),
                                 reason="ray or rasterio not installed (pip install 'sam2ms[ray,geo]')")

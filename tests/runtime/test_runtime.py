@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pixelwise import expected_probability, pixelwise_onnx
 
 from sam2ms.data.synth import render_road_scene
 
 from conftest import has_module, run_cli
+from pixelwise import expected_probability, pixelwise_onnx
 
 
 def _scene(path: Path, h: int, w: int, seed: int) -> np.ndarray:

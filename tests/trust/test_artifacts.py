@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
-from pixelwise import WEIGHTS, pixelwise_onnx
 
 from sam2ms.artifacts import SIDECAR_SCHEMA, file_in_folder, read_sidecar, sidecar_path, write_sidecar
 from sam2ms.errors import UsageError
 from sam2ms.schema import validate
 
 from conftest import json_values, run_cli
+from pixelwise import WEIGHTS, pixelwise_onnx
 
 JSON = json_values()
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pixelwise import pixelwise_onnx
 
 from conftest import run_cli
+from pixelwise import pixelwise_onnx
 
 # (command line, the option its error must name); files need not exist: parsing comes first
 BAD = [

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pixelwise import pixelwise_onnx
 
 from sam2ms.errors import UsageError, WriteFailed
 from sam2ms.folder_lock import LOCK_NAME, FolderLock
 
 from conftest import has_module, run_cli
+from pixelwise import pixelwise_onnx
 
 
 def _scenes(folder: Path, count: int, size: int) -> Path:
@@ -149,7 +149,7 @@ def test_export_to_a_full_disk_is_one_line(trained_nano: Path, tmp_path: Path, m
     code, _, err = run_cli(["export", "--ckpt", str(trained_nano), "--tile", "64", "--onnx-only", "-o", str(out)],
                            capsys)
     assert code == 1 and f"{out / 'model.onnx'}: could not write it" in err and "Traceback" not in err
-    assert not list(out.iterdir())  # no partial artifact, no temp file
+    assert not out.exists()  # no partial artifact, no temp file, not even the folder the export created
 
 
 def _external_data_model(folder: Path, location: str = "model.data") -> Path:

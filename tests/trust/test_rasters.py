@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
-from pixelwise import pixelwise_onnx
 
 from sam2ms.errors import UsageError
 
 from conftest import has_module, run_cli
+from pixelwise import pixelwise_onnx
 
 
 def png_claiming(path: Path, width: int, height: int) -> Path:
