@@ -19,6 +19,7 @@ import json
 import re
 import shlex
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +48,11 @@ SUBSTITUTIONS = [
     ("--threads 16", "--threads 2"), ("--iterations 50", "--iterations 2"), ("--warmup 5", "--warmup 1"),
     ("--batch 1,2,4,8", "--batch 1,2"), ("/data/deepglobe", "DeepGlobe"),
 ]
-#: Light settings where a command leaves the heavy defaults (1024² tiles, 50 epochs, torch.compile).
+#: Light settings where a command leaves the heavy defaults (1024² tiles, 50 epochs, torch.compile,
+#: 32 calibration tiles).
 LIGHT_DEFAULTS = {
-    "export": [("--tile", "64")],
+    "export": [("--tile", "64"), ("--calib-batches", "2")],
+    "calibrate": [("--calib-batches", "2")],
     "train": [("--epochs", "1"), ("--image-size", "64")],
     "bench": [("--torch", "fp32"), ("--iterations", "2"), ("--warmup", "1")],
 }
@@ -210,7 +213,8 @@ def _stand_ins(root: Path, ckpt: Path) -> None:
             [-115.2 + 0.001 * i, 36.1], [-115.2 + 0.001 * i, 36.103]]}} for i in range(3)]}
     for name in ("truth.geojson", "proposal.geojson"):
         (root / name).write_text(json.dumps(streets))
-    make_spacenet(root / "SN3", "sn3")
+    for n in (1, 2, 3):  # the paper's 7:3 split leaves one image to evaluate
+        make_spacenet(root / "SN3", "sn3", n)
 
 
 def _arguments(command: str, root: Path) -> list[str]:
@@ -237,7 +241,7 @@ def test_the_walk(trained_nano: Path, tmp_path: Path, monkeypatch: pytest.Monkey
 
     _stand_ins(tmp_path, trained_nano)
     monkeypatch.chdir(tmp_path)
-    skipped = []
+    skipped, seconds = [], []
     for command in readme_commands():
         step = _step(command)
         if step.skip is None and "--precision bf16" in command and not (has_module("openvino") and
@@ -251,10 +255,13 @@ def test_the_walk(trained_nano: Path, tmp_path: Path, monkeypatch: pytest.Monkey
         args = _arguments(command, tmp_path)
         if args[0] == "infer":
             args.append("--quiet")
+        started = time.perf_counter()
         code, out, err = run_cli(args, capsys)
+        seconds.append((round(time.perf_counter() - started, 1), command))
         assert code == step.code, f"{command}\n-> sam2ms {' '.join(args)}\nexit {code}\n{err[-2000:]}"
         for output in step.outputs:
             assert (tmp_path / output).is_file(), f"{command}: {output} missing"
         if step.check is not None:
             step.check(tmp_path, out)
     print("skipped:", *(f"  {c}: {why}" for c, why in skipped), sep="\n")
+    print("seconds:", *(f"  {s:6.1f} {c}" for s, c in sorted(seconds, reverse=True)), sep="\n")  # pytest -s
