@@ -45,19 +45,17 @@ def onnxruntime_probabilities(onnx_path: str | Path, tiles: np.ndarray, batch: i
     return sigmoid(np.concatenate(out))
 
 
-def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, reference: np.ndarray,
-                    fp32: dict | None = None) -> dict:
+def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, reference: np.ndarray) -> dict:
     """OpenVINO's gates on this machine's CPU for a ``precision`` file, against FP32 ``reference``
     probabilities (N x 1 x T x T) of ``tiles``: in FP32 and, where the CPU has it natively, BF16
     (:func:`~sam2ms.runtime.backends.openvino_backend.gate_judge` says by which criteria), or why
-    BF16 was not measured. The runtime reads them from the sidecar's ``openvino`` field. ``fp32``:
-    the FP32 gate where the caller already measured it (:func:`openvino_gate`, same tiles)."""
+    BF16 was not measured. The runtime reads them from the sidecar's ``openvino`` field."""
     from sam2ms.runtime.backends.openvino_backend import device_full_name, native_bf16
 
     ov = require("openvino", "--openvino")
     core = ov.Core()
     record: dict = {"version": ov.__version__, "device": device_full_name(core, "CPU"),
-                    "fp32": fp32 or openvino_gate(onnx_path, precision, "fp32", tiles, reference)}
+                    "fp32": openvino_gate(onnx_path, precision, "fp32", tiles, reference)}
     if native_bf16(core):
         record["bf16"] = openvino_gate(onnx_path, precision, "bf16", tiles, reference)
     else:
