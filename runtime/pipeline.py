@@ -3,15 +3,22 @@
 * Worker threads open scenes, cut windows and convert them (the shared radiometry, then the
   model's input format), feeding a bounded queue, so memory stays flat however many files there
   are. Windows with no valid pixel (nodata) are passed on empty and never reach the model.
-* The main thread batches windows across window and file boundaries and submits each batch to a
-  free lane (K lanes = K CUDA streams for TensorRT); at most 2K batches are in flight.
-* Finished batches are blended on the host into each scene's :class:`Stitcher`, which hands
-  finished rows to the scene's writer; a scene's outputs are written atomically when complete.
+* The scheduler (the calling thread) only batches windows across window and file boundaries,
+  submits each batch to a free lane (K lanes = K CUDA streams for TensorRT), keeps at most 2K
+  batches in flight and hands finished ones on, in submission order.
+* Blend threads turn each scene's logits into probabilities and blend them into its
+  :class:`Stitcher`; write threads encode the finished rows and write them, then finish the scene
+  (atomic outputs, overviews, road graph). Each scene's blending and writing are a
+  :class:`~.strands.Strand` each (serial, in order: the same sums and bytes as one thread), so
+  scenes run in parallel while one scene's rows are still written top to bottom.
+* Memory is bounded: ``4 x batch x K`` windows queued by the decoders, 2K batches on the lanes,
+  ``2 x batch x K`` tiles of logits waiting to be blended, and :data:`ROWS_BUFFERED` finished
+  window rows per scene waiting to be written (each ``tile - overlap`` pixel rows of the scene).
 * A bad input is reported and skipped; the rest completes. Finished outputs are skipped with
   ``resume``.
 
-One module of ~320 lines on purpose: the options, the producers, the per-scene state and the
-scheduler are one protocol (who puts ``_DONE``, who finishes a scene) best read in one place.
+One module on purpose: the options, the producers, the per-scene state and the scheduler are one
+protocol (who puts ``_DONE``, who finishes a scene) best read in one place.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,10 +46,13 @@ from sam2ms.radiometry import Radiometry
 from sam2ms.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 
 from .backends import Backend, Lane, ModelInfo
-from .scenes import FORMATS, GRAPH_FORMATS, MaskWriter, iter_windows, output_paths
+from .scenes import FORMATS, GRAPH_FORMATS, MaskWriter, encode_rows, iter_windows, output_paths
+from .strands import Budget, Strand, StrandPool
 from .tiling import Grid, Stitcher
 
 _DONE = object()
+#: Finished window rows of a scene waiting for its writer; the blend waits beyond that.
+ROWS_BUFFERED = 2
 #: What road graphs need (sam2ms[geo]): checked before the first tile, not after every scene's.
 GRAPH_MODULES = ["skimage", "scipy", "networkx"]
 
@@ -101,19 +112,22 @@ class InferOptions:
 
 @dataclass
 class _SceneJob:
-    """One input's state while its windows are in flight."""
+    """One input's state while its windows are in flight. ``stitcher``, ``remaining``, ``failed``
+    and ``valid_windows`` belong to the scene's blend strand; the writer to its write strand."""
 
     path: Path
     scene: Scene
     grid: Grid
     writer: MaskWriter
     stitcher: Stitcher = field(init=False)
+    blend: Strand = field(init=False)
+    write: Strand = field(init=False)
+    rows_waiting: Budget = field(default_factory=lambda: Budget(ROWS_BUFFERED))
     remaining: int = 0
     failed: str | None = None
     valid_windows: int = 0
 
     def __post_init__(self) -> None:
-        self.stitcher = Stitcher(self.grid, self.writer.rows, masked=self.scene.masked)
         self.remaining = len(self.grid)
 
 
@@ -127,12 +141,17 @@ class _Item:
     valid: np.ndarray | None
 
 
+#: The stages whose seconds the summary reports (summed over threads).
+STAGES = ("decode", "normalise", "infer", "blend", "encode", "write", "overviews", "graph")
+
+
 @dataclass
 class Stats:
-    """Seconds per stage (summed over threads) and counts, for the JSON summary."""
+    """Seconds per stage (summed over threads), each thread's busy seconds, and counts, for the
+    JSON summary."""
 
-    seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "infer": 0.0, "blend": 0.0,
-                                                                "write": 0.0, "overviews": 0.0})
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    busy: dict[str, float] = field(default_factory=dict)  # thread name -> seconds at work
     files: int = 0
     skipped: int = 0
     tiles: int = 0
@@ -144,8 +163,10 @@ class Stats:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, stage: str, seconds: float) -> None:
+        thread = threading.current_thread().name
         with self.lock:
             self.seconds[stage] += seconds
+            self.busy[thread] = self.busy.get(thread, 0.0) + seconds
 
 
 def read_failure(path: Path, exc: Exception) -> str:
@@ -187,9 +208,11 @@ def _produce_scenes(inputs: list[Input], opts: InferOptions, tile: int, input_fo
         try:
             t0 = time.perf_counter()
             for row, y, x, window, valid in iter_windows(scene, grid):
+                t1 = time.perf_counter()
+                stats.add("decode", t1 - t0)
                 empty = valid is not None and not valid.any()
                 item = _Item(job, row, y, x, None if empty else model_input(window, input_format), valid)
-                stats.add("decode", time.perf_counter() - t0)
+                stats.add("normalise", time.perf_counter() - t1)
                 items.put(item)
                 queued += 1
                 t0 = time.perf_counter()
@@ -229,9 +252,9 @@ def _plan(opts: InferOptions) -> tuple[list[Input], int, int]:
 
 
 class _Scheduler:
-    """One run: producer threads fill a bounded queue; the main thread batches windows across
-    files, keeps at most 2K batches in flight on K lanes, blends finished batches and writes
-    finished scenes."""
+    """One run: producer threads fill a bounded queue; the calling thread batches windows across
+    files, keeps at most 2K batches in flight on K lanes and hands finished batches, in submission
+    order, to each scene's blend strand; blend strands hand finished rows to write strands."""
 
     def __init__(self, backend: Backend, opts: InferOptions, stats: Stats, progress: Callable[[int], None],
                  on_total: Callable[[int], None] = lambda total: None) -> None:
@@ -241,6 +264,11 @@ class _Scheduler:
         for lane in backend.lanes(opts.streams):
             self.lanes.put(lane)
         self.items: queue.Queue = queue.Queue(maxsize=max(4 * opts.batch * opts.streams, 8))
+        # one thread per scene that can be open at once (a scene per decoder, one finishing)
+        self.blend_pool = StrandPool(opts.workers + 1, "sam2ms-blend")
+        self.write_pool = StrandPool(opts.workers + 1, "sam2ms-write")
+        self.to_blend = Budget(2 * opts.batch * opts.streams)  # tiles of logits not yet blended
+        self.waited = 0.0  # seconds the scheduler spent waiting (for windows, lanes or room downstream)
         # scenes whose outputs are being written, so that an interrupted run removes their temporary
         # files (finished outputs stay, and --resume redoes the rest byte for byte)
         self._live: dict[int, _SceneJob] = {}
@@ -250,6 +278,8 @@ class _Scheduler:
     def register(self, job: _SceneJob) -> bool:
         """A producer's new scene (its windows join the progress total); False (and its writer
         dropped) once the run is interrupted."""
+        job.stitcher = Stitcher(job.grid, partial(self._emit, job), masked=job.scene.masked)
+        job.blend, job.write = self.blend_pool.strand(), self.write_pool.strand()
         with self._live_lock:
             if not self._stopping:
                 self._live[id(job)] = job
@@ -260,7 +290,12 @@ class _Scheduler:
         return False
 
     def _abort_unfinished(self) -> None:
-        """Drop the temporary files of every scene not yet written (Ctrl-C, SIGTERM, a crash)."""
+        """Drop the temporary files of every scene not yet written (Ctrl-C, SIGTERM, a crash), once
+        the blend and write threads have stopped."""
+        for pool in (self.blend_pool, self.write_pool):
+            pool.stopped.set()
+        for pool in (self.blend_pool, self.write_pool):
+            pool.close()
         with self._live_lock:
             self._stopping = True
             jobs, self._live = list(self._live.values()), {}
@@ -277,9 +312,132 @@ class _Scheduler:
         try:
             t0 = time.perf_counter()
             logits = lane.infer(tiles)
-            return logits, time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            self.stats.add("infer", seconds)
+            return logits, seconds
         finally:
             self.lanes.put(lane)
+
+    # --- the scheduler thread -------------------------------------------------------------------
+
+    def _wait(self, fn: Callable[..., Any], *args: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.waited += time.perf_counter() - t0
+
+    def _collect(self, batch: list[_Item], future: Future) -> None:
+        """Hand a finished batch to its scenes' blend strands (in submission order)."""
+        logits, _ = self._wait(future.result)
+        self._wait(self.to_blend.take, len(batch), self.blend_pool.stopped)
+        self.blend_pool.check()
+        self.write_pool.check()
+        start = 0
+        for job, items in _by_scene(batch):
+            job.blend.submit(self._blend, job, items, logits[start:start + len(items)])
+            start += len(items)
+
+    def _next_batch(self, producers_left: list[int]) -> list[_Item]:
+        """Up to ``batch`` windows, across files; counts producers that finished."""
+        batch: list[_Item] = []
+        while len(batch) < self.opts.batch and producers_left[0]:
+            item = self._wait(self.items.get)
+            if item is _DONE:
+                producers_left[0] -= 1
+            elif isinstance(item, _Item) and item.tile is None:
+                item.job.blend.submit(self._blend_empty, item)
+            elif isinstance(item, _Abort):
+                item.job.blend.submit(self._abort_scene, item)
+            else:
+                batch.append(item)
+        return batch
+
+    def run(self, todo: list[Input]) -> None:
+        opts, tile = self.opts, self.backend.info.tile
+        shards = [todo[i::opts.workers] for i in range(opts.workers)]
+        producers = [threading.Thread(target=_produce, daemon=True, name=f"sam2ms-decode_{i}", args=(
+            s, opts, tile, self.backend.info.input_format, self.items, self.stats, self.fail, self.register))
+            for i, s in enumerate(shards)]
+        for t in producers:
+            t.start()
+        inflight: deque[tuple[list[_Item], Future]] = deque()
+        producers_left = [len(producers)]
+        with ThreadPoolExecutor(max_workers=opts.streams, thread_name_prefix="sam2ms-lane") as pool:
+            try:
+                while producers_left[0]:
+                    batch = self._next_batch(producers_left)
+                    if batch:
+                        tiles = np.stack([it.tile for it in batch if it.tile is not None])
+                        inflight.append((batch, pool.submit(self._run_batch, tiles)))
+                    while inflight and (len(inflight) >= 2 * opts.streams or inflight[0][1].done()):
+                        self._collect(*inflight.popleft())
+                while inflight:
+                    self._collect(*inflight.popleft())
+                for post in (self.blend_pool, self.write_pool):  # blends hand rows to writes: in this order
+                    self._wait(post.close)
+                    post.check()
+            except BaseException:
+                self._abort_unfinished()
+                raise
+        for t in producers:
+            t.join()
+
+    # --- blend strands: one scene's windows, in the order the scheduler collected them ----------
+
+    def _blend(self, job: _SceneJob, items: list[_Item], logits: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        probs = sigmoid(logits[:, 0], np.float32)
+        for it, prob in zip(items, probs):
+            job.stitcher.add(it.row, it.y, it.x, prob, it.valid)  # may emit rows (-> _emit)
+        job.remaining -= len(items)
+        job.valid_windows += len(items)
+        self.to_blend.give(len(items))
+        with self.stats.lock:
+            self.stats.tiles += len(items)
+        self.stats.add("blend", time.perf_counter() - t0)
+        self.progress(len(items))
+        self._finish_if_done(job)
+
+    def _blend_empty(self, it: _Item) -> None:
+        """A window with no valid pixels: zeros go into the blend (all of its pixels are masked in
+        the output) and the model never sees it."""
+        t = self.backend.info.tile
+        it.job.stitcher.add(it.row, it.y, it.x, np.zeros((t, t), np.float32), it.valid)
+        it.job.remaining -= 1
+        with self.stats.lock:
+            self.stats.empty_windows += 1
+        self.progress(1)
+        self._finish_if_done(it.job)
+
+    def _abort_scene(self, abort: _Abort) -> None:
+        """A scene whose read failed half-way: its missing windows never come."""
+        abort.job.failed = abort.message
+        abort.job.remaining -= abort.missing
+        self.progress(abort.missing)
+        self._finish_if_done(abort.job)
+
+    def _finish_if_done(self, job: _SceneJob) -> None:
+        if job.remaining == 0:
+            job.write.submit(self._finish, job)
+
+    def _emit(self, job: _SceneJob, y0: int, rows: np.ndarray, valid: np.ndarray | None) -> None:
+        """The stitcher's finished rows, to the scene's write strand (waits while it is behind)."""
+        job.rows_waiting.take(1, self.write_pool.stopped)
+        job.write.submit(self._write_rows, job, y0, rows, valid)
+
+    # --- write strands: one scene's rows top to bottom, then its outputs ------------------------
+
+    def _write_rows(self, job: _SceneJob, y0: int, rows: np.ndarray, valid: np.ndarray | None) -> None:
+        try:
+            t0 = time.perf_counter()
+            mask, prob8 = encode_rows(rows, valid, self.opts.threshold, self.opts.probabilities)
+            t1 = time.perf_counter()
+            self.stats.add("encode", t1 - t0)
+            job.writer.write_encoded(y0, mask, prob8, valid)
+            self.stats.add("write", time.perf_counter() - t1)
+        finally:
+            job.rows_waiting.give(1)
 
     def _finish(self, job: _SceneJob) -> None:
         with self._live_lock:
@@ -300,88 +458,39 @@ class _Scheduler:
                 self.fail(job.path, f"{job.path}: could not write outputs ({exc})")
                 return
             self.stats.add("overviews", job.writer.cog_seconds)
-            self.stats.outputs += [str(p) for p in written]
-            self.stats.conversions.append({"file": gdal_path(job.path), **job.scene.stretch.as_dict()})
-            self.stats.files += 1
-            self.stats.pixels += job.scene.height * job.scene.width
+            self.stats.add("graph", job.writer.graph_seconds)
+            with self.stats.lock:
+                self.stats.outputs += [str(p) for p in written]
+                self.stats.conversions.append({"file": gdal_path(job.path), **job.scene.stretch.as_dict()})
+                self.stats.files += 1
+                self.stats.pixels += job.scene.height * job.scene.width
         finally:
             job.scene.close()
-            self.stats.add("write", time.perf_counter() - t0)
+            self.stats.add("write", time.perf_counter() - t0 - job.writer.cog_seconds - job.writer.graph_seconds)
 
-    def _collect(self, batch: list[_Item], future: Future) -> None:
-        logits, seconds = future.result()
-        self.stats.add("infer", seconds)
-        t0 = time.perf_counter()
-        probs = sigmoid(logits[:, 0], np.float32)
-        for it, prob in zip(batch, probs):
-            self._stitch(it, prob)
-            it.job.valid_windows += 1
-            self.stats.tiles += 1
-        self.stats.add("blend", time.perf_counter() - t0)
-        self.progress(len(batch))
-        for job in {id(it.job): it.job for it in batch}.values():
-            if job.remaining == 0:
-                self._finish(job)
 
-    def _stitch(self, it: _Item, prob: np.ndarray) -> None:
-        it.job.stitcher.add(it.row, it.y, it.x, prob, it.valid)
-        it.job.remaining -= 1
+def _by_scene(batch: list[_Item]) -> list[tuple[_SceneJob, list[_Item]]]:
+    """A batch's windows as runs of consecutive windows of one scene, in batch order (the logits'
+    order)."""
+    groups: list[tuple[_SceneJob, list[_Item]]] = []
+    for it in batch:
+        if groups and groups[-1][0] is it.job:
+            groups[-1][1].append(it)
+        else:
+            groups.append((it.job, [it]))
+    return groups
 
-    def _skip_empty(self, it: _Item) -> None:
-        """A window with no valid pixels: zeros go into the blend (all of its pixels are masked in
-        the output) and the model never sees it."""
-        t = self.backend.info.tile
-        self._stitch(it, np.zeros((t, t), np.float32))
-        self.stats.empty_windows += 1
-        self.progress(1)
-        if it.job.remaining == 0:
-            self._finish(it.job)
 
-    def _next_batch(self, producers_left: list[int]) -> list[_Item]:
-        """Up to ``batch`` windows, across files; counts producers that finished."""
-        batch: list[_Item] = []
-        while len(batch) < self.opts.batch and producers_left[0]:
-            item = self.items.get()
-            if item is _DONE:
-                producers_left[0] -= 1
-            elif isinstance(item, _Item) and item.tile is None:
-                self._skip_empty(item)
-            elif isinstance(item, _Abort):
-                item.job.failed = item.message
-                item.job.remaining -= item.missing
-                self.progress(item.missing)  # windows that will never come
-                if item.job.remaining == 0 and not any(it.job is item.job for it in batch):
-                    self._finish(item.job)
-            else:
-                batch.append(item)
-        return batch
-
-    def run(self, todo: list[Input]) -> None:
-        opts, tile = self.opts, self.backend.info.tile
-        shards = [todo[i::opts.workers] for i in range(opts.workers)]
-        producers = [threading.Thread(target=_produce, daemon=True, args=(
-            s, opts, tile, self.backend.info.input_format, self.items, self.stats, self.fail, self.register))
-            for s in shards]
-        for t in producers:
-            t.start()
-        inflight: deque[tuple[list[_Item], Future]] = deque()
-        producers_left = [len(producers)]
-        with ThreadPoolExecutor(max_workers=opts.streams) as pool:
-            try:
-                while producers_left[0]:
-                    batch = self._next_batch(producers_left)
-                    if batch:
-                        tiles = np.stack([it.tile for it in batch if it.tile is not None])
-                        inflight.append((batch, pool.submit(self._run_batch, tiles)))
-                    while inflight and (len(inflight) >= 2 * opts.streams or inflight[0][1].done()):
-                        self._collect(*inflight.popleft())
-                while inflight:
-                    self._collect(*inflight.popleft())
-            except BaseException:
-                self._abort_unfinished()
-                raise
-        for t in producers:
-            t.join()
+def thread_busy(busy: dict[str, float], wall: float) -> dict[str, dict[str, float]]:
+    """Each thread's busy fraction of the wall time, by role (``scheduler``, ``decode``, ``lane``,
+    ``blend``, ``write``): the mean over the role's threads and the busiest one. A role near 1 is
+    what limits the run."""
+    roles: dict[str, list[float]] = {}
+    for name, seconds in busy.items():
+        role = name.removeprefix("sam2ms-").split("_")[0]
+        roles.setdefault(role, []).append(seconds / wall if wall else 0.0)
+    return {role: {"threads": len(f), "mean": round(sum(f) / len(f), 3), "max": round(max(f), 3)}
+            for role, f in sorted(roles.items())}
 
 
 def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int], None] = lambda n: None,
@@ -396,8 +505,10 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         stats = Stats(skipped=skipped)
         started = time.perf_counter()
         with streaming_gdal_cache():
-            _Scheduler(backend, opts, stats, progress, on_start).run(todo)
+            scheduler = _Scheduler(backend, opts, stats, progress, on_start)
+            scheduler.run(todo)
         wall = time.perf_counter() - started
+        stats.busy["scheduler"] = wall - scheduler.waited
     return {
         "model": backend.describe(),
         "input": str(opts.source), "output": str(opts.out),
@@ -408,6 +519,7 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         "input_bytes_per_tile": input_bytes_per_tile(info.input_format, info.tile),
         "megapixels_per_s": stats.pixels / 1e6 / wall if wall else 0.0,
         "stage_seconds": {k: round(v, 3) for k, v in stats.seconds.items()},
+        "thread_busy": thread_busy(stats.busy, wall),
         "settings": {"tile": info.tile, "overlap": opts.overlap, "batch": opts.batch, "streams": opts.streams,
                      "workers": opts.workers, "threshold": opts.threshold, "format": opts.fmt,
                      "probabilities": opts.probabilities, "graph": opts.graph},

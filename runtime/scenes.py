@@ -10,6 +10,7 @@ GeoTIFF outputs as Cloud-Optimized GeoTIFFs written block row by block row
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +75,8 @@ class MaskWriter:
         self.scene, self.fmt, self.threshold, self.probabilities = scene, fmt, threshold, probabilities
         self.graph = graph
         self.paths = output_paths(out_base, fmt, probabilities, graph)
-        self.cog_seconds = 0.0
+        self.cog_seconds = 0.0  # of finish(): building the COGs' overviews
+        self.graph_seconds = 0.0  # of finish(): extracting and writing the road graph
         h, w = scene.height, scene.width
         check_output_memory(scene.path, h, w, fmt, probabilities, max_pixels)
         if fmt == "tif":
@@ -109,7 +111,9 @@ class MaskWriter:
             if self._prob is not None:
                 save_png(self.paths[1], self._prob)
         if self.graph is not None:
+            t0 = time.perf_counter()
             self._write_graph()
+            self.graph_seconds = time.perf_counter() - t0
         return self.paths
 
     def _write_graph(self) -> None:

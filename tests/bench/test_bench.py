@@ -208,3 +208,34 @@ def test_what_cannot_run_is_found_first_and_listed(small_onnx: Path, tmp_path: P
     code, _, err = run_cli([*args[:-2], "--batch", "8", "--markdown", str(tmp_path / "u.md")], capsys)
     assert code == 2 and "--batch 8: engine.plan was built for batches 1..4" in err
     assert not (tmp_path / "u.md").exists() and "measuring" not in err
+
+
+def test_pipeline_bench_measures_capacity_efficiency_and_threads(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["bench", "--pipeline", "--scenes", "2", "--scene-size", "192", "--tile", "64",
+                              "--cores", "1", "--engine-load", "0.5", "--engine-ms", "2",
+                              "--engine-gil-fraction", "0.5", "--work", str(tmp_path), "--json", "-"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    rows = report["rows"]
+    assert set(rows) == {"free, 1 core(s)", "engine 0.5 of capacity", "engine 0.5 of capacity, GIL 50%",
+                         "engine 2 ms/tile", "engine 2 ms/tile, GIL 50%"}
+    free = rows["free, 1 core(s)"]
+    assert free["tiles"] == 2 * 16 and report["host_capacity"]["tiles_per_s"] == free["tiles_per_s"] > 0
+    assert rows["engine 2 ms/tile"]["engine_tiles_per_s"] == pytest.approx(500.0)
+    for row in rows.values():
+        assert row["failed"] == 0 and row["peak_rss_mib"] > 0
+        assert {"scheduler", "decode", "lane", "blend", "write"} <= set(row["thread_busy"])
+    # a slower engine cannot be outrun: the pipeline keeps at most the engine's rate
+    assert 0 < rows["engine 2 ms/tile"]["efficiency"] <= 1.05
+
+
+def test_pipeline_bench_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for args, message in ((["--io", "jpg"], "--io jpg: use one of png, tif"),
+                          (["--engine-load", "0"], "--engine-load 0.0: fractions of the host capacity"),
+                          (["--cores", "999"], "--cores 999: this machine lets us use 1.."),
+                          (["a.onnx", "b.onnx"], "at most one MODEL")):
+        code, _, err = run_cli(["bench", "--pipeline", "--work", str(tmp_path), *args], capsys)
+        assert code == 2 and message in err, err
+    code, _, err = run_cli(["bench"], capsys)
+    assert code == 2 and "give at least one MODEL" in err
