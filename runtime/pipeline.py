@@ -40,6 +40,7 @@ from sam2ms.errors import UsageError
 from sam2ms.fileio import ensure_writable_dir, leftover_temps
 from sam2ms.folder_lock import FolderLock
 from sam2ms.inputs import Input, input_folders, resolve_inputs
+from sam2ms.memory import limit_malloc_arenas
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_bytes_per_tile, model_input
 from sam2ms.radiometry import Radiometry
@@ -267,19 +268,23 @@ class _Scheduler:
         # one thread per scene that can be open at once (a scene per decoder, one finishing)
         self.blend_pool = StrandPool(opts.workers + 1, "sam2ms-blend")
         self.write_pool = StrandPool(opts.workers + 1, "sam2ms-write")
-        self.to_blend = Budget(2 * opts.batch * opts.streams)  # tiles of logits not yet blended
+        self.to_blend = Budget(opts.batch * opts.streams)  # tiles of logits not yet blended
         self.waited = 0.0  # seconds the scheduler spent waiting (for windows, lanes or room downstream)
         # scenes whose outputs are being written, so that an interrupted run removes their temporary
         # files (finished outputs stay, and --resume redoes the rest byte for byte)
         self._live: dict[int, _SceneJob] = {}
         self._live_lock = threading.Lock()
         self._stopping = False
+        self._crash: BaseException | None = None
 
     def register(self, job: _SceneJob) -> bool:
         """A producer's new scene (its windows join the progress total); False (and its writer
         dropped) once the run is interrupted."""
-        job.stitcher = Stitcher(job.grid, partial(self._emit, job), masked=job.scene.masked)
+        # the stitcher's emit names what it needs, not the job (a job -> stitcher -> job cycle would
+        # keep every finished scene's buffers until the garbage collector ran)
         job.blend, job.write = self.blend_pool.strand(), self.write_pool.strand()
+        job.stitcher = Stitcher(job.grid, partial(self._emit, job.rows_waiting, job.write, job.writer),
+                                masked=job.scene.masked)
         with self._live_lock:
             if not self._stopping:
                 self._live[id(job)] = job
@@ -306,6 +311,13 @@ class _Scheduler:
         """Record a failed input (each input fails at most once and then counts as handled)."""
         with self.stats.lock:
             self.stats.failures.append({"file": str(path), "error": message})
+
+    def _producer(self, *args: Any) -> None:
+        """A decoder thread: :func:`_produce`, with what breaks it kept for the scheduler to raise."""
+        try:
+            _produce(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the scheduler's thread
+            self._crash = exc
 
     def _run_batch(self, tiles: np.ndarray) -> tuple[np.ndarray, float]:
         lane = self.lanes.get()
@@ -356,7 +368,7 @@ class _Scheduler:
     def run(self, todo: list[Input]) -> None:
         opts, tile = self.opts, self.backend.info.tile
         shards = [todo[i::opts.workers] for i in range(opts.workers)]
-        producers = [threading.Thread(target=_produce, daemon=True, name=f"sam2ms-decode_{i}", args=(
+        producers = [threading.Thread(target=self._producer, daemon=True, name=f"sam2ms-decode_{i}", args=(
             s, opts, tile, self.backend.info.input_format, self.items, self.stats, self.fail, self.register))
             for i, s in enumerate(shards)]
         for t in producers:
@@ -377,6 +389,8 @@ class _Scheduler:
                 for post in (self.blend_pool, self.write_pool):  # blends hand rows to writes: in this order
                     self._wait(post.close)
                     post.check()
+                if self._crash is not None:  # a decoder thread broke (not a bad file: those are failures)
+                    raise self._crash
             except BaseException:
                 self._abort_unfinished()
                 raise
@@ -421,23 +435,25 @@ class _Scheduler:
         if job.remaining == 0:
             job.write.submit(self._finish, job)
 
-    def _emit(self, job: _SceneJob, y0: int, rows: np.ndarray, valid: np.ndarray | None) -> None:
+    def _emit(self, rows_waiting: Budget, write: Strand, writer: MaskWriter, y0: int, rows: np.ndarray,
+              valid: np.ndarray | None) -> None:
         """The stitcher's finished rows, to the scene's write strand (waits while it is behind)."""
-        job.rows_waiting.take(1, self.write_pool.stopped)
-        job.write.submit(self._write_rows, job, y0, rows, valid)
+        rows_waiting.take(1, self.write_pool.stopped)
+        write.submit(self._write_rows, rows_waiting, writer, y0, rows, valid)
 
     # --- write strands: one scene's rows top to bottom, then its outputs ------------------------
 
-    def _write_rows(self, job: _SceneJob, y0: int, rows: np.ndarray, valid: np.ndarray | None) -> None:
+    def _write_rows(self, rows_waiting: Budget, writer: MaskWriter, y0: int, rows: np.ndarray,
+                    valid: np.ndarray | None) -> None:
         try:
             t0 = time.perf_counter()
             mask, prob8 = encode_rows(rows, valid, self.opts.threshold, self.opts.probabilities)
             t1 = time.perf_counter()
             self.stats.add("encode", t1 - t0)
-            job.writer.write_encoded(y0, mask, prob8, valid)
+            writer.write_encoded(y0, mask, prob8, valid)
             self.stats.add("write", time.perf_counter() - t1)
         finally:
-            job.rows_waiting.give(1)
+            rows_waiting.give(1)
 
     def _finish(self, job: _SceneJob) -> None:
         with self._live_lock:
@@ -500,6 +516,7 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
     total grows with the scenes read), ``progress(n)`` as windows are done."""
     info = backend.info
     opts = opts.validate(info)
+    limit_malloc_arenas()
     with FolderLock(ensure_writable_dir(opts.out)) as lock:
         todo, skipped, removed = _plan(opts)
         stats = Stats(skipped=skipped)
