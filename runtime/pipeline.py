@@ -12,7 +12,7 @@
   :class:`~.strands.Strand` each (serial, in order: the same sums and bytes as one thread), so
   scenes run in parallel while one scene's rows are still written top to bottom.
 * Memory is bounded: ``4 x batch x K`` windows queued by the decoders, 2K batches on the lanes,
-  ``2 x batch x K`` tiles of logits waiting to be blended, and :data:`ROWS_BUFFERED` finished
+  ``batch x K`` tiles of logits waiting to be blended, and :data:`ROWS_BUFFERED` finished
   window rows per scene waiting to be written (each ``tile - overlap`` pixel rows of the scene).
 * A bad input is reported and skipped; the rest completes. Finished outputs are skipped with
   ``resume``.
