@@ -192,7 +192,7 @@ def _produce_scenes(inputs: list[Input], opts: InferOptions, tile: int, input_fo
         t0 = time.perf_counter()
         scene = None
         try:
-            scene = open_scene(path, opts.radiometry, max_pixels=opts.max_pixels)
+            scene = open_scene(path, opts.radiometry, max_pixels=opts.max_pixels, stream=True)
             grid = Grid(scene.height, scene.width, tile, opts.overlap or 0)
             writer = MaskWriter(scene, opts.out / inp.name, opts.fmt, opts.threshold, opts.probabilities,
                                 opts.max_pixels, opts.graph)

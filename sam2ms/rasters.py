@@ -157,6 +157,38 @@ def _pillow_bands(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray
     return np.ascontiguousarray(arr), None
 
 
+def _check_image_pixels(path: Path, width: int, height: int, mode: str, max_pixels: int | None) -> None:
+    check_pixels(str(path), width, height, 2 * _MODE_BYTES.get(_PILLOW_MODES.get(mode, ""), 4), max_pixels,
+                 "pass --max-pixels to allow it (it needs that memory), or convert it to a tiled GeoTIFF, which "
+                 "sam2ms[geo] reads window by window")
+
+
+class PngStreamRaster(Raster):
+    """A PNG decoded top to bottom while its windows are read (:mod:`sam2ms.png_rows`): the first
+    tile starts after one strip of rows, not after the whole file. For the inference pipeline, which
+    reads windows in row-major order; the same pixels as :class:`PillowRaster`."""
+
+    def __init__(self, path: Path, layout: tuple[bytes, list[tuple[int, int]]], max_pixels: int | None = None) -> None:
+        from .png_rows import PngRowBand
+
+        self.path = path
+        self._band = PngRowBand(path, *layout)
+        self.count, self.height, self.width = self._band.channels, self._band.height, self._band.width
+        _check_image_pixels(path, self.width, self.height, "RGB" if self.count == 3 else "L", max_pixels)
+        self.dtype = "uint8"
+        self.colorinterp = ("red", "green", "blue") if self.count == 3 else ("gray",)
+
+    def read(self, bands: tuple[int, ...], y: int, x: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None]:
+        rows = self._band.rows(y, h)[:, x:x + w]
+        return np.ascontiguousarray(np.moveaxis(rows[..., [b - 1 for b in bands]], -1, 0)), None
+
+    def sample(self, bands: tuple[int, ...], side: int) -> tuple[np.ndarray, np.ndarray | None]:
+        return np.ascontiguousarray(np.moveaxis(self._band.decimated(side)[..., [b - 1 for b in bands]], -1, 0)), None
+
+    def close(self) -> None:
+        self._band.close()
+
+
 def open_image(path: Path, max_pixels: int | None = None) -> Image.Image:
     """A decoded Pillow image, or a UsageError naming the file and the fix. Its size is read from
     the header and checked before anything is decoded (:func:`sam2ms.memory.check_pixels`: half the
@@ -165,9 +197,7 @@ def open_image(path: Path, max_pixels: int | None = None) -> Image.Image:
     try:
         img = Image.open(path)
         try:
-            check_pixels(str(path), img.width, img.height, 2 * _MODE_BYTES.get(_PILLOW_MODES.get(img.mode, ""), 4),
-                         max_pixels, "pass --max-pixels to allow it (it needs that memory), or convert it to a "
-                         "tiled GeoTIFF, which sam2ms[geo] reads window by window")
+            _check_image_pixels(path, img.width, img.height, img.mode, max_pixels)
         except UsageError:
             img.close()
             raise
@@ -275,10 +305,11 @@ class Scene:
         self.raster.close()
 
 
-def open_raster(path: Path, max_pixels: int | None = None) -> Raster:
+def open_raster(path: Path, max_pixels: int | None = None, stream: bool = False) -> Raster:
     """GeoTIFFs and VRTs through rasterio when installed (windowed), anything else through Pillow
     (decoded whole: ``max_pixels`` bounds it, see :func:`open_image`); GDAL virtual paths (object
-    storage, URLs) through rasterio only."""
+    storage, URLs) through rasterio only. ``stream``: a reader of windows in row-major order (the
+    inference pipeline), which gets PNGs decoded as it goes where they allow it."""
     if is_virtual(path):
         if rasterio_or_none() is None:
             raise UsageError(f"{gdal_path(path)}: object storage and URLs are read through GDAL; install sam2ms[geo]")
@@ -287,15 +318,26 @@ def open_raster(path: Path, max_pixels: int | None = None) -> Raster:
         return RasterioRaster(path)
     if path.suffix.lower() == ".vrt":
         raise UsageError(f"{path}: VRT mosaics need GDAL; install sam2ms[geo]")
+    if stream and path.suffix.lower() == ".png":
+        from .png_rows import png_layout
+
+        try:
+            layout = png_layout(path)
+        except FileNotFoundError:
+            raise UsageError(f"{path}: file not found") from None
+        except OSError:
+            layout = None  # Pillow says what is wrong with it
+        if layout is not None:
+            return PngStreamRaster(path, layout, max_pixels)
     return PillowRaster(path, max_pixels)
 
 
 def open_scene(path: Path, radiometry: Radiometry | None = None,
-               cache: dict[Path, Stretch] | None = None, max_pixels: int | None = None) -> Scene:
+               cache: dict[Path, Stretch] | None = None, max_pixels: int | None = None, stream: bool = False) -> Scene:
     """A scene ready to read, converted as ``radiometry`` asks (default: :class:`Radiometry`);
     ``cache`` keeps per-scene stretches for scenes opened again (training reads a scene per patch);
     ``max_pixels`` bounds an image decoded whole (:func:`open_image`)."""
-    raster = open_raster(path, max_pixels)
+    raster = open_raster(path, max_pixels, stream)
     try:
         stretch = cache.get(path) if cache is not None else None
         if stretch is None:

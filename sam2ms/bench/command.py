@@ -73,6 +73,8 @@ def bench_command(
     tile: int = typer.Option(1024, min=32, max=16384, help="--pipeline: the synthetic engine's tile."),
     io: str = typer.Option("png", help="--pipeline: png | tif (tiled GeoTIFF in, COG out)."),
     workers: int = typer.Option(2, min=1, max=64, help="--pipeline: decoder threads."),
+    single: int = typer.Option(6144, min=0, max=65536, help="--pipeline: also the engines over one scene of this "
+                                                          "side (0: not)."),
     cores: str = typer.Option("", help="--pipeline: core counts for the free engine (default: 1 and all)."),
     work: Path = typer.Option(Path("pipeline_bench"), help="--pipeline: folder for the scenes (kept for reuse)."),
 ) -> None:
@@ -98,6 +100,7 @@ def bench_command(
                                      streams=_ints(streams, "--streams")[0], workers=workers,
                                      loads=_floats(engine_load, "--engine-load"),
                                      engine_ms=_floats(engine_ms, "--engine-ms"), gil_fraction=engine_gil_fraction,
+                                     single=single,
                                      **({"cores": tuple(_ints(cores, "--cores"))} if cores else {}))
         preport = run_pipeline_bench(popts, log=lambda m: console.log(m))
         ptable = pipeline_markdown(preport)

@@ -10,6 +10,8 @@ speed (:mod:`sam2ms.runtime.backends.synthetic_backend`) or a real model:
   (``--engine-ms``): pipeline tiles/s over the engine's own, which is what a user keeps of a GPU;
 * **the GIL**: the same engine holding the GIL for a fraction of each batch
   (``--engine-gil-fraction``), as PyTorch's launch-bound lanes do;
+* **one large scene** (``--single``, 6144² by default): the same engines over a single scene, where
+  nothing overlaps its decode but the decode itself (a PNG streams: :mod:`sam2ms.png_rows`);
 * a model file: the pipeline against that model's lanes, measured alone in the same process.
 
 Each row has per-stage seconds (summed over threads) and each thread role's busy fraction of the
@@ -50,6 +52,7 @@ class PipelineBenchOptions:
     loads: tuple[float, ...] = (0.5, 0.9)
     engine_ms: tuple[float, ...] = ()
     gil_fraction: float = 0.0
+    single: int = 6144  # side of the one-scene rows (0: none)
     cores: tuple[int, ...] = field(default_factory=lambda: _core_counts())
 
     def validate(self) -> PipelineBenchOptions:
@@ -79,18 +82,19 @@ def _core_counts() -> tuple[int, ...]:
     return (1, n) if n > 1 else (1,)
 
 
-def write_scenes(opts: PipelineBenchOptions) -> Path:
+def write_scenes(opts: PipelineBenchOptions, count: int | None = None, size: int | None = None) -> Path:
     """The benchmark's scenes (drawn roads, seeded; reused when already there): PNG, or tiled
-    GeoTIFF (256² blocks, deflate) with ``io="tif"``."""
+    GeoTIFF (256² blocks, deflate) with ``io="tif"``; ``count`` x ``size``² (default: the options')."""
     from sam2ms.data.synth import render_road_scene
 
-    folder = opts.work / f"scenes_{opts.scenes}x{opts.size}_{opts.io}"
+    count, size = count or opts.scenes, size or opts.size
+    folder = opts.work / f"scenes_{count}x{size}_{opts.io}"
     folder.mkdir(parents=True, exist_ok=True)
-    for i in range(opts.scenes):
+    for i in range(count):
         path = folder / f"scene_{i:02d}.{opts.io}"
         if path.is_file():
             continue
-        image, _ = render_road_scene(opts.size, opts.size, np.random.default_rng(i), scale=opts.tile / 256)
+        image, _ = render_road_scene(size, size, np.random.default_rng(i), scale=opts.tile / 256)
         temp = path.with_name(".part-" + path.name)
         if opts.io == "png":
             from PIL import Image
@@ -99,7 +103,7 @@ def write_scenes(opts: PipelineBenchOptions) -> Path:
         else:
             import rasterio
 
-            with rasterio.open(temp, "w", driver="GTiff", height=opts.size, width=opts.size, count=3, dtype="uint8",
+            with rasterio.open(temp, "w", driver="GTiff", height=size, width=size, count=3, dtype="uint8",
                                tiled=True, blockxsize=256, blockysize=256, compress="deflate") as ds:
                 ds.write(np.moveaxis(image, -1, 0))
         temp.replace(path)
@@ -185,9 +189,17 @@ def run_pipeline_bench(opts: PipelineBenchOptions, log: Callable[[str], None] = 
             log(f"  the same holding the GIL {opts.gil_fraction:.0%} of each batch")
             rows[f"engine {label}, GIL {opts.gil_fraction:.0%}"] = _row(opts, scenes, cores=most, engine_ms=ms,
                                                                         gil_fraction=opts.gil_fraction)
+    if opts.single:
+        log(f"writing one synthetic {opts.single}² {opts.io.upper()} scene (reused when there)")
+        one = write_scenes(opts, 1, opts.single)
+        for label, ms in speeds:
+            log(f"one {opts.single}² scene, engine at {label}")
+            rows[f"one {opts.single}² scene, engine {label}"] = _row(opts, one, cores=most, engine_ms=ms)
     if opts.model is not None:
         log(f"{opts.model.name}: the pipeline against its own lanes, {most} core(s)")
         rows[opts.model.name] = _row(opts, scenes, cores=most, model=opts.model)
+        if opts.single:
+            rows[f"{opts.model.name}, one {opts.single}² scene"] = _row(opts, one, cores=most, model=opts.model)
     first = rows[f"free, {min(opts.cores)} core(s)"]["tiles_per_s"]
     return {"date": date.today().isoformat(), "host": host(most), "versions": versions(),
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},

@@ -214,12 +214,15 @@ def test_pipeline_bench_measures_capacity_efficiency_and_threads(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(["bench", "--pipeline", "--scenes", "2", "--scene-size", "192", "--tile", "64",
                               "--cores", "1", "--engine-load", "0.5", "--engine-ms", "2",
-                              "--engine-gil-fraction", "0.5", "--work", str(tmp_path), "--json", "-"], capsys)
+                              "--engine-gil-fraction", "0.5", "--single", "256", "--work", str(tmp_path),
+                              "--json", "-"], capsys)
     assert code == 0, err
     report = json.loads(out)
     rows = report["rows"]
     assert set(rows) == {"free, 1 core(s)", "engine 0.5 of capacity", "engine 0.5 of capacity, GIL 50%",
-                         "engine 2 ms/tile", "engine 2 ms/tile, GIL 50%"}
+                         "engine 2 ms/tile", "engine 2 ms/tile, GIL 50%", "one 256² scene, engine 0.5 of capacity",
+                         "one 256² scene, engine 2 ms/tile"}
+    assert rows["one 256² scene, engine 2 ms/tile"]["tiles"] == 25
     free = rows["free, 1 core(s)"]
     assert free["tiles"] == 2 * 16 and report["host_capacity"]["tiles_per_s"] == free["tiles_per_s"] > 0
     assert rows["engine 2 ms/tile"]["engine_tiles_per_s"] == pytest.approx(500.0)
