@@ -225,7 +225,7 @@ def _scene_plans(todo: list[Any], opts: InferOptions, info: ModelInfo, ray_opts:
             fail(inp.path, read_failure(inp.path, exc))
             continue
         try:
-            check_output_memory(inp.path, scene.height, scene.width, opts.fmt, opts.probabilities, opts.max_pixels)
+            check_output_memory(inp.path, scene.height, scene.width, opts.fmt, opts.graph, opts.max_pixels)
         except UsageError as exc:
             scene.close()
             fail(inp.path, str(exc))

@@ -1,10 +1,11 @@
 """Cutting scenes into windows and writing their masks.
 
 Windows come from :class:`sam2ms.rasters.Scene` (uint8 RGB + valid mask, one conversion for
-every stage). Outputs: PNG masks assembled in memory (one byte per pixel) and written atomically;
-GeoTIFF outputs as Cloud-Optimized GeoTIFFs written block row by block row
+every stage). Outputs are written as their rows arrive, to staged files renamed into place when
+the scene is complete: PNG masks compressed row block by row block (:mod:`sam2ms.png_writer`, the
+bytes Pillow writes), GeoTIFF outputs as Cloud-Optimized GeoTIFFs written block row by block row
 (:mod:`.geotiff`), keeping the input's CRS and transform and masking its nodata area, so a
-20 000 x 20 000 scene runs in bounded memory.
+20 000 x 20 000 scene runs in bounded memory. Only a road graph of a PNG run holds its mask whole.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2ms.fileio import save_png
 from sam2ms.memory import check_pixels
+from sam2ms.png_writer import PngRowWriter
 from sam2ms.rasters import Scene
 
 from .geotiff import CogWriter
@@ -78,7 +79,7 @@ class MaskWriter:
         self.cog_seconds = 0.0  # of finish(): building the COGs' overviews
         self.graph_seconds = 0.0  # of finish(): extracting and writing the road graph
         h, w = scene.height, scene.width
-        check_output_memory(scene.path, h, w, fmt, probabilities, max_pixels)
+        check_output_memory(scene.path, h, w, fmt, graph, max_pixels)
         if fmt == "tif":
             georef = scene.profile or {}
             tags = {"SAM2MS_RADIOMETRY": json.dumps(scene.stretch.as_dict())}  # how this scene was converted
@@ -86,8 +87,8 @@ class MaskWriter:
                           for path, resampling in zip(self.paths, ("nearest", "average") if probabilities
                                                       else ("nearest",))]
         else:
-            self._mask = np.zeros((h, w), np.uint8)
-            self._prob = np.zeros((h, w), np.uint8) if probabilities else None
+            self._pngs = [PngRowWriter(path, h, w) for path in self.paths[:1 + int(probabilities)]]
+            self._mask = np.zeros((h, w), np.uint8) if graph is not None else None  # the graph's input
 
     def rows(self, y0: int, prob: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Probability rows ``[y0, y0 + len(prob))`` and their valid mask (None: all valid)."""
@@ -99,17 +100,17 @@ class MaskWriter:
             for cog, rows in zip(self._cogs, (mask, prob8)):
                 cog.write(rows, valid)  # type: ignore[arg-type]
             return
-        self._mask[y0:y0 + len(mask)] = mask
-        if prob8 is not None:
-            self._prob[y0:y0 + len(mask)] = prob8  # type: ignore[index]
+        for png, rows in zip(self._pngs, (mask, prob8)):
+            png.write(rows)  # type: ignore[arg-type]
+        if self._mask is not None:
+            self._mask[y0:y0 + len(mask)] = mask
 
     def finish(self) -> list[Path]:
         if self.fmt == "tif":
             self.cog_seconds = sum(cog.finish() for cog in self._cogs)
         else:
-            save_png(self.paths[0], self._mask)
-            if self._prob is not None:
-                save_png(self.paths[1], self._prob)
+            for png in self._pngs:
+                png.finish()
         if self.graph is not None:
             t0 = time.perf_counter()
             self._write_graph()
@@ -125,24 +126,27 @@ class MaskWriter:
         else:
             profile = self.scene.profile or {}
             mask, crs = self._mask, profile.get("crs")
+            assert mask is not None  # held for the graph
             graph = scene_road_graph(lambda r, c, h, w: mask[r:r + h, c:c + w] > 0, *mask.shape,
                                      profile.get("transform"), crs)
         write_graph(graph, self.paths[-1], crs)
 
     def abort(self) -> None:
-        if self.fmt == "tif":
-            for cog in self._cogs:
-                cog.abort()
+        """Drop the staged files (the output paths are never touched)."""
+        for writer in self._cogs if self.fmt == "tif" else self._pngs:
+            writer.abort()
 
 
-def check_output_memory(path: Path, height: int, width: int, fmt: str, probabilities: bool,
+def check_output_memory(path: Path, height: int, width: int, fmt: str, graph: str | None,
                         max_pixels: int | None) -> None:
-    """Refuse (UsageError) a scene whose whole-scene outputs (PNG mask and probabilities, held in
-    memory until written) would not fit the memory budget (:func:`sam2ms.memory.check_pixels`),
-    before any of its windows is read. GeoTIFF outputs are written block by block: any size."""
-    if fmt != "tif":
-        check_pixels(f"{path}: its --format {fmt} output", width, height, 1 + int(probabilities), max_pixels,
-                     "use --format tif (Cloud-Optimized GeoTIFF, written block by block), or pass --max-pixels")
+    """Refuse (UsageError) a scene whose mask would be held whole and not fit the memory budget
+    (:func:`sam2ms.memory.check_pixels`), before any of its windows is read: the road graph of a
+    PNG run is extracted from the mask in memory. Masks and probabilities themselves are written as
+    their rows come (any size), and a GeoTIFF run's graph reads its mask back by blocks."""
+    if fmt != "tif" and graph is not None:
+        check_pixels(f"{path}: its --graph {graph} from a --format {fmt} mask", width, height, 1, max_pixels,
+                     f"use --format tif --graph {graph} (the mask is read back block by block), or pass "
+                     "--max-pixels")
 
 
 def output_paths(out_base: Path, fmt: str, probabilities: bool, graph: str | None = None) -> list[Path]:

@@ -20,25 +20,57 @@ from .errors import WriteFailed
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it to ``path``."""
+    f = staged_file(path)
+    try:
+        write(f)
+    except BaseException as exc:
+        abort_staged(f)
+        if isinstance(exc, OSError):
+            raise _write_failed(Path(path), exc) from exc
+        raise
+    return commit_staged(f, path)
+
+
+def staged_file(path: str | Path) -> IO[bytes]:
+    """A new temp file beside ``path`` (``.NAME.*.tmp``, which ``--resume`` clears after a crash),
+    open for writing; :func:`commit_staged` moves it into place, :func:`abort_staged` drops it. For
+    outputs written piece by piece (:mod:`sam2ms.png_writer`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp creates 0600; give the final file the permissions a plain open() would.
+    os.fchmod(fd, 0o666 & ~_umask())
+    f = open(tmp, "wb")  # noqa: SIM115 - handed to the caller: committed or aborted there
+    os.close(fd)
+    return f
+
+
+def commit_staged(f: IO[bytes], path: str | Path) -> Path:
+    """Flush, sync and close a :func:`staged_file`, then rename it to ``path``."""
+    path = Path(path)
     try:
-        # mkstemp creates 0600; give the final file the permissions a plain open() would.
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        os.replace(f.name, path)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise WriteFailed(f"{path}: could not write it ({exc.strerror or exc}); nothing was left half-written: free "
-                          "some space or choose another folder") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        abort_staged(f)
+        raise _write_failed(path, exc) from exc
     return path
+
+
+def abort_staged(f: IO[bytes]) -> None:
+    """Close and remove a :func:`staged_file` (the output path is never touched)."""
+    try:
+        f.close()
+    except OSError:
+        pass
+    Path(f.name).unlink(missing_ok=True)
+
+
+def _write_failed(path: Path, exc: OSError) -> WriteFailed:
+    return WriteFailed(f"{path}: could not write it ({exc.strerror or exc}); nothing was left half-written: free "
+                       "some space or choose another folder")
 
 
 TEMP_SUFFIXES = (".tmp", ".stage.tif")  # atomic_write's and the COG writer's staging files

@@ -72,8 +72,9 @@ def test_max_pixels_sets_the_limit(tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.skipif(not has_module("rasterio"), reason="needs rasterio ([geo])")
 def test_a_whole_scene_output_that_cannot_fit_is_refused_up_front(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """A 200 000 x 200 000 tiled GeoTIFF (sparse: a few KB) read by windows is fine; its PNG mask, held
-    whole until written, would take 37 GiB: refused before any window, pointing to --format tif."""
+    """A 200 000 x 200 000 tiled GeoTIFF (sparse: a few KB) read by windows is fine, and so is its PNG
+    mask, written as its rows come; but a road graph of a PNG run is made from the mask held whole,
+    which would take 37 GiB: refused before any window, pointing to --format tif."""
     import rasterio
 
     huge = tmp_path / "huge.tif"
@@ -82,9 +83,10 @@ def test_a_whole_scene_output_that_cannot_fit_is_refused_up_front(tmp_path: Path
         pass
     assert huge.stat().st_size < 10_000_000
     model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
-    code, err = _infer([model, str(huge), "-o", str(tmp_path / "out"), "--format", "png"], capsys)
-    assert code == 2 and "huge.tif: its --format png output: 200000 x 200000 pixels would take 37.3 GiB" in err
-    assert "use --format tif" in err
+    code, err = _infer([model, str(huge), "-o", str(tmp_path / "out"), "--format", "geojson"], capsys)
+    assert code == 2, err
+    assert "huge.tif: its --graph geojson from a --format png mask: 200000 x 200000 pixels would take 37.3 GiB" in err
+    assert "use --format tif --graph geojson" in err
     assert not list((tmp_path / "out").glob("*.png"))
 
 
