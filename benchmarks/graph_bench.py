@@ -69,17 +69,33 @@ def _peak_traced(run: Callable[[], object]) -> float:
     return round(peak / 2**20, 1)
 
 
-def extraction(sizes: list[int]) -> list[dict]:
+def texture_mask(size: int, seed: int = 1) -> np.ndarray:
+    """What a poorly matched radiometry or an undertrained model gives: a speckle of tens of
+    thousands of small components (smoothed noise over a threshold: 39 342 at 2048²)."""
+    from scipy.ndimage import gaussian_filter
+
+    noise = gaussian_filter(np.random.default_rng(seed).normal(size=(size, size)), 1.2)
+    return noise > 0.5 * noise.std()
+
+
+def extraction(sizes: list[int], kinds: list[str]) -> list[dict]:
     """The whole mask at once (``mask_to_graph``) against the scene path, by blocks of
-    ``BLOCK`` pixels with a halo (``raster_to_graph``); time and peak memory beyond the mask."""
+    ``BLOCK`` pixels with a halo (``raster_to_graph``); time and peak memory beyond the mask; for
+    road masks (``road``) and speckled ones (``texture``), whose cost must follow the roads."""
+    from scipy.ndimage import label as components
+
     rows = []
-    for size in sizes:
-        label = render_scene(size, size, np.random.default_rng(1), style="boundary", scale=2.0).label
+    for size, kind in ((size, kind) for kind in kinds for size in sizes):
+        if kind == "road":
+            label = render_scene(size, size, np.random.default_rng(1), style="boundary", scale=2.0).label
+        else:
+            label = texture_mask(size)
 
         def blocks(label: np.ndarray = label) -> Any:
             return raster_to_graph(lambda r, c, h, w: label[r:r + h, c:c + w], *label.shape)
 
-        row: dict[str, Any] = {"scene": size, "road_pixels": int(label.sum())}
+        row: dict[str, Any] = {"scene": size, "mask": kind, "road_pixels": int(label.sum()),
+                               "components": int(components(label, np.ones((3, 3), bool))[1])}
         for name, run in (("whole", lambda label=label: mask_to_graph(label)), (f"blocks_{BLOCK}", blocks)):
             t0 = time.perf_counter()
             graph = run()
@@ -91,13 +107,18 @@ def extraction(sizes: list[int]) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--export", type=Path, required=True)
-    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--export", type=Path)
+    p.add_argument("--data", type=Path)
     p.add_argument("--sizes", default="2048,4096,8192")
+    p.add_argument("--kinds", default="road,texture", help="masks to extract from: road, texture")
+    p.add_argument("--extraction-only", action="store_true", help="skip the models' APLS/TOPO rows")
     args = p.parse_args()
+    if not args.extraction_only and (args.export is None or args.data is None):
+        p.error("--export and --data are needed for the models' rows (or pass --extraction-only)")
     print(json.dumps({"date": date.today().isoformat(), "device": f"CPU {platform.machine()}",
-                      "precisions": precisions(args.export, args.data),
-                      "extraction": extraction([int(s) for s in args.sizes.split(",")])}, indent=1))
+                      "precisions": {} if args.extraction_only else precisions(args.export, args.data),
+                      "extraction": extraction([int(s) for s in args.sizes.split(",")], args.kinds.split(","))},
+                     indent=1))
 
 
 if __name__ == "__main__":

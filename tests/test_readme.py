@@ -47,6 +47,9 @@ SUBSTITUTIONS = [
     ("--epochs 50", "--epochs 1"), ("--image-size 1024", "--image-size 64"), ("--tile 512", "--tile 64"),
     ("--threads 16", "--threads 2"), ("--iterations 50", "--iterations 2"), ("--warmup 5", "--warmup 1"),
     ("--batch 1,2,4,8", "--batch 1,2"), ("/data/deepglobe", "DeepGlobe"),
+    # the pipeline bench: 2 small scenes, 64² tiles (the walk's models), one core
+    ("bench --pipeline", "bench --pipeline --scenes 2 --scene-size 192 --tile 64 --single 192 --cores 1"),
+    ("--scene-size 2048", ""),
 ]
 #: Light settings where a command leaves the heavy defaults (1024² tiles, 50 epochs, torch.compile,
 #: 32 calibration tiles).
@@ -115,6 +118,9 @@ WALK = [
     Step(r"--ray ray://", skip="a remote Ray cluster"),
     Step(r"^sam2ms bench deploy/engine.plan deploy/model.onnx deploy/model.int8.onnx ",
          outputs=("bench.json", "bench.png", "bench.md")),
+    Step(r"^sam2ms bench --pipeline$"),
+    Step(r"^sam2ms bench --pipeline --io tif ", outputs=("pipe.md",)),
+    Step(r"^sam2ms bench --pipeline deploy/model.onnx "),
     Step(r"^python benchmarks/", skip="minutes of benchmarking (their figures: benchmarks/RESULTS.md)"),
     Step(r"^make gpu-", skip="a lent GPU machine (make gpu-check)"),
     Step(r"^sam2ms-export --ckpt best.pt --fp16 -o deploy/$", outputs=("deploy/model.fp16.onnx",)),
