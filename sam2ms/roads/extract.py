@@ -204,19 +204,24 @@ def _merge_in_component(graph: Any, nodes: list[Any], limit: float, spacing: tup
         short = next(((u, v) for u, v, d in graph.edges(nodes, data=True) if u != v and d["length"] < limit), None)
         if short is None:
             return
-        u, v = short
-        nodes.remove(v)
-        row = (graph.nodes[u]["row"] + graph.nodes[v]["row"]) / 2
-        col = (graph.nodes[u]["col"] + graph.nodes[v]["col"]) / 2
-        graph.remove_edges_from([(u, v, k) for k in list(graph[u][v])])
-        nx.contracted_nodes(graph, u, v, self_loops=False, copy=False)
-        graph.nodes[u].update(row=row, col=col)
-        graph.nodes[u].pop("contraction", None)
-        for _, _, data in graph.edges(u, data=True):  # re-anchor the merged node's edges
-            pixels = _oriented(graph, u, data).copy()
-            pixels[0] = [row, col]
-            data["pixels"] = pixels
-            data["length"] = _metres(pixels, spacing)
+        nodes.remove(short[1])
+        contract(graph, *short, spacing, nx)
+
+
+def contract(graph: Any, u: Any, v: Any, spacing: tuple[float, float], nx: Any) -> None:
+    """Merge node ``v`` into ``u`` at their midpoint, dropping the edges between them and
+    re-anchoring ``u``'s edges there."""
+    row = (graph.nodes[u]["row"] + graph.nodes[v]["row"]) / 2
+    col = (graph.nodes[u]["col"] + graph.nodes[v]["col"]) / 2
+    graph.remove_edges_from([(u, v, k) for k in list(graph[u][v])])
+    nx.contracted_nodes(graph, u, v, self_loops=False, copy=False)
+    graph.nodes[u].update(row=row, col=col)
+    graph.nodes[u].pop("contraction", None)
+    for _, _, data in graph.edges(u, data=True):  # re-anchor the merged node's edges
+        pixels = _oriented(graph, u, data).copy()
+        pixels[0] = [row, col]
+        data["pixels"] = pixels
+        data["length"] = _metres(pixels, spacing)
 
 
 def _direction(graph: Any, end: Any) -> np.ndarray | None:

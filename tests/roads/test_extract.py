@@ -155,24 +155,13 @@ def _reference_merge(graph, limit: float, spacing: tuple[float, float]) -> None:
     each merge (quadratic in the number of components)."""
     import networkx as nx
 
-    from sam2ms.roads.extract import _metres, _oriented
+    from sam2ms.roads.extract import contract
 
     while True:
         short = next(((u, v) for u, v, d in graph.edges(data=True) if u != v and d["length"] < limit), None)
         if short is None:
             return
-        u, v = short
-        row = (graph.nodes[u]["row"] + graph.nodes[v]["row"]) / 2
-        col = (graph.nodes[u]["col"] + graph.nodes[v]["col"]) / 2
-        graph.remove_edges_from([(u, v, k) for k in list(graph[u][v])])
-        nx.contracted_nodes(graph, u, v, self_loops=False, copy=False)
-        graph.nodes[u].update(row=row, col=col)
-        graph.nodes[u].pop("contraction", None)
-        for _, _, data in graph.edges(u, data=True):
-            pixels = _oriented(graph, u, data).copy()
-            pixels[0] = [row, col]
-            data["pixels"] = pixels
-            data["length"] = _metres(pixels, spacing)
+        contract(graph, *short, spacing, nx)
 
 
 def _snapshot(graph) -> list:  # type: ignore[no-untyped-def]
