@@ -12,8 +12,9 @@ Steps, each timed and recorded even when it fails or is skipped:
 4. the PyTorch reference of SAM2MS-T and -L at 1024² (``benchmarks/gpu_suite.py``: eager FP32,
    autocast FP16/BF16, ``torch.compile``; latency, split, memory, MFU);
 5. the stream pipeline: the PyTorch backend's K CUDA-stream lanes (K = 1, 2, 4) through
-   ``sam2ms bench`` (tiles/s per K, H2D/compute/D2H split) and through ``sam2ms infer`` over a
-   large synthetic scene (pipeline tiles/s against the lanes' own);
+   ``sam2ms bench`` (tiles/s per K, H2D/compute/D2H split) and through ``sam2ms infer`` over eight
+   4096² scenes as PNG and as tiled GeoTIFF and over one 6144² PNG (pipeline tiles/s against the
+   lanes' own, and the scheduler thread's busy fraction: issue 26);
 6. the host CPU's BF16 rows (issue 16), where it has native BF16 (AVX-512 BF16 or AMX; the
    machines this project is built on have none): ``benchmarks/cpu_suite.py`` for Hiera-T at 512²,
    batch 1, 2 threads, CUDA hidden — PyTorch FP32 and bf16 autocast, ONNX Runtime FP32, OpenVINO
@@ -164,24 +165,46 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
     save_report(report, stem=out / "streams" / "bench-streams")
     lanes = {r["streams"]: r["throughput"]["tiles_per_s"] for r in report["rows"]}
     splits = {r["streams"]: r["split_ms"] for r in report["rows"]}
-    # Several scenes, so that the workers decode one while the lanes infer another: one 6144² PNG
-    # (2026-11-26, H200) left the pipeline at a quarter of the lanes' rate, its whole-file decode
-    # and the warm-up unshared.
+    # Eight scenes as PNG and as tiled GeoTIFF (the workers decode one while the lanes infer
+    # another), and one large PNG alone (streamed: its first tile waits for one strip of rows).
     image, _ = render_road_scene(scene_px, scene_px, np.random.default_rng(0), scale=tile / 256)
-    scenes = out / "streams" / "scenes"
-    scenes.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(scenes / "scene0.png")
+    folders = {"png": out / "streams" / "scenes", "tif": out / "streams" / "scenes_tif",
+               "one_png": out / "streams" / "one"}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(folders["png"] / "scene0.png")
     for i in range(1, n_scenes):
-        shutil.copyfile(scenes / "scene0.png", scenes / f"scene{i}.png")
-    pipeline = {}
-    for k in (1, 2, 4):
-        with open_model(ckpt, "torch", tile=tile) as backend:
-            s = run_inference(backend, InferOptions(scenes, out / "streams" / f"masks{k}", batch=2,
-                                                    streams=k, workers=4))
-        pipeline[k] = {"tiles": s["tiles"], "tiles_per_s": s["tiles_per_s"], "stage_seconds": s["stage_seconds"],
-                       "ratio_to_lanes": s["tiles_per_s"] / lanes[k] if lanes.get(k) else None}
+        shutil.copyfile(folders["png"] / "scene0.png", folders["png"] / f"scene{i}.png")
+    big = 1536 if quick else 6144
+    one, _ = render_road_scene(big, big, np.random.default_rng(1), scale=tile / 256)
+    Image.fromarray(one).save(folders["one_png"] / f"scene{big}.png")
+    skipped = []
+    if importlib.util.find_spec("rasterio") is not None:
+        import rasterio
+
+        with rasterio.open(folders["tif"] / "scene0.tif", "w", driver="GTiff", height=scene_px, width=scene_px,
+                           count=3, dtype="uint8", tiled=True, blockxsize=256, blockysize=256,
+                           compress="deflate") as ds:
+            ds.write(np.moveaxis(image, -1, 0))
+        for i in range(1, n_scenes):
+            shutil.copyfile(folders["tif"] / "scene0.tif", folders["tif"] / f"scene{i}.tif")
+    else:
+        del folders["tif"]
+        skipped.append("pipeline over tiled GeoTIFFs: rasterio is not installed here ([geo])")
+    pipeline: dict[str, dict[int, Any]] = {kind: {} for kind in folders}
+    with open_model(ckpt, "torch", tile=tile) as backend:  # PyTorch on a CPU has one lane
+        counts = [k for k in (1, 2, 4) if backend.info.max_lanes is None or k <= backend.info.max_lanes]
+    for kind, folder in folders.items():
+        for k in counts:
+            with open_model(ckpt, "torch", tile=tile) as backend:
+                s = run_inference(backend, InferOptions(folder, out / "streams" / f"masks_{kind}{k}", batch=2,
+                                                        streams=k, workers=4, fmt="tif" if kind == "tif" else "png"))
+            pipeline[kind][k] = {"tiles": s["tiles"], "tiles_per_s": s["tiles_per_s"],
+                                 "stage_seconds": s["stage_seconds"], "thread_busy": s["thread_busy"],
+                                 "ratio_to_lanes": s["tiles_per_s"] / lanes[k] if lanes.get(k) else None}
     return {"model": name, "tile": tile, "device": report["rows"][0]["device"], "lanes_tiles_per_s": lanes,
-            "split_ms": splits, "pipeline": pipeline}
+            "split_ms": splits, "scenes": f"{n_scenes} x {scene_px}²", "one_scene": f"{big}²",
+            "pipeline": pipeline, "skipped": skipped}
 
 
 def cpu_bf16(out: Path, quick: bool, timeout: float) -> dict[str, Any]:
@@ -224,15 +247,22 @@ def markdown(facts: dict[str, Any], steps: list[dict[str, Any]]) -> str:
         lines.append(f"| {s['step']} | {s['status']} | {s.get('seconds', '')} | {detail[:200]} |")
     streams = next((s for s in steps if s["step"] == "stream pipeline" and s["status"] == "ok"), None)
     if streams:
-        lines += ["", f"PyTorch CUDA-stream lanes ({streams['model']} @ {streams['tile']}², batch 2):", "",
-                  "| streams | lanes tiles/s | H2D / compute / D2H ms | pipeline tiles/s | pipeline / lanes |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += ["", f"PyTorch CUDA-stream lanes ({streams['model']} @ {streams['tile']}², batch 2) and the "
+                  f"tiled pipeline over {streams['scenes']} scenes and one {streams['one_scene']} PNG "
+                  "(pipeline tiles/s, its ratio to the lanes, the scheduler thread's busy fraction):", "",
+                  "| streams | lanes tiles/s | H2D / compute / D2H ms | scenes, PNG | scenes, tiled GeoTIFF "
+                  "| one large PNG |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for k, rate in streams["lanes_tiles_per_s"].items():
-            sp, pl = streams["split_ms"].get(k) or {}, streams["pipeline"].get(k) or {}
+            sp = streams["split_ms"].get(k) or {}
             split = " / ".join(f"{sp[x]:.2f}" for x in ("h2d", "compute", "d2h")) if sp else "—"
-            ratio = pl.get("ratio_to_lanes")
-            lines.append(f"| {k} | {rate:.2f} | {split} | {pl.get('tiles_per_s', 0):.2f} | "
-                         f"{ratio:.2f} |" if ratio else f"| {k} | {rate:.2f} | {split} | — | — |")
+            cells = []
+            for kind in ("png", "tif", "one_png"):
+                pl = streams["pipeline"].get(kind, {}).get(k) or {}
+                ratio, busy = pl.get("ratio_to_lanes"), pl.get("thread_busy", {}).get("scheduler", {}).get("max")
+                cells.append(f"{pl['tiles_per_s']:.1f} ({ratio:.2f}; {busy:.2f})" if ratio and busy is not None
+                             else "—")
+            lines.append(f"| {k} | {rate:.2f} | {split} | " + " | ".join(cells) + " |")
     for s in steps:
         for table in s.get("tables") or []:
             lines += ["", Path(table).read_text()]
@@ -262,7 +292,7 @@ def main() -> None:
     if has_gpu or args.quick:
         steps: dict[str, tuple[str, float, Callable[[], dict[str, Any]]]] = {
             "tests": ("pytest -m gpu", 60, lambda: gpu_tests(max(check.left() - 400, 120))),
-            "streams": ("stream pipeline", 90, lambda: stream_pipeline(args.out, args.quick or not has_gpu)),
+            "streams": ("stream pipeline", 150, lambda: stream_pipeline(args.out, args.quick or not has_gpu)),
             "cpu": ("host CPU BF16", 150, lambda: cpu_bf16(args.out, args.quick, min(check.left() - 5, 300))),
             "train": ("training throughput", 100, lambda: train_speed(args.quick or not has_gpu,
                                                                        min(check.left() - 5, 200))),
