@@ -319,14 +319,14 @@ class _Scheduler:
         except BaseException as exc:  # noqa: BLE001 - raised again in the scheduler's thread
             self._crash = exc
 
-    def _run_batch(self, tiles: np.ndarray) -> tuple[np.ndarray, float]:
+    def _run_batch(self, tiles: np.ndarray) -> np.ndarray:
+        """A lane thread: one batch on a free lane."""
         lane = self.lanes.get()
         try:
             t0 = time.perf_counter()
             logits = lane.infer(tiles)
-            seconds = time.perf_counter() - t0
-            self.stats.add("infer", seconds)
-            return logits, seconds
+            self.stats.add("infer", time.perf_counter() - t0)
+            return logits
         finally:
             self.lanes.put(lane)
 
@@ -341,7 +341,7 @@ class _Scheduler:
 
     def _collect(self, batch: list[_Item], future: Future) -> None:
         """Hand a finished batch to its scenes' blend strands (in submission order)."""
-        logits, _ = self._wait(future.result)
+        logits = self._wait(future.result)
         self._wait(self.to_blend.take, len(batch), self.blend_pool.stopped)
         self.blend_pool.check()
         self.write_pool.check()

@@ -90,12 +90,9 @@ class MaskWriter:
             self._pngs = [PngRowWriter(path, h, w) for path in self.paths[:1 + int(probabilities)]]
             self._mask = np.zeros((h, w), np.uint8) if graph is not None else None  # the graph's input
 
-    def rows(self, y0: int, prob: np.ndarray, valid: np.ndarray | None = None) -> None:
-        """Probability rows ``[y0, y0 + len(prob))`` and their valid mask (None: all valid)."""
-        self.write_encoded(y0, *encode_rows(prob, valid, self.threshold, self.probabilities), valid)
-
     def write_encoded(self, y0: int, mask: np.ndarray, prob8: np.ndarray | None, valid: np.ndarray | None) -> None:
-        """Rows already encoded by :func:`encode_rows` (blocks inferred elsewhere), top to bottom."""
+        """Rows ``[y0, y0 + len(mask))`` encoded by :func:`encode_rows` (in the pipeline's write
+        threads, or blocks inferred elsewhere), top to bottom."""
         if self.fmt == "tif":
             for cog, rows in zip(self._cogs, (mask, prob8)):
                 cog.write(rows, valid)  # type: ignore[arg-type]
