@@ -23,7 +23,7 @@ from sam2ms.fileio import atomic_write
 from sam2ms.progress import Bar
 
 from .graph import QUANTIZED_OPS
-from .quantize import Quantizer
+from .quantizer import Quantizer
 
 METHODS = {"minmax": "max", "entropy": "entropy"}
 

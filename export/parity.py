@@ -13,15 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2ms.data.synth import render_road_scene
 from sam2ms.deps import require
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_format_of, model_input, normalize
-
-
-def parity_tiles(tile: int, count: int, seed: int = 0) -> np.ndarray:
-    """``count`` synthetic road tiles as uint8 RGB windows: N x T x T x 3."""
-    return np.stack([render_road_scene(tile, tile, np.random.default_rng([seed, 7919, i]))[0] for i in range(count)])
 
 
 def torch_probabilities(model: object, tiles: np.ndarray, batch: int = 1) -> np.ndarray:

@@ -115,10 +115,11 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
 
 
 def _run_export(opts: ExportOptions, log: Callable[[str], None]) -> dict[str, Any]:
+    from sam2ms.data.synth import parity_tiles
     from sam2ms.models import create_model
     from sam2ms.models.checkpoint import read_checkpoint
 
-    from .parity import onnxruntime_probabilities, openvino_checks, openvino_failures, parity_tiles, torch_probabilities
+    from .parity import onnxruntime_probabilities, openvino_checks, openvino_failures, torch_probabilities
 
     opts.validate()
     out = Path(opts.out)

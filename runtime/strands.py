@@ -36,11 +36,9 @@ class StrandPool:
         if self.error is not None:
             raise self.error
 
-    def close(self, cancel: bool = False) -> None:
+    def close(self) -> None:
         """Wait for every submitted task, also those that tasks submit to other strands of this
-        pool (``cancel``: drop the ones not started), then stop the threads."""
-        if cancel:
-            self.stopped.set()
+        pool (tasks not started are dropped once ``stopped`` is set), then stop the threads."""
         with self._idle:
             while self._pending:
                 self._idle.wait()

@@ -230,7 +230,7 @@ class OpenVinoBackend(Backend):
         """Measured now on the export's synthetic parity tiles against OpenVINO FP32 of the graph
         whose parity with PyTorch the export checked: this file (BF16 on a float file) or the FP32
         ONNX an INT8 file was calibrated from, which must be beside it."""
-        from sam2ms.export.parity import parity_tiles
+        from sam2ms.data.synth import parity_tiles
 
         reference_path, why = self._reference_graph()
         if reference_path is None:

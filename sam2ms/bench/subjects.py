@@ -16,7 +16,7 @@ from sam2ms.digests import cached_sha256
 from sam2ms.errors import UsageError
 
 if TYPE_CHECKING:
-    from .runner import BenchOptions
+    from .options import BenchOptions
 
 
 @dataclass

@@ -204,8 +204,9 @@ def test_failed_parity_exits_3(trained_nano: Path, tmp_path: Path, capsys: pytes
 def test_torchscript_exporter_serves_opset_17(trained_nano: Path, tmp_path: Path) -> None:
     import numpy as np
 
+    from sam2ms.data.synth import parity_tiles
     from sam2ms.export.onnx_export import export_onnx, opset_of
-    from sam2ms.export.parity import onnxruntime_probabilities, parity_tiles, torch_probabilities
+    from sam2ms.export.parity import onnxruntime_probabilities, torch_probabilities
 
     model = create_model(None, checkpoint=trained_nano).eval()
     result = export_onnx(model, tmp_path / "m17.onnx", 64, opset=17, exporter="torchscript")

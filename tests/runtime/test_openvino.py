@@ -110,7 +110,8 @@ def test_bf16_plumbing_with_a_stand_in_capability(int8_export: Path, tmp_path: P
     import shutil
 
     from sam2ms.bench.runner import BenchOptions, run_bench
-    from sam2ms.export.parity import onnxruntime_probabilities, openvino_checks, parity_tiles
+    from sam2ms.data.synth import parity_tiles
+    from sam2ms.export.parity import onnxruntime_probabilities, openvino_checks
     from sam2ms.fileio import write_json
     from sam2ms.runtime.backends import openvino_backend
 
