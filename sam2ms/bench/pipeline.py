@@ -69,7 +69,7 @@ class PipelineBenchOptions:
             raise UsageError("--engine-ms: milliseconds per tile, above 0 (a free engine is always measured)")
         if not 0 <= self.gil_fraction <= 1:
             raise UsageError(f"--engine-gil-fraction {self.gil_fraction}: must be in [0, 1]")
-        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        available = _usable_cores()
         if any(not 1 <= c <= available for c in self.cores):
             raise UsageError(f"--cores {','.join(map(str, self.cores))}: this machine lets us use 1..{available}")
         if self.model is not None and not self.model.is_file():
@@ -77,8 +77,13 @@ class PipelineBenchOptions:
         return self
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _core_counts() -> tuple[int, ...]:
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n = _usable_cores()
     return (1, n) if n > 1 else (1,)
 
 
