@@ -7,11 +7,12 @@ Steps, each timed and recorded even when it fails or is skipped:
 1. install what the GPU machine lacks from ``.whl/`` (``make gpu-wheels`` fills it here: the sam2
    sdist and its pure-Python dependencies, onnxslim) and this package (editable, no dependencies);
 2. the device's facts (CUDA's name, driver, torch);
-3. ``pytest -m gpu`` (cuda-python layer, CUDA graphs, PyTorch CUDA-stream lanes, TensorRT where
-   importable and able to target this GPU);
-4. the PyTorch reference of SAM2MS-T and -L at 1024² (``benchmarks/gpu_suite.py``: eager FP32,
-   autocast FP16/BF16, ``torch.compile``; latency, split, memory, MFU);
-5. the stream pipeline: the PyTorch backend's K CUDA-stream lanes (K = 1, 2, 4) through
+3. ``pytest -m gpu`` (cuda-python layer, CUDA graphs, PyTorch CUDA-stream lanes eager and
+   captured, TensorRT where importable and able to target this GPU);
+4. the PyTorch engine of SAM2MS-T and -L at 1024² (``benchmarks/gpu_suite.py``: eager FP32, BF16
+   eager and replayed from CUDA graphs (also channels-last), ``torch.compile`` reduce-overhead;
+   latency, split, memory, MFU);
+5. the stream pipeline: the PyTorch backend's K CUDA-stream lanes (K = 1, 2, 4; BF16 from CUDA graphs) through
    ``sam2ms bench`` (tiles/s per K, H2D/compute/D2H split) and through ``sam2ms infer`` over eight
    4096² scenes as PNG and as tiled GeoTIFF and over one 6144² PNG (pipeline tiles/s against the
    lanes' own, and the scheduler thread's busy fraction: issue 26);
@@ -144,11 +145,13 @@ def reference_suite(out: Path, quick: bool, timeout: float) -> dict[str, Any]:
 
 
 def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
-    """PyTorch CUDA-stream lanes: tiles/s for K = 1, 2, 4 lanes, and the whole tiled pipeline."""
+    """PyTorch CUDA-stream lanes: tiles/s for K = 1, 2, 4 lanes, and the whole tiled pipeline, with
+    the engine a GPU user runs (BF16 replayed from CUDA graphs; ``quick``: FP32 eager)."""
     import numpy as np
     import torch
     from PIL import Image
 
+    from sam2ms.bench.options import TorchVariant
     from sam2ms.bench.report import save_report
     from sam2ms.bench.runner import BenchOptions, run_bench
     from sam2ms.data.synth import render_road_scene
@@ -158,13 +161,16 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
     from sam2ms.runtime.pipeline import InferOptions, run_inference
 
     name, tile, scene_px, n_scenes = ("sam2ms_nano", 256, 1024, 2) if quick else ("sam2ms_hiera_t", 1024, 4096, 8)
+    spelled = "fp32" if quick else "bf16+graph"
+    variant = TorchVariant.parse(spelled)
     torch.manual_seed(0)
     ckpt = save_checkpoint(out / "streams" / f"{name}.pt", create_model(name), image_size=tile, epoch=0, step=0)
     report = run_bench(BenchOptions(models=[ckpt], batches=[2], streams=[1, 2, 4], iterations=3 if quick else 10,
-                                    warmup=2, accuracy_tiles=1))
+                                    warmup=2, accuracy_tiles=1, torch_variants=[spelled]))
     save_report(report, stem=out / "streams" / "bench-streams")
-    lanes = {r["streams"]: r["throughput"]["tiles_per_s"] for r in report["rows"]}
-    splits = {r["streams"]: r["split_ms"] for r in report["rows"]}
+    engine_rows = [r for r in report["rows"] if r["subject"] == variant.label]
+    lanes = {r["streams"]: r["throughput"]["tiles_per_s"] for r in engine_rows}
+    splits = {r["streams"]: r["split_ms"] for r in engine_rows}
     # Eight scenes as PNG and as tiled GeoTIFF (the workers decode one while the lanes infer
     # another), and one large PNG alone (streamed: its first tile waits for one strip of rows).
     image, _ = render_road_scene(scene_px, scene_px, np.random.default_rng(0), scale=tile / 256)
@@ -196,13 +202,14 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
         counts = [k for k in (1, 2, 4) if backend.info.max_lanes is None or k <= backend.info.max_lanes]
     for kind, folder in folders.items():
         for k in counts:
-            with open_model(ckpt, "torch", tile=tile) as backend:
+            with open_model(ckpt, "torch", tile=tile, **variant.open_kwargs()) as backend:
                 s = run_inference(backend, InferOptions(folder, out / "streams" / f"masks_{kind}{k}", batch=2,
                                                         streams=k, workers=4, fmt="tif" if kind == "tif" else "png"))
             pipeline[kind][k] = {"tiles": s["tiles"], "tiles_per_s": s["tiles_per_s"],
                                  "stage_seconds": s["stage_seconds"], "thread_busy": s["thread_busy"],
                                  "ratio_to_lanes": s["tiles_per_s"] / lanes[k] if lanes.get(k) else None}
-    return {"model": name, "tile": tile, "device": report["rows"][0]["device"], "lanes_tiles_per_s": lanes,
+    return {"model": name, "tile": tile, "engine": variant.label, "device": report["rows"][0]["device"],
+            "lanes_tiles_per_s": lanes,
             "split_ms": splits, "scenes": f"{n_scenes} x {scene_px}²", "one_scene": f"{big}²",
             "pipeline": pipeline, "skipped": skipped}
 
@@ -247,7 +254,8 @@ def markdown(facts: dict[str, Any], steps: list[dict[str, Any]]) -> str:
         lines.append(f"| {s['step']} | {s['status']} | {s.get('seconds', '')} | {detail[:200]} |")
     streams = next((s for s in steps if s["step"] == "stream pipeline" and s["status"] == "ok"), None)
     if streams:
-        lines += ["", f"PyTorch CUDA-stream lanes ({streams['model']} @ {streams['tile']}², batch 2) and the "
+        lines += ["", f"PyTorch CUDA-stream lanes ({streams['model']} @ {streams['tile']}², {streams['engine']}, "
+                  "batch 2) and the "
                   f"tiled pipeline over {streams['scenes']} scenes and one {streams['one_scene']} PNG "
                   "(pipeline tiles/s, its ratio to the lanes, the scheduler thread's busy fraction):", "",
                   "| streams | lanes tiles/s | H2D / compute / D2H ms | scenes, PNG | scenes, tiled GeoTIFF "

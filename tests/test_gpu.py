@@ -146,3 +146,29 @@ def test_bench_reference_and_plan_rows_on_cuda(trained_nano: Path, tmp_path: Pat
         assert set(r["split_ms"]) == {"h2d", "compute", "d2h"} and r["split_ms"]["compute"] > 0
         assert r["memory_mb"]["device_peak"] > 0 and r["device"] == torch.cuda.get_device_name()
         assert r["accuracy"]["mask_iou"] > 0.9  # autocast agrees with FP32 on the masks
+
+
+def test_torch_cuda_graph_lanes_match_eager(trained_nano: Path) -> None:
+    """BF16 replayed from CUDA graphs (issue 26): two lanes capturing and replaying from their own
+    threads give eager BF16's logits, and masks within the BF16 gate of FP32."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch sees no CUDA device")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sam2ms.runtime.backends import open_model
+
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8) for n in (4, 4, 3, 4, 1, 4)]
+    with open_model(trained_nano, "torch", precision="fp32") as fp32, \
+            open_model(trained_nano, "torch", precision="bf16") as eager, \
+            open_model(trained_nano, "torch", precision="bf16", cuda_graph=True) as captured:
+        lanes = captured.lanes(2)
+        with ThreadPoolExecutor(2) as pool:
+            outs = list(pool.map(lambda ib: lanes[ib[0] % 2].infer(ib[1]), enumerate(batches)))
+        for batch, out in zip(batches, outs):
+            want, ref = eager.lanes(1)[0].infer(batch), fp32.lanes(1)[0].infer(batch)
+            np.testing.assert_allclose(out, want, atol=0.05)
+            a, b = out > 0, ref > 0
+            assert (a & b).sum() / max((a | b).sum(), 1) >= 0.995
+        assert captured.describe()["captured_batches"] == [4]

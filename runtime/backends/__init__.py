@@ -61,12 +61,14 @@ def _auto_onnx_backend(providers: list[str] | None, precision: str, file_precisi
 def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] | None = None,
                tile: int | None = None, threads: int | None = None, allow_failed: bool = False,
                eager_kernels: bool = False, cuda_graph: bool = False, precision: str = "fp32",
-               compile: bool = False, device: str = "CPU", unverified: bool = False) -> Backend:
+               compile: str | None = None, channels_last: bool = False, device: str = "CPU",
+               unverified: bool = False) -> Backend:
     """Load ``path`` with ``backend`` (auto: by file suffix) — the one way every backend is built.
     Artifacts whose export checks failed are refused unless ``allow_failed`` (the benchmark, which
-    reports their accuracy). ``eager_kernels`` (timed or compared runs) and ``cuda_graph`` apply to
-    TensorRT plans; ``precision`` to checkpoints (fp32, or fp16/bf16 autocast) and OpenVINO (fp32,
-    bf16); ``compile`` to checkpoints; ``device`` (CPU, GPU, NPU) to OpenVINO. An artifact runs
+    reports their accuracy). ``eager_kernels`` (timed or compared runs) applies to TensorRT plans,
+    ``cuda_graph`` to plans and to checkpoints on CUDA; ``precision`` to checkpoints (fp32, or
+    fp16/bf16 autocast) and OpenVINO (fp32, bf16); ``compile`` (a torch.compile mode) and
+    ``channels_last`` to checkpoints; ``device`` (CPU, GPU, NPU) to OpenVINO. An artifact runs
     only with its sidecar, which must match it (:func:`sam2ms.artifacts.read_sidecar`); an ONNX
     without one runs with ``unverified`` (its tile and input format then come from the graph, and
     the summary says so)."""
@@ -97,12 +99,14 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
         natural = "openvino"  # both run .onnx files
     if chosen != natural:
         raise UsageError(f"--backend {backend} cannot run {path.name}: {natural} runs {path.suffix} files")
-    if cuda_graph and chosen != "tensorrt":
-        raise UsageError(f"--cuda-graph: only TensorRT plans are captured into CUDA graphs, not {path.name}")
+    if cuda_graph and chosen not in ("tensorrt", "torch"):
+        raise UsageError(f"--cuda-graph: TensorRT plans and checkpoints on CUDA are captured into CUDA graphs, "
+                         f"not {path.name}")
     if chosen == "torch":
         from .torch_backend import TorchBackend
 
-        return TorchBackend(path, tile, precision=precision, compile=compile)
+        return TorchBackend(path, tile, precision=precision, compile=compile, cuda_graph=cuda_graph,
+                            channels_last=channels_last)
     if side is None:
         info = ModelInfo(str(path), "onnx", tile or 0, "fp32", unverified=True)
     else:

@@ -20,13 +20,16 @@ from sam2ms.deps import require
 from sam2ms.errors import UsageError
 
 from .base import Backend, Lane, ModelInfo
+from .torch_capture import CapturedForward, graph_api
 
 AUTOCAST = {"fp16": "float16", "bf16": "bfloat16"}
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 class _TorchLane:
-    """One forward per batch, on the lane's own CUDA stream where there is one. On CUDA it also
-    times host->device, compute and device->host with CUDA events (``last_split_ms``)."""
+    """One forward per batch, on the lane's own CUDA stream where there is one, eager or replayed
+    from the lane's CUDA graphs (:mod:`.torch_capture`). On CUDA it also times host->device,
+    compute and device->host with CUDA events (``last_split_ms``)."""
 
     def __init__(self, backend: TorchBackend) -> None:
         import torch
@@ -36,7 +39,14 @@ class _TorchLane:
         self._stream = torch.cuda.Stream(backend.torch_device) if self._cuda else None
         self._events = [torch.cuda.Event(enable_timing=True) for _ in range(4)] if self._cuda else []
         self._pinned: dict[tuple[int, ...], Any] = {}  # host staging per batch shape (pinned memory)
+        self._graphs = (CapturedForward(backend.forward, backend.graph_api, backend.torch_device, self._stream,
+                                        backend.capture_lock) if backend.graph_api is not None else None)
         self.last_split_ms: dict[str, float] | None = None
+
+    @property
+    def captured_batches(self) -> list[int]:
+        """The batch sizes this lane replays from CUDA graphs (none when eager)."""
+        return self._graphs.batch_sizes if self._graphs is not None else []
 
     def _staged(self, batch: np.ndarray) -> Any:
         import torch
@@ -50,45 +60,74 @@ class _TorchLane:
         pinned.copy_(host)
         return pinned
 
+    def _mark(self, i: int) -> None:
+        if self._cuda:
+            self._events[i].record()
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
         b = self._backend
-        cast = (torch.autocast(b.torch_device.type, dtype=getattr(torch, AUTOCAST[b.precision]))
-                if b.precision in AUTOCAST else contextlib.nullcontext())
         stream = torch.cuda.stream(self._stream) if self._cuda else contextlib.nullcontext()
-        e = self._events
         with torch.no_grad(), stream:
             host = self._staged(batch)
+            self._mark(0)
+            if self._graphs is not None:
+                run, n = self._graphs.load(host)
+                self._mark(1)
+                logits = self._graphs.replay(run, n)
+                self._mark(2)
+                # a copy, not a view: the lane's next replay overwrites the graph's output
+                out = torch.empty(logits.shape, dtype=logits.dtype, pin_memory=self._cuda)
+                out.copy_(logits, non_blocking=self._cuda)
+            else:
+                x = host.to(b.torch_device, non_blocking=True)
+                self._mark(1)
+                logits = b.forward(x)
+                self._mark(2)
+                out = logits.to("cpu", non_blocking=self._cuda)
+            self._mark(3)
             if self._cuda:
-                e[0].record()
-            x = host.to(b.torch_device, non_blocking=True)
-            if self._cuda:
-                e[1].record()
-            # contiguous NCHW, like the normalised tensors the model was exported and checked with
-            x = b.normalize(x).contiguous()
-            with cast:
-                logits = b.model(x)
-            if self._cuda:
-                e[2].record()
-            out = logits.float().to("cpu", non_blocking=self._cuda)
-            if self._cuda:
-                e[3].record()
+                e = self._events
                 e[3].synchronize()
                 self.last_split_ms = {name: e[i].elapsed_time(e[i + 1])
                                       for i, name in enumerate(("h2d", "compute", "d2h"))}
         return out.numpy()
 
 
+def cast_weights_once(model: Any, dtype: Any) -> int:
+    """Cast the weights and biases of ``model``'s convolutions and linear layers to ``dtype`` in
+    place; the number of tensors cast.
+
+    Why: autocast casts these FP32 weights to BF16/FP16 again in every forward (its cache lives
+    only as long as one autocast region, and is off inside CUDA-graph capture), which is as many
+    extra kernels as layers. Autocast runs exactly these ops (linear, convolutions) in the low
+    precision, and casting a tensor already in it is a no-op, so the outputs stay bit-identical to
+    plain autocast; norms and free parameters stay FP32, as autocast keeps them."""
+    from torch import nn
+
+    cast = 0
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                               nn.ConvTranspose3d)):
+            for name in ("weight", "bias"):
+                param = getattr(module, name, None)
+                if param is not None and param.dtype != dtype:
+                    param.data = param.data.to(dtype)
+                    cast += 1
+    return cast
+
+
 class TorchBackend(Backend):
-    """Eager PyTorch on CUDA when available, else CPU: FP32, or autocast FP16/BF16, optionally
-    ``torch.compile``d (the benchmark's reference rows). On the CPU one lane (PyTorch parallelises
-    inside); on CUDA any number, each on its own stream."""
+    """Eager PyTorch on CUDA when available, else CPU: FP32, or autocast FP16/BF16 (weights cast
+    once), optionally ``torch.compile``d in one of its modes, replayed from CUDA graphs
+    (``cuda_graph``), in channels-last memory (``channels_last``). On the CPU one lane (PyTorch
+    parallelises inside); on CUDA any number, each on its own stream."""
 
     name = "torch"
 
     def __init__(self, path: Path, tile: int | None, device: str = "auto", precision: str = "fp32",
-                 compile: bool = False) -> None:
+                 compile: str | None = None, cuda_graph: bool = False, channels_last: bool = False) -> None:
         torch = require("torch", "the PyTorch backend (or run the exported .onnx/.plan instead)")
         from sam2ms.models import create_model
         from sam2ms.models.byte_input import ByteInput
@@ -96,19 +135,48 @@ class TorchBackend(Backend):
 
         if precision not in ("fp32", *AUTOCAST):
             raise UsageError(f"torch precision {precision}: use fp32, {', '.join(AUTOCAST)}")
+        if compile is not None and compile not in COMPILE_MODES:
+            raise UsageError(f"torch.compile mode {compile}: use one of {', '.join(COMPILE_MODES)}")
+        if cuda_graph and compile is not None:
+            raise UsageError("--cuda-graph captures the eager model; torch.compile's reduce-overhead mode is its "
+                             "compiled counterpart: use one or the other")
         ckpt = read_checkpoint(path)
         size = tile or int(ckpt.raw.get("image_size", 1024))  # the authors' weights carry none: 1024
         use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
         self.torch_device = torch.device("cuda" if use_cuda else "cpu")
-        wrapped = ByteInput(create_model(ckpt.model_name, checkpoint=path)).eval().to(self.torch_device)
-        self.normalize = wrapped.normalize
-        self.model = torch.compile(wrapped.model) if compile else wrapped.model
+        self.graph_api = graph_api(self.torch_device) if cuda_graph else None
+        self.capture_lock = threading.Lock()
+        wrapped = ByteInput(create_model(ckpt.model_name, checkpoint=path)).eval().requires_grad_(False)
+        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        wrapped = wrapped.to(self.torch_device).to(memory_format=self._memory_format)
         self.precision = precision
+        self._autocast_dtype = getattr(torch, AUTOCAST[precision]) if precision in AUTOCAST else None
+        if self._autocast_dtype is not None:
+            cast_weights_once(wrapped.model, self._autocast_dtype)
+        self.normalize = wrapped.normalize
+        self.model = torch.compile(wrapped.model, mode=compile) if compile is not None else wrapped.model
+        self.options = {"compile": compile, "cuda_graph": cuda_graph, "channels_last": channels_last}
         self.info = ModelInfo(path=str(path), kind="checkpoint", tile=size, precision=precision, input_format="uint8",
                               max_lanes=None if use_cuda else 1, sidecar={"model": ckpt.model_name,
                                                                           "radiometry": ckpt.raw.get("radiometry")})
         self._lanes: list[_TorchLane] = []
         self._lock = threading.Lock()
+
+    def forward(self, x: Any) -> Any:
+        """uint8 N x T x T x 3 on the device -> float32 N x 1 x T x T logits (what a lane runs, or
+        captures): normalised like the exported graph, in the memory format and precision asked."""
+        import torch
+
+        x = self.normalize(x).contiguous(memory_format=self._memory_format)
+        if self._autocast_dtype is None:
+            return self.model(x)
+        # no weight cache: the weights are cast once, and the cache must be off inside a capture
+        with torch.autocast(self.torch_device.type, dtype=self._autocast_dtype, cache_enabled=False):
+            return self.model(x).float()
+
+    def describe(self) -> dict[str, Any]:
+        captured = sorted({b for lane in self._lanes for b in lane.captured_batches})
+        return {**super().describe(), **self.options, **({"captured_batches": captured} if captured else {})}
 
     @property
     def device(self) -> str:

@@ -11,6 +11,8 @@ import typer
 from sam2ms.deps import require
 from sam2ms.errors import UsageError
 
+from .options import TORCH_VARIANT_HELP
+
 
 def _ints(text: str, flag: str) -> list[int]:
     try:
@@ -45,8 +47,9 @@ def bench_command(
     reference: Optional[Path] = typer.Option(None, help="Checkpoint for the PyTorch reference (default: the one "
                                                         "the models' sidecars name)."),
     torch: str = typer.Option("auto", "--torch", help="PyTorch variants: auto (FP32 and the fastest PyTorch offers "
-                                                     "here: bf16 autocast where native, fp16/bf16 on GPUs, "
-                                                     "torch.compile) or some of fp32,fp16,bf16,compile."),
+                                                     "here: bf16 autocast where native, fp16/bf16 on GPUs and "
+                                                     "bf16 replayed from CUDA graphs, torch.compile) or a list of "
+                                                     f"{TORCH_VARIANT_HELP}."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Each subject in its own process, so that "
                                  "one runtime's busy thread pools cannot slow the next."),
     accuracy_tiles: int = typer.Option(4, min=1, help="Synthetic tiles for accuracy against the reference."),

@@ -5,10 +5,52 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sam2ms.errors import UsageError
 
-TORCH_VARIANTS = ("fp32", "fp16", "bf16", "compile")
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
+#: How a PyTorch variant runs, after its precision: ``+graph`` replayed from CUDA graphs (one per
+#: lane and batch size), ``+compile`` / ``+reduce-overhead`` / ``+max-autotune`` torch.compile in
+#: that mode, ``+cl`` in channels-last memory.
+TORCH_RUNS = {"graph": "CUDA graph", "compile": "compiled", "reduce-overhead": "compiled reduce-overhead",
+              "max-autotune": "compiled max-autotune"}
+TORCH_VARIANT_HELP = ("PRECISION[+graph|+compile|+reduce-overhead|+max-autotune][+cl] with PRECISION fp32, fp16 or "
+                      "bf16 (compile alone: fp32+compile), e.g. bf16+graph")
+
+
+@dataclass(frozen=True)
+class TorchVariant:
+    """One PyTorch reference configuration of ``sam2ms bench --torch``."""
+
+    precision: str = "fp32"
+    run: str = "eager"  # or a key of TORCH_RUNS
+    channels_last: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> TorchVariant:
+        """``bf16+graph+cl`` -> TorchVariant("bf16", "graph", True); a UsageError for anything else."""
+        words = text.split("+")
+        if words == ["compile"]:  # the older spelling, kept
+            words = ["fp32", "compile"]
+        precision, rest = words[0], words[1:]
+        channels_last = rest[-1:] == ["cl"]
+        rest = rest[:-1] if channels_last else rest
+        if precision not in TORCH_PRECISIONS or len(rest) > 1 or (rest and rest[0] not in TORCH_RUNS):
+            raise UsageError(f"--torch {text}: each variant is {TORCH_VARIANT_HELP}")
+        return cls(precision, rest[0] if rest else "eager", channels_last)
+
+    @property
+    def label(self) -> str:
+        """The row's subject, e.g. ``pytorch CUDA graph bf16 channels-last``."""
+        how = "eager" if self.run == "eager" else TORCH_RUNS[self.run]
+        return f"pytorch {how} {self.precision}" + (" channels-last" if self.channels_last else "")
+
+    def open_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``open_model`` that run it."""
+        return {"precision": self.precision, "cuda_graph": self.run == "graph", "channels_last": self.channels_last,
+                "compile": None if self.run in ("eager", "graph") else
+                ("default" if self.run == "compile" else self.run)}
 
 
 @dataclass
@@ -39,9 +81,9 @@ class BenchOptions:
             raise UsageError(f"--warmup {self.warmup}: cannot be negative")
         if not self.batches or min(self.batches) < 1 or not self.streams or min(self.streams) < 1:
             raise UsageError("--batch and --streams take positive integers, e.g. --batch 1,2,4 --streams 1,2")
-        unknown = [v for v in self.torch_variants if v not in TORCH_VARIANTS] if self.torch_variants != ["auto"] else []
-        if unknown:
-            raise UsageError(f"--torch {','.join(unknown)}: use auto or some of {', '.join(TORCH_VARIANTS)}")
+        if self.torch_variants != ["auto"]:
+            for variant in self.torch_variants:
+                TorchVariant.parse(variant)
         from sam2ms.runtime.backends import BACKENDS
         from sam2ms.runtime.backends.openvino_backend import PRECISIONS
 

@@ -15,6 +15,8 @@ from sam2ms.artifacts import read_sidecar, sidecar_path
 from sam2ms.digests import cached_sha256
 from sam2ms.errors import UsageError
 
+from .options import TorchVariant
+
 if TYPE_CHECKING:
     from .options import BenchOptions
 
@@ -128,7 +130,8 @@ def _openvino_has_bf16() -> bool:
 
 def torch_variants(asked: list[str]) -> list[str]:
     """``auto``: FP32 and the fastest configurations PyTorch offers here: bf16 autocast on CPUs
-    with native BF16 (AVX-512 BF16, AMX), fp16 and bf16 autocast on GPUs, torch.compile."""
+    with native BF16 (AVX-512 BF16, AMX), fp16 and bf16 autocast on GPUs and bf16 replayed from
+    CUDA graphs, torch.compile."""
     if asked != ["auto"]:
         return list(dict.fromkeys(["fp32", *asked]))
     import torch
@@ -136,7 +139,7 @@ def torch_variants(asked: list[str]) -> list[str]:
     from sam2ms.runtime.backends.base import cpu_has_native_bf16
 
     if torch.cuda.is_available():
-        return ["fp32", "fp16", "bf16", "compile"]
+        return ["fp32", "fp16", "bf16", "bf16+graph", "compile"]
     return ["fp32", *(["bf16"] if cpu_has_native_bf16() else []), "compile"]
 
 
@@ -176,11 +179,9 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
         ckpt = None
     if ckpt is not None:
         tile = artifact_tile(opts.models)
-        for variant in torch_variants(opts.torch_variants):
-            precision = "fp32" if variant == "compile" else variant
-            label = f"pytorch {'compiled' if variant == 'compile' else 'eager'} {precision}"
-            found.append(Subject(label, partial(open_model, ckpt, "torch", tile=tile, precision=precision,
-                                                compile=variant == "compile"), reference=variant == "fp32"))
+        for variant in map(TorchVariant.parse, torch_variants(opts.torch_variants)):
+            found.append(Subject(variant.label, partial(open_model, ckpt, "torch", tile=tile, **variant.open_kwargs()),
+                                 reference=variant == TorchVariant()))
     return found, skipped
 
 
