@@ -21,7 +21,7 @@ demo: venv
 
 test: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	$(BIN)/python tools/typecheck.py
 	$(BIN)/python -m pytest -q
 
 # A session with a lent GPU: `make gpu-wheels` here (it has the package index), then on the GPU

@@ -22,7 +22,9 @@ def _reference(src: str):  # noqa: ANN202
                  "affine", "cv2", "skimage", "skimage.io"):
         sys.modules[name] = types.ModuleType(name)
     osgeo = sys.modules["osgeo"] = types.ModuleType("osgeo")
-    osgeo.gdal = osgeo.ogr = osgeo.osr = types.ModuleType("gdal")
+    gdal = types.ModuleType("gdal")
+    for name in ("gdal", "ogr", "osr"):  # stand-ins that are never called
+        setattr(osgeo, name, gdal)
     nx.Graph.node = property(lambda self: self.nodes)  # networkx 1.x, which topo_metric.py uses
     sys.path.insert(0, src)
     import random

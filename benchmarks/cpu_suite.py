@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from sam2ms.bench.options import BenchOptions
 from sam2ms.bench.report import save_report
-from sam2ms.bench.runner import BenchOptions, run_bench
+from sam2ms.bench.runner import run_bench
 from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 from sam2ms.data.synth import render_road_scene
 from sam2ms.errors import CheckFailed
@@ -58,11 +60,14 @@ def _prepare(name: str, tile: int, ckpt: Path | None, out: Path, int8: bool = Tr
 
 def isolation(models: list[Path], reference: Path | None, threads: int) -> str:
     """ONNX Runtime FP32 (batch 4) alone in its process, and after OpenVINO in one process."""
-    common = {"models": models[:1], "batches": [4], "iterations": 20, "warmup": 2, "reference": reference,
-              "threads": threads, "accuracy_tiles": 1, "openvino_precisions": ["fp32"]}
+    common: dict[str, Any] = {"models": models[:1], "batches": [4], "iterations": 20, "warmup": 2,
+                              "reference": reference, "threads": threads, "accuracy_tiles": 1,
+                              "openvino_precisions": ["fp32"]}
     lines = ["| ONNX Runtime FP32, nano 256², batch 4 | p50 ms | tiles/s |", "| --- | --- | --- |"]
-    for label, options in (("own process", {"backend": "onnxruntime", "isolate": True}),
-                           ("after OpenVINO, same process", {"backend": "openvino,onnxruntime", "isolate": False})):
+    runs: list[tuple[str, dict[str, Any]]] = [
+        ("own process", {"backend": "onnxruntime", "isolate": True}),
+        ("after OpenVINO, same process", {"backend": "openvino,onnxruntime", "isolate": False})]
+    for label, options in runs:
         row = next(r for r in run_bench(BenchOptions(**common, **options))["rows"]
                    if r["backend"] == "onnxruntime")
         lines.append(f"| {label} | {row['latency_ms']['p50']:.1f} | {row['throughput']['tiles_per_s']:.2f} |")

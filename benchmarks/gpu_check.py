@@ -151,9 +151,9 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
     import torch
     from PIL import Image
 
-    from sam2ms.bench.options import TorchVariant
+    from sam2ms.bench.options import BenchOptions, TorchVariant
     from sam2ms.bench.report import save_report
-    from sam2ms.bench.runner import BenchOptions, run_bench
+    from sam2ms.bench.runner import run_bench
     from sam2ms.data.synth import render_road_scene
     from sam2ms.models import create_model
     from sam2ms.models.checkpoint import save_checkpoint

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
+from sam2ms.bench.options import BenchOptions
 from sam2ms.bench.report import save_report
-from sam2ms.bench.runner import BenchOptions, run_bench
+from sam2ms.bench.runner import run_bench
 from sam2ms.errors import UsageError
 from sam2ms.models import create_model
 from sam2ms.models.checkpoint import save_checkpoint

@@ -40,6 +40,8 @@ def _calibrate(args: argparse.Namespace, method: str, auto_exclude: bool, out: P
     try:
         s = run_calibrate(opts)
     except CheckFailed as exc:
+        if exc.summary is None:
+            raise
         s = exc.summary
     r, c = s["accuracy_vs_fp32"], s["calibration"]
     return {"method": method, "auto_exclude": auto_exclude, "seconds": c["seconds"],

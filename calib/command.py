@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -58,7 +58,7 @@ def calibrate_command(
     _print(summary, as_json)
 
 
-def _print(summary: dict, as_json: bool) -> None:
+def _print(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

@@ -114,7 +114,8 @@ def sample_windows(images: CalibrationImages, tile: int, counts: list[int], seed
         sizes[path] = (scene.height, scene.width)
         grid = Grid(scene.height, scene.width, tile, 0)
         if scene.masked:
-            windows += [(path, y, x) for _, y, x, _w, valid in iter_windows(scene, grid) if valid.any()]
+            windows += [(path, y, x) for _, y, x, _w, valid in iter_windows(scene, grid)
+                        if valid is not None and valid.any()]
         else:
             windows += [(path, y, x) for _, y, x in grid.windows()]
         scene.close()

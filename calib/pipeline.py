@@ -20,7 +20,8 @@ from sam2ms.radiometry import Radiometry
 from sam2ms.roads.score import tile_scores
 
 from .data import CALIB_LAYOUTS, TileReader, calibration_images, sample_windows
-from .quantize import METHODS, QUANTIZERS, Quantizer, open_quantizer
+from .quantize import METHODS, QUANTIZERS, open_quantizer
+from .quantizer import Quantizer
 from .report import fp32_probabilities, int8_accuracy
 from .sensitivity import layer_units, rank_units, smallest_passing
 

@@ -9,6 +9,7 @@ graph's input and output stay FP32 (``keep_io_types``), so callers never see FP1
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import onnx
 
@@ -29,7 +30,7 @@ def convert_fp16(src: str | Path, dst: str | Path) -> onnx.ModelProto:
     half = onnxslim.slim(half)
     onnx.checker.check_model(half, full_check=True)
     atomic_write(dst, lambda f: f.write(half.SerializeToString()))
-    return half
+    return cast(onnx.ModelProto, half)
 
 
 def op_input_dtypes(model: onnx.ModelProto) -> dict[str, set[str]]:

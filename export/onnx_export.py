@@ -69,7 +69,7 @@ def _export_raw(model: nn.Module, example: torch.Tensor, opset: int, exporter: s
 
 def opset_of(proto: onnx.ModelProto) -> int:
     """The default-domain opset the graph declares."""
-    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    return int(next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")))
 
 
 def export_onnx(model: nn.Module, path: str | Path, tile: int, opset: int = DYNAMO_MIN_OPSET,

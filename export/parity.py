@@ -10,6 +10,7 @@ backend reads (the calibration does the same for an INT8 file on its held-out ti
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def onnxruntime_probabilities(onnx_path: str | Path, tiles: np.ndarray, batch: i
     return sigmoid(np.concatenate(out))
 
 
-def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, reference: np.ndarray) -> dict:
+def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
     """OpenVINO's gates on this machine's CPU for a ``precision`` file, against FP32 ``reference``
     probabilities (N x 1 x T x T) of ``tiles``: in FP32 and, where the CPU has it natively, BF16
     (:func:`~sam2ms.runtime.backends.openvino_backend.gate_judge` says by which criteria), or why
@@ -48,7 +49,7 @@ def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, re
 
     ov = require("openvino", "--openvino")
     core = ov.Core()
-    record: dict = {"version": ov.__version__, "device": device_full_name(core, "CPU"),
+    record: dict[str, Any] = {"version": ov.__version__, "device": device_full_name(core, "CPU"),
                     "fp32": openvino_gate(onnx_path, precision, "fp32", tiles, reference)}
     if native_bf16(core):
         record["bf16"] = openvino_gate(onnx_path, precision, "bf16", tiles, reference)
@@ -59,7 +60,7 @@ def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, re
 
 
 def openvino_gate(onnx_path: str | Path, precision: str, run_precision: str, tiles: np.ndarray,
-                  reference: np.ndarray) -> dict:
+                  reference: np.ndarray) -> dict[str, Any]:
     """One of :func:`openvino_checks`' gates: OpenVINO running the ``precision`` file at
     ``run_precision`` on ``tiles``, judged against ``reference``."""
     from sam2ms.runtime.backends.base import ModelInfo
@@ -71,7 +72,7 @@ def openvino_gate(onnx_path: str | Path, precision: str, run_precision: str, til
     return {**verdict, "measured_by": "export"}
 
 
-def openvino_failures(name: str, record: dict) -> list[str]:
+def openvino_failures(name: str, record: dict[str, Any]) -> list[str]:
     """One line per OpenVINO gate of :func:`openvino_checks` that failed."""
     return [f"{name} on OpenVINO {p}: " + "; ".join(record[p]["failures"])
             for p in ("fp32", "bf16") if record[p].get("passed") is False]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -137,7 +137,7 @@ def infer_command(
         raise Sam2msError(f"{summary['failed']} input(s) failed (listed above); {done}")
 
 
-def _with_progress(label: str, run: Callable[..., dict], quiet: bool) -> dict:
+def _with_progress(label: str, run: Callable[..., dict[str, Any]], quiet: bool) -> dict[str, Any]:
     """``run(progress=..., on_start=...)`` under a progress bar of its units (files, or Ray's
     blocks), or bare with --quiet."""
     from rich.console import Console
@@ -151,7 +151,7 @@ def _with_progress(label: str, run: Callable[..., dict], quiet: bool) -> dict:
         return run(progress=lambda n: bar.advance(task, n), on_start=lambda total: bar.update(task, total=total))
 
 
-def _report(summary: dict, as_json: bool) -> None:
+def _report(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

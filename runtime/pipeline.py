@@ -175,8 +175,8 @@ def read_failure(path: Path, exc: Exception) -> str:
     return str(exc) if isinstance(exc, UsageError) else f"{gdal_path(path)}: cannot read ({type(exc).__name__}: {exc})"
 
 
-def _produce(inputs: list[Input], opts: InferOptions, tile: int, input_format: str, items: queue.Queue, stats: Stats,
-             fail: Callable[[Path, str], None], register: Callable[[_SceneJob], bool]) -> None:
+def _produce(inputs: list[Input], opts: InferOptions, tile: int, input_format: str, items: queue.Queue[Any],
+             stats: Stats, fail: Callable[[Path, str], None], register: Callable[[_SceneJob], bool]) -> None:
     """Worker thread: open scenes and queue their windows in the model's input format (row-major
     per scene). Always ends with ``_DONE``, also when it breaks, so the main loop never waits forever."""
     try:
@@ -185,7 +185,7 @@ def _produce(inputs: list[Input], opts: InferOptions, tile: int, input_format: s
         items.put(_DONE)
 
 
-def _produce_scenes(inputs: list[Input], opts: InferOptions, tile: int, input_format: str, items: queue.Queue,
+def _produce_scenes(inputs: list[Input], opts: InferOptions, tile: int, input_format: str, items: queue.Queue[Any],
                     stats: Stats, fail: Callable[[Path, str], None], register: Callable[[_SceneJob], bool]) -> None:
     for inp in inputs:
         path = inp.path
@@ -264,7 +264,7 @@ class _Scheduler:
         self.lanes: queue.Queue[Lane] = queue.Queue()
         for lane in backend.lanes(opts.streams):
             self.lanes.put(lane)
-        self.items: queue.Queue = queue.Queue(maxsize=max(4 * opts.batch * opts.streams, 8))
+        self.items: queue.Queue[Any] = queue.Queue(maxsize=max(4 * opts.batch * opts.streams, 8))
         # one thread per scene that can be open at once (a scene per decoder, one finishing)
         self.blend_pool = StrandPool(opts.workers + 1, "sam2ms-blend")
         self.write_pool = StrandPool(opts.workers + 1, "sam2ms-write")
@@ -339,7 +339,7 @@ class _Scheduler:
         finally:
             self.waited += time.perf_counter() - t0
 
-    def _collect(self, batch: list[_Item], future: Future) -> None:
+    def _collect(self, batch: list[_Item], future: Future[np.ndarray]) -> None:
         """Hand a finished batch to its scenes' blend strands (in submission order)."""
         logits = self._wait(future.result)
         self._wait(self.to_blend.take, len(batch), self.blend_pool.stopped)
@@ -373,7 +373,7 @@ class _Scheduler:
             for i, s in enumerate(shards)]
         for t in producers:
             t.start()
-        inflight: deque[tuple[list[_Item], Future]] = deque()
+        inflight: deque[tuple[list[_Item], Future[np.ndarray]]] = deque()
         producers_left = [len(producers)]
         with ThreadPoolExecutor(max_workers=opts.streams, thread_name_prefix="sam2ms-lane") as pool:
             try:

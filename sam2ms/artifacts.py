@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -291,7 +291,7 @@ def read_sidecar(artifact: str | Path) -> dict[str, Any]:
         raise UsageError(f"{artifact}: its SHA-256 is not the one its sidecar records ({data['sha256'][:12]}…): "
                          f"{path.name} belongs to another file (or the file changed); re-export, or keep each "
                          "sidecar with its artifact")
-    return data
+    return cast("dict[str, Any]", data)
 
 
 @dataclass(frozen=True)

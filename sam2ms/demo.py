@@ -31,17 +31,21 @@ DEMO_LR = 1e-3
 DEMO_BATCH = 4
 
 
+def _grey(m: np.ndarray) -> np.ndarray:
+    """A mask or probability map in 0..1 as grey RGB bytes."""
+    return np.repeat((m * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
 def overlay_rows(images: list[np.ndarray], labels: list[np.ndarray], probs: list[np.ndarray]) -> np.ndarray:
     """One row per sample: image | label | probability | errors (TP green, FP red, FN blue)."""
     rows = []
     for image, label, prob in zip(images, labels, probs):
         pred = prob >= 0.5
-        grey = lambda m: np.repeat((m * 255).astype(np.uint8)[..., None], 3, axis=2)  # noqa: E731
         err = image.copy() // 2
         err[pred & label] = (40, 220, 40)
         err[pred & ~label] = (230, 40, 40)
         err[~pred & label] = (40, 90, 255)
-        rows.append(np.concatenate([image, grey(label), grey(prob), err], axis=1))
+        rows.append(np.concatenate([image, _grey(label), _grey(prob), err], axis=1))
     return np.concatenate(rows, axis=0)
 
 
@@ -156,8 +160,9 @@ def _benchmark(out: Path, export: dict[str, Any], ckpt: Path) -> dict[str, Any]:
     are left to ``sam2ms bench``)."""
     import importlib.util
 
+    from .bench.options import BenchOptions
     from .bench.report import save_report
-    from .bench.runner import BenchOptions, run_bench
+    from .bench.runner import run_bench
     from .runtime.backends.base import cpu_has_native_bf16
 
     onnx = [Path(a["artifact"]) for a in export["artifacts"] if a["artifact"].endswith(".onnx")]

@@ -55,7 +55,7 @@ def cached_sha256(path: str | Path) -> str:
         except (OSError, ValueError):
             data = None
         if isinstance(data, dict) and data.get("identity") == identity and isinstance(data.get("sha256"), str):
-            return data["sha256"]
+            return str(data["sha256"])
     digest = sha256_file(path)
     if entry is not None and _identity(path) == identity:  # unchanged while it was hashed
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class Sam2msError(Exception):
     """Base class: a failure the user should read as one line, not a traceback."""
@@ -26,7 +28,7 @@ class CheckFailed(Sam2msError):
 
     exit_code = 3
 
-    def __init__(self, message: str, summary: dict | None = None) -> None:
+    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.summary = summary
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .errors import UsageError
 from .rasters import RASTER_SUFFIXES, find_inputs, gdal_path, is_virtual
@@ -99,14 +99,14 @@ def _asset(path: Path, item: dict[str, Any], key: str | None) -> dict[str, Any]:
             raise UsageError(f"{path}: item {str(item.get('id'))[:60]!r} has no asset {key!r} (it has "
                              f"{', '.join(map(str, assets))[:200]}); "
                              "choose one with --stac-asset")
-        return assets[key]
+        return cast("dict[str, Any]", assets[key])
     rasters = [k for k, a in assets.items() if isinstance(a, dict) and (
                str(a.get("type", "")).split(";")[0].strip() in RASTER_MEDIA
                or Path(str(a.get("href", ""))).suffix.lower() in RASTER_SUFFIXES)]
     if len(rasters) != 1:
         raise UsageError(f"{path}: item {str(item.get('id'))[:60]!r} has {len(rasters) or 'no'} raster assets "
                          f"({(', '.join(rasters) or ', '.join(assets))[:200]}); choose one with --stac-asset")
-    return assets[rasters[0]]
+    return cast("dict[str, Any]", assets[rasters[0]])
 
 
 def names_one_raster(source: str | Path) -> bool:

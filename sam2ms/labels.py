@@ -70,5 +70,5 @@ def rasterize_roads(path: Path, height: int, width: int, transform: Any, crs: An
     burnt = rasterize([(g, 1) for g in lines], out_shape=(height, width), transform=transform, all_touched=True,
                       dtype="uint8")
     if not burnt.any():
-        return burnt.astype(bool)
-    return distance_transform_edt(burnt == 0, sampling=spacing) <= road_width / 2
+        return np.zeros((height, width), bool)
+    return np.asarray(distance_transform_edt(burnt == 0, sampling=spacing) <= road_width / 2)

@@ -19,6 +19,7 @@ Per-image averages are why the paper's mIoU (64.24) is below the IoU implied by 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +94,7 @@ class RoadMetrics:
             "images": self.images,
         }
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         """Plain-data state (for gathering across processes)."""
         return asdict(self)
 
@@ -102,7 +103,7 @@ def sigmoid(logits: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     """Road probability from logits, computed and returned in ``dtype`` (float32 on the runtime's
     hot path, float64 where parity figures are measured)."""
     x: np.ndarray = np.asarray(logits, dtype=dtype)
-    return (1.0 / (1.0 + np.exp(-x))).astype(dtype, copy=False)
+    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=dtype)
 
 
 def _mean(values: list[float]) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 import zlib
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 def _cost(filtered: np.ndarray) -> np.ndarray:
     """Per row, the sum of the bytes' distances from zero as signed values (Pillow's measure)."""
-    return np.minimum(filtered, 0 - filtered).sum(axis=1, dtype=np.int64)  # uint8: 256 - v wraps to -v
+    return np.asarray(np.minimum(filtered, 0 - filtered).sum(axis=1, dtype=np.int64))  # uint8: 256 - v wraps to -v
 
 
 #: Rows filtered at once: bounds the temporaries (about 20 bytes per pixel of the rows).
@@ -61,7 +61,9 @@ def _filter_block(rows: np.ndarray, previous: np.ndarray) -> bytes:
         left[:, 1:] = cur[:, :-1]
         upleft = np.zeros_like(cur)
         upleft[:, 1:] = above[:, :-1]
-        for kind, predict in ((2, lambda: above), (1, lambda: left), (4, lambda: _paeth(left, above, upleft))):
+        candidates: tuple[tuple[int, Callable[[], np.ndarray]], ...] = (
+            (2, lambda: above), (1, lambda: left), (4, lambda: _paeth(left, above, upleft)))
+        for kind, predict in candidates:
             live = cost[todo] > 0  # Pillow tries the next filter only while the best is not perfect
             if not live.any():
                 break

@@ -69,7 +69,7 @@ def input_format_of(dtype: str) -> str:
 MAX_TILE = 16384
 
 
-def tile_of_shape(shape: list, input_format: str) -> int | None:
+def tile_of_shape(shape: list[int | str | None], input_format: str) -> int | None:
     """The fixed tile of an input shape in ``input_format``'s layout (None when not fixed)."""
     side = shape[1] if input_format == "uint8" else shape[-1]
     return side if isinstance(side, int) and side > 0 else None

@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -248,4 +248,4 @@ def read_stats(path: Path) -> dict[str, Any]:
                     f"--stats {path}", fix)
     if not len(data["low"]) == len(data["bands"]) == len(data["high"]):
         raise UsageError(f"--stats {path}: bands, low and high do not match; make it again with sam2ms stats")
-    return data
+    return cast("dict[str, Any]", data)

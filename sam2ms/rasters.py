@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -55,7 +55,7 @@ def streaming_gdal_cache() -> AbstractContextManager[object]:
     rasterio = rasterio_or_none()
     if rasterio is None or "GDAL_CACHEMAX" in os.environ:
         return nullcontext()
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
+    return cast(AbstractContextManager[object], rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES))
 
 
 def is_virtual(path: str | Path) -> bool:
@@ -247,7 +247,7 @@ class RasterioRaster(Raster):
         if not self.masked:
             return None
         if self._per_dataset:
-            return self._ds.read_masks(1, **read) > 0
+            return np.asarray(self._ds.read_masks(1, **read) > 0)
         valid = np.zeros(data.shape[1:], bool)
         for band, values in zip(bands, data):
             nodata = self._nodata[band - 1]

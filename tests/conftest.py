@@ -42,7 +42,7 @@ def scene(seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     return render_road_scene(size, size, np.random.default_rng(seed))
 
 
-def save(path: Path, array: np.ndarray, **kwargs: object) -> Path:
+def save(path: Path, array: np.ndarray, **kwargs: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path, **kwargs)
     return path

@@ -135,7 +135,8 @@ def test_bench_reference_and_plan_rows_on_cuda(trained_nano: Path, tmp_path: Pat
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch sees no CUDA device")
-    from sam2ms.bench.runner import BenchOptions, run_bench
+    from sam2ms.bench.options import BenchOptions
+    from sam2ms.bench.runner import run_bench
 
     report = run_bench(BenchOptions(models=[trained_nano], batches=[1, 2], streams=[1, 2], iterations=3, warmup=1,
                                     torch_variants=["fp32", "fp16", "bf16"], accuracy_tiles=2))

@@ -48,7 +48,9 @@ def test_lossnet_from_weights_file(tmp_path: Path) -> None:
     f = tmp_path / "resnet50.pth"
     torch.save(ref.state_dict(), f)
     net = build_lossnet("resnet50", f)
-    assert torch.equal(net.levels[0].weight, ref.conv1.weight)
+    assert net is not None
+    first = net.levels[0]
+    assert isinstance(first, torch.nn.Conv2d) and torch.equal(first.weight, ref.conv1.weight)
     assert len(net.levels) == 5 and not any(p.requires_grad for p in net.parameters())
     mask = (torch.rand(1, 1, 64, 64) > 0.8).float()
     assert net(mask, mask).item() == 0.0

@@ -35,10 +35,10 @@ def test_extras_metadata() -> None:
         # installed together the two wheels break each other (microsoft/onnxruntime#26996)
         assert not {"onnxruntime", "onnxruntime-gpu"} <= _names(reqs), name
     for name in ("trt", "trt-cu12", "rtx", "rtx-cu12"):
-        reqs = {r.name.lower(): r for r in extras[name]}
-        engine = next(r for n, r in reqs.items() if n.startswith("tensorrt"))
+        by_name = {r.name.lower(): r for r in extras[name]}
+        engine = next(r for n, r in by_name.items() if n.startswith("tensorrt"))
         cuda_major = int(engine.name.rsplit("cu", 1)[1])
-        spec = reqs["cuda-python"].specifier
+        spec = by_name["cuda-python"].specifier
         assert spec.contains(f"{cuda_major}.0") and not spec.contains(f"{cuda_major + 1}.0") \
             and not spec.contains(f"{cuda_major - 1}.9"), (name, str(spec))
 

@@ -49,7 +49,7 @@ class _OrtLane:
         self._session, self._input = session, input_name
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: batch})[0]
+        return np.asarray(self._session.run(None, {self._input: batch})[0])
 
 
 def _graph_input(session: Any) -> tuple[str, str, int | None]:

@@ -36,8 +36,10 @@ class _TorchLane:
 
         self._backend = backend
         self._cuda = backend.torch_device.type == "cuda"
-        self._stream = torch.cuda.Stream(backend.torch_device) if self._cuda else None
-        self._events = [torch.cuda.Event(enable_timing=True) for _ in range(4)] if self._cuda else []
+        # torch.cuda's Stream and Event constructors carry no annotations
+        self._stream = torch.cuda.Stream(backend.torch_device) if self._cuda else None  # type: ignore[no-untyped-call]
+        self._events = ([torch.cuda.Event(enable_timing=True) for _ in range(4)]  # type: ignore[no-untyped-call]
+                        if self._cuda else [])
         self._pinned: dict[tuple[int, ...], Any] = {}  # host staging per batch shape (pinned memory)
         self._graphs = (CapturedForward(backend.forward, backend.graph_api, backend.torch_device, self._stream,
                                         backend.capture_lock) if backend.graph_api is not None else None)

@@ -85,8 +85,9 @@ def bench_command(
     --pipeline, what the tiled pipeline delivers around an engine."""
     from rich.console import Console
 
+    from .options import BenchOptions
     from .report import save_report
-    from .runner import BenchOptions, run_bench
+    from .runner import run_bench
 
     if plot_out is not None and plot_out.suffix.lower() != ".png":
         raise UsageError(f"--plot {plot_out}: give a .png path")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 # name fragment (lower case) -> precision -> dense peak TFLOPS
 DEVICE_PEAKS: dict[str, dict[str, float]] = {
@@ -70,7 +71,7 @@ def half_width_avx512(cpuinfo: str) -> bool:
     return _field(cpuinfo, "vendor_id") == "AuthenticAMD" and _field(cpuinfo, "cpu family") == "25"
 
 
-def cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> dict | None:
+def cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> dict[str, Any] | None:
     """This host's CPU peak: cores x FLOP/cycle x clock per precision, with its inputs (None off Linux).
     ``cores``: the ones a benchmark's ``--threads`` uses (at most the CPUs this process may run on)."""
     from sam2ms.runtime.backends.base import cpu_flags

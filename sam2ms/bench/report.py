@@ -54,7 +54,7 @@ def row_label(row: dict[str, Any]) -> str:
     """A row's subject as every table prints it: marked where its checks failed (the artifact's own
     export or calibration checks, or the gate its backend measured), so no table shows a refused
     path as if it could be deployed."""
-    return row["subject"] + (" (checks FAILED)" if row.get("checks_passed") is False else "")
+    return str(row["subject"]) + (" (checks FAILED)" if row.get("checks_passed") is False else "")
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -217,7 +217,9 @@ def _add_ratios(rows: list[dict[str, Any]]) -> None:
     simply run that) and eager FP32 (the reference every accuracy figure refers to)."""
     refs = {r["batch"]: r for r in rows if r["reference"] and r["streams"] == 1}
     best: dict[int, dict[str, Any]] = {}
-    speed = lambda row: row["throughput"]["tiles_per_s"]  # noqa: E731
+    def speed(row: dict[str, Any]) -> float:
+        return float(row["throughput"]["tiles_per_s"])
+
     for r in rows:
         if r["backend"] == "torch" and r["accuracy"]["mask_iou"] >= BEST_PYTORCH_MIN_IOU and (
                 r["batch"] not in best or speed(r) > speed(best[r["batch"]])):

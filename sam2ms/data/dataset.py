@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -34,6 +35,14 @@ class Augment:
     vflip: float = 0.0
 
 
+class RoadItem(TypedDict):
+    """One training sample as the data loader collates it."""
+
+    image: torch.Tensor  # normalised float32 3 x S x S
+    mask: torch.Tensor  # float32 1 x S x S in {0, 1}
+    index: int
+
+
 def load_sample(sample: Sample, radiometry: Radiometry | None = None,
                 cache: dict[Path, Stretch] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The window's uint8 RGB image (converted by the shared radiometry, exactly as the runtime
@@ -53,7 +62,7 @@ def load_sample(sample: Sample, radiometry: Radiometry | None = None,
     return image, mask[top:top + size, left:left + size]
 
 
-class RoadDataset(Dataset):
+class RoadDataset(Dataset[RoadItem]):
     """Samples resized to ``image_size`` (image bilinear, mask nearest: labels stay binary)."""
 
     def __init__(self, samples: list[Sample], image_size: int, augment: Augment | None = None,
@@ -79,10 +88,10 @@ class RoadDataset(Dataset):
         """Sample ``index`` as read: uint8 RGB image and boolean mask at the label's resolution."""
         return load_sample(self.samples[index], self.radiometry, self._stretches)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+    def __getitem__(self, index: int) -> RoadItem:
         return self.to_tensors(*self.load(index), index)
 
-    def to_tensors(self, image: np.ndarray, mask: np.ndarray, index: int) -> dict[str, torch.Tensor | int]:
+    def to_tensors(self, image: np.ndarray, mask: np.ndarray, index: int) -> RoadItem:
         """Resize, augment (seeded by epoch and ``index``) and normalise a loaded sample."""
         img = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255.0)
         lbl = torch.from_numpy(np.array(mask)).unsqueeze(0).float()

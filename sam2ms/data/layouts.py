@@ -18,6 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import UsageError
 from ..labels import DEFAULT_ROAD_WIDTH, VECTOR_SUFFIXES
@@ -25,6 +26,8 @@ from ..preprocess import IMAGE_SUFFIXES
 from ..radiometry import Radiometry
 from ..rasters import raster_size
 from ..vectors import read_lines
+
+T = TypeVar("T")  # what a split shuffles: samples, or whatever a test passes
 
 LAYOUTS = ("deepglobe", "spacenet", "massachusetts", "folder")
 AUTO = "auto"  # detect the layout from the folder's own markers (detect_layout)
@@ -255,15 +258,15 @@ def discover(root: str | Path, layout: str, patch: int | None = None,
     return _windows(pairs, patch, road_width, radiometry or Radiometry())
 
 
-def paper_split(sources: list[list[Sample]], seed: int = 0, train_fraction: float = 0.7,
-                group: int = 100) -> tuple[list[Sample], list[Sample]]:
+def paper_split(sources: list[list[T]], seed: int = 0, train_fraction: float = 0.7,
+                group: int = 100) -> tuple[list[T], list[T]]:
     """The paper's split: shuffle source images (seeded), take groups of 100, and put 70% of each
     group in train and 30% in test. Returns (train, test) samples."""
     import numpy as np
 
     order = np.random.default_rng(seed).permutation(len(sources))
-    train: list[Sample] = []
-    test: list[Sample] = []
+    train: list[T] = []
+    test: list[T] = []
     for start in range(0, len(order), group):
         chunk = order[start:start + group]
         n_train = int(round(train_fraction * len(chunk)))

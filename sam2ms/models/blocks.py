@@ -22,7 +22,8 @@ class ConvBN(nn.Module):
         self.bn = nn.BatchNorm2d(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
+        out: torch.Tensor = self.bn(self.conv(x))
+        return out
 
 
 def cbr(cin: int, cout: int) -> nn.Sequential:
@@ -85,7 +86,8 @@ class MSSM(nn.Module):
 
     @staticmethod
     def _sub(unit: nn.Module, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return unit(torch.abs(upsample_to(a, b) - b))
+        out: torch.Tensor = unit(torch.abs(upsample_to(a, b) - b))
+        return out
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor,
                 x4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -118,4 +120,5 @@ class Decoder(nn.Module):
         d4 = self.reduce4(deep)
         o3 = self.fuse3(upsample_to(d4, level3) + level3)
         o2 = self.fuse2(upsample_to(o3, level2) + level2)
-        return self.head(upsample_to(o2, level1) + level1)
+        out: torch.Tensor = self.head(upsample_to(o2, level1) + level1)
+        return out

@@ -39,4 +39,5 @@ class ByteInput(nn.Module):
         return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(self.normalize(x))
+        logits: torch.Tensor = self.model(self.normalize(x))
+        return logits

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -65,7 +65,8 @@ class Adapter(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block(x + self.prompt_learn(x))
+        out: torch.Tensor = self.block(x + self.prompt_learn(x))
+        return out
 
 
 def build_trunk(config: dict[str, Any]) -> nn.Module:
@@ -76,7 +77,7 @@ def build_trunk(config: dict[str, Any]) -> nn.Module:
     for p in trunk.parameters():
         p.requires_grad = False
     trunk.blocks = nn.Sequential(*(Adapter(b) for b in trunk.blocks))
-    return trunk
+    return cast(nn.Module, trunk)
 
 
 def trunk_channels(trunk: nn.Module) -> list[int]:

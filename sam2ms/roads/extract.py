@@ -168,7 +168,7 @@ def _oriented(graph: Any, u: Any, data: dict[str, Any]) -> np.ndarray:
     """The edge's pixel chain running from node ``u``."""
     pixels = data["pixels"]
     start = np.array([graph.nodes[u]["row"], graph.nodes[u]["col"]])
-    return pixels if np.hypot(*(pixels[0] - start)) <= np.hypot(*(pixels[-1] - start)) else pixels[::-1]
+    return np.asarray(pixels if np.hypot(*(pixels[0] - start)) <= np.hypot(*(pixels[-1] - start)) else pixels[::-1])
 
 
 def _prune_spurs(graph: Any, limit: float) -> None:
@@ -374,7 +374,7 @@ def mask_raster_graph(path: Path, threshold: float = 0.5, block: int = BLOCK) ->
     def read(row: int, col: int, height: int, width: int) -> np.ndarray:
         values, valid = raster.read((1,), row, col, height, width)
         mask = values[0] >= threshold * 255
-        return mask & valid if valid is not None else mask
+        return np.asarray(mask & valid if valid is not None else mask)
 
     try:
         profile = raster.profile or {}

@@ -39,7 +39,7 @@ def interpolate(line: np.ndarray, d: float) -> np.ndarray:
     i = int(np.clip(np.searchsorted(cum, d, side="right") - 1, 0, len(line) - 2))
     seg = cum[i + 1] - cum[i]
     t = (d - cum[i]) / seg if seg > 0 else 0.0
-    return line[i] + t * (line[i + 1] - line[i])
+    return np.asarray(line[i] + t * (line[i + 1] - line[i]))
 
 
 def points_along(line: np.ndarray, distances: np.ndarray) -> np.ndarray:

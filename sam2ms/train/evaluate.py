@@ -18,7 +18,7 @@ from ..radiometry import Radiometry
 from .distributed import Dist
 
 
-class _EvalSet(Dataset):
+class _EvalSet(Dataset[tuple[torch.Tensor, np.ndarray]]):
     """Resized, normalised input plus the untouched label window."""
 
     def __init__(self, samples: list[Sample], image_size: int, radiometry: Radiometry | None) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 def epoch_order(n: int, seed: int, epoch: int, global_batch: int) -> list[int]:
     """The epoch's global sample order, padded to a multiple of ``global_batch``."""
-    order = np.random.default_rng([seed, 10_000 + epoch]).permutation(n).tolist()
+    order: list[int] = np.random.default_rng([seed, 10_000 + epoch]).permutation(n).tolist()
     return order + [order[i % n] for i in range((-n) % global_batch)]
 
 

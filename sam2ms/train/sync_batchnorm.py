@@ -81,8 +81,9 @@ class CpuSyncBatchNorm2d(nn.BatchNorm2d):
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average, as torch's BatchNorm
                 momentum = 1.0 / float(self.num_batches_tracked)
-        return _CpuSyncBatchNorm.apply(input, self.weight, self.bias, self.running_mean, self.running_var, self.eps,
-                                       momentum, td.group.WORLD)
+        out: torch.Tensor = _CpuSyncBatchNorm.apply(input, self.weight, self.bias, self.running_mean,
+                                                    self.running_var, self.eps, momentum, td.group.WORLD)
+        return out
 
 
 def synchronise_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
@@ -90,7 +91,8 @@ def synchronise_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     ``SyncBatchNorm`` (fused kernels) on accelerators, :class:`CpuSyncBatchNorm2d` on CPU. The
     returned module is the one to train (torch's converter may return a new one)."""
     if device.type != "cpu":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        synced: nn.Module = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
+        return synced
     for module in model.modules():
         if type(module) is nn.BatchNorm2d:
             module.__class__ = CpuSyncBatchNorm2d  # adds behaviour only: same parameters and buffers

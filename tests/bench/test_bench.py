@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from sam2ms.bench.options import BenchOptions
 from sam2ms.bench.peaks import cpu_peak, mfu, peak_tflops
 from sam2ms.bench.report import REPORT_SCHEMA
-from sam2ms.bench.runner import BenchOptions, check_batches
+from sam2ms.bench.runner import check_batches
 from sam2ms.bench.stats import latency_ms, throughput
 from sam2ms.errors import UsageError
 from sam2ms.runtime.backends.base import ModelInfo

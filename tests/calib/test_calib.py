@@ -328,7 +328,7 @@ def toy_onnx(calib_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():
         net[-1].bias -= net(tiles).median()
     path = tmp_path_factory.mktemp("toy") / "model.onnx"
-    torch.onnx.export(net, tiles[:1], str(path), input_names=["image"], output_names=["logits"], dynamo=False,
+    torch.onnx.export(net, (tiles[:1],), str(path), input_names=["image"], output_names=["logits"], dynamo=False,
                       dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
     write_sidecar(path, {"kind": "onnx", "precision": "fp32", "tile": 64, "model": "toy"})
     return path
@@ -348,6 +348,7 @@ def test_auto_exclude_keeps_sensitive_layers_in_float(toy_onnx: Path, calib_dir:
     try:
         plain = run_calibrate(opts)
     except CheckFailed as exc:  # the all-INT8 report, whether it passed or not
+        assert exc.summary is not None
         plain = exc.summary
     # A target just above what all-INT8 reaches: the search must keep some layers in float.
     target = plain["accuracy_vs_fp32"]["mask_iou"]
@@ -401,6 +402,7 @@ def test_modelopt_quantizer(toy_onnx: Path, calib_dir: Path, tmp_path: Path) -> 
     try:
         summary = run_calibrate(opts)
     except CheckFailed as exc:
+        assert exc.summary is not None
         summary = exc.summary
     assert summary["calibration"]["quantizer"].startswith("nvidia-modelopt")
     ops = {n.op_type for n in onnx.load(str(tmp_path / "model.int8.onnx")).graph.node}

@@ -80,7 +80,7 @@ def test_dataset_without_augmentation_matches_plain_preprocessing(synth_folder: 
 
 def test_paper_split_groups_of_100() -> None:
     sources = [[i] for i in range(250)]
-    train, test = paper_split(sources, seed=1)  # type: ignore[arg-type]
+    train, test = paper_split(sources, seed=1)
     assert (len(train), len(test)) == (175, 75)  # 70+70+35 / 30+30+15
     assert sorted(train + test) == list(range(250))
     assert paper_split(sources, seed=1) == (train, test)
@@ -89,7 +89,7 @@ def test_paper_split_groups_of_100() -> None:
 
 def test_split_keeps_patches_of_one_image_together() -> None:
     sources = [[(i, p) for p in range(4)] for i in range(20)]
-    train, test = paper_split(sources, seed=0)  # type: ignore[arg-type]
+    train, test = paper_split(sources, seed=0)
     assert not {i for i, _ in train} & {i for i, _ in test}
 
 

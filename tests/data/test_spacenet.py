@@ -115,6 +115,7 @@ def test_eval_graphs_read_the_geojson_in_metres(tmp_path: Path) -> None:
     samples = discover(tmp_path, "spacenet", road_width=4.0)[0]
     dy, dx = _geodesic_pixel()
     for sample in (samples[0], samples[3]):  # windows at (0, 0) and (276, 276)
+        assert sample.window is not None
         left, top, _ = sample.window
         _, mask = load_sample(sample)
         truth, proposal = sample_graphs(sample, mask, mask.astype(np.float32))

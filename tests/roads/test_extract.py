@@ -1,9 +1,11 @@
 """Road graphs from masks: against the synthetic scenes' known centre-lines, and each cleaning step."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 
-from sam2ms.data.synth import render_scene
+from sam2ms.data.synth import LabelStyle, render_scene
 from sam2ms.roads.apls import apls
 from sam2ms.roads.extract import CleanParams, mask_to_graph
 from sam2ms.roads.synthetic import scene_graph
@@ -39,7 +41,7 @@ def test_a_long_road_is_one_edge() -> None:
 
 @pytest.mark.parametrize(("block", "halo"), [(256, 32), (300, 64), (128, 48)])
 @pytest.mark.parametrize("style", ["centerline", "boundary"])
-def test_blocks_give_the_whole_mask_graph(style: str, block: int, halo: int) -> None:
+def test_blocks_give_the_whole_mask_graph(style: LabelStyle, block: int, halo: int) -> None:
     """Thinned and traced block by block (a scene larger than memory), joined at the blocks'
     borders: the same nodes, edges and lengths as the whole mask at once."""
     from sam2ms.roads.extract import raster_to_graph
@@ -52,7 +54,7 @@ def test_blocks_give_the_whole_mask_graph(style: str, block: int, halo: int) -> 
         reads.append((h, w))
         return mask[r:r + h, c:c + w]
 
-    whole, blocks = mask_to_graph(mask), raster_to_graph(read, *mask.shape, block=block, halo=halo)
+    whole, blocks = mask_to_graph(mask), raster_to_graph(read, mask.shape[0], mask.shape[1], block=block, halo=halo)
     assert max(h for h, _ in reads) <= block + 2 * halo and len(reads) == (-(-1024 // block)) ** 2
     assert (blocks.number_of_nodes(), blocks.number_of_edges()) == (whole.number_of_nodes(), whole.number_of_edges())
     length = [sum(d["length"] for *_, d in g.edges(data=True)) for g in (whole, blocks)]
@@ -150,7 +152,7 @@ def _speckle(size: int, seed: int) -> np.ndarray:
     return noise > 0.5 * noise.std()
 
 
-def _reference_merge(graph, limit: float, spacing: tuple[float, float]) -> None:  # type: ignore[no-untyped-def]
+def _reference_merge(graph: Any, limit: float, spacing: tuple[float, float]) -> None:
     """The merge as first written: always the first short edge of the whole graph, rescanned after
     each merge (quadratic in the number of components)."""
     import networkx as nx
@@ -164,7 +166,7 @@ def _reference_merge(graph, limit: float, spacing: tuple[float, float]) -> None:
         contract(graph, *short, spacing, nx)
 
 
-def _snapshot(graph) -> list:  # type: ignore[no-untyped-def]
+def _snapshot(graph: Any) -> list[Any]:
     return [(n, graph.nodes[n]["row"], graph.nodes[n]["col"]) for n in graph.nodes] + sorted(
         (str(u), str(v), round(d["length"], 9), d["pixels"].tobytes()) for u, v, d in graph.edges(data=True))
 
@@ -179,7 +181,7 @@ def test_cleaning_a_speckled_mask_is_the_same_done_per_component() -> None:
     mask = _speckle(384, 0)
     mask[190:196, :] = True  # a road through the speckle
     spacing = (0.5, 0.5)
-    raw = extract.skeleton_graph(lambda r, c, h, w: mask[r:r + h, c:c + w], *mask.shape, spacing)
+    raw = extract.skeleton_graph(lambda r, c, h, w: mask[r:r + h, c:c + w], mask.shape[0], mask.shape[1], spacing)
     extract._prune_spurs(raw, 12.0)
     ours, reference = copy.deepcopy(raw), copy.deepcopy(raw)
     extract._merge_close_nodes(ours, 4.0, spacing)

@@ -44,8 +44,11 @@ class FakeContext:
 
     refuse: set[str] = set()  # method names that report failure (False)
 
-    def __init__(self, engine: FakeEngine) -> None:
-        self.engine, self.shape, self.addresses, self.profile = engine, None, {}, None
+    def __init__(self, engine: FakeEngine, runtime_config: Any = None) -> None:
+        self.engine, self.runtime_config = engine, runtime_config
+        self.shape: tuple[int, ...] = ()  # set by set_input_shape
+        self.addresses: dict[str, int] = {}
+        self.profile = 0
         self.executions = 0
 
     def set_optimization_profile_async(self, index: int, stream: int) -> bool:
@@ -75,7 +78,7 @@ class FakeContext:
     def execute_async_v3(self, stream: int) -> bool:
         self.executions += 1
         n = self.shape[0]
-        size = int(np.prod(self.shape))
+        size = int(np.prod(np.asarray(self.shape)))
         tiles = _MEMORY[self.addresses["image"]][:size].view(np.uint8).reshape(self.shape)
         out = self.logits(tiles).astype(np.float32).reshape(-1).view(np.uint8)
         _MEMORY[self.addresses["logits"]][:out.size] = out
@@ -103,8 +106,7 @@ class FakeEngine:
         return [(n, self.tile, self.tile, 3) for n in self.batch]
 
     def create_execution_context(self, *args: Any) -> FakeContext:
-        self.contexts.append(FakeContext(self))
-        self.contexts[-1].runtime_config = args[0] if args else None
+        self.contexts.append(FakeContext(self, args[0] if args else None))
         return self.contexts[-1]
 
 

@@ -8,11 +8,13 @@ from sam2ms.runtime.tiling import Grid, Stitcher
 
 
 def _whole(grid: Grid, probs: dict, valids: dict | None) -> tuple[np.ndarray, np.ndarray | None]:
-    rows, masks = [], []
+    rows: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
 
     def emit(y0: int, prob: np.ndarray, valid: np.ndarray | None) -> None:
         rows.append(prob.copy())
-        masks.append(valid)
+        if valid is not None:
+            masks.append(valid)
 
     stitcher = Stitcher(grid, emit, masked=valids is not None)
     for r, y, x in grid.windows():
@@ -44,6 +46,7 @@ def test_blocks_equal_the_whole_scene_bit_for_bit(height: int, width: int, tile:
         prob, valid = blender.result()
         assert np.array_equal(prob, whole[b.row0:b.row1, b.col0:b.col1])
         if masked:
+            assert valid is not None and whole_valid is not None
             assert np.array_equal(valid, whole_valid[b.row0:b.row1, b.col0:b.col1])
         covered[b.row0:b.row1, b.col0:b.col1] += 1
     assert (covered == 1).all()

@@ -257,7 +257,7 @@ def test_every_kind_of_nodata_gives_the_valid_mask(tmp_path: Path, kind: str) ->
                 ds.write(bands)
     scene = open_scene(path)
     image, got = scene.read(0, 0, 128, 128)
-    assert scene.masked and scene.stretch.bands == (1, 2, 3) and np.array_equal(got, valid)
+    assert got is not None and scene.masked and scene.stretch.bands == (1, 2, 3) and np.array_equal(got, valid)
     assert np.array_equal(image[valid], np.moveaxis(bands, 0, -1)[valid])
     scene.close()
     # calibration leaves the windows without a valid pixel out: 2 of the 4 windows can be drawn

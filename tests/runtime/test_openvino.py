@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,8 +19,15 @@ from pixelwise import expected_probability, pixelwise_onnx
 
 ov = pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
 
+
+def _gate(gate: dict[str, Any] | None) -> dict[str, Any]:
+    """A gate that must be there."""
+    assert gate is not None
+    return gate
+
+
 from sam2ms.runtime.backends import open_model  # noqa: E402
-from sam2ms.runtime.backends.openvino_backend import accuracy_gate, native_bf16  # noqa: E402
+from sam2ms.runtime.backends.openvino_backend import OpenVinoBackend, accuracy_gate, native_bf16  # noqa: E402
 
 NATIVE_BF16 = native_bf16(ov.Core())
 
@@ -98,6 +106,7 @@ def test_bf16_runs_with_its_gate_where_native(tmp_path: Path) -> None:
         gate = backend.accuracy_gate
         assert gate is not None and gate["passed"] and gate["reference"] == "openvino-fp32 of px.onnx"
         assert backend.lanes(1)[0].infer(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 1, 64, 64)
+        assert isinstance(backend, OpenVinoBackend)
         assert backend.executed_precision() == "bf16" and backend.info.precision == "bf16"
 
 
@@ -109,7 +118,8 @@ def test_bf16_plumbing_with_a_stand_in_capability(int8_export: Path, tmp_path: P
     ran), not BF16's numerics: test_bf16_runs_with_its_gate_where_native does that on such a CPU."""
     import shutil
 
-    from sam2ms.bench.runner import BenchOptions, run_bench
+    from sam2ms.bench.options import BenchOptions
+    from sam2ms.bench.runner import run_bench
     from sam2ms.data.synth import parity_tiles
     from sam2ms.export.parity import onnxruntime_probabilities, openvino_checks
     from sam2ms.fileio import write_json
@@ -133,7 +143,8 @@ def test_bf16_plumbing_with_a_stand_in_capability(int8_export: Path, tmp_path: P
     assert described["executed_precision"] == ("bf16" if NATIVE_BF16 else "f32")  # what OpenVINO really ran
     bare = pixelwise_onnx(tmp_path / "px.onnx", 64)  # no gate recorded in its sidecar: measured at load, cached
     with open_model(bare, "openvino", precision="bf16") as backend:
-        assert backend.accuracy_gate["reference"] == "openvino-fp32 of px.onnx" and backend.accuracy_gate["passed"]
+        gate = _gate(backend.accuracy_gate)
+        assert gate["reference"] == "openvino-fp32 of px.onnx" and gate["passed"]
     assert len(list((_cache / "gates").glob("*.bf16.json"))) == 1
     report = run_bench(BenchOptions(models=[onnx_path], batches=[1], iterations=1, warmup=0, backend="openvino",
                                     openvino_precisions=["fp32", "bf16"], isolate=False, accuracy_tiles=1))
@@ -155,12 +166,12 @@ def test_gate_is_read_from_the_sidecar_measured_where_needed_and_refused_when_fa
     with pytest.raises(UsageError, match=r"BF16 on OpenVINO failed its accuracy gate \(mask IoU 0.98 < 0.995, "
                                          r"against pytorch-fp32\); run it with --precision fp32"):
         accuracy_gate(Path("m.onnx"), failed, "fp32", "bf16", measure)
-    assert accuracy_gate(Path("m.onnx"), failed, "fp32", "bf16", measure, allow_failed=True)["passed"] is False
+    assert _gate(accuracy_gate(Path("m.onnx"), failed, "fp32", "bf16", measure, allow_failed=True))["passed"] is False
     assert not measured  # a recorded gate is not measured again
     unmeasured = {"openvino": {"bf16": {"measured": False, "why": "no native BF16"}}}
-    assert accuracy_gate(Path("m.onnx"), unmeasured, "fp32", "bf16", measure)["passed"] and measured == [True]
+    assert _gate(accuracy_gate(Path("m.onnx"), unmeasured, "fp32", "bf16", measure))["passed"] and measured == [True]
     assert accuracy_gate(Path("m.onnx"), {}, "fp16", "fp32", measure) is None  # FP32 on a float file: no gate
-    assert accuracy_gate(Path("m.onnx"), {}, "int8", "fp32", measure)["passed"] and len(measured) == 2
+    assert _gate(accuracy_gate(Path("m.onnx"), {}, "int8", "fp32", measure))["passed"] and len(measured) == 2
     int8_failed = {"openvino": {"fp32": {"passed": False, "failures": ["F1 drop 2.6 points > 0.5"],
                                          "reference": "fp32 masks"}}}
     with pytest.raises(UsageError, match=r"INT8 on OpenVINO failed .* --backend onnxruntime"):
@@ -225,7 +236,7 @@ def test_int8_gate_recorded_by_calibration_or_measured_at_load(int8_deploy: Path
     del sidecar["openvino"]  # an INT8 file calibrated without --openvino: measured at load, once per machine
     write_json(Path(f"{int8_deploy}.json"), sidecar)
     with open_model(int8_deploy, "openvino") as backend:
-        gate = backend.accuracy_gate
+        gate = _gate(backend.accuracy_gate)
     assert gate["measured_by"] == "runtime" and gate["reference"] == "openvino-fp32 of model.onnx"
     assert gate["tiles"] == 16 and gate["passed"] and len(list((_cache / "gates").iterdir())) == 1  # gate_tiles
     with open_model(int8_deploy, "openvino") as backend:
@@ -243,7 +254,7 @@ def test_int8_gate_recorded_by_calibration_or_measured_at_load(int8_deploy: Path
                                          "calibrated from, is not beside it.*calibrate --openvino"):
         open_model(int8_deploy, "openvino")
     with open_model(int8_deploy, "openvino", allow_failed=True) as backend:  # the benchmark runs it, unjudged
-        assert backend.accuracy_gate["passed"] is None and backend.accuracy_gate["measured"] is False
+        assert _gate(backend.accuracy_gate)["passed"] is None and _gate(backend.accuracy_gate)["measured"] is False
     pixelwise_onnx(source, 64)  # another graph under the source's name
     with pytest.raises(UsageError, match="not the FP32 ONNX it was calibrated from"):
         open_model(int8_deploy, "openvino")

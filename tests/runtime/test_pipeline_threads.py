@@ -17,6 +17,7 @@ from sam2ms.fileio import save_png
 from sam2ms.runtime import pipeline
 from sam2ms.runtime.backends.synthetic_backend import SyntheticBackend, SyntheticLane
 from sam2ms.runtime.pipeline import InferOptions, run_inference
+from sam2ms.runtime.scenes import MaskWriter
 from sam2ms.runtime.strands import Budget, StrandPool
 
 from conftest import has_module
@@ -63,7 +64,7 @@ def test_a_strand_runs_its_tasks_in_order_and_strands_in_parallel() -> None:
 
 def test_a_failing_task_is_raised_by_the_owner_and_drops_later_tasks() -> None:
     pool = StrandPool(2, "t")
-    strand, ran = pool.strand(), []
+    strand, ran = pool.strand(), list[int]()
 
     def boom() -> None:
         raise ValueError("bad row")
@@ -147,13 +148,13 @@ def test_rows_are_written_top_to_bottom_off_the_scheduler_thread(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     src = _scenes(tmp_path / "in", [(400, 300), (330, 200)])
     calls: list[tuple[str, str, int, int]] = []
-    write = pipeline.MaskWriter.write_encoded
+    write = MaskWriter.write_encoded
 
-    def recording(self: pipeline.MaskWriter, y0: int, mask: np.ndarray, *rest: object) -> None:
+    def recording(self: MaskWriter, y0: int, mask: np.ndarray, *rest: object) -> None:
         calls.append((self.scene.path.name, threading.current_thread().name, y0, len(mask)))
         write(self, y0, mask, *rest)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline.MaskWriter, "write_encoded", recording)
+    monkeypatch.setattr(MaskWriter, "write_encoded", recording)
     summary = run_inference(SyntheticBackend(64), InferOptions(src, tmp_path / "out", batch=2, overlap=8))
     assert summary["files"] == 2
     for name, height in (("s0.png", 400), ("s1.png", 330)):
@@ -171,20 +172,20 @@ def test_a_slow_writer_holds_back_the_scheduler(tmp_path: Path, monkeypatch: pyt
     written stay within their bounds instead of piling up."""
     src = _scenes(tmp_path / "in", [(600, 600)])
     most: dict[int, int] = {}
-    take = pipeline.Budget.take
+    take = Budget.take
 
     def recording(self: Budget, n: int = 1, abandon: threading.Event | None = None) -> None:
         take(self, n, abandon)
         most[self.limit] = max(most.get(self.limit, 0), self.used)
 
-    write = pipeline.MaskWriter.write_encoded
+    write = MaskWriter.write_encoded
 
-    def slow(self: pipeline.MaskWriter, *args: object) -> None:
+    def slow(self: MaskWriter, *args: object) -> None:
         time.sleep(0.05)
         write(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline.Budget, "take", recording)
-    monkeypatch.setattr(pipeline.MaskWriter, "write_encoded", slow)
+    monkeypatch.setattr(Budget, "take", recording)
+    monkeypatch.setattr(MaskWriter, "write_encoded", slow)
     batch, streams = 3, 2
     summary = run_inference(SyntheticBackend(64), InferOptions(src, tmp_path / "out", batch=batch, streams=streams,
                                                                overlap=8))

@@ -17,6 +17,7 @@ from PIL import Image
 from sam2ms.artifacts import write_sidecar
 from sam2ms.errors import Sam2msError, UsageError
 from sam2ms.runtime.backends import open_model
+from sam2ms.runtime.backends.tensorrt_backend import _TrtLane
 
 import fake_tensorrt as fake
 from conftest import run_cli
@@ -64,6 +65,7 @@ def test_plans_are_read_with_host_code_forbidden(engine: fake.FakeEngine, tmp_pa
 def test_buffers_follow_the_profile_and_output_shape_the_context(engine: fake.FakeEngine, tmp_path: Path) -> None:
     with open_model(_plan(tmp_path)) as backend:
         lane = backend.lanes(1)[0]
+        assert isinstance(lane, _TrtLane)
         assert lane.h_in.array.shape == (4, 32, 32, 3) and lane.h_in.array.dtype == np.uint8
         assert lane.h_out.array.shape == (4, 1, 32, 32)
         out = lane.infer(_tiles(1))
@@ -120,6 +122,7 @@ def test_tensorrt_rtx_runtime_config_and_cache(monkeypatch: pytest.MonkeyPatch, 
     with open_model(plan, eager_kernels=True, cuda_graph=True) as backend:
         assert engine.config.dynamic_shapes_kernel_specialization_strategy == "EAGER"
         assert engine.config.cuda_graph_strategy == "WHOLE_GRAPH_CAPTURE"
+        assert engine.config.cache is not None
         assert engine.config.cache.loaded == b"kernels for the fake GPU"  # the second process reuses it
         backend.lanes(1)[0].infer(_tiles(2))
     assert fake.Graph.captured == 0  # TensorRT-RTX captures by itself
@@ -172,7 +175,7 @@ def test_cuda_errors_are_named(monkeypatch: pytest.MonkeyPatch, code: _Err, expe
                          cudaGetErrorName=lambda err: (_Err.cudaSuccess, err.name.encode()))
     monkeypatch.setattr(cuda, "cudart", lambda: rt)
     count, why = cuda.device_status()
-    assert count == 0 and why.startswith(expected)
+    assert count == 0 and why is not None and why.startswith(expected)
     with pytest.raises(UsageError, match="needs an NVIDIA GPU, but CUDA says: " + expected.split(":")[0][:20]):
         cuda.require_device("this")
     if code == _Err.cudaErrorInsufficientDriver:

@@ -193,7 +193,8 @@ def test_torch_variants_parse() -> None:
 def test_bench_rows_of_the_fast_path(trained_nano: Path, fake_cuda_graphs: FakeGraphs) -> None:
     """``sam2ms bench --torch fp32,bf16+graph,fp32+cl``: rows for the captured and channels-last
     variants, judged against eager FP32 (in-process, so the fake graph API is the one used)."""
-    from sam2ms.bench.runner import BenchOptions, run_bench
+    from sam2ms.bench.options import BenchOptions
+    from sam2ms.bench.runner import run_bench
 
     report = run_bench(BenchOptions(models=[trained_nano], batches=[2], iterations=2, warmup=1, accuracy_tiles=2,
                                     torch_variants=["fp32", "bf16+graph", "fp32+cl"], isolate=False))

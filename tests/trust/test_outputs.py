@@ -132,7 +132,7 @@ def test_a_full_disk_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(fileio.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(WriteFailed, match=f"{target}: could not write it \\(No space left on device\\)") as info:
         fileio.atomic_write(target, lambda f: f.write(b"x" * 1000))
     assert info.value.exit_code == 1 and isinstance(info.value, OSError)
@@ -142,9 +142,8 @@ def test_a_full_disk_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 @pytest.mark.slow
 def test_export_to_a_full_disk_is_one_line(trained_nano: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from sam2ms import fileio
 
-    monkeypatch.setattr(fileio.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space")))
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space")))
     out = tmp_path / "deploy"
     code, _, err = run_cli(["export", "--ckpt", str(trained_nano), "--tile", "64", "--onnx-only", "-o", str(out)],
                            capsys)
