@@ -22,6 +22,7 @@ demo: venv
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/python tools/typecheck.py
+	$(BIN)/python tools/lint_imports.py
 	$(BIN)/python -m pytest -q
 
 # A session with a lent GPU: `make gpu-wheels` here (it has the package index), then on the GPU

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sam2ms.data.synth import parity_tiles
+from sam2ms.accuracy import parity_tiles
 from sam2ms.export.pipeline import ExportOptions, run_export
 from sam2ms.export.tensorrt_build import build_plan, parse_size
 from sam2ms.models import create_model

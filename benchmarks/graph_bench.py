@@ -29,10 +29,10 @@ import numpy as np
 from sam2ms.data.dataset import load_sample
 from sam2ms.data.layouts import discover, paper_split
 from sam2ms.data.synth import render_scene
-from sam2ms.export.parity import onnxruntime_probabilities
 from sam2ms.metrics import RoadMetrics
 from sam2ms.roads.extract import BLOCK, mask_to_graph, raster_to_graph
 from sam2ms.roads.score import tile_scores
+from sam2ms.runtime.probabilities import onnxruntime_probabilities
 
 
 def precisions(export: Path, data: Path) -> dict:

@@ -13,11 +13,11 @@ from sam2ms.artifacts import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from sam2ms.data.layouts import AUTO
 from sam2ms.digests import sha256_file
 from sam2ms.errors import CheckFailed, UsageError
-from sam2ms.export.parity import onnxruntime_probabilities, openvino_checks, openvino_failures
 from sam2ms.fileio import ensure_writable_dir
 from sam2ms.progress import progress_bar
 from sam2ms.radiometry import Radiometry
 from sam2ms.roads.score import tile_scores
+from sam2ms.runtime.probabilities import onnxruntime_probabilities, openvino_checks, openvino_failures
 
 from .data import CALIB_LAYOUTS, TileReader, calibration_images, sample_windows
 from .quantize import METHODS, QUANTIZERS, open_quantizer

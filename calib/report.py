@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2ms.artifacts import judge_int8_agreement
-from sam2ms.export.parity import onnxruntime_probabilities
+from sam2ms.accuracy import judge_int8_agreement
+from sam2ms.runtime.probabilities import onnxruntime_probabilities
 
 
 def fp32_probabilities(fp32_onnx: str | Path, tiles: np.ndarray) -> np.ndarray:
@@ -24,7 +24,7 @@ def fp32_probabilities(fp32_onnx: str | Path, tiles: np.ndarray) -> np.ndarray:
 
 def int8_accuracy(fp32_onnx: str | Path, int8_onnx: str | Path, tiles: np.ndarray,
                   p32: np.ndarray | None = None) -> dict[str, Any]:
-    """The accuracy report for the sidecar, with its verdict (:func:`sam2ms.artifacts.judge_int8`). Pass ``p32``
+    """The accuracy report for the sidecar, with its verdict (:func:`sam2ms.accuracy.judge_int8`). Pass ``p32``
     (:func:`fp32_probabilities` of the same tiles) to avoid re-running FP32 for every trial."""
     p32 = fp32_probabilities(fp32_onnx, tiles) if p32 is None else p32
     return judge_int8_agreement(p32, onnxruntime_probabilities(int8_onnx, tiles, batch=2)[:, 0])

@@ -1,22 +1,18 @@
-"""Parity of exported artifacts with the PyTorch model, on synthetic road tiles.
+"""The PyTorch side of the export's parity check: the reference probabilities.
 
-Every export runs this (unless ``--no-check``): ONNX Runtime (CPU) against PyTorch eager FP32 on
-the same uint8 RGB tiles — normalised by numpy for PyTorch, converted to whatever the graph takes
-for ONNX Runtime — comparing probabilities (sigmoid of the logits). ``--openvino`` adds OpenVINO
-(FP32, and BF16 where the CPU has it natively) on the same tiles: the accuracy gates the OpenVINO
-backend reads (the calibration does the same for an INT8 file on its held-out tiles).
+Every export (unless ``--no-check``) runs ONNX Runtime (CPU) against PyTorch eager FP32 on the same
+uint8 RGB tiles (:func:`sam2ms.accuracy.parity_tiles`) — normalised by numpy for PyTorch, converted
+to whatever the graph takes for ONNX Runtime — and judges the probabilities with
+:func:`sam2ms.accuracy.judge_parity`; the ONNX Runtime and OpenVINO runs are
+:mod:`sam2ms.runtime.probabilities` (the calibration uses them too).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 
-from sam2ms.deps import require
 from sam2ms.metrics import sigmoid
-from sam2ms.preprocess import input_format_of, model_input, normalize
+from sam2ms.preprocess import normalize
 
 
 def torch_probabilities(model: object, tiles: np.ndarray, batch: int = 1) -> np.ndarray:
@@ -28,51 +24,3 @@ def torch_probabilities(model: object, tiles: np.ndarray, batch: int = 1) -> np.
         for i in range(0, len(tiles), batch):
             out.append(model(torch.from_numpy(normalize(tiles[i:i + batch]))).numpy())  # type: ignore[operator]
     return sigmoid(np.concatenate(out))
-
-
-def onnxruntime_probabilities(onnx_path: str | Path, tiles: np.ndarray, batch: int = 1) -> np.ndarray:
-    """ONNX Runtime CPU probabilities of uint8 RGB windows for an exported model of either input format."""
-    ort = require("onnxruntime", "running an ONNX model")
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    inp = session.get_inputs()[0]
-    x = model_input(tiles, input_format_of(inp.type))
-    out = [session.run(None, {inp.name: x[i:i + batch]})[0] for i in range(0, len(x), batch)]
-    return sigmoid(np.concatenate(out))
-
-
-def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
-    """OpenVINO's gates on this machine's CPU for a ``precision`` file, against FP32 ``reference``
-    probabilities (N x 1 x T x T) of ``tiles``: in FP32 and, where the CPU has it natively, BF16
-    (:func:`~sam2ms.runtime.backends.openvino_backend.gate_judge` says by which criteria), or why
-    BF16 was not measured. The runtime reads them from the sidecar's ``openvino`` field."""
-    from sam2ms.runtime.backends.openvino_backend import device_full_name, native_bf16
-
-    ov = require("openvino", "--openvino")
-    core = ov.Core()
-    record: dict[str, Any] = {"version": ov.__version__, "device": device_full_name(core, "CPU"),
-                    "fp32": openvino_gate(onnx_path, precision, "fp32", tiles, reference)}
-    if native_bf16(core):
-        record["bf16"] = openvino_gate(onnx_path, precision, "bf16", tiles, reference)
-    else:
-        record["bf16"] = {"measured": False, "why": f"{record['device']} has no native BF16; the runtime measures "
-                                                    "the gate where it runs BF16"}
-    return record
-
-
-def openvino_gate(onnx_path: str | Path, precision: str, run_precision: str, tiles: np.ndarray,
-                  reference: np.ndarray) -> dict[str, Any]:
-    """One of :func:`openvino_checks`' gates: OpenVINO running the ``precision`` file at
-    ``run_precision`` on ``tiles``, judged against ``reference``."""
-    from sam2ms.runtime.backends.base import ModelInfo
-    from sam2ms.runtime.backends.openvino_backend import OpenVinoBackend, gate_judge
-
-    info = ModelInfo(str(onnx_path), "onnx", 0, precision)  # the graph's own tile; no sidecar (being written)
-    with OpenVinoBackend(Path(onnx_path), info, precision=run_precision, gate=False) as backend:
-        verdict = gate_judge(precision, reference)(run_precision, backend.probabilities(tiles))
-    return {**verdict, "measured_by": "export"}
-
-
-def openvino_failures(name: str, record: dict[str, Any]) -> list[str]:
-    """One line per OpenVINO gate of :func:`openvino_checks` that failed."""
-    return [f"{name} on OpenVINO {p}: " + "; ".join(record[p]["failures"])
-            for p in ("fp32", "bf16") if record[p].get("passed") is False]

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from sam2ms.artifacts import gate_tiles, judge_parity, normalization_record, write_sidecar
+from sam2ms.accuracy import gate_tiles, judge_parity, parity_tiles
+from sam2ms.artifacts import normalization_record, write_sidecar
 from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 from sam2ms.deps import MissingDependency
 from sam2ms.digests import sha256_file
@@ -115,11 +116,11 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
 
 
 def _run_export(opts: ExportOptions, log: Callable[[str], None]) -> dict[str, Any]:
-    from sam2ms.data.synth import parity_tiles
     from sam2ms.models import create_model
     from sam2ms.models.checkpoint import read_checkpoint
+    from sam2ms.runtime.probabilities import onnxruntime_probabilities, openvino_checks, openvino_failures
 
-    from .parity import onnxruntime_probabilities, openvino_checks, openvino_failures, torch_probabilities
+    from .parity import torch_probabilities
 
     opts.validate()
     out = Path(opts.out)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2ms.artifacts import judge
+from sam2ms.accuracy import judge
 from sam2ms.inputs import resolve_inputs
 from sam2ms.metrics import RoadMetrics, sigmoid
 from sam2ms.preprocess import model_input

@@ -3,8 +3,8 @@
 Every artifact (``model.onnx``, ``model.fp16.onnx``, ``model.int8.onnx``, ``engine.plan``) has a
 JSON sidecar beside it (``<artifact>.json``). Export and calibration write it; the runtime reads it
 (without torch) and refuses an artifact whose sidecar contradicts what it is asked to do or whose
-checks failed; the benchmark measures such an artifact anyway and marks it. The thresholds that
-decide "failed" live here too, so the writer and the readers cannot drift apart.
+checks failed; the benchmark measures such an artifact anyway and marks it. The thresholds and
+verdicts that decide "failed" are :mod:`sam2ms.accuracy`'s; this module records them.
 
 Sidecars travel with their artifacts and may come from anyone (a colleague's folder, a download),
 so reading one is reading untrusted data: one schema (:data:`SIDECAR_SCHEMA`) checks every field's
@@ -18,18 +18,15 @@ numpy only: deployment hosts import this.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
-
-import numpy as np
 
 from . import __version__
 from .deps import TENSORRT_FLAVOURS
 from .digests import cached_sha256
 from .errors import UsageError
 from .fileio import write_json
-from .metrics import THRESHOLD, agreement, mask_iou, probability_parity
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS, MAX_TILE
 from .radiometry import STRETCHES
 from .schema import (
@@ -55,49 +52,6 @@ SIDECAR_FORMAT = "sam2ms-sidecar"
 SIDECAR_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Parity pass criteria for one precision against the PyTorch FP32 reference.
-
-    ``decisive_margin``: masks are compared only where the reference is decided, ``|p - 0.5| >=``
-    the margin. A reduced float precision (FP16, BF16: 10 and 7 mantissa bits) moves probabilities by
-    a few hundredths at most, so it flips exactly the pixels the FP32 model itself was unsure of:
-    on the demo model in BF16 every one of the 236 flipped pixels (of 50 574 road pixels, mask IoU
-    0.9953 over all pixels) had an FP32 probability within 0.036 of 0.5 (benchmarks/RESULTS.md).
-    A cut on all pixels then measures how undecided the model is, not the precision's error, and
-    refused models that agree everywhere they are sure. ``max_abs_p999`` bounds the 99.9th
-    percentile of ``|Δp|`` (what could move a decided pixel: an overflow, a wrong LayerNorm)."""
-
-    max_abs: float | None
-    min_mask_iou: float
-    decisive_margin: float = 0.0
-    max_abs_p999: float | None = None
-
-
-#: Parity of an exported graph (ONNX Runtime) or a deployed model (``--check-against``) with PyTorch.
-PARITY_THRESHOLDS = {
-    "fp32": Thresholds(max_abs=1e-4, min_mask_iou=0.999),
-    "fp16": Thresholds(max_abs=None, min_mask_iou=0.999, decisive_margin=0.05, max_abs_p999=0.05),
-    "bf16": Thresholds(max_abs=None, min_mask_iou=0.999, decisive_margin=0.05, max_abs_p999=0.05),  # OpenVINO
-}
-#: Pixels a parity check or accuracy gate is measured on at least (2^18: four 256² tiles).
-GATE_PIXELS = 1 << 18
-
-
-#: At most this many tiles, however small (a test's 64² tiles would need 64).
-GATE_MAX_TILES = 16
-
-
-def gate_tiles(tile: int) -> int:
-    """The default number of parity tiles of ``tile`` pixels a side (the export's check, the gates
-    measured at load): enough for :data:`GATE_PIXELS`, at least 2 and at most
-    :data:`GATE_MAX_TILES` (1024²: 2, 256²: 4, 64²: 16)."""
-    return min(GATE_MAX_TILES, max(2, -(-GATE_PIXELS // (tile * tile))))
-
-
-#: INT8 against FP32 on held-out tiles (calibration's report).
-INT8_TARGETS = {"min_mask_iou": 0.98, "max_f1_drop": 0.005}
-
 #: The checks a sidecar can record, and what a failure of each means for a deployment.
 CHECKS = {
     "parity": "its export failed the parity check against PyTorch ({}); re-export before deploying it",
@@ -106,61 +60,6 @@ CHECKS = {
     "accuracy_vs_fp32": "INT8 missed its accuracy target against FP32 ({}); recalibrate with --auto-exclude, "
                         "or deploy FP16",
 }
-
-
-def judge_parity(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
-    """Parity figures of ``candidate`` probabilities against ``reference`` and the verdict against
-    :data:`PARITY_THRESHOLDS` (an unknown precision is held to the FP16 criteria). ``mask_iou`` is
-    over all pixels (reported); the verdict reads ``decisive_mask_iou`` (see :class:`Thresholds`)."""
-    figures: dict[str, Any] = dict(probability_parity(reference, candidate))
-    limits = PARITY_THRESHOLDS.get(precision, PARITY_THRESHOLDS["fp16"])
-    ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
-    decided = np.abs(ref - THRESHOLD) >= limits.decisive_margin
-    figures["p999_abs"] = float(np.quantile(np.abs(ref - cand), 0.999))
-    figures["undecided_fraction"] = float(1.0 - decided.mean())
-    figures["decisive_mask_iou"] = mask_iou((ref >= THRESHOLD) & decided, (cand >= THRESHOLD) & decided)
-    failures = []
-    if limits.max_abs is not None and figures["max_abs"] > limits.max_abs:
-        failures.append(f"max abs diff {figures['max_abs']:.3g} > {limits.max_abs:g}")
-    if limits.max_abs_p999 is not None and figures["p999_abs"] > limits.max_abs_p999:
-        failures.append(f"99.9th percentile of |dp| {figures['p999_abs']:.3g} > {limits.max_abs_p999:g}")
-    if figures["decisive_mask_iou"] < limits.min_mask_iou:
-        where = f" where the reference is decided (|p - 0.5| >= {limits.decisive_margin:g})" \
-            if limits.decisive_margin else ""
-        failures.append(f"mask IoU{where} {figures['decisive_mask_iou']:.5f} < {limits.min_mask_iou}")
-    figures.update({"reference": "pytorch-fp32", "tiles": int(len(reference)), "thresholds": asdict(limits),
-                    "passed": not failures, "failures": failures})
-    return figures
-
-
-def judge_int8(figures: dict[str, Any]) -> dict[str, Any]:
-    """The INT8 report (mask agreement with FP32 masks, ``f1_drop``) with its verdict against
-    :data:`INT8_TARGETS`."""
-    failures = []
-    if figures["mask_iou"] < INT8_TARGETS["min_mask_iou"]:
-        failures.append(f"mask IoU to FP32 {figures['mask_iou']:.4f} < {INT8_TARGETS['min_mask_iou']}")
-    if figures["f1_drop"] > INT8_TARGETS["max_f1_drop"]:
-        failures.append(f"F1 drop {100 * figures['f1_drop']:.2f} points > {100 * INT8_TARGETS['max_f1_drop']:.1f}")
-    return {**figures, "targets": dict(INT8_TARGETS), "passed": not failures, "failures": failures}
-
-
-def judge_int8_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
-    """INT8 ``candidate`` probabilities judged against FP32 ``reference`` ones (same shape): their
-    :func:`~sam2ms.metrics.agreement` with the FP32 masks as truth, then :func:`judge_int8`. How the
-    calibration judges ONNX Runtime's INT8 and ``--openvino`` OpenVINO's."""
-    figures = agreement(reference, candidate)
-    return judge_int8({**figures, "tiles": int(len(reference)), "reference": "fp32 masks",
-                       "f1_drop": 1.0 - figures["f1"]})
-
-
-def judge(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
-    """``candidate`` probabilities judged against FP32 ``reference`` ones by the criteria of the
-    artifact's precision: INT8 by :data:`INT8_TARGETS` (what its calibration promised), float
-    precisions by :data:`PARITY_THRESHOLDS`. Every check of a deployed artifact goes through here
-    (``--check-against``, OpenVINO's gates), so none holds INT8 to a float precision's gate."""
-    if precision == "int8":
-        return judge_int8_agreement(reference, candidate)
-    return judge_parity(precision, reference, candidate)
 
 
 def normalization_record(applied_by: str | None = None) -> dict[str, Any]:

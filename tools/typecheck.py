@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
         return code
     files = [str(p.relative_to(ROOT)) for folder in CHECKED_FOLDERS for p in sorted((ROOT / folder).rglob("*.py"))]
     # tests import their helpers (conftest, fakes, fake_tensorrt) by bare name, as pytest puts their folders first
-    helpers = sorted({str(Path(f).parent) for f in files if f.startswith("tests")})
+    helpers = sorted({str(Path(f).parent) for f in files if f.startswith(("tests", "tools"))})
     os.environ["MYPYPATH"] = os.pathsep.join([str(TREE), *helpers])
     stdout, stderr, code = api.run(["--explicit-package-bases", str(TREE / "sam2ms"), *files, *argv])
     pattern = re.compile("|".join(re.escape(k) for k in mapping))

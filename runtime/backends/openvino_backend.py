@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2ms.artifacts import INT8_TARGETS, PARITY_THRESHOLDS, file_in_folder, gate_tiles, judge
+from sam2ms.accuracy import INT8_TARGETS, PARITY_THRESHOLDS, gate_judge, gate_tiles, needs_gate, parity_tiles
+from sam2ms.artifacts import file_in_folder
 from sam2ms.deps import require
 from sam2ms.digests import cache_root, cached_sha256
 from sam2ms.errors import UsageError
@@ -64,23 +65,6 @@ def native_bf16(core: Any, device: str = "CPU") -> bool:
 
 def device_full_name(core: Any, device: str) -> str:
     return str(core.get_property(device, "FULL_DEVICE_NAME")).strip()
-
-
-def needs_gate(file_precision: str, run_precision: str) -> bool:
-    """Whether OpenVINO running a file of ``file_precision`` at ``run_precision`` computes otherwise
-    than the graph the export (or calibration) checked on ONNX Runtime: in BF16, or an INT8 file."""
-    return run_precision == "bf16" or file_precision == "int8"
-
-
-def gate_judge(file_precision: str, reference: np.ndarray) -> Callable[[str, np.ndarray], dict[str, Any]]:
-    """How OpenVINO's probabilities (N x 1 x T x T) at a run precision are judged against FP32
-    ``reference`` ones (:func:`sam2ms.artifacts.judge`): an INT8 file by the INT8 targets (as its
-    calibration judged ONNX Runtime), a float file by its own parity criteria in FP32 and by
-    FP16's in BF16."""
-    def verdict(run_precision: str, candidate: np.ndarray) -> dict[str, Any]:
-        precision = file_precision if file_precision == "int8" or run_precision == "fp32" else "bf16"
-        return judge(precision, reference[:, 0], candidate[:, 0])
-    return verdict
 
 
 def reduce_range_hint(weight_bits: int | None) -> str:
@@ -230,7 +214,6 @@ class OpenVinoBackend(Backend):
         """Measured now on the export's synthetic parity tiles against OpenVINO FP32 of the graph
         whose parity with PyTorch the export checked: this file (BF16 on a float file) or the FP32
         ONNX an INT8 file was calibrated from, which must be beside it."""
-        from sam2ms.data.synth import parity_tiles
 
         reference_path, why = self._reference_graph()
         if reference_path is None:

@@ -202,9 +202,3 @@ def write_synthetic_dataset(out: str | Path, count: int, size: int, seed: int,
     write_json(out / "synth.json", {"generator": "sam2ms.synth", "count": count, "size": size,
                                     "seed": seed, "style": style, "layout": "folder"})
     return out
-
-
-def parity_tiles(tile: int, count: int, seed: int = 0) -> np.ndarray:
-    """``count`` synthetic road tiles as uint8 RGB windows: N x T x T x 3 (the tiles every accuracy
-    check and gate measures on: export parity, OpenVINO's gates at load)."""
-    return np.stack([render_road_scene(tile, tile, np.random.default_rng([seed, 7919, i]))[0] for i in range(count)])

@@ -177,14 +177,14 @@ def test_int8_plan_builds_with_tensorrt_rtx(fp32_onnx: Path, calib_dir: Path, tm
 
 def test_calibrate_command(fp32_onnx: Path, calib_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from sam2ms import artifacts
+    from sam2ms import accuracy
 
     from conftest import run_cli
 
     args = ["calibrate", str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-batches", "2",
             "--calib-batch-size", "2", "--holdout", "3", "-o", str(tmp_path / "q"), "--json"]
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "max_f1_drop", 1.0)
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 0.0)
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "max_f1_drop", 1.0)
     code, out, err = run_cli(args, capsys)
     assert code == 0, err
     summary = json.loads(out)
@@ -202,7 +202,7 @@ def test_calibrate_command(fp32_onnx: Path, calib_dir: Path, tmp_path: Path, cap
                               str(tmp_path / "masks"), "--json"], capsys)
     assert code == 0, err
     assert json.loads(out)["files"] == 3 and (tmp_path / "masks" / "s2.mask.png").is_file()
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 1.01)  # impossible: must exit 3, files still written
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 1.01)  # impossible: must exit 3, files still written
     code, _, err = run_cli(args, capsys)
     assert code == 3 and "INT8 accuracy target missed" in err
     assert json.loads((tmp_path / "q" / "model.int8.onnx.json").read_text())["accuracy_vs_fp32"]["passed"] is False
@@ -230,12 +230,12 @@ def test_calibrate_refusals(fp32_onnx: Path, calib_dir: Path, tmp_path: Path,
 def test_export_int8_builds_the_plan_from_qdq(trained_nano: Path, calib_dir: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from sam2ms import artifacts
+    from sam2ms import accuracy
 
     from conftest import run_cli
 
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "max_f1_drop", 1.0)
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 0.0)
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "max_f1_drop", 1.0)
     code, out, err = run_cli(["export", "--ckpt", str(trained_nano), "--tile", "64", "--int8", "--calib-data",
                               str(calib_dir), "--calib-batches", "1", "--batch", "1:1:2", "--target", "sm89",
                               "--builder", "tensorrt_rtx", "--check-tiles", "1", "-o", str(tmp_path), "--json"],
@@ -337,7 +337,7 @@ def toy_onnx(calib_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_auto_exclude_keeps_sensitive_layers_in_float(toy_onnx: Path, calib_dir: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from sam2ms import artifacts
+    from sam2ms import accuracy
     from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
     from sam2ms.errors import CheckFailed
 
@@ -353,8 +353,8 @@ def test_auto_exclude_keeps_sensitive_layers_in_float(toy_onnx: Path, calib_dir:
     # A target just above what all-INT8 reaches: the search must keep some layers in float.
     target = plain["accuracy_vs_fp32"]["mask_iou"]
     assert target < 1.0
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", min(1.0, target + (1 - target) / 2))
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "max_f1_drop", 1.0)
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", min(1.0, target + (1 - target) / 2))
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "max_f1_drop", 1.0)
     summary = run_calibrate(replace(opts, auto_exclude=True))
     search = summary["calibration"]["auto_exclude"]
     kept = [n for unit in search["kept_float"] for n in unit["nodes"]]

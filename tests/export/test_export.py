@@ -192,9 +192,9 @@ def test_missing_tensorrt_keeps_onnx(trained_nano: Path, tmp_path: Path, capsys:
 
 def test_failed_parity_exits_3(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from sam2ms import artifacts
+    from sam2ms import accuracy
 
-    monkeypatch.setitem(artifacts.PARITY_THRESHOLDS, "fp32", artifacts.Thresholds(max_abs=0.0, min_mask_iou=1.0))
+    monkeypatch.setitem(accuracy.PARITY_THRESHOLDS, "fp32", accuracy.Thresholds(max_abs=0.0, min_mask_iou=1.0))
     err = _err(["--ckpt", str(trained_nano), "-o", str(tmp_path), "--tile", "64", "--onnx-only"], capsys, code=3)
     assert "model.onnx (fp32)" in err and "max abs diff" in err
     side = json.loads((tmp_path / "model.onnx.json").read_text())
@@ -204,9 +204,10 @@ def test_failed_parity_exits_3(trained_nano: Path, tmp_path: Path, capsys: pytes
 def test_torchscript_exporter_serves_opset_17(trained_nano: Path, tmp_path: Path) -> None:
     import numpy as np
 
-    from sam2ms.data.synth import parity_tiles
+    from sam2ms.accuracy import parity_tiles
     from sam2ms.export.onnx_export import export_onnx, opset_of
-    from sam2ms.export.parity import onnxruntime_probabilities, torch_probabilities
+    from sam2ms.export.parity import torch_probabilities
+    from sam2ms.runtime.probabilities import onnxruntime_probabilities
 
     model = create_model(None, checkpoint=trained_nano).eval()
     result = export_onnx(model, tmp_path / "m17.onnx", 64, opset=17, exporter="torchscript")

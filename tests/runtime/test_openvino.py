@@ -118,12 +118,12 @@ def test_bf16_plumbing_with_a_stand_in_capability(int8_export: Path, tmp_path: P
     ran), not BF16's numerics: test_bf16_runs_with_its_gate_where_native does that on such a CPU."""
     import shutil
 
+    from sam2ms.accuracy import parity_tiles
     from sam2ms.bench.options import BenchOptions
     from sam2ms.bench.runner import run_bench
-    from sam2ms.data.synth import parity_tiles
-    from sam2ms.export.parity import onnxruntime_probabilities, openvino_checks
     from sam2ms.fileio import write_json
     from sam2ms.runtime.backends import openvino_backend
+    from sam2ms.runtime.probabilities import onnxruntime_probabilities, openvino_checks
 
     monkeypatch.setattr(openvino_backend, "native_bf16", lambda core, device="CPU": True)
     onnx_path = tmp_path / "model.onnx"
@@ -186,7 +186,7 @@ def int8_export(trained_nano: Path, tmp_path_factory: pytest.TempPathFactory) ->
     import io
     import sys
 
-    from sam2ms import artifacts
+    from sam2ms import accuracy
     from sam2ms.cli import main
     from sam2ms.export.pipeline import ExportOptions, run_export
 
@@ -197,8 +197,8 @@ def int8_export(trained_nano: Path, tmp_path_factory: pytest.TempPathFactory) ->
         _scene(root / "calib" / f"s{i}.png", 96, 96, 10 + i)
     stdout = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout):
-        patch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)
-        patch.setitem(artifacts.INT8_TARGETS, "max_f1_drop", 1.0)
+        patch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 0.0)
+        patch.setitem(accuracy.INT8_TARGETS, "max_f1_drop", 1.0)
         patch.setattr(sys, "argv", ["sam2ms", "calibrate", str(out / "model.onnx"), "--calib-data",
                                     str(root / "calib"), "--calib-batches", "2", "--calib-batch-size", "2",
                                     "--holdout", "3", "-o", str(out), "--openvino", "--json"])
@@ -220,11 +220,11 @@ def int8_deploy(int8_export: Path, tmp_path: Path) -> Path:
 def test_int8_gate_recorded_by_calibration_or_measured_at_load(int8_deploy: Path, _cache: Path,
                                                               capsys: pytest.CaptureFixture[str],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from sam2ms import artifacts
+    from sam2ms import accuracy
     from sam2ms.fileio import write_json
 
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)  # the tiny model's OpenVINO INT8 passes them
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "max_f1_drop", 1.0)
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 0.0)  # the tiny model's OpenVINO INT8 passes them
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "max_f1_drop", 1.0)
     sidecar = json.loads(Path(f"{int8_deploy}.json").read_text())
     recorded = sidecar["openvino"]["fp32"]
     assert (recorded["tiles"], recorded["reference"], recorded["measured_by"]) == (3, "fp32 masks", "export")
@@ -241,13 +241,13 @@ def test_int8_gate_recorded_by_calibration_or_measured_at_load(int8_deploy: Path
     assert gate["tiles"] == 16 and gate["passed"] and len(list((_cache / "gates").iterdir())) == 1  # gate_tiles
     with open_model(int8_deploy, "openvino") as backend:
         assert backend.accuracy_gate == gate  # from the cache
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 1.01)  # other criteria: measured again, refused
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 1.01)  # other criteria: measured again, refused
     code, _, err = _infer([str(int8_deploy), str(int8_deploy.parent), "-o", str(int8_deploy.parent / "m"),
                            "--backend", "openvino"], capsys)
     assert code == 2 and "INT8 on OpenVINO failed its accuracy gate (mask IoU to FP32" in err
     assert "Traceback" not in err
 
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)  # the cache holds 1.01's verdict: measured
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 0.0)  # the cache holds 1.01's verdict: measured
     source = int8_deploy.parent / "model.onnx"
     source.rename(source.with_suffix(".moved"))  # the FP32 source is needed to measure it
     with pytest.raises(UsageError, match="unrecorded and cannot be measured here .*model.onnx, the FP32 ONNX it was "
@@ -292,12 +292,12 @@ def test_auto_exclude_with_openvino_searches_until_openvino_passes_too(int8_depl
     --auto-exclude keep layers anyway: every gate the sidecar will record counts, BF16 too."""
     import onnx
 
-    from sam2ms import artifacts
+    from sam2ms import accuracy
     from sam2ms.calib import pipeline
     from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
 
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "min_mask_iou", 0.0)
-    monkeypatch.setitem(artifacts.INT8_TARGETS, "max_f1_drop", 1.0)
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 0.0)
+    monkeypatch.setitem(accuracy.INT8_TARGETS, "max_f1_drop", 1.0)
     full = sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(int8_deploy)).graph.node)
     judged: list[int] = []
 
