@@ -1,11 +1,14 @@
-# Two entry points (README): `make demo` and `make test`. Both create .venv on first use.
+# Entry points (README): `make demo`, `make check` (everything CI runs) and `make test` (the
+# contributor's loop: the same without the tests marked slow). All create .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# pytest-xdist workers for make test (the CI machine has 2 cores)
+TEST_WORKERS ?= 2
 # sam2 is an sdist whose optional CUDA extension we never need (we use only the Hiera trunk).
 export SAM2_BUILD_CUDA := 0
 
-.PHONY: demo test venv clean gpu-wheels gpu-check
+.PHONY: demo lint test check test-core venv clean gpu-wheels gpu-check
 
 venv: $(VENV)/.installed
 
@@ -19,11 +22,26 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/sam2ms demo -o demo_run
 
-test: venv
+lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python tools/typecheck.py
 	$(BIN)/python tools/lint_imports.py
-	$(BIN)/python -m pytest -q
+
+test: lint
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
+
+check: lint test-core
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
+# A deployment host's install (the core and ONNX Runtime, no torch) running the tests marked `core`;
+# onnx builds their tiny test models, pytest and hypothesis run them.
+CORE_VENV := .venv-core
+test-core:
+	$(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/pip install -q -e '.[cpu]' pytest hypothesis onnx
+	$(CORE_VENV)/bin/python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch is installed'"
+	$(CORE_VENV)/bin/python -m pytest -q -m core -p no:cacheprovider
 
 # A session with a lent GPU: `make gpu-wheels` here (it has the package index), then on the GPU
 # machine, carrying .whl: `make gpu-check` (benchmarks/gpu_check.py; results in $$OUT or gpu_check_out/;
@@ -40,4 +58,4 @@ gpu-check:
 	SAM2_BUILD_CUDA=0 python3 benchmarks/gpu_check.py --out $${OUT:-gpu_check_out} --budget-s $${GPU_BUDGET_S:-540}
 
 clean:
-	rm -rf $(VENV) demo_run
+	rm -rf $(VENV) $(CORE_VENV) demo_run .typecheck

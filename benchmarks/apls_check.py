@@ -34,8 +34,10 @@ def _cases() -> dict:
 
 
 def _as_json(graph: Any) -> dict:
-    return {"nodes": {str(n): [d["x"], d["y"]] for n, d in graph.nodes(data=True)},
-            "edges": [[u, v, d["geometry"].tolist()] for u, v, d in graph.edges(data=True)]}
+    return {
+        "nodes": {str(n): [d["x"], d["y"]] for n, d in graph.nodes(data=True)},
+        "edges": [[u, v, d["geometry"].tolist()] for u, v, d in graph.edges(data=True)],
+    }
 
 
 def main() -> None:
@@ -46,21 +48,41 @@ def main() -> None:
     args = p.parse_args()
     cases = _cases()
     origins = {name: [int(n) for n in draw_origins(t, TopoParams())] for name, (t, _) in cases.items()}
-    args.out.write_text(json.dumps({name: {"truth": _as_json(t), "proposal": _as_json(p), "topo_origins": origins[name]}
-                                    for name, (t, p) in cases.items()}))
-    ref = json.loads(subprocess.run([args.reference_python, str(Path(__file__).with_name("apls_reference_runner.py")),
-                                     str(args.out), args.reference_src], capture_output=True, text=True,
-                                    check=True).stdout)
+    args.out.write_text(
+        json.dumps(
+            {
+                name: {"truth": _as_json(t), "proposal": _as_json(p), "topo_origins": origins[name]}
+                for name, (t, p) in cases.items()
+            }
+        )
+    )
+    ref = json.loads(
+        subprocess.run(
+            [
+                args.reference_python,
+                str(Path(__file__).with_name("apls_reference_runner.py")),
+                str(args.out),
+                args.reference_src,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     result = {}
     keys = ("apls", "apls_gt_onto_prop", "apls_prop_onto_gt")
     for name, (truth, proposal) in cases.items():
         t0 = time.perf_counter()
         ours = apls(truth, proposal)
         seconds = time.perf_counter() - t0
-        result[name] = {"nodes": truth.number_of_nodes(), **{f"ours_{k}": round(ours[k], 6) for k in keys},
-                        **{f"ref_{k}": round(ref[name][k], 6) for k in keys},
-                        "abs_diff": round(abs(ours["apls"] - ref[name]["apls"]), 6),
-                        "ours_s": round(seconds, 3), "ref_s": round(ref[name]["seconds"], 3)}
+        result[name] = {
+            "nodes": truth.number_of_nodes(),
+            **{f"ours_{k}": round(ours[k], 6) for k in keys},
+            **{f"ref_{k}": round(ref[name][k], 6) for k in keys},
+            "abs_diff": round(abs(ours["apls"] - ref[name]["apls"]), 6),
+            "ours_s": round(seconds, 3),
+            "ref_s": round(ref[name]["seconds"], 3),
+        }
         t0 = time.perf_counter()
         ours_topo = topo(truth, proposal, origins=origins[name])
         seconds = time.perf_counter() - t0

@@ -8,18 +8,32 @@ and the case's ``topo_origins`` replace the draw.
     /tmp/aplsref/bin/python benchmarks/apls_reference_runner.py CASES.json APLS_SOURCE_DIR > ref.json
 """
 
+import contextlib
 import json
+import os
 import sys
 import time
 import types
+from pathlib import Path
 
 import networkx as nx
 from shapely.geometry import LineString
 
 
-def _reference(src: str):  # noqa: ANN202
-    for name in ("apls_plots", "osmnx_funcs", "graphTools", "wkt_to_G", "sp_metric", "geopandas", "rasterio",
-                 "affine", "cv2", "skimage", "skimage.io"):
+def _reference(src: str):
+    for name in (
+        "apls_plots",
+        "osmnx_funcs",
+        "graphTools",
+        "wkt_to_G",
+        "sp_metric",
+        "geopandas",
+        "rasterio",
+        "affine",
+        "cv2",
+        "skimage",
+        "skimage.io",
+    ):
         sys.modules[name] = types.ModuleType(name)
     osgeo = sys.modules["osgeo"] = types.ModuleType("osgeo")
     gdal = types.ModuleType("gdal")
@@ -37,15 +51,29 @@ def _reference(src: str):  # noqa: ANN202
     return apls, topo_metric
 
 
-def _topo(topo_metric, case: dict) -> dict:  # noqa: ANN001
+def _topo(topo_metric, case: dict) -> dict:
     """The reference's TOPO with apls.py's settings, from the case's origins."""
     origins = case["topo_origins"]
     topo_metric.np.random.choice = lambda nodes, n: origins
     tp, fp, fn, precision, recall, f1 = topo_metric.compute_topo(
-        _graph(case["truth"]), _graph(case["proposal"]), subgraph_radius=150, interval=30, hole_size=4,
-        n_measurement_nodes=len(origins), allow_multi_hole=False, make_plots=False, verbose=False)
-    return {"topo_precision": float(precision), "topo_recall": float(recall), "topo_f1": float(f1),
-            "topo_tp": int(tp), "topo_fp": int(fp), "topo_fn": int(fn)}
+        _graph(case["truth"]),
+        _graph(case["proposal"]),
+        subgraph_radius=150,
+        interval=30,
+        hole_size=4,
+        n_measurement_nodes=len(origins),
+        allow_multi_hole=False,
+        make_plots=False,
+        verbose=False,
+    )
+    return {
+        "topo_precision": float(precision),
+        "topo_recall": float(recall),
+        "topo_f1": float(f1),
+        "topo_tp": int(tp),
+        "topo_fp": int(fp),
+        "topo_fn": int(fn),
+    }
 
 
 def _graph(case: dict) -> nx.MultiGraph:
@@ -59,7 +87,7 @@ def _graph(case: dict) -> nx.MultiGraph:
 
 
 def main() -> None:
-    cases, src = json.load(open(sys.argv[1])), sys.argv[2]
+    cases, src = json.loads(Path(sys.argv[1]).read_text()), sys.argv[2]
     apls, topo_metric = _reference(src)
     out = {}
     for name, case in cases.items():
@@ -68,26 +96,34 @@ def main() -> None:
         # whose id the other graph already uses)
         prop = nx.relabel_nodes(prop, {n: n + 10_000_000 for n in prop.nodes})
         t0 = time.perf_counter()
-        stdout, sys.stdout = sys.stdout, open("/dev/null", "w")
-        try:
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the reference prints a lot
             if gt.number_of_nodes() < 500:
-                res = apls.make_graphs(gt, prop, weight="length", linestring_delta=50, is_curved_eps=-1,
-                                       max_snap_dist=4, allow_renaming=True)
+                res = apls.make_graphs(
+                    gt,
+                    prop,
+                    weight="length",
+                    linestring_delta=50,
+                    is_curved_eps=-1,
+                    max_snap_dist=4,
+                    allow_renaming=True,
+                )
             else:
-                res = apls.make_graphs_yuge(gt, prop, weight="length", max_nodes=1000, max_snap_dist=4,
-                                            allow_renaming=True)
+                res = apls.make_graphs_yuge(
+                    gt, prop, weight="length", max_nodes=1000, max_snap_dist=4, allow_renaming=True
+                )
             total, onto_prop, onto_gt = apls.compute_apls_metric(*res[6:10], res[4], res[5], min_path_length=10)
-        finally:
-            sys.stdout = stdout
         seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        stdout, sys.stdout = sys.stdout, open("/dev/null", "w")
-        try:
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
             topo = _topo(topo_metric, case)
-        finally:
-            sys.stdout = stdout
-        out[name] = {"apls": float(total), "apls_gt_onto_prop": float(onto_prop), "apls_prop_onto_gt": float(onto_gt),
-                     "seconds": seconds, **topo, "topo_seconds": time.perf_counter() - t0}
+        out[name] = {
+            "apls": float(total),
+            "apls_gt_onto_prop": float(onto_prop),
+            "apls_prop_onto_gt": float(onto_gt),
+            "seconds": seconds,
+            **topo,
+            "topo_seconds": time.perf_counter() - t0,
+        }
     print(json.dumps(out))
 
 

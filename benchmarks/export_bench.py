@@ -52,28 +52,50 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     ckpt = save_checkpoint(args.out / "random.pt", create_model(args.model), image_size=args.tile, epoch=0, step=0)
-    result: dict = {"date": date.today().isoformat(), "device": f"CPU {platform.machine()}, {args.threads} threads",
-                    "torch": torch.__version__, "model": args.model, "tile": args.tile}
+    result: dict = {
+        "date": date.today().isoformat(),
+        "device": f"CPU {platform.machine()}, {args.threads} threads",
+        "torch": torch.__version__,
+        "model": args.model,
+        "tile": args.tile,
+    }
 
     t0 = time.perf_counter()
-    summary = run_export(ExportOptions(ckpt=ckpt, out=args.out, fp16=True, tile=args.tile, onnx_only=True,
-                                       check_tiles=1), log=lambda m: print(m, flush=True))
+    summary = run_export(
+        ExportOptions(ckpt=ckpt, out=args.out, fp16=True, tile=args.tile, onnx_only=True, check_tiles=1),
+        log=lambda m: print(m, flush=True),
+    )
     result["export_total_s"] = round(time.perf_counter() - t0, 1)
-    result["onnx"] = [{k: a[k] for k in ("precision", "bytes", "seconds")} |
-                      {"max_abs": a["parity"]["max_abs"], "mask_iou": a["parity"]["mask_iou"]}
-                      for a in summary["artifacts"]]
+    result["onnx"] = [
+        {k: a[k] for k in ("precision", "bytes", "seconds")}
+        | {"max_abs": a["parity"]["max_abs"], "mask_iou": a["parity"]["mask_iou"]}
+        for a in summary["artifacts"]
+    ]
     if not args.no_plan:
         import importlib.util
 
         if importlib.util.find_spec("tensorrt_rtx") or importlib.util.find_spec("tensorrt"):
             plans = []
             for precision, onnx_file in (("fp32", "model.onnx"), ("fp16", "model.fp16.onnx")):
-                facts = build_plan(args.out / onnx_file, args.out / f"engine.{precision}.plan", builder="auto",
-                                   shapes=[input_shape("uint8", args.tile, n) for n in (1, 1, 2)],
-                                   workspace=parse_size("4G"), targets=[args.target], precision=precision)
-                plans.append({"precision": precision, "bytes": (args.out / f"engine.{precision}.plan").stat().st_size,
-                              "build_s": facts["build_seconds"], "builder": facts["builder"],
-                              "builder_version": facts["builder_version"], "targets": facts["targets"]})
+                facts = build_plan(
+                    args.out / onnx_file,
+                    args.out / f"engine.{precision}.plan",
+                    builder="auto",
+                    shapes=[input_shape("uint8", args.tile, n) for n in (1, 1, 2)],
+                    workspace=parse_size("4G"),
+                    targets=[args.target],
+                    precision=precision,
+                )
+                plans.append(
+                    {
+                        "precision": precision,
+                        "bytes": (args.out / f"engine.{precision}.plan").stat().st_size,
+                        "build_s": facts["build_seconds"],
+                        "builder": facts["builder"],
+                        "builder_version": facts["builder_version"],
+                        "targets": facts["targets"],
+                    }
+                )
             result["plans"] = plans
 
     import onnxruntime as ort

@@ -41,9 +41,10 @@ import site
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,8 +61,13 @@ class Check:
 
     def step(self, name: str, needs_s: float, run: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
         if self.left() < needs_s:
-            self.steps.append({"step": name, "status": "skipped",
-                               "why": f"needs ~{needs_s:.0f} s, {max(self.left(), 0):.0f} s of the budget left"})
+            self.steps.append(
+                {
+                    "step": name,
+                    "status": "skipped",
+                    "why": f"needs ~{needs_s:.0f} s, {max(self.left(), 0):.0f} s of the budget left",
+                }
+            )
             return None
         t0 = time.perf_counter()
         print(f"== {name}", flush=True)
@@ -76,8 +82,14 @@ class Check:
 
 def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     print("$ " + " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env=None if env is None else {**os.environ, **env})
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
+    )
     sys.stdout.write(proc.stdout[-6000:])
     sys.stderr.write(proc.stderr[-3000:])
     return proc
@@ -117,19 +129,27 @@ def device_facts() -> dict[str, Any]:
     facts.update(cuda_devices=count, why_none=why)
     if count:
         facts["device"] = cuda.device_name()
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True)
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+        )
         facts["nvidia_smi"] = smi.stdout.strip()
     return facts
 
 
 def gpu_tests(timeout: float) -> dict[str, Any]:
-    proc = _run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider",
-                 "tests/test_gpu.py"], timeout)
+    proc = _run(
+        [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider", "tests/test_gpu.py"],
+        timeout,
+    )
     tail = proc.stdout.strip().splitlines()
     skipped = [line for line in tail if line.startswith("SKIPPED")]
-    return {"status": "ok" if proc.returncode == 0 else "failed", "summary": tail[-1] if tail else "",
-            "skipped": skipped}
+    return {
+        "status": "ok" if proc.returncode == 0 else "failed",
+        "summary": tail[-1] if tail else "",
+        "skipped": skipped,
+    }
 
 
 def reference_suite(out: Path, quick: bool, timeout: float) -> dict[str, Any]:
@@ -165,8 +185,17 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
     variant = TorchVariant.parse(spelled)
     torch.manual_seed(0)
     ckpt = save_checkpoint(out / "streams" / f"{name}.pt", create_model(name), image_size=tile, epoch=0, step=0)
-    report = run_bench(BenchOptions(models=[ckpt], batches=[2], streams=[1, 2, 4], iterations=3 if quick else 10,
-                                    warmup=2, accuracy_tiles=1, torch_variants=[spelled]))
+    report = run_bench(
+        BenchOptions(
+            models=[ckpt],
+            batches=[2],
+            streams=[1, 2, 4],
+            iterations=3 if quick else 10,
+            warmup=2,
+            accuracy_tiles=1,
+            torch_variants=[spelled],
+        )
+    )
     save_report(report, stem=out / "streams" / "bench-streams")
     engine_rows = [r for r in report["rows"] if r["subject"] == variant.label]
     lanes = {r["streams"]: r["throughput"]["tiles_per_s"] for r in engine_rows}
@@ -174,8 +203,11 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
     # Eight scenes as PNG and as tiled GeoTIFF (the workers decode one while the lanes infer
     # another), and one large PNG alone (streamed: its first tile waits for one strip of rows).
     image, _ = render_road_scene(scene_px, scene_px, np.random.default_rng(0), scale=tile / 256)
-    folders = {"png": out / "streams" / "scenes", "tif": out / "streams" / "scenes_tif",
-               "one_png": out / "streams" / "one"}
+    folders = {
+        "png": out / "streams" / "scenes",
+        "tif": out / "streams" / "scenes_tif",
+        "one_png": out / "streams" / "one",
+    }
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(folders["png"] / "scene0.png")
@@ -188,9 +220,19 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
     if importlib.util.find_spec("rasterio") is not None:
         import rasterio
 
-        with rasterio.open(folders["tif"] / "scene0.tif", "w", driver="GTiff", height=scene_px, width=scene_px,
-                           count=3, dtype="uint8", tiled=True, blockxsize=256, blockysize=256,
-                           compress="deflate") as ds:
+        with rasterio.open(
+            folders["tif"] / "scene0.tif",
+            "w",
+            driver="GTiff",
+            height=scene_px,
+            width=scene_px,
+            count=3,
+            dtype="uint8",
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+            compress="deflate",
+        ) as ds:
             ds.write(np.moveaxis(image, -1, 0))
         for i in range(1, n_scenes):
             shutil.copyfile(folders["tif"] / "scene0.tif", folders["tif"] / f"scene{i}.tif")
@@ -203,15 +245,36 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
     for kind, folder in folders.items():
         for k in counts:
             with open_model(ckpt, "torch", tile=tile, **variant.open_kwargs()) as backend:
-                s = run_inference(backend, InferOptions(folder, out / "streams" / f"masks_{kind}{k}", batch=2,
-                                                        streams=k, workers=4, fmt="tif" if kind == "tif" else "png"))
-            pipeline[kind][k] = {"tiles": s["tiles"], "tiles_per_s": s["tiles_per_s"],
-                                 "stage_seconds": s["stage_seconds"], "thread_busy": s["thread_busy"],
-                                 "ratio_to_lanes": s["tiles_per_s"] / lanes[k] if lanes.get(k) else None}
-    return {"model": name, "tile": tile, "engine": variant.label, "device": report["rows"][0]["device"],
-            "lanes_tiles_per_s": lanes,
-            "split_ms": splits, "scenes": f"{n_scenes} x {scene_px}²", "one_scene": f"{big}²",
-            "pipeline": pipeline, "skipped": skipped}
+                s = run_inference(
+                    backend,
+                    InferOptions(
+                        folder,
+                        out / "streams" / f"masks_{kind}{k}",
+                        batch=2,
+                        streams=k,
+                        workers=4,
+                        fmt="tif" if kind == "tif" else "png",
+                    ),
+                )
+            pipeline[kind][k] = {
+                "tiles": s["tiles"],
+                "tiles_per_s": s["tiles_per_s"],
+                "stage_seconds": s["stage_seconds"],
+                "thread_busy": s["thread_busy"],
+                "ratio_to_lanes": s["tiles_per_s"] / lanes[k] if lanes.get(k) else None,
+            }
+    return {
+        "model": name,
+        "tile": tile,
+        "engine": variant.label,
+        "device": report["rows"][0]["device"],
+        "lanes_tiles_per_s": lanes,
+        "split_ms": splits,
+        "scenes": f"{n_scenes} x {scene_px}²",
+        "one_scene": f"{big}²",
+        "pipeline": pipeline,
+        "skipped": skipped,
+    }
 
 
 def cpu_bf16(out: Path, quick: bool, timeout: float) -> dict[str, Any]:
@@ -225,9 +288,24 @@ def cpu_bf16(out: Path, quick: bool, timeout: float) -> dict[str, Any]:
     if not native and not quick:
         return {"status": "skipped", "why": f"{cpu_name()} has no native BF16 (no avx512_bf16 or amx_bf16 flag)"}
     entry = ["--only", "sam2ms_nano"] if quick else ["--only", "sam2ms_hiera_t", "--tile", "512"]
-    proc = _run([sys.executable, "benchmarks/cpu_suite.py", "--out", str(out / "cpu"), *entry, "--batch", "1",
-                 "--no-int8", "--threads", "2", "--torch", "fp32,bf16" if native else "fp32"], timeout,
-                env={"CUDA_VISIBLE_DEVICES": ""})  # the CPU's own rows: PyTorch must not take the GPU
+    proc = _run(
+        [
+            sys.executable,
+            "benchmarks/cpu_suite.py",
+            "--out",
+            str(out / "cpu"),
+            *entry,
+            "--batch",
+            "1",
+            "--no-int8",
+            "--threads",
+            "2",
+            "--torch",
+            "fp32,bf16" if native else "fp32",
+        ],
+        timeout,
+        env={"CUDA_VISIBLE_DEVICES": ""},
+    )  # the CPU's own rows: PyTorch must not take the GPU
     tables = sorted((out / "cpu").glob("bench-*.md"))
     if proc.returncode or not tables:
         return {"status": "failed", "why": proc.stderr[-1500:]}
@@ -236,8 +314,11 @@ def cpu_bf16(out: Path, quick: bool, timeout: float) -> dict[str, Any]:
 
 def train_speed(quick: bool, timeout: float) -> dict[str, Any]:
     """Training throughput of SAM2MS-L at 1024², batch 2, BF16 (the paper's setting on one GPU)."""
-    args = ["--model", "sam2ms_nano", "--size", "256", "--steps", "3"] if quick else [
-        "--model", "sam2ms_hiera_l", "--size", "1024", "--batch", "2", "--amp", "bf16", "--steps", "60"]
+    args = (
+        ["--model", "sam2ms_nano", "--size", "256", "--steps", "3"]
+        if quick
+        else ["--model", "sam2ms_hiera_l", "--size", "1024", "--batch", "2", "--amp", "bf16", "--steps", "60"]
+    )
     proc = _run([sys.executable, "benchmarks/train_speed.py", *args], timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
@@ -247,20 +328,28 @@ def train_speed(quick: bool, timeout: float) -> dict[str, Any]:
 
 
 def markdown(facts: dict[str, Any], steps: list[dict[str, Any]]) -> str:
-    lines = [f"## GPU check {facts.get('date')} on {facts.get('device', 'no GPU')} ({facts.get('nvidia_smi', '')})",
-             "", "| step | status | seconds | result |", "| --- | --- | --- | --- |"]
+    lines = [
+        f"## GPU check {facts.get('date')} on {facts.get('device', 'no GPU')} ({facts.get('nvidia_smi', '')})",
+        "",
+        "| step | status | seconds | result |",
+        "| --- | --- | --- | --- |",
+    ]
     for s in steps:
         detail = " ".join(str(s.get("summary") or s.get("why") or "").split())  # one table line
         lines.append(f"| {s['step']} | {s['status']} | {s.get('seconds', '')} | {detail[:200]} |")
     streams = next((s for s in steps if s["step"] == "stream pipeline" and s["status"] == "ok"), None)
     if streams:
-        lines += ["", f"PyTorch CUDA-stream lanes ({streams['model']} @ {streams['tile']}², {streams['engine']}, "
-                  "batch 2) and the "
-                  f"tiled pipeline over {streams['scenes']} scenes and one {streams['one_scene']} PNG "
-                  "(pipeline tiles/s, its ratio to the lanes, the scheduler thread's busy fraction):", "",
-                  "| streams | lanes tiles/s | H2D / compute / D2H ms | scenes, PNG | scenes, tiled GeoTIFF "
-                  "| one large PNG |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            f"PyTorch CUDA-stream lanes ({streams['model']} @ {streams['tile']}², {streams['engine']}, "
+            "batch 2) and the "
+            f"tiled pipeline over {streams['scenes']} scenes and one {streams['one_scene']} PNG "
+            "(pipeline tiles/s, its ratio to the lanes, the scheduler thread's busy fraction):",
+            "",
+            "| streams | lanes tiles/s | H2D / compute / D2H ms | scenes, PNG | scenes, tiled GeoTIFF "
+            "| one large PNG |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for k, rate in streams["lanes_tiles_per_s"].items():
             sp = streams["split_ms"].get(k) or {}
             split = " / ".join(f"{sp[x]:.2f}" for x in ("h2d", "compute", "d2h")) if sp else "—"
@@ -268,17 +357,20 @@ def markdown(facts: dict[str, Any], steps: list[dict[str, Any]]) -> str:
             for kind in ("png", "tif", "one_png"):
                 pl = streams["pipeline"].get(kind, {}).get(k) or {}
                 ratio, busy = pl.get("ratio_to_lanes"), pl.get("thread_busy", {}).get("scheduler", {}).get("max")
-                cells.append(f"{pl['tiles_per_s']:.1f} ({ratio:.2f}; {busy:.2f})" if ratio and busy is not None
-                             else "—")
+                cells.append(
+                    f"{pl['tiles_per_s']:.1f} ({ratio:.2f}; {busy:.2f})" if ratio and busy is not None else "—"
+                )
             lines.append(f"| {k} | {rate:.2f} | {split} | " + " | ".join(cells) + " |")
     for s in steps:
         for table in s.get("tables") or []:
             lines += ["", Path(table).read_text()]
     not_run = [s for s in steps if s["status"] != "ok"] + [
-        {"step": line, "status": "skipped"} for s in steps for line in s.get("skipped") or []]
+        {"step": line, "status": "skipped"} for s in steps for line in s.get("skipped") or []
+    ]
     if not_run:
-        lines += ["", "Not run or failed:", ""] + [f"- {s['step']}: {s['status']} {s.get('why') or ''}"[:400]
-                                                   for s in not_run]
+        lines += ["", "Not run or failed:", ""] + [
+            f"- {s['step']}: {s['status']} {s.get('why') or ''}"[:400] for s in not_run
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -288,8 +380,12 @@ def main() -> None:
     p.add_argument("--budget-s", type=float, default=540.0, help="stop starting steps after this many seconds")
     p.add_argument("--quick", action="store_true", help="nano model, small tiles: a smoke test of this script")
     p.add_argument("--no-install", action="store_true", help="skip step 1 (already installed)")
-    p.add_argument("--only", action="append", choices=["tests", "streams", "cpu", "suite", "train"],
-                   help="run only these GPU steps (repeatable; default all)")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=["tests", "streams", "cpu", "suite", "train"],
+        help="run only these GPU steps (repeatable; default all)",
+    )
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     check = Check(args.out, args.budget_s)
@@ -302,10 +398,17 @@ def main() -> None:
             "tests": ("pytest -m gpu", 60, lambda: gpu_tests(max(check.left() - 400, 120))),
             "streams": ("stream pipeline", 150, lambda: stream_pipeline(args.out, args.quick or not has_gpu)),
             "cpu": ("host CPU BF16", 150, lambda: cpu_bf16(args.out, args.quick, min(check.left() - 5, 300))),
-            "train": ("training throughput", 100, lambda: train_speed(args.quick or not has_gpu,
-                                                                       min(check.left() - 5, 200))),
-            "suite": ("PyTorch reference suite", 240,
-                      lambda: reference_suite(args.out, args.quick or not has_gpu, max(check.left() - 10, 60)))}
+            "train": (
+                "training throughput",
+                100,
+                lambda: train_speed(args.quick or not has_gpu, min(check.left() - 5, 200)),
+            ),
+            "suite": (
+                "PyTorch reference suite",
+                240,
+                lambda: reference_suite(args.out, args.quick or not has_gpu, max(check.left() - 10, 60)),
+            ),
+        }
         for key, (name, needs_s, run) in steps.items():
             if not args.only or key in args.only:
                 check.step(name, needs_s, run)

@@ -45,13 +45,20 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         torch.manual_seed(0)
-        ckpt = save_checkpoint(args.out / name / "random.pt", create_model(name), image_size=args.tile, epoch=0,
-                               step=0)
+        ckpt = save_checkpoint(args.out / name / "random.pt", create_model(name), image_size=args.tile, epoch=0, step=0)
         plans = [plan for plan in args.plan if name in plan.name]
         try:
-            report = run_bench(BenchOptions(models=[ckpt, *plans], batches=[int(b) for b in args.batch.split(",")],
-                                            iterations=args.iterations, warmup=3, reference=ckpt,
-                                            torch_variants=args.torch.split(","), accuracy_tiles=2))
+            report = run_bench(
+                BenchOptions(
+                    models=[ckpt, *plans],
+                    batches=[int(b) for b in args.batch.split(",")],
+                    iterations=args.iterations,
+                    warmup=3,
+                    reference=ckpt,
+                    torch_variants=args.torch.split(","),
+                    accuracy_tiles=2,
+                )
+            )
         except UsageError as exc:
             raise SystemExit(str(exc)) from None
         table = save_report(report, stem=args.out / f"bench-{name}")

@@ -20,9 +20,10 @@ import json
 import platform
 import time
 import tracemalloc
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +50,12 @@ def precisions(export: Path, data: Path) -> dict:
         acc = RoadMetrics()
         acc.update_batch(probs, labels >= 0.5)
         m = acc.compute()
-        row = {"images": len(images), "f1": m["f1"], "miou": m["miou"], **{f"{k}_vs_label": v for k, v in
-                                                                          tile_scores(labels, probs).items()}}
+        row = {
+            "images": len(images),
+            "f1": m["f1"],
+            "miou": m["miou"],
+            **{f"{k}_vs_label": v for k, v in tile_scores(labels, probs).items()},
+        }
         if p32 is None:
             p32 = probs
         else:
@@ -92,15 +97,23 @@ def extraction(sizes: list[int], kinds: list[str]) -> list[dict]:
             label = texture_mask(size)
 
         def blocks(label: np.ndarray = label) -> Any:
-            return raster_to_graph(lambda r, c, h, w: label[r:r + h, c:c + w], *label.shape)
+            return raster_to_graph(lambda r, c, h, w: label[r : r + h, c : c + w], *label.shape)
 
-        row: dict[str, Any] = {"scene": size, "mask": kind, "road_pixels": int(label.sum()),
-                               "components": int(components(label, np.ones((3, 3), bool))[1])}
+        row: dict[str, Any] = {
+            "scene": size,
+            "mask": kind,
+            "road_pixels": int(label.sum()),
+            "components": int(components(label, np.ones((3, 3), bool))[1]),
+        }
         for name, run in (("whole", lambda label=label: mask_to_graph(label)), (f"blocks_{BLOCK}", blocks)):
             t0 = time.perf_counter()
             graph = run()
-            row[name] = {"nodes": graph.number_of_nodes(), "edges": graph.number_of_edges(),
-                         "seconds": round(time.perf_counter() - t0, 2), "peak_traced_mib": _peak_traced(run)}
+            row[name] = {
+                "nodes": graph.number_of_nodes(),
+                "edges": graph.number_of_edges(),
+                "seconds": round(time.perf_counter() - t0, 2),
+                "peak_traced_mib": _peak_traced(run),
+            }
         rows.append(row)
     return rows
 
@@ -115,10 +128,17 @@ def main() -> None:
     args = p.parse_args()
     if not args.extraction_only and (args.export is None or args.data is None):
         p.error("--export and --data are needed for the models' rows (or pass --extraction-only)")
-    print(json.dumps({"date": date.today().isoformat(), "device": f"CPU {platform.machine()}",
-                      "precisions": {} if args.extraction_only else precisions(args.export, args.data),
-                      "extraction": extraction([int(s) for s in args.sizes.split(",")], args.kinds.split(","))},
-                     indent=1))
+    print(
+        json.dumps(
+            {
+                "date": date.today().isoformat(),
+                "device": f"CPU {platform.machine()}",
+                "precisions": {} if args.extraction_only else precisions(args.export, args.data),
+                "extraction": extraction([int(s) for s in args.sizes.split(",")], args.kinds.split(",")),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,16 @@ from sam2ms.runtime.backends.base import cpu_name
 
 
 def _calibrate(args: argparse.Namespace, method: str, auto_exclude: bool, out: Path) -> dict:
-    opts = CalibrateOptions(onnx=args.onnx, calib_data=args.calib_data, out=out, method=method,
-                            batches=args.batches, holdout=args.holdout, auto_exclude=auto_exclude, progress=False)
+    opts = CalibrateOptions(
+        onnx=args.onnx,
+        calib_data=args.calib_data,
+        out=out,
+        method=method,
+        batches=args.batches,
+        holdout=args.holdout,
+        auto_exclude=auto_exclude,
+        progress=False,
+    )
     try:
         s = run_calibrate(opts)
     except CheckFailed as exc:
@@ -44,10 +52,17 @@ def _calibrate(args: argparse.Namespace, method: str, auto_exclude: bool, out: P
             raise
         s = exc.summary
     r, c = s["accuracy_vs_fp32"], s["calibration"]
-    return {"method": method, "auto_exclude": auto_exclude, "seconds": c["seconds"],
-            "calibration_seconds": c["calibration_seconds"], "mask_iou": round(r["mask_iou"], 4),
-            "f1_drop_points": round(100 * r["f1_drop"], 2), "max_abs": round(r["max_abs"], 4), "passed": r["passed"],
-            "layers_in_float": c.get("auto_exclude", {}).get("kept_layers", 0)}
+    return {
+        "method": method,
+        "auto_exclude": auto_exclude,
+        "seconds": c["seconds"],
+        "calibration_seconds": c["calibration_seconds"],
+        "mask_iou": round(r["mask_iou"], 4),
+        "f1_drop_points": round(100 * r["f1_drop"], 2),
+        "max_abs": round(r["max_abs"], 4),
+        "passed": r["passed"],
+        "layers_in_float": c.get("auto_exclude", {}).get("kept_layers", 0),
+    }
 
 
 def _cpu_graphs(fp32: Path, ours: Path, tiles: np.ndarray, input_format: str, folder: Path) -> dict[str, Path]:
@@ -58,15 +73,25 @@ def _cpu_graphs(fp32: Path, ours: Path, tiles: np.ndarray, input_format: str, fo
     prepared = folder / "prepared.onnx"
     quant_pre_process(str(fp32), str(prepared))
     graphs = {"fp32": fp32, "int8 qdq s8s8 (ours, for TensorRT)": ours}
-    for name, fmt in (("int8 qdq u8s8 (ORT CPU defaults)", QuantFormat.QDQ),
-                      ("int8 qoperator u8s8", QuantFormat.QOperator)):
+    for name, fmt in (
+        ("int8 qdq u8s8 (ORT CPU defaults)", QuantFormat.QDQ),
+        ("int8 qoperator u8s8", QuantFormat.QOperator),
+    ):
         path = folder / f"{fmt.name}.onnx"
-        quantize_static(str(prepared), str(path), TileReader(tiles, 1, input_format), quant_format=fmt,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(prepared),
+            str(path),
+            TileReader(tiles, 1, input_format),
+            quant_format=fmt,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
         graphs[name] = path
     dynamic = folder / "dynamic.onnx"
-    quantize_dynamic(str(prepared), str(dynamic), op_types_to_quantize=["MatMul"], per_channel=True,
-                     weight_type=QuantType.QInt8)
+    quantize_dynamic(
+        str(prepared), str(dynamic), op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8
+    )
     graphs["int8 dynamic MatMul"] = dynamic
     return graphs
 
@@ -92,9 +117,16 @@ def _speed(graphs: dict[str, Path], tiles: np.ndarray, held: np.ndarray, iterati
     for k, s in sessions.items():
         mask = sigmoid(s.run(None, {"image": held})[0]) >= 0.5
         med = statistics.median(times[k])
-        rows.append({"graph": k, "median_ms": round(1000 * med, 1), "tiles_per_s": round(1 / med, 2),
-                     "speedup_vs_fp32": round(base / med, 2), "mask_iou_vs_fp32": round(mask_iou(mask, reference), 4),
-                     "bytes": graphs[k].stat().st_size})
+        rows.append(
+            {
+                "graph": k,
+                "median_ms": round(1000 * med, 1),
+                "tiles_per_s": round(1 / med, 2),
+                "speedup_vs_fp32": round(base / med, 2),
+                "mask_iou_vs_fp32": round(mask_iou(mask, reference), 4),
+                "bytes": graphs[k].stat().st_size,
+            }
+        )
     return rows
 
 
@@ -111,8 +143,13 @@ def main() -> None:
 
     side = Sidecar.read(args.onnx)
     tile, input_format = int(side.tile or 0), side.input_format
-    result: dict = {"date": date.today().isoformat(), "device": f"{cpu_name()}, {args.threads} threads",
-                    "onnxruntime": ort.__version__, "onnx": str(args.onnx), "tile": tile}
+    result: dict = {
+        "date": date.today().isoformat(),
+        "device": f"{cpu_name()}, {args.threads} threads",
+        "onnxruntime": ort.__version__,
+        "onnx": str(args.onnx),
+        "tile": tile,
+    }
     with tempfile.TemporaryDirectory(prefix="sam2ms-int8-bench-") as tmp:
         folder = Path(tmp)
         if not args.skip_methods:
@@ -125,8 +162,9 @@ def main() -> None:
         graphs = _cpu_graphs(args.onnx, folder / "minmax" / "model.int8.onnx", calib[:1], input_format, folder)
         if not args.skip_methods:
             graphs["int8 qdq s8s8 + auto-exclude (ours)"] = folder / "auto" / "model.int8.onnx"
-        result["speed"] = _speed(graphs, model_input(calib, input_format), model_input(held, input_format),
-                                 args.iterations, args.threads)
+        result["speed"] = _speed(
+            graphs, model_input(calib, input_format), model_input(held, input_format), args.iterations, args.threads
+        )
     print(json.dumps(result, indent=2))
 
 

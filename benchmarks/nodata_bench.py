@@ -55,10 +55,22 @@ def write_scene(path: Path, size: int, nodata: bool, seed: int = 0) -> float:
     bands = np.stack([raw[..., 2], raw[..., 1], raw[..., 0], raw[..., 1] // 2 + 7])
     path.parent.mkdir(parents=True, exist_ok=True)
     empty = 0
-    with rasterio.open(path, "w", driver="GTiff", height=size, width=size, count=4, dtype="uint16",
-                       nodata=0 if nodata else None, tiled=True, blockxsize=512, blockysize=512,
-                       compress="deflate", crs="EPSG:32633",
-                       transform=rasterio.transform.from_origin(500_000, 4_000_000, 0.5, 0.5)) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=size,
+        width=size,
+        count=4,
+        dtype="uint16",
+        nodata=0 if nodata else None,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="deflate",
+        crs="EPSG:32633",
+        transform=rasterio.transform.from_origin(500_000, 4_000_000, 0.5, 0.5),
+    ) as ds:
         for y in range(0, size, 1024):
             rows = np.arange(y, min(y + 1024, size))
             strip = np.tile(bands[:, rows % 2048], (1, 1, -(-size // 2048)))[:, :, :size]
@@ -85,8 +97,12 @@ def _export_nano(out: Path, tile: int) -> Path:
 
 
 def _run(model: Path, scene: Path, out: Path, threads: int) -> dict:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(model), str(scene), str(out), str(threads)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(model), str(scene), str(out), str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout.splitlines()[-1])
 
 
@@ -100,14 +116,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = p.parse_args()
     model = args.onnx or _export_nano(args.out, args.tile)
-    result: dict = {"date": date.today().isoformat(), "device": f"CPU {platform.processor() or platform.machine()}, "
-                    f"{args.threads} threads", "model": str(model), "size": args.size}
+    result: dict = {
+        "date": date.today().isoformat(),
+        "device": f"CPU {platform.processor() or platform.machine()}, {args.threads} threads",
+        "model": str(model),
+        "size": args.size,
+    }
     runs = {}
     for declared in (True, False):
         scene = args.out / f"scene_{'nodata' if declared else 'plain'}.tif"
         fraction = write_scene(scene, args.size, declared)
-        runs["skipping" if declared else "without_skipping"] = r = _run(model, scene, args.out / scene.stem,
-                                                                        args.threads)
+        runs["skipping" if declared else "without_skipping"] = r = _run(
+            model, scene, args.out / scene.stem, args.threads
+        )
         r["windows_per_s"] = (r["tiles"] + r["empty_windows"]) / r["seconds"]
         result["nodata_fraction"] = round(fraction, 3)
     result["runs"] = runs
@@ -120,9 +141,15 @@ def main() -> None:
         else:
             write_scene(scene, size, True)
         r = _run(model, scene, args.out / f"mem{size}_out", args.threads)
-        memory.append({"scene": size, "input_mib_uncompressed": size * size * 8 / 2**20,
-                       "peak_rss_mib": round(r["peak_rss_mib"], 1),
-                       "cog_seconds": r["stage_seconds"]["overviews"], "seconds": r["seconds"]})
+        memory.append(
+            {
+                "scene": size,
+                "input_mib_uncompressed": size * size * 8 / 2**20,
+                "peak_rss_mib": round(r["peak_rss_mib"], 1),
+                "cog_seconds": r["stage_seconds"]["overviews"],
+                "seconds": r["seconds"],
+            }
+        )
     result["memory"] = memory
     print(json.dumps(result, indent=1))
 

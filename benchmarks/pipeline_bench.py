@@ -49,8 +49,18 @@ def _write_scene(path: Path, size: int, tile: int) -> None:
     rasterio = rasterio_or_none()
     path.parent.mkdir(parents=True, exist_ok=True)
     if rasterio is not None:
-        with rasterio.open(path, "w", driver="GTiff", height=size, width=size, count=3, dtype="uint8",
-                           tiled=True, blockxsize=256, blockysize=256) as ds:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            height=size,
+            width=size,
+            count=3,
+            dtype="uint8",
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+        ) as ds:
             ds.write(np.moveaxis(image, -1, 0))
     else:
         from PIL import Image
@@ -72,9 +82,15 @@ def main() -> None:
     tile = backend.info.tile
     geo = rasterio_or_none() is not None
     suffix, fmt = (".tif", "tif") if geo else (".png", "png")
-    result: dict = {"date": date.today().isoformat(), "device": f"CPU {platform.machine()}, {args.threads} threads",
-                    "model": str(args.onnx), "tile": tile, "batch": args.batch, "io": fmt,
-                    "input_format": backend.info.input_format}
+    result: dict = {
+        "date": date.today().isoformat(),
+        "device": f"CPU {platform.machine()}, {args.threads} threads",
+        "model": str(args.onnx),
+        "tile": tile,
+        "batch": args.batch,
+        "io": fmt,
+        "input_format": backend.info.input_format,
+    }
 
     src = args.out / "eff" / f"scene{suffix}"
     _write_scene(src, args.scene, tile)
@@ -88,19 +104,36 @@ def main() -> None:
     for _ in range(-(-tiles // args.batch)):
         lane.infer(batch)
     engine_tps = (-(-tiles // args.batch) * args.batch) / (time.perf_counter() - t0)
-    result["efficiency"] = {"scene": args.scene, "tiles": tiles, "pipeline_tiles_per_s": summary["tiles_per_s"],
-                            "engine_tiles_per_s": engine_tps, "ratio": summary["tiles_per_s"] / engine_tps,
-                            "stage_seconds": summary["stage_seconds"],
-                            "input_bytes_per_tile": summary["input_bytes_per_tile"]}
+    result["efficiency"] = {
+        "scene": args.scene,
+        "tiles": tiles,
+        "pipeline_tiles_per_s": summary["tiles_per_s"],
+        "engine_tiles_per_s": engine_tps,
+        "ratio": summary["tiles_per_s"] / engine_tps,
+        "stage_seconds": summary["stage_seconds"],
+        "input_bytes_per_tile": summary["input_bytes_per_tile"],
+    }
     backend.close()
 
     memory = []
     for size in (int(s) for s in args.sizes.split(",")):
         scene = args.out / f"mem{size}" / f"scene{suffix}"
         _write_scene(scene, size, tile)
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(args.onnx), str(scene.parent),
-                               str(args.out / f"mem{size}_out"), fmt, str(args.threads)],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                str(args.onnx),
+                str(scene.parent),
+                str(args.out / f"mem{size}_out"),
+                fmt,
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         memory.append({"scene": size, "megapixels": size * size / 1e6, **json.loads(proc.stdout.splitlines()[-1])})
     result["memory"] = memory
     print(json.dumps(result))

@@ -47,20 +47,42 @@ def main() -> None:
         single = run_inference(engine, InferOptions(work / "in", work / "single", batch=args.batch))
         single_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        ray = run_inference_ray(args.model, InferOptions(work / "in", work / "ray", batch=args.batch),
-                                RayOptions(block=args.block), engine.info)
+        ray = run_inference_ray(
+            args.model,
+            InferOptions(work / "in", work / "ray", batch=args.batch),
+            RayOptions(block=args.block),
+            engine.info,
+        )
         ray_s = time.perf_counter() - t0
     same = all((work / "single" / f.name).read_bytes() == f.read_bytes() for f in (work / "ray").glob("*.png"))
     cores = len(os.sched_getaffinity(0))
-    print(json.dumps({
-        "date": date.today().isoformat(), "device": f"CPU {platform.machine()}, {cores} cores",
-        "model": str(args.model), "scenes": args.scenes, "size": args.size, "block": args.block,
-        "single": {"seconds": round(single_s, 2), "tiles": single["tiles"],
-                   "tiles_per_s": round(single["tiles"] / single_s, 2)},
-        "ray": {"seconds": round(ray_s, 2), "tiles": ray["tiles"], "tiles_per_s": round(ray["tiles"] / ray_s, 2),
-                "first_block_s": ray["ray"]["first_block_s"], "stage_seconds": ray["stage_seconds"]},
-        "ray_over_single": round((ray["tiles"] / ray_s) / (single["tiles"] / single_s), 3),
-        "same_masks": same}, indent=1))
+    print(
+        json.dumps(
+            {
+                "date": date.today().isoformat(),
+                "device": f"CPU {platform.machine()}, {cores} cores",
+                "model": str(args.model),
+                "scenes": args.scenes,
+                "size": args.size,
+                "block": args.block,
+                "single": {
+                    "seconds": round(single_s, 2),
+                    "tiles": single["tiles"],
+                    "tiles_per_s": round(single["tiles"] / single_s, 2),
+                },
+                "ray": {
+                    "seconds": round(ray_s, 2),
+                    "tiles": ray["tiles"],
+                    "tiles_per_s": round(ray["tiles"] / ray_s, 2),
+                    "first_block_s": ray["ray"]["first_block_s"],
+                    "stage_seconds": ray["stage_seconds"],
+                },
+                "ray_over_single": round((ray["tiles"] / ray_s) / (single["tiles"] / single_s), 3),
+                "same_masks": same,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

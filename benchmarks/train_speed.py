@@ -69,17 +69,34 @@ def main() -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    print(json.dumps({
-        "date": date.today().isoformat(),
-        "device": (torch.cuda.get_device_name() if dev.type == "cuda"
-                   else f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"),
-        "torch": torch.__version__, "model": args.model, "size": args.size, "batch": args.batch, "amp": args.amp,
-        "steps": args.steps, "steps_per_s": args.steps / seconds, "images_per_s": args.steps * args.batch / seconds,
-        "peak_memory_gib": peak / 2**30, "peak_memory_kind": "cuda allocator" if dev.type == "cuda" else "process RSS",
-        "loss_first_last": [losses[0], losses[-1]],
-    }))
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if dev.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    print(
+        json.dumps(
+            {
+                "date": date.today().isoformat(),
+                "device": (
+                    torch.cuda.get_device_name()
+                    if dev.type == "cuda"
+                    else f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+                ),
+                "torch": torch.__version__,
+                "model": args.model,
+                "size": args.size,
+                "batch": args.batch,
+                "amp": args.amp,
+                "steps": args.steps,
+                "steps_per_s": args.steps / seconds,
+                "images_per_s": args.steps * args.batch / seconds,
+                "peak_memory_gib": peak / 2**30,
+                "peak_memory_kind": "cuda allocator" if dev.type == "cuda" else "process RSS",
+                "loss_first_last": [losses[0], losses[-1]],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,10 @@ def binding(model: Path) -> str:
     read_sidecar(model)  # the first run after the cache was emptied: hashes the file
     first = 1000 * (time.perf_counter() - t0)
     later, alone = _median_ms(lambda: read_sidecar(model)), _median_ms(schema_only)
-    return (f"| {model.name} | {model.stat().st_size / 2**20:.1f} MiB | {first:.1f} | {later:.2f} | {alone:.2f} | "
-            f"{later - alone:+.2f} |")
+    return (
+        f"| {model.name} | {model.stat().st_size / 2**20:.1f} MiB | {first:.1f} | {later:.2f} | {alone:.2f} | "
+        f"{later - alone:+.2f} |"
+    )
 
 
 def big_file(mb: int, folder: Path) -> str:
@@ -66,8 +68,9 @@ def _child(args: list[str]) -> tuple[float, float, int]:
     """Wall seconds, peak RSS (MiB, of that process alone: ``wait4``) and exit code of
     ``python -m sam2ms.cli ARGS`` in a fresh process."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "sam2ms.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sam2ms.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait again
     return time.perf_counter() - t0, usage.ru_maxrss / 1024, proc.returncode
@@ -85,8 +88,18 @@ def bomb(folder: Path) -> list[str]:
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(folder / "small.png")
     rows = []
     for name in ("small.png", "bomb.png"):
-        wall, rss, code = _child(["infer", str(model), str(folder / name), "-o", str(folder / f"out-{name}"),
-                                  "--quiet", "--backend", "onnxruntime"])
+        wall, rss, code = _child(
+            [
+                "infer",
+                str(model),
+                str(folder / name),
+                "-o",
+                str(folder / f"out-{name}"),
+                "--quiet",
+                "--backend",
+                "onnxruntime",
+            ]
+        )
         rows.append(f"| {name} ({(folder / name).stat().st_size} B) | exit {code} | {wall:.2f} s | {rss:.0f} MiB |")
     return rows
 

@@ -47,8 +47,12 @@ class CalibrationImages:
         return f"{what} in {self.source}{left}"
 
     def as_dict(self) -> dict[str, object]:
-        return {"source": str(self.source), "layout": self.layout, "images": len(self.files),
-                "labels_left_out": self.labels_left_out}
+        return {
+            "source": str(self.source),
+            "layout": self.layout,
+            "images": len(self.files),
+            "labels_left_out": self.labels_left_out,
+        }
 
 
 def is_paired_label(path: Path, rasters: set[Path], root: Path) -> bool:
@@ -60,8 +64,13 @@ def is_paired_label(path: Path, rasters: set[Path], root: Path) -> bool:
     stem = path.stem.lower()
     for suffix in _LABEL_SUFFIXES:
         prefix = stem[: -len(suffix)] if stem.endswith(suffix) else None
-        if prefix and any(p.parent == path.parent and p != path and p.stem.lower().startswith(prefix) and
-                          not p.stem.lower().endswith(_LABEL_SUFFIXES) for p in rasters):
+        if prefix and any(
+            p.parent == path.parent
+            and p != path
+            and p.stem.lower().startswith(prefix)
+            and not p.stem.lower().endswith(_LABEL_SUFFIXES)
+            for p in rasters
+        ):
             return True
     for folder in (f for f in (path.parent, *path.parent.parents) if root in f.parents):
         name = folder.name.lower()
@@ -89,14 +98,20 @@ def calibration_images(source: str | Path, layout: str = AUTO) -> CalibrationIma
     every = set(rasters)
     files = [p for p in rasters if not is_paired_label(p, every, source)]
     if not files:
-        raise UsageError(f"{source}: only label files ({len(rasters)}: masks/labels) here; pass the folder of "
-                         "images to calibrate on")
+        raise UsageError(
+            f"{source}: only label files ({len(rasters)}: masks/labels) here; pass the folder of images to calibrate on"
+        )
     return CalibrationImages(source, files, SCENES, len(rasters) - len(files))
 
 
-def sample_windows(images: CalibrationImages, tile: int, counts: list[int], seed: int = 0,
-                   on_skip: Callable[[Path, str], None] = lambda p, m: None,
-                   radiometry: Radiometry | None = None) -> list[np.ndarray]:
+def sample_windows(
+    images: CalibrationImages,
+    tile: int,
+    counts: list[int],
+    seed: int = 0,
+    on_skip: Callable[[Path, str], None] = lambda p, m: None,
+    radiometry: Radiometry | None = None,
+) -> list[np.ndarray]:
     """Disjoint seeded samples of uint8 RGB windows (N x T x T x 3) from ``images``, one per entry of
     ``counts`` — e.g. calibration tiles and held-out tiles that never overlap.
 
@@ -114,25 +129,33 @@ def sample_windows(images: CalibrationImages, tile: int, counts: list[int], seed
         sizes[path] = (scene.height, scene.width)
         grid = Grid(scene.height, scene.width, tile, 0)
         if scene.masked:
-            windows += [(path, y, x) for _, y, x, _w, valid in iter_windows(scene, grid)
-                        if valid is not None and valid.any()]
+            windows += [
+                (path, y, x) for _, y, x, _w, valid in iter_windows(scene, grid) if valid is not None and valid.any()
+            ]
         else:
             windows += [(path, y, x) for _, y, x in grid.windows()]
         scene.close()
     need = sum(counts)
     if len(windows) < need:
-        raise UsageError(f"{images.source}: {len(windows)} usable {tile}px tiles, {need} needed for calibration "
-                         f"({images.describe()}); add images or lower --calib-batches")
+        raise UsageError(
+            f"{images.source}: {len(windows)} usable {tile}px tiles, {need} needed for calibration "
+            f"({images.describe()}); add images or lower --calib-batches"
+        )
     order = np.random.default_rng(seed).permutation(len(windows))
     groups, start = [], 0
     for n in counts:
-        groups.append(_load([windows[i] for i in order[start:start + n]], sizes, tile, radiometry, stretches))
+        groups.append(_load([windows[i] for i in order[start : start + n]], sizes, tile, radiometry, stretches))
         start += n
     return groups
 
 
-def _load(chosen: list[tuple[Path, int, int]], sizes: dict[Path, tuple[int, int]], tile: int,
-          radiometry: Radiometry | None, stretches: dict[Path, Stretch]) -> np.ndarray:
+def _load(
+    chosen: list[tuple[Path, int, int]],
+    sizes: dict[Path, tuple[int, int]],
+    tile: int,
+    radiometry: Radiometry | None,
+    stretches: dict[Path, Stretch],
+) -> np.ndarray:
     """Read the chosen windows file by file, in a stable order."""
     chosen = sorted(chosen, key=lambda w: (str(w[0]), w[1], w[2]))
     tiles = []
@@ -149,11 +172,17 @@ class TileReader:
     """ONNX Runtime's ``CalibrationDataReader`` protocol: yields ``{"image": batch}`` in the model's
     input format, then None."""
 
-    def __init__(self, tiles: np.ndarray, batch: int, input_format: str, input_name: str = "image",
-                 progress: Callable[[int], None] = lambda n: None) -> None:
+    def __init__(
+        self,
+        tiles: np.ndarray,
+        batch: int,
+        input_format: str,
+        input_name: str = "image",
+        progress: Callable[[int], None] = lambda n: None,
+    ) -> None:
         require("onnxruntime.quantization", "INT8 calibration")
         tiles = model_input(tiles, input_format)
-        self._batches = [tiles[i:i + batch] for i in range(0, len(tiles), batch)]
+        self._batches = [tiles[i : i + batch] for i in range(0, len(tiles), batch)]
         self._input, self._progress, self._next = input_name, progress, 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:

@@ -15,8 +15,7 @@ def default_exclusions(model: onnx.ModelProto) -> list[str]:
     initializers = {t.name for t in model.graph.initializer}
     constants = {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
     weights = initializers | constants
-    excluded = [n.name for n in model.graph.node
-                if n.op_type == "MatMul" and not any(i in weights for i in n.input)]
+    excluded = [n.name for n in model.graph.node if n.op_type == "MatMul" and not any(i in weights for i in n.input)]
     producer = {o: n for n in model.graph.node for o in n.output}
     # Walk back from the output to the last Conv: the one-channel head.
     frontier, seen = [model.graph.output[0].name], set()

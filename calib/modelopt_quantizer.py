@@ -31,14 +31,23 @@ METHODS = {"minmax": "max", "entropy": "entropy"}
 class ModelOptQuantizer(Quantizer):
     name = "modelopt"
 
-    def __init__(self, fp32: str | Path, method: str = "minmax", *, tiles: int = 0, seed: int = 0,
-                 cache: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        fp32: str | Path,
+        method: str = "minmax",
+        *,
+        tiles: int = 0,
+        seed: int = 0,
+        cache: str | Path | None = None,
+    ) -> None:
         try:
             with contextlib.redirect_stdout(sys.stderr):  # ModelOpt's log handler binds sys.stdout
                 from modelopt.onnx.quantization import quantize  # noqa: F401
         except ImportError as exc:
-            raise UsageError("--quantizer modelopt needs NVIDIA ModelOpt: pip install 'nvidia-modelopt[onnx]' (it "
-                             f"pins its own onnx/onnxruntime-gpu: a separate environment is safest) ({exc})") from exc
+            raise UsageError(
+                "--quantizer modelopt needs NVIDIA ModelOpt: pip install 'nvidia-modelopt[onnx]' (it "
+                f"pins its own onnx/onnxruntime-gpu: a separate environment is safest) ({exc})"
+            ) from exc
         if method not in METHODS:
             raise UsageError(f"--calib-method {method}: ModelOpt offers {', '.join(METHODS)}")
         if cache:
@@ -64,11 +73,18 @@ class ModelOptQuantizer(Quantizer):
         quantized = self.work / "int8.onnx"
         started = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for --json
-            quantize(str(self.prepared), quantize_mode="int8", calibration_data={"image": self._tiles},
-                     calibration_method=METHODS[self.method], calibration_eps=["cpu"],
-                     op_types_to_quantize=list(QUANTIZED_OPS), high_precision_dtype="fp32", log_level="WARNING",
-                     nodes_to_exclude=[re.escape(n) + "$" for n in self.default_excluded + list(keep_float)],
-                     output_path=str(quantized))
+            quantize(
+                str(self.prepared),
+                quantize_mode="int8",
+                calibration_data={"image": self._tiles},
+                calibration_method=METHODS[self.method],
+                calibration_eps=["cpu"],
+                op_types_to_quantize=list(QUANTIZED_OPS),
+                high_precision_dtype="fp32",
+                log_level="WARNING",
+                nodes_to_exclude=[re.escape(n) + "$" for n in self.default_excluded + list(keep_float)],
+                output_path=str(quantized),
+            )
         self.calibration_seconds += time.perf_counter() - started
         payload = quantized.read_bytes()
         return atomic_write(out, lambda f: f.write(payload))
@@ -76,5 +92,9 @@ class ModelOptQuantizer(Quantizer):
     def facts(self, keep_float: Iterable[str] = ()) -> dict[str, Any]:
         from importlib.metadata import version
 
-        return {**super().facts(keep_float), "cache": None, "calibrator": {"method": METHODS[self.method]},
-                "quantizer": f"nvidia-modelopt {version('nvidia-modelopt')} (modelopt.onnx.quantization, int8)"}
+        return {
+            **super().facts(keep_float),
+            "cache": None,
+            "calibrator": {"method": METHODS[self.method]},
+            "quantizer": f"nvidia-modelopt {version('nvidia-modelopt')} (modelopt.onnx.quantization, int8)",
+        }

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -58,8 +59,10 @@ class CalibrateOptions:
         if self.batches < 1 or self.batch_size < 1 or self.holdout < 1:
             raise UsageError("--calib-batches, --calib-batch-size and --holdout must be at least 1")
         if self.calib_data is None:
-            raise UsageError("--calib-data DIR is required (also with --int8): a folder of tiles or scenes like "
-                             "the ones to deploy on")
+            raise UsageError(
+                "--calib-data DIR is required (also with --int8): a folder of tiles or scenes like "
+                "the ones to deploy on"
+            )
         if self.layout not in CALIB_LAYOUTS:
             raise UsageError(f"--layout {self.layout}: use one of {', '.join(CALIB_LAYOUTS)}")
         return self
@@ -89,18 +92,33 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
     skipped: list[dict[str, str]] = []
     images = calibration_images(opts.calib_data, opts.layout)
     log(f"sampling {count} calibration + {opts.holdout} held-out {tile}px tiles from {images.describe()}")
-    calib, held = sample_windows(images, tile, [count, opts.holdout], opts.seed,
-                                 on_skip=lambda p, m: skipped.append({"file": str(p), "error": m}),
-                                 radiometry=Radiometry.from_dict(side.get("radiometry")))
+    calib, held = sample_windows(
+        images,
+        tile,
+        [count, opts.holdout],
+        opts.seed,
+        on_skip=lambda p, m: skipped.append({"file": str(p), "error": m}),
+        radiometry=Radiometry.from_dict(side.get("radiometry")),
+    )
     target = out / "model.int8.onnx"
-    with open_quantizer(opts.quantizer, opts.onnx, opts.method, tiles=count, seed=opts.seed,
-                        cache=opts.cache, reduce_range=opts.reduce_range) as quantizer:
+    with open_quantizer(
+        opts.quantizer,
+        opts.onnx,
+        opts.method,
+        tiles=count,
+        seed=opts.seed,
+        cache=opts.cache,
+        reduce_range=opts.reduce_range,
+    ) as quantizer:
         with progress_bar(f"calibrating ({opts.method})", opts.batches, opts.progress) as bar:
-            quantizer.calibrate(TileReader(calib, opts.batch_size, Sidecar(side).input_format,
-                                           progress=bar.advance), bar)
+            quantizer.calibrate(
+                TileReader(calib, opts.batch_size, Sidecar(side).input_format, progress=bar.advance), bar
+            )
         if quantizer.facts().get("cache_hit"):
-            log(f"ranges reused from the calibration cache {opts.cache} (it matches this model and these "
-                "settings): no calibration tile was read")
+            log(
+                f"ranges reused from the calibration cache {opts.cache} (it matches this model and these "
+                "settings): no calibration tile was read"
+            )
         quantizer.write(target)
         log("measuring INT8 against FP32 on the held-out tiles")
         p32 = fp32_probabilities(opts.onnx, held)
@@ -124,8 +142,9 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
         kept: list[str] = []
         search = None
         if opts.auto_exclude and quantizer.candidates and not (report["passed"] and openvino_passes(target)):
-            kept, report, search = _auto_exclude(quantizer, target, calib[:RANKING_TILES], held, p32, log,
-                                                     opts.progress, openvino_passes)
+            kept, report, search = _auto_exclude(
+                quantizer, target, calib[:RANKING_TILES], held, p32, log, opts.progress, openvino_passes
+            )
         log("measuring the road graphs of INT8 against FP32 (APLS, TOPO)")
         report = {**report, **tile_scores(p32, onnxruntime_probabilities(target, held, batch=2)[:, 0])}
         facts = {**quantizer.facts(kept), "data": images.as_dict(), "seconds": round(time.perf_counter() - started, 2)}
@@ -135,13 +154,38 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
         extra["openvino"] = openvino_record_of(target)
     if search is not None:
         facts["auto_exclude"] = search
-    keep = ("model", "tile", "input_format", "inputs", "outputs", "normalization", "radiometry", "checkpoint",
-            "opset", "exporter")
-    write_sidecar(target, {**{k: side[k] for k in keep if k in side}, "kind": "onnx", "precision": "int8",
-                           "source_onnx": {"file": opts.onnx.name, "sha256": side.get("sha256")},
-                           "calibration": {**facts, "skipped_files": skipped}, "accuracy_vs_fp32": report, **extra})
-    summary = {"artifact": str(target), "bytes": target.stat().st_size, "calibration": facts,
-               "accuracy_vs_fp32": report, "skipped_files": skipped, **extra}
+    keep = (
+        "model",
+        "tile",
+        "input_format",
+        "inputs",
+        "outputs",
+        "normalization",
+        "radiometry",
+        "checkpoint",
+        "opset",
+        "exporter",
+    )
+    write_sidecar(
+        target,
+        {
+            **{k: side[k] for k in keep if k in side},
+            "kind": "onnx",
+            "precision": "int8",
+            "source_onnx": {"file": opts.onnx.name, "sha256": side.get("sha256")},
+            "calibration": {**facts, "skipped_files": skipped},
+            "accuracy_vs_fp32": report,
+            **extra,
+        },
+    )
+    summary = {
+        "artifact": str(target),
+        "bytes": target.stat().st_size,
+        "calibration": facts,
+        "accuracy_vs_fp32": report,
+        "skipped_files": skipped,
+        **extra,
+    }
     failures = []
     if not report["passed"]:
         hint = "" if opts.auto_exclude else " (try --auto-exclude)"
@@ -157,9 +201,16 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
     return summary
 
 
-def _auto_exclude(quantizer: Quantizer, target: Path, ranking_tiles: np.ndarray, held: np.ndarray,
-                  p32: np.ndarray, log: Callable[[str], None], progress: bool,
-                  also_passes: Callable[[Path], bool]) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+def _auto_exclude(
+    quantizer: Quantizer,
+    target: Path,
+    ranking_tiles: np.ndarray,
+    held: np.ndarray,
+    p32: np.ndarray,
+    log: Callable[[str], None],
+    progress: bool,
+    also_passes: Callable[[Path], bool],
+) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     """Keep the fewest most-sensitive layers in float that make the held-out report pass (and
     ``also_passes``: OpenVINO's gate with --openvino); writes the chosen model to ``target`` and
     returns (kept nodes, its report, what the search did)."""
@@ -180,8 +231,10 @@ def _auto_exclude(quantizer: Quantizer, target: Path, ranking_tiles: np.ndarray,
         quantizer.write(trial, [n for unit in ranked[:k] for n in unit["nodes"]])
         reports[k] = int8_accuracy(quantizer.fp32, trial, held, p32)
         ok = reports[k]["passed"] and also_passes(trial)
-        log(f"  {k} of {len(units)} units in float: mask IoU {reports[k]['mask_iou']:.4f}, "
-            f"F1 drop {100 * reports[k]['f1_drop']:.2f} points -> {'ok' if ok else 'miss'}")
+        log(
+            f"  {k} of {len(units)} units in float: mask IoU {reports[k]['mask_iou']:.4f}, "
+            f"F1 drop {100 * reports[k]['f1_drop']:.2f} points -> {'ok' if ok else 'miss'}"
+        )
         searched[k] = ok
         return ok
 
@@ -196,10 +249,17 @@ def _auto_exclude(quantizer: Quantizer, target: Path, ranking_tiles: np.ndarray,
     k = len(ranked) if k is None else k
     kept = [n for unit in ranked[:k] for n in unit["nodes"]]
     quantizer.write(target, kept)
-    search = {"ranking": "output probability MSE vs FP32 with only that unit quantised",
-              "ranking_tiles": int(len(ranking_tiles)), "layers": len(candidates), "units": len(units),
-              "kept_float": ranked[:k], "kept_layers": len(kept),
-              "trials": [{"units_in_float": n, **{key: r[key] for key in ("mask_iou", "f1_drop", "passed")},
-                          "accepted": searched[n]} for n, r in sorted(reports.items())]}
+    search = {
+        "ranking": "output probability MSE vs FP32 with only that unit quantised",
+        "ranking_tiles": len(ranking_tiles),
+        "layers": len(candidates),
+        "units": len(units),
+        "kept_float": ranked[:k],
+        "kept_layers": len(kept),
+        "trials": [
+            {"units_in_float": n, **{key: r[key] for key in ("mask_iou", "f1_drop", "passed")}, "accepted": searched[n]}
+            for n, r in sorted(reports.items())
+        ],
+    }
     log(f"--auto-exclude: kept {len(kept)} of {len(candidates)} quantised layers ({k} of {len(units)} units) in float")
     return kept, reports[k], search

@@ -1,6 +1,6 @@
 """FP32 ONNX -> explicit Q/DQ INT8 ONNX: the quantiser contract and ONNX Runtime's quantiser.
 
-Settings that TensorRT (strongly typed) accepts and that keep accuracy (DESIGN.md, INT8):
+Settings that TensorRT (strongly typed) accepts and that keep accuracy (docs/architecture.md, INT8):
 symmetric INT8 activations and weights (TensorRT rejects a non-zero zero point), per-channel
 weights, biases left in float (TensorRT's parser rejects int32 bias DequantizeLinear), only
 Conv/MatMul/Gemm quantised — so LayerNorm, Softmax, GELU (Erf) stay in float — and, excluded by
@@ -85,8 +85,16 @@ class OrtQuantizer(Quantizer):
 
     name = "ort"
 
-    def __init__(self, fp32: str | Path, method: str = "minmax", *, tiles: int = 0, seed: int = 0,
-                 cache: str | Path | None = None, reduce_range: bool = False) -> None:
+    def __init__(
+        self,
+        fp32: str | Path,
+        method: str = "minmax",
+        *,
+        tiles: int = 0,
+        seed: int = 0,
+        cache: str | Path | None = None,
+        reduce_range: bool = False,
+    ) -> None:
         if method not in METHODS:
             raise UsageError(f"--calib-method {method}: use one of {', '.join(METHODS)}")
         super().__init__(fp32, method, tiles=tiles, seed=seed, reduce_range=reduce_range)
@@ -105,8 +113,11 @@ class OrtQuantizer(Quantizer):
     def _method(self) -> Any:
         from onnxruntime.quantization import CalibrationMethod
 
-        return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                "percentile": CalibrationMethod.Percentile}[self.method]
+        return {
+            "minmax": CalibrationMethod.MinMax,
+            "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile,
+        }[self.method]
 
     def calibrate(self, reader: Any | None, bar: Bar | None = None) -> None:
         """Collect activation ranges from ``reader`` — or load them from the cache when it matches."""
@@ -116,8 +127,9 @@ class OrtQuantizer(Quantizer):
         if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
             raise UsageError("this onnxruntime has no calibration cache support; pip install -U onnxruntime")
         started = time.perf_counter()
-        settings = cache_settings(self.method, self.tiles, self.seed, self.default_excluded,
-                                  CALIBRATOR_OPTIONS[self.method], QUANTIZED_OPS)
+        settings = cache_settings(
+            self.method, self.tiles, self.seed, self.default_excluded, CALIBRATOR_OPTIONS[self.method], QUANTIZED_OPS
+        )
         model_hash = sha256_file(self.fp32)
         cached = read_cache(self.cache, model_hash, settings) if self.cache else None
         if cached is not None:
@@ -126,10 +138,13 @@ class OrtQuantizer(Quantizer):
             return
         if reader is None:
             raise UsageError("no calibration data and no usable --calib-cache: pass --calib-data DIR")
-        calibrator = create_calibrator(self.prepared, list(QUANTIZED_OPS),
-                                       augmented_model_path=str(self.work / "augmented.onnx"),
-                                       calibrate_method=self._method(),
-                                       extra_options=dict(CALIBRATOR_OPTIONS[self.method]))
+        calibrator = create_calibrator(
+            self.prepared,
+            list(QUANTIZED_OPS),
+            augmented_model_path=str(self.work / "augmented.onnx"),
+            calibrate_method=self._method(),
+            extra_options=dict(CALIBRATOR_OPTIONS[self.method]),
+        )
         with contextlib.redirect_stdout(io.StringIO()):  # ORT's histogram calibrators print raw lines
             # One tile per call: ORT keeps every intermediate output of a call in memory (~6 GB per
             # 1024 px tile for Hiera-T); ranges and histograms accumulate across calls, so the
@@ -137,7 +152,7 @@ class OrtQuantizer(Quantizer):
             for batch in iter(reader.get_next, None):
                 for name, tiles in batch.items():
                     for i in range(len(tiles)):
-                        calibrator.collect_data(_OneBatch({name: tiles[i:i + 1]}))
+                        calibrator.collect_data(_OneBatch({name: tiles[i : i + 1]}))
             save_tensors_data(_compute_with_progress(calibrator, self.method, bar or Bar()), self.ranges)
         self.calibration_seconds = time.perf_counter() - started
         if self.cache:
@@ -149,24 +164,44 @@ class OrtQuantizer(Quantizer):
         if not self.ranges.is_file():
             raise RuntimeError("calibrate() before write()")
         quantized = self.work / "int8.onnx"
-        quantize_static(str(self.prepared), str(quantized), None, quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=self.default_excluded + list(keep_float),
-                        calibrate_method=self._method(), reduce_range=self.reduce_range,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
-                        calibration_cache_path=str(self.ranges))
+        quantize_static(
+            str(self.prepared),
+            str(quantized),
+            None,
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=self.default_excluded + list(keep_float),
+            calibrate_method=self._method(),
+            reduce_range=self.reduce_range,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+            calibration_cache_path=str(self.ranges),
+        )
         payload = quantized.read_bytes()
         return atomic_write(out, lambda f: f.write(payload))
 
     def facts(self, keep_float: Iterable[str] = ()) -> dict[str, Any]:
-        return {**super().facts(keep_float), "cache": self.cache.name if self.cache else None,
-                "cache_hit": self.cache_hit, "calibrator": CALIBRATOR_OPTIONS[self.method],
-                "quantizer": "onnxruntime.quantization (QDQ, symmetric int8, per-channel weights)"}
+        return {
+            **super().facts(keep_float),
+            "cache": self.cache.name if self.cache else None,
+            "cache_hit": self.cache_hit,
+            "calibrator": CALIBRATOR_OPTIONS[self.method],
+            "quantizer": "onnxruntime.quantization (QDQ, symmetric int8, per-channel weights)",
+        }
 
 
-def open_quantizer(name: str, fp32: str | Path, method: str, *, tiles: int = 0, seed: int = 0,
-                   cache: str | Path | None = None, reduce_range: bool = False) -> Quantizer:
+def open_quantizer(
+    name: str,
+    fp32: str | Path,
+    method: str,
+    *,
+    tiles: int = 0,
+    seed: int = 0,
+    cache: str | Path | None = None,
+    reduce_range: bool = False,
+) -> Quantizer:
     """The quantiser named by ``--quantizer`` (``ort`` or ``modelopt``)."""
     if name == "ort":
         return OrtQuantizer(fp32, method, tiles=tiles, seed=seed, cache=cache, reduce_range=reduce_range)

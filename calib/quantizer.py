@@ -27,8 +27,9 @@ class Quantizer(ABC):
 
     name = "?"
 
-    def __init__(self, fp32: str | Path, method: str = "minmax", *, tiles: int = 0, seed: int = 0,
-                 reduce_range: bool = False) -> None:
+    def __init__(
+        self, fp32: str | Path, method: str = "minmax", *, tiles: int = 0, seed: int = 0, reduce_range: bool = False
+    ) -> None:
         self.fp32, self.method, self.tiles, self.seed = Path(fp32), method, tiles, seed
         self.reduce_range = reduce_range
         self._tmp = tempfile.TemporaryDirectory(prefix="sam2ms-int8-")
@@ -37,8 +38,9 @@ class Quantizer(ABC):
         model = onnx.load(str(self.prepared), load_external_data=False)
         self.default_excluded = default_exclusions(model)
         #: Quantised nodes, in graph order: what --auto-exclude may keep in float.
-        self.candidates = [n.name for n in model.graph.node
-                           if n.op_type in QUANTIZED_OPS and n.name not in set(self.default_excluded)]
+        self.candidates = [
+            n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS and n.name not in set(self.default_excluded)
+        ]
         #: node name -> PyTorch module name, for reports.
         self.modules = module_names(model, self.candidates)
         self.calibration_seconds = 0.0
@@ -46,8 +48,9 @@ class Quantizer(ABC):
     def __enter__(self) -> Quantizer:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._tmp.cleanup()
 
     @abstractmethod
@@ -65,7 +68,11 @@ class Quantizer(ABC):
 
     def facts(self, keep_float: Iterable[str] = ()) -> dict[str, Any]:
         """What the sidecar records about this quantisation."""
-        return {"method": self.method, "calibration_tiles": self.tiles, "seed": self.seed,
-                "weight_bits": 7 if self.reduce_range else 8,
-                "excluded_nodes": self.default_excluded + list(keep_float),
-                "calibration_seconds": round(self.calibration_seconds, 2)}
+        return {
+            "method": self.method,
+            "calibration_tiles": self.tiles,
+            "seed": self.seed,
+            "weight_bits": 7 if self.reduce_range else 8,
+            "excluded_nodes": self.default_excluded + list(keep_float),
+            "calibration_seconds": round(self.calibration_seconds, 2),
+        }

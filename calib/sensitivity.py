@@ -21,11 +21,14 @@ MAX_UNITS = 48
 def layer_units(candidates: list[str], max_units: int = MAX_UNITS) -> list[list[str]]:
     """Consecutive runs of the quantised layers (graph order), at most ``max_units`` of them."""
     size = max(1, -(-len(candidates) // max_units))
-    return [candidates[i:i + size] for i in range(0, len(candidates), size)]
+    return [candidates[i : i + size] for i in range(0, len(candidates), size)]
 
 
-def rank_units(units: list[list[str]], error_with_only: Callable[[list[str]], float],
-               progress: Callable[[int], None] = lambda n: None) -> list[dict[str, Any]]:
+def rank_units(
+    units: list[list[str]],
+    error_with_only: Callable[[list[str]], float],
+    progress: Callable[[int], None] = lambda n: None,
+) -> list[dict[str, Any]]:
     """Units sorted by the output error they cause alone (most harmful first).
 
     ``error_with_only(nodes)`` quantises just ``nodes`` and returns the output error vs FP32."""

@@ -31,17 +31,3 @@ def convert_fp16(src: str | Path, dst: str | Path) -> onnx.ModelProto:
     onnx.checker.check_model(half, full_check=True)
     atomic_write(dst, lambda f: f.write(half.SerializeToString()))
     return cast(onnx.ModelProto, half)
-
-
-def op_input_dtypes(model: onnx.ModelProto) -> dict[str, set[str]]:
-    """For each operator type, the element types of its first inputs across the graph
-    (after shape inference): how tests and users verify what runs in which precision."""
-    inferred = onnx.shape_inference.infer_shapes(model)
-    types = {v.name: v.type.tensor_type.elem_type for v in
-             [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
-    types.update({t.name: t.data_type for t in inferred.graph.initializer})
-    out: dict[str, set[str]] = {}
-    for node in inferred.graph.node:
-        if node.input and node.input[0] in types:
-            out.setdefault(node.op_type, set()).add(onnx.TensorProto.DataType.Name(types[node.input[0]]))
-    return out

@@ -52,18 +52,33 @@ def _export_raw(model: nn.Module, example: torch.Tensor, opset: int, exporter: s
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1, max=1024)
-            program = torch.onnx.export(model, (example,), dynamo=True, input_names=[INPUT_NAME],
-                                        output_names=[OUTPUT_NAME], dynamic_shapes={"x": {0: batch}},
-                                        opset_version=opset, verbose=False)
+            program = torch.onnx.export(
+                model,
+                (example,),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={"x": {0: batch}},
+                opset_version=opset,
+                verbose=False,
+            )
             assert program is not None  # dynamo=True always returns the program
             return program.model_proto
         import io
 
         buf = io.BytesIO()
         axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-        torch.onnx.export(model, (example,), buf,  # type: ignore[arg-type]  # a file-like object is accepted
-                          dynamo=False, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=axes,
-                          opset_version=opset, do_constant_folding=True)
+        torch.onnx.export(
+            model,
+            (example,),
+            buf,  # type: ignore[arg-type]  # a file-like object is accepted
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+        )
         return onnx.load_from_string(buf.getvalue())
 
 
@@ -72,8 +87,14 @@ def opset_of(proto: onnx.ModelProto) -> int:
     return int(next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")))
 
 
-def export_onnx(model: nn.Module, path: str | Path, tile: int, opset: int = DYNAMO_MIN_OPSET,
-                exporter: str = "dynamo", input_format: str = "uint8") -> OnnxExport:
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    tile: int,
+    opset: int = DYNAMO_MIN_OPSET,
+    exporter: str = "dynamo",
+    input_format: str = "uint8",
+) -> OnnxExport:
     """Export ``model`` (eval mode, CPU) for ``tile`` x ``tile`` inputs in ``input_format`` and a
     dynamic batch."""
     if input_format not in INPUT_FORMATS:
@@ -83,8 +104,10 @@ def export_onnx(model: nn.Module, path: str | Path, tile: int, opset: int = DYNA
     if opset < MIN_OPSET:
         raise UsageError(f"--opset {opset}: sam2ms exports opset {MIN_OPSET} or newer")
     if exporter == "dynamo" and opset < DYNAMO_MIN_OPSET:
-        raise UsageError(f"--opset {opset}: the dynamo exporter emits opset {DYNAMO_MIN_OPSET} or newer; "
-                         "use --exporter torchscript for opset 17")
+        raise UsageError(
+            f"--opset {opset}: the dynamo exporter emits opset {DYNAMO_MIN_OPSET} or newer; "
+            "use --exporter torchscript for opset 17"
+        )
     import onnxslim
 
     started = time.perf_counter()
@@ -95,11 +118,12 @@ def export_onnx(model: nn.Module, path: str | Path, tile: int, opset: int = DYNA
         example = torch.zeros(2, 3, tile, tile)
     raw = _export_raw(model, example, opset, exporter)
     if opset_of(raw) != opset:
-        raise UsageError(f"the {exporter} exporter wrote opset {opset_of(raw)} when asked for {opset}; "
-                         f"ask for --opset {opset_of(raw)}")
+        raise UsageError(
+            f"the {exporter} exporter wrote opset {opset_of(raw)} when asked for {opset}; "
+            f"ask for --opset {opset_of(raw)}"
+        )
     slim = onnxslim.slim(raw)
     onnx.checker.check_model(slim, full_check=True)
     path = Path(path)
     atomic_write(path, lambda f: f.write(slim.SerializeToString()))
-    return OnnxExport(path, opset, exporter, len(raw.graph.node), len(slim.graph.node),
-                      time.perf_counter() - started)
+    return OnnxExport(path, opset, exporter, len(raw.graph.node), len(slim.graph.node), time.perf_counter() - started)

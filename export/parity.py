@@ -22,5 +22,5 @@ def torch_probabilities(model: object, tiles: np.ndarray, batch: int = 1) -> np.
     out = []
     with torch.no_grad():
         for i in range(0, len(tiles), batch):
-            out.append(model(torch.from_numpy(normalize(tiles[i:i + batch]))).numpy())  # type: ignore[operator]
+            out.append(model(torch.from_numpy(normalize(tiles[i : i + batch]))).numpy())  # type: ignore[operator]
     return sigmoid(np.concatenate(out))

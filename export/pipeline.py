@@ -8,9 +8,10 @@ everything is written (exit 3) so that the artifacts can be inspected.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sam2ms.accuracy import gate_tiles, judge_parity, parity_tiles
 from sam2ms.artifacts import normalization_record, write_sidecar
@@ -97,13 +98,25 @@ class ExportOptions:
 
 
 def _tensor_io(tile: int, input_format: str) -> dict[str, Any]:
-    meaning = ("RGB bytes as decoded; the graph normalises" if input_format == "uint8"
-               else "RGB / 255, ImageNet-normalised by the caller")
-    return {"input_format": input_format,
-            "inputs": [{"name": INPUT_NAME, "shape": input_shape(input_format, tile), "dtype": input_format,
-                        "meaning": meaning}],
-            "outputs": [{"name": OUTPUT_NAME, "shape": ["N", 1, tile, tile], "dtype": "float32",
-                         "meaning": "logits; apply sigmoid for road probability"}]}
+    meaning = (
+        "RGB bytes as decoded; the graph normalises"
+        if input_format == "uint8"
+        else "RGB / 255, ImageNet-normalised by the caller"
+    )
+    return {
+        "input_format": input_format,
+        "inputs": [
+            {"name": INPUT_NAME, "shape": input_shape(input_format, tile), "dtype": input_format, "meaning": meaning}
+        ],
+        "outputs": [
+            {
+                "name": OUTPUT_NAME,
+                "shape": ["N", 1, tile, tile],
+                "dtype": "float32",
+                "meaning": "logits; apply sigmoid for road probability",
+            }
+        ],
+    }
 
 
 def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
@@ -137,8 +150,10 @@ def _run_export(opts: ExportOptions, log: Callable[[str], None]) -> dict[str, An
     artifacts: list[dict[str, Any]] = []
     failures: list[str] = []
 
-    log(f"exporting {model.name} to ONNX at {opts.tile}x{opts.tile} ({opts.exporter} exporter, opset {opts.opset}, "
-        f"{opts.input_format} input)")
+    log(
+        f"exporting {model.name} to ONNX at {opts.tile}x{opts.tile} ({opts.exporter} exporter, opset {opts.opset}, "
+        f"{opts.input_format} input)"
+    )
     fp32 = export_onnx(model, out / "model.onnx", opts.tile, opts.opset, opts.exporter, opts.input_format)
     onnx_files = [("fp32", fp32.path, fp32.seconds)]
     if opts.fp16:
@@ -163,9 +178,15 @@ def _run_export(opts: ExportOptions, log: Callable[[str], None]) -> dict[str, An
             parities[precision] = parity
             if not parity["passed"]:
                 failures.append(f"{path.name} ({precision}): " + "; ".join(parity["failures"]))
-        fields = {**common, "kind": "onnx", "precision": precision, "opset": fp32.opset, "exporter": fp32.exporter,
-                  "onnx_nodes": {"exported": fp32.nodes_exported, "slim": fp32.nodes_slim} if precision == "fp32"
-                  else None, "parity": parity}
+        fields = {
+            **common,
+            "kind": "onnx",
+            "precision": precision,
+            "opset": fp32.opset,
+            "exporter": fp32.exporter,
+            "onnx_nodes": {"exported": fp32.nodes_exported, "slim": fp32.nodes_slim} if precision == "fp32" else None,
+            "parity": parity,
+        }
         if precision == "fp16":
             fields["kept_fp32_ops"] = list(KEEP_FP32_OPS)
         if opts.openvino:
@@ -173,8 +194,15 @@ def _run_export(opts: ExportOptions, log: Callable[[str], None]) -> dict[str, An
             fields["openvino"] = openvino_checks(path, precision, tiles, reference)  # type: ignore[arg-type]
             failures += openvino_failures(path.name, fields["openvino"])
         write_sidecar(path, fields)
-        artifacts.append({"artifact": str(path), "precision": precision, "bytes": path.stat().st_size,
-                          "seconds": round(seconds, 2), "parity": parity})
+        artifacts.append(
+            {
+                "artifact": str(path),
+                "precision": precision,
+                "bytes": path.stat().st_size,
+                "seconds": round(seconds, 2),
+                "parity": parity,
+            }
+        )
 
     if opts.calibration is not None:
         try:
@@ -184,30 +212,66 @@ def _run_export(opts: ExportOptions, log: Callable[[str], None]) -> dict[str, An
                 raise
             cal = exc.summary
             failures.append(str(exc))
-        artifacts.append({"artifact": cal["artifact"], "precision": "int8", "bytes": cal["bytes"],
-                          "seconds": cal["calibration"]["seconds"], "parity": None,
-                          "accuracy_vs_fp32": cal["accuracy_vs_fp32"],
-                          "layers_in_float": cal["calibration"].get("auto_exclude", {}).get("kept_layers", 0)})
+        artifacts.append(
+            {
+                "artifact": cal["artifact"],
+                "precision": "int8",
+                "bytes": cal["bytes"],
+                "seconds": cal["calibration"]["seconds"],
+                "parity": None,
+                "accuracy_vs_fp32": cal["accuracy_vs_fp32"],
+                "layers_in_float": cal["calibration"].get("auto_exclude", {}).get("kept_layers", 0),
+            }
+        )
         onnx_files.append(("int8", Path(cal["artifact"]), cal["calibration"]["seconds"]))
         parities["int8"] = cal["accuracy_vs_fp32"]
 
     if not opts.onnx_only:
         precision, source, _ = onnx_files[-1]
         log(f"building the {precision.upper()} TensorRT plan from {source.name}")
-        facts = build_plan(source, out / "engine.plan", builder=opts.builder,
-                           shapes=[input_shape(opts.input_format, opts.tile, n) for n in opts.batch_profile.as_list()],
-                           workspace=parse_size(opts.workspace), targets=opts.targets, timing_cache=opts.timing_cache,
-                           profiles=opts.profiles, precision=precision)
+        facts = build_plan(
+            source,
+            out / "engine.plan",
+            builder=opts.builder,
+            shapes=[input_shape(opts.input_format, opts.tile, n) for n in opts.batch_profile.as_list()],
+            workspace=parse_size(opts.workspace),
+            targets=opts.targets,
+            timing_cache=opts.timing_cache,
+            profiles=opts.profiles,
+            precision=precision,
+        )
         plan = out / "engine.plan"
-        write_sidecar(plan, {**common, "kind": "tensorrt-plan", "precision": precision,
-                             "onnx": {"file": source.name, "sha256": sha256_file(source)},
-                             "parity_of_source_onnx": parities.get(precision), **facts})
-        artifacts.append({"artifact": str(plan), "precision": precision, "bytes": plan.stat().st_size,
-                          "seconds": facts["build_seconds"], "parity": None, "builder": facts["builder"],
-                          "targets": facts["targets"]})
+        write_sidecar(
+            plan,
+            {
+                **common,
+                "kind": "tensorrt-plan",
+                "precision": precision,
+                "onnx": {"file": source.name, "sha256": sha256_file(source)},
+                "parity_of_source_onnx": parities.get(precision),
+                **facts,
+            },
+        )
+        artifacts.append(
+            {
+                "artifact": str(plan),
+                "precision": precision,
+                "bytes": plan.stat().st_size,
+                "seconds": facts["build_seconds"],
+                "parity": None,
+                "builder": facts["builder"],
+                "targets": facts["targets"],
+            }
+        )
 
-    summary = {"model": model.name, "tile": opts.tile, "out": str(out), "artifacts": artifacts,
-               "checked": opts.check, "passed": not failures}
+    summary = {
+        "model": model.name,
+        "tile": opts.tile,
+        "out": str(out),
+        "artifacts": artifacts,
+        "checked": opts.check,
+        "passed": not failures,
+    }
     if failures:
         raise CheckFailed("check failed: " + " | ".join(failures), summary)
     return summary

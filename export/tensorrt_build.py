@@ -44,7 +44,7 @@ class BatchProfile:
     max: int
 
     @classmethod
-    def parse(cls, spec: str) -> "BatchProfile":
+    def parse(cls, spec: str) -> BatchProfile:
         parts = spec.split(":")
         try:
             values = [int(p) for p in parts]
@@ -84,21 +84,28 @@ def resolve_targets(trt: ModuleType, name: str, targets: list[str] | None, preci
     of ``precision`` (:data:`UNSUPPORTED_TARGETS`) is left out by default and refused when asked for."""
     if name != "tensorrt_rtx":
         if targets:
-            raise UsageError(f"--target: {name} builds for the GPU it runs on; ahead-of-time targets need "
-                             f"--builder tensorrt_rtx ({INSTALL['tensorrt_rtx']})")
+            raise UsageError(
+                f"--target: {name} builds for the GPU it runs on; ahead-of-time targets need "
+                f"--builder tensorrt_rtx ({INSTALL['tensorrt_rtx']})"
+            )
         return []
-    known = {m.lower(): getattr(trt.ComputeCapability, m) for m in dir(trt.ComputeCapability)
-             if re.fullmatch(r"SM\d+", m)}
+    known = {
+        m.lower(): getattr(trt.ComputeCapability, m) for m in dir(trt.ComputeCapability) if re.fullmatch(r"SM\d+", m)
+    }
     excluded = UNSUPPORTED_TARGETS[precision]
     chosen = [t.strip().lower() for t in (targets or default_targets(precision)) if t.strip()]
     refused = [t for t in chosen if t in excluded]
     if refused:
-        raise UsageError(f"--target {','.join(refused)}: no {precision.upper()} plan for it "
-                         f"({excluded[refused[0]]}); drop it, or build with --fp16 for it")
+        raise UsageError(
+            f"--target {','.join(refused)}: no {precision.upper()} plan for it "
+            f"({excluded[refused[0]]}); drop it, or build with --fp16 for it"
+        )
     unknown = [t for t in chosen if t not in known]
     if unknown:
-        raise UsageError(f"--target {','.join(unknown)}: {name} {trt.__version__} knows "
-                         f"{', '.join(sorted(known, key=lambda s: int(s[2:])))}")
+        raise UsageError(
+            f"--target {','.join(unknown)}: {name} {trt.__version__} knows "
+            f"{', '.join(sorted(known, key=lambda s: int(s[2:])))}"
+        )
     return [known[t] for t in chosen]
 
 
@@ -113,9 +120,19 @@ def _parse(trt: ModuleType, network: Any, logger: Any, onnx_path: Path) -> Any:
     raise Sam2msError(f"{onnx_path}: the TensorRT ONNX parser rejected the graph:\n" + "\n".join(lines))
 
 
-def build_plan(onnx_path: str | Path, plan_path: str | Path, *, builder: str, shapes: list[list[int]],
-               workspace: int, targets: list[str] | None = None, timing_cache: str | Path | None = None,
-               profiles: int = 1, input_name: str = "image", precision: str = "fp32") -> dict[str, Any]:
+def build_plan(
+    onnx_path: str | Path,
+    plan_path: str | Path,
+    *,
+    builder: str,
+    shapes: list[list[int]],
+    workspace: int,
+    targets: list[str] | None = None,
+    timing_cache: str | Path | None = None,
+    profiles: int = 1,
+    input_name: str = "image",
+    precision: str = "fp32",
+) -> dict[str, Any]:
     """Build and write a plan for input ``shapes`` (min, opt, max: the optimisation profile);
     returns the facts the sidecar records."""
     if profiles < 1:
@@ -149,10 +166,16 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, *, builder: str, sh
     if cache_note == "used":
         cache = config.get_timing_cache().serialize()
         atomic_write(timing_cache, lambda f: f.write(memoryview(cache)))  # type: ignore[arg-type]
-    return {"builder": name, "builder_version": trt.__version__,
-            "targets": [str(c).rsplit(".", 1)[-1].lower() for c in capabilities] or ["the building GPU"],
-            "batch_profile": [s[0] for s in shapes], "profiles": profiles, "workspace_bytes": workspace,
-            "timing_cache": cache_note, "build_seconds": round(time.perf_counter() - started, 2)}
+    return {
+        "builder": name,
+        "builder_version": trt.__version__,
+        "targets": [str(c).rsplit(".", 1)[-1].lower() for c in capabilities] or ["the building GPU"],
+        "batch_profile": [s[0] for s in shapes],
+        "profiles": profiles,
+        "workspace_bytes": workspace,
+        "timing_cache": cache_note,
+        "build_seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def _use_timing_cache(config: Any, name: str, path: str | Path | None) -> str:

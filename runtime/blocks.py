@@ -47,8 +47,11 @@ def plan_blocks(height: int, width: int, block: int) -> list[Block]:
 def block_windows(grid: Grid, block: Block) -> list[tuple[int, int, int]]:
     """(window row, y, x) of the scene's windows that touch ``block``, in the scene's row-major order."""
     t = grid.tile
-    return [(r, y, x) for r, y, x in grid.windows()
-            if y < block.row1 and y + t > block.row0 and x < block.col1 and x + t > block.col0]
+    return [
+        (r, y, x)
+        for r, y, x in grid.windows()
+        if y < block.row1 and y + t > block.row0 and x < block.col1 and x + t > block.col0
+    ]
 
 
 class BlockBlender:

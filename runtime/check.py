@@ -27,8 +27,15 @@ from .scenes import iter_windows
 from .tiling import Grid
 
 
-def sample_tiles(source: str | Path, tile: int, overlap: int, limit: int, radiometry: Radiometry | None = None,
-                 stac_asset: str | None = None, max_pixels: int | None = None) -> np.ndarray:
+def sample_tiles(
+    source: str | Path,
+    tile: int,
+    overlap: int,
+    limit: int,
+    radiometry: Radiometry | None = None,
+    stac_asset: str | None = None,
+    max_pixels: int | None = None,
+) -> np.ndarray:
     """Up to ``limit`` uint8 RGB windows (N x T x T x 3) with valid pixels, converted as the run
     converts them, in input and window order."""
     tiles: list[np.ndarray] = []
@@ -55,14 +62,23 @@ def _probabilities(backend: Backend, windows: np.ndarray, batch: int) -> tuple[n
     for size in {min(batch, len(tiles)), len(tiles) % batch} - {0}:
         lane.infer(tiles[:size])  # warm-up of every batch shape timed below (kernels compiled, caches filled)
     t0 = time.perf_counter()
-    out = [lane.infer(tiles[i:i + batch]) for i in range(0, len(tiles), batch)]
+    out = [lane.infer(tiles[i : i + batch]) for i in range(0, len(tiles), batch)]
     seconds = (time.perf_counter() - t0) / max(len(tiles), 1)
     return sigmoid(np.concatenate(out)[:, 0]), seconds
 
 
-def check_against(engine: Backend, reference: Backend, source: str | Path, *, overlap: int, batch: int,
-                  limit: int = 8, radiometry: Radiometry | None = None, stac_asset: str | None = None,
-                  max_pixels: int | None = None) -> dict[str, Any]:
+def check_against(
+    engine: Backend,
+    reference: Backend,
+    source: str | Path,
+    *,
+    overlap: int,
+    batch: int,
+    limit: int = 8,
+    radiometry: Radiometry | None = None,
+    stac_asset: str | None = None,
+    max_pixels: int | None = None,
+) -> dict[str, Any]:
     """Compare ``engine`` with the PyTorch ``reference`` (a checkpoint opened before the run, so that a
     bad one fails before any output is written) on up to ``limit`` input windows."""
     tile = engine.info.tile
@@ -77,8 +93,15 @@ def check_against(engine: Backend, reference: Backend, source: str | Path, *, ov
     m = acc.compute()
     from sam2ms.roads.score import tile_scores
 
-    report.update({"f1": m["f1"], "miou": m["miou"], **tile_scores(ref, got), "checkpoint": reference.info.path,
-                   "precision": engine.info.precision,
-                   "seconds_per_tile": {"engine": got_s, "pytorch": ref_s},
-                   "speedup_vs_pytorch": ref_s / got_s if got_s else None})
+    report.update(
+        {
+            "f1": m["f1"],
+            "miou": m["miou"],
+            **tile_scores(ref, got),
+            "checkpoint": reference.info.path,
+            "precision": engine.info.precision,
+            "seconds_per_tile": {"engine": got_s, "pytorch": ref_s},
+            "speedup_vs_pytorch": ref_s / got_s if got_s else None,
+        }
+    )
     return report

@@ -54,8 +54,10 @@ def _driver_hint(name: str) -> str:
     if name == "cudaErrorInsufficientDriver":
         if ctypes.util.find_library("cuda") is None:
             return "no NVIDIA driver on this machine (libcuda cannot be found)"
-        return ("the NVIDIA driver is older than the CUDA runtime of this cuda-python (cuda-python 13 needs "
-                "an R580+ driver): update the driver, or install the CUDA 12 extra ([trt-cu12]/[rtx-cu12])")
+        return (
+            "the NVIDIA driver is older than the CUDA runtime of this cuda-python (cuda-python 13 needs "
+            "an R580+ driver): update the driver, or install the CUDA 12 extra ([trt-cu12]/[rtx-cu12])"
+        )
     return "see the CUDA documentation for this error"
 
 
@@ -86,12 +88,6 @@ def device_name(device: int = 0) -> str:
     props = check(cudart().cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
     name = props.name
     return (name.decode() if isinstance(name, bytes) else str(name)).rstrip("\x00")
-
-
-def memory_used_bytes() -> int:
-    """Device memory in use on the current device (all processes): total minus free."""
-    free, total = check(cudart().cudaMemGetInfo(), "cudaMemGetInfo")
-    return int(total) - int(free)
 
 
 class Stream:
@@ -146,14 +142,18 @@ class PinnedBuffer:
 
 def copy_to_device(dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
     rt = cudart()
-    check(rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream.handle),
-          "cudaMemcpyAsync(H2D)")
+    check(
+        rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream.handle),
+        "cudaMemcpyAsync(H2D)",
+    )
 
 
 def copy_to_host(dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
     rt = cudart()
-    check(rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle),
-          "cudaMemcpyAsync(D2H)")
+    check(
+        rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle),
+        "cudaMemcpyAsync(D2H)",
+    )
 
 
 class Event:

@@ -26,8 +26,16 @@ BLOCK = 512
 class CogWriter:
     """One uint8 band of a scene's output, written as a COG at ``path`` by :meth:`finish`."""
 
-    def __init__(self, path: Path, height: int, width: int, georef: dict[str, Any], resampling: str,
-                 masked: bool, tags: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        height: int,
+        width: int,
+        georef: dict[str, Any],
+        resampling: str,
+        masked: bool,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         self._rasterio = require("rasterio", "--format tif")
         self.path, self.height, self.width = path, height, width
         self.resampling, self.masked, self.tags = resampling, masked, tags or {}
@@ -58,9 +66,20 @@ class CogWriter:
         with self._env():
             if self._ds is None:
                 self._ds = self._rasterio.open(
-                    self._stage, "w", driver="GTiff", height=self.height, width=self.width, count=1, dtype="uint8",
-                    tiled=True, blockxsize=BLOCK, blockysize=BLOCK, compress="deflate", bigtiff="if_safer",
-                    **self._georef)
+                    self._stage,
+                    "w",
+                    driver="GTiff",
+                    height=self.height,
+                    width=self.width,
+                    count=1,
+                    dtype="uint8",
+                    tiled=True,
+                    blockxsize=BLOCK,
+                    blockysize=BLOCK,
+                    compress="deflate",
+                    bigtiff="if_safer",
+                    **self._georef,
+                )
                 self._ds.update_tags(**self.tags)
             window = Window(0, self._y, self.width, n)
             self._ds.write(data[:n], 1, window=window)
@@ -84,8 +103,15 @@ class CogWriter:
         final = _temp_beside(self.path, ".tmp")
         try:
             with self._env():
-                copy(self._stage, final, driver="COG", compress="DEFLATE", blocksize=BLOCK,
-                     overview_resampling=self.resampling, bigtiff="IF_SAFER")
+                copy(
+                    self._stage,
+                    final,
+                    driver="COG",
+                    compress="DEFLATE",
+                    blocksize=BLOCK,
+                    overview_resampling=self.resampling,
+                    bigtiff="IF_SAFER",
+                )
             os.chmod(final, 0o644)
             os.replace(final, self.path)
         finally:

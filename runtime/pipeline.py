@@ -27,11 +27,12 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -91,12 +92,16 @@ class InferOptions:
         if self.batch < 1 or self.streams < 1 or self.workers < 1:
             raise UsageError("--batch, --streams and --workers must be at least 1")
         if info.max_lanes is not None and self.streams > info.max_lanes:
-            raise UsageError(f"--streams {self.streams}: {Path(info.path).name} runs at most {info.max_lanes} "
-                             f"concurrent lane(s) here (PyTorch on the CPU has one); use --streams {info.max_lanes}")
+            raise UsageError(
+                f"--streams {self.streams}: {Path(info.path).name} runs at most {info.max_lanes} "
+                f"concurrent lane(s) here (PyTorch on the CPU has one); use --streams {info.max_lanes}"
+            )
         if info.max_batch is not None and self.batch > info.max_batch:
-            raise UsageError(f"--batch {self.batch}: the model's batch profile allows at most {info.max_batch} "
-                             f"(min {info.min_batch}); use a smaller --batch or re-export with a larger --batch "
-                             "profile")
+            raise UsageError(
+                f"--batch {self.batch}: the model's batch profile allows at most {info.max_batch} "
+                f"(min {info.min_batch}); use a smaller --batch or re-export with a larger --batch "
+                "profile"
+            )
         overlap = default_overlap(info.tile) if self.overlap is None else self.overlap
         if not 0 <= overlap < info.tile:
             raise UsageError(f"--overlap {overlap}: must be in [0, tile={info.tile})")
@@ -105,8 +110,10 @@ class InferOptions:
         out = Path(self.out).resolve()
         for folder in input_folders(self.source):
             if folder.resolve() == out or folder.resolve() in out.parents:
-                raise UsageError(f"-o {self.out}: inside the input folder {folder}, where the outputs would be read "
-                                 "as inputs by the next run; choose an output folder outside it")
+                raise UsageError(
+                    f"-o {self.out}: inside the input folder {folder}, where the outputs would be read "
+                    "as inputs by the next run; choose an output folder outside it"
+                )
         radiometry = self.radiometry or Radiometry.from_dict(info.radiometry)
         return replace(self, overlap=overlap, radiometry=radiometry.validate())
 
@@ -175,8 +182,16 @@ def read_failure(path: Path, exc: Exception) -> str:
     return str(exc) if isinstance(exc, UsageError) else f"{gdal_path(path)}: cannot read ({type(exc).__name__}: {exc})"
 
 
-def _produce(inputs: list[Input], opts: InferOptions, tile: int, input_format: str, items: queue.Queue[Any],
-             stats: Stats, fail: Callable[[Path, str], None], register: Callable[[_SceneJob], bool]) -> None:
+def _produce(
+    inputs: list[Input],
+    opts: InferOptions,
+    tile: int,
+    input_format: str,
+    items: queue.Queue[Any],
+    stats: Stats,
+    fail: Callable[[Path, str], None],
+    register: Callable[[_SceneJob], bool],
+) -> None:
     """Worker thread: open scenes and queue their windows in the model's input format (row-major
     per scene). Always ends with ``_DONE``, also when it breaks, so the main loop never waits forever."""
     try:
@@ -185,8 +200,16 @@ def _produce(inputs: list[Input], opts: InferOptions, tile: int, input_format: s
         items.put(_DONE)
 
 
-def _produce_scenes(inputs: list[Input], opts: InferOptions, tile: int, input_format: str, items: queue.Queue[Any],
-                    stats: Stats, fail: Callable[[Path, str], None], register: Callable[[_SceneJob], bool]) -> None:
+def _produce_scenes(
+    inputs: list[Input],
+    opts: InferOptions,
+    tile: int,
+    input_format: str,
+    items: queue.Queue[Any],
+    stats: Stats,
+    fail: Callable[[Path, str], None],
+    register: Callable[[_SceneJob], bool],
+) -> None:
     for inp in inputs:
         path = inp.path
         t0 = time.perf_counter()
@@ -194,8 +217,9 @@ def _produce_scenes(inputs: list[Input], opts: InferOptions, tile: int, input_fo
         try:
             scene = open_scene(path, opts.radiometry, max_pixels=opts.max_pixels, stream=True)
             grid = Grid(scene.height, scene.width, tile, opts.overlap or 0)
-            writer = MaskWriter(scene, opts.out / inp.name, opts.fmt, opts.threshold, opts.probabilities,
-                                opts.max_pixels, opts.graph)
+            writer = MaskWriter(
+                scene, opts.out / inp.name, opts.fmt, opts.threshold, opts.probabilities, opts.max_pixels, opts.graph
+            )
             job = _SceneJob(path, scene, grid, writer)
         except Exception as exc:  # noqa: BLE001 - any decoder error: report this file, go on
             if scene is not None:
@@ -257,8 +281,14 @@ class _Scheduler:
     files, keeps at most 2K batches in flight on K lanes and hands finished batches, in submission
     order, to each scene's blend strand; blend strands hand finished rows to write strands."""
 
-    def __init__(self, backend: Backend, opts: InferOptions, stats: Stats, progress: Callable[[int], None],
-                 on_total: Callable[[int], None] = lambda total: None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        opts: InferOptions,
+        stats: Stats,
+        progress: Callable[[int], None],
+        on_total: Callable[[int], None] = lambda total: None,
+    ) -> None:
         self.backend, self.opts, self.stats, self.progress = backend, opts, stats, progress
         self._windows, self._on_total = 0, on_total  # windows of the scenes opened so far: the bar's total
         self.lanes: queue.Queue[Lane] = queue.Queue()
@@ -283,8 +313,9 @@ class _Scheduler:
         # the stitcher's emit names what it needs, not the job (a job -> stitcher -> job cycle would
         # keep every finished scene's buffers until the garbage collector ran)
         job.blend, job.write = self.blend_pool.strand(), self.write_pool.strand()
-        job.stitcher = Stitcher(job.grid, partial(self._emit, job.rows_waiting, job.write, job.writer),
-                                masked=job.scene.masked)
+        job.stitcher = Stitcher(
+            job.grid, partial(self._emit, job.rows_waiting, job.write, job.writer), masked=job.scene.masked
+        )
         with self._live_lock:
             if not self._stopping:
                 self._live[id(job)] = job
@@ -347,7 +378,7 @@ class _Scheduler:
         self.write_pool.check()
         start = 0
         for job, items in _by_scene(batch):
-            job.blend.submit(self._blend, job, items, logits[start:start + len(items)])
+            job.blend.submit(self._blend, job, items, logits[start : start + len(items)])
             start += len(items)
 
     def _next_batch(self, producers_left: list[int]) -> list[_Item]:
@@ -367,10 +398,16 @@ class _Scheduler:
 
     def run(self, todo: list[Input]) -> None:
         opts, tile = self.opts, self.backend.info.tile
-        shards = [todo[i::opts.workers] for i in range(opts.workers)]
-        producers = [threading.Thread(target=self._producer, daemon=True, name=f"sam2ms-decode_{i}", args=(
-            s, opts, tile, self.backend.info.input_format, self.items, self.stats, self.fail, self.register))
-            for i, s in enumerate(shards)]
+        shards = [todo[i :: opts.workers] for i in range(opts.workers)]
+        producers = [
+            threading.Thread(
+                target=self._producer,
+                daemon=True,
+                name=f"sam2ms-decode_{i}",
+                args=(s, opts, tile, self.backend.info.input_format, self.items, self.stats, self.fail, self.register),
+            )
+            for i, s in enumerate(shards)
+        ]
         for t in producers:
             t.start()
         inflight: deque[tuple[list[_Item], Future[np.ndarray]]] = deque()
@@ -435,16 +472,24 @@ class _Scheduler:
         if job.remaining == 0:
             job.write.submit(self._finish, job)
 
-    def _emit(self, rows_waiting: Budget, write: Strand, writer: MaskWriter, y0: int, rows: np.ndarray,
-              valid: np.ndarray | None) -> None:
+    def _emit(
+        self,
+        rows_waiting: Budget,
+        write: Strand,
+        writer: MaskWriter,
+        y0: int,
+        rows: np.ndarray,
+        valid: np.ndarray | None,
+    ) -> None:
         """The stitcher's finished rows, to the scene's write strand (waits while it is behind)."""
         rows_waiting.take(1, self.write_pool.stopped)
         write.submit(self._write_rows, rows_waiting, writer, y0, rows, valid)
 
     # --- write strands: one scene's rows top to bottom, then its outputs ------------------------
 
-    def _write_rows(self, rows_waiting: Budget, writer: MaskWriter, y0: int, rows: np.ndarray,
-                    valid: np.ndarray | None) -> None:
+    def _write_rows(
+        self, rows_waiting: Budget, writer: MaskWriter, y0: int, rows: np.ndarray, valid: np.ndarray | None
+    ) -> None:
         try:
             t0 = time.perf_counter()
             mask, prob8 = encode_rows(rows, valid, self.opts.threshold, self.opts.probabilities)
@@ -460,8 +505,10 @@ class _Scheduler:
             self._live.pop(id(job), None)
         t0 = time.perf_counter()
         if not job.failed and not job.valid_windows:
-            job.failed = (f"{job.path}: no valid pixels (everything is nodata); check the raster's nodata value, "
-                          "alpha band or mask")
+            job.failed = (
+                f"{job.path}: no valid pixels (everything is nodata); check the raster's nodata value, "
+                "alpha band or mask"
+            )
         try:
             if job.failed:
                 job.writer.abort()
@@ -505,12 +552,18 @@ def thread_busy(busy: dict[str, float], wall: float) -> dict[str, dict[str, floa
     for name, seconds in busy.items():
         role = name.removeprefix("sam2ms-").split("_")[0]
         roles.setdefault(role, []).append(seconds / wall if wall else 0.0)
-    return {role: {"threads": len(f), "mean": round(sum(f) / len(f), 3), "max": round(max(f), 3)}
-            for role, f in sorted(roles.items())}
+    return {
+        role: {"threads": len(f), "mean": round(sum(f) / len(f), 3), "max": round(max(f), 3)}
+        for role, f in sorted(roles.items())
+    }
 
 
-def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int], None] = lambda n: None,
-                  on_start: Callable[[int], None] = lambda total: None) -> dict[str, Any]:
+def run_inference(
+    backend: Backend,
+    opts: InferOptions,
+    progress: Callable[[int], None] = lambda n: None,
+    on_start: Callable[[int], None] = lambda total: None,
+) -> dict[str, Any]:
     """Run over ``opts.source``; returns the JSON summary (``failures`` non-empty -> exit 1).
     Progress is counted in windows: ``on_start(total)`` is called as each scene is opened (the
     total grows with the scenes read), ``progress(n)`` as windows are done."""
@@ -528,18 +581,32 @@ def run_inference(backend: Backend, opts: InferOptions, progress: Callable[[int]
         stats.busy["scheduler"] = wall - scheduler.waited
     return {
         "model": backend.describe(),
-        "input": str(opts.source), "output": str(opts.out),
-        "files": stats.files, "skipped_existing": stats.skipped, "removed_temp_files": removed,
-        "stale_lock": lock.stale_holder, "failed": len(stats.failures),
-        "tiles": stats.tiles, "empty_windows": stats.empty_windows, "seconds": round(wall, 3),
+        "input": str(opts.source),
+        "output": str(opts.out),
+        "files": stats.files,
+        "skipped_existing": stats.skipped,
+        "removed_temp_files": removed,
+        "stale_lock": lock.stale_holder,
+        "failed": len(stats.failures),
+        "tiles": stats.tiles,
+        "empty_windows": stats.empty_windows,
+        "seconds": round(wall, 3),
         "tiles_per_s": stats.tiles / wall if wall else 0.0,
         "input_bytes_per_tile": input_bytes_per_tile(info.input_format, info.tile),
         "megapixels_per_s": stats.pixels / 1e6 / wall if wall else 0.0,
         "stage_seconds": {k: round(v, 3) for k, v in stats.seconds.items()},
         "thread_busy": thread_busy(stats.busy, wall),
-        "settings": {"tile": info.tile, "overlap": opts.overlap, "batch": opts.batch, "streams": opts.streams,
-                     "workers": opts.workers, "threshold": opts.threshold, "format": opts.fmt,
-                     "probabilities": opts.probabilities, "graph": opts.graph},
+        "settings": {
+            "tile": info.tile,
+            "overlap": opts.overlap,
+            "batch": opts.batch,
+            "streams": opts.streams,
+            "workers": opts.workers,
+            "threshold": opts.threshold,
+            "format": opts.fmt,
+            "probabilities": opts.probabilities,
+            "graph": opts.graph,
+        },
         "radiometry": opts.radiometry.as_dict() if opts.radiometry else None,
         "conversions": stats.conversions,
         "outputs": stats.outputs,

@@ -25,7 +25,7 @@ def onnxruntime_probabilities(onnx_path: str | Path, tiles: np.ndarray, batch: i
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]
     x = model_input(tiles, input_format_of(inp.type))
-    out = [session.run(None, {inp.name: x[i:i + batch]})[0] for i in range(0, len(x), batch)]
+    out = [session.run(None, {inp.name: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
     return sigmoid(np.concatenate(out))
 
 
@@ -38,18 +38,24 @@ def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, re
 
     ov = require("openvino", "--openvino")
     core = ov.Core()
-    record: dict[str, Any] = {"version": ov.__version__, "device": device_full_name(core, "CPU"),
-                    "fp32": openvino_gate(onnx_path, precision, "fp32", tiles, reference)}
+    record: dict[str, Any] = {
+        "version": ov.__version__,
+        "device": device_full_name(core, "CPU"),
+        "fp32": openvino_gate(onnx_path, precision, "fp32", tiles, reference),
+    }
     if native_bf16(core):
         record["bf16"] = openvino_gate(onnx_path, precision, "bf16", tiles, reference)
     else:
-        record["bf16"] = {"measured": False, "why": f"{record['device']} has no native BF16; the runtime measures "
-                                                    "the gate where it runs BF16"}
+        record["bf16"] = {
+            "measured": False,
+            "why": f"{record['device']} has no native BF16; the runtime measures the gate where it runs BF16",
+        }
     return record
 
 
-def openvino_gate(onnx_path: str | Path, precision: str, run_precision: str, tiles: np.ndarray,
-                  reference: np.ndarray) -> dict[str, Any]:
+def openvino_gate(
+    onnx_path: str | Path, precision: str, run_precision: str, tiles: np.ndarray, reference: np.ndarray
+) -> dict[str, Any]:
     """One of :func:`openvino_checks`' gates: OpenVINO running the ``precision`` file at
     ``run_precision`` on ``tiles``, judged against ``reference``."""
     from sam2ms.runtime.backends.base import ModelInfo
@@ -63,5 +69,8 @@ def openvino_gate(onnx_path: str | Path, precision: str, run_precision: str, til
 
 def openvino_failures(name: str, record: dict[str, Any]) -> list[str]:
     """One line per OpenVINO gate of :func:`openvino_checks` that failed."""
-    return [f"{name} on OpenVINO {p}: " + "; ".join(record[p]["failures"])
-            for p in ("fp32", "bf16") if record[p].get("passed") is False]
+    return [
+        f"{name} on OpenVINO {p}: " + "; ".join(record[p]["failures"])
+        for p in ("fp32", "bf16")
+        if record[p].get("passed") is False
+    ]

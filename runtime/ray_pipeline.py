@@ -31,9 +31,10 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -115,8 +116,12 @@ def _read_block(row: dict[str, Any]) -> dict[str, Any]:
         return {"meta": json.dumps(meta), "tiles": empty, "valid": empty, "empty": empty}
     meta["windows"] = wanted
     meta["seconds"] = {"decode": time.perf_counter() - started}
-    return {"meta": json.dumps(meta), "tiles": np.stack(tiles) if tiles else empty,
-            "valid": np.stack(valids) if valids else empty, "empty": np.array(empties, bool)}
+    return {
+        "meta": json.dumps(meta),
+        "tiles": np.stack(tiles) if tiles else empty,
+        "valid": np.stack(valids) if valids else empty,
+        "empty": np.array(empties, bool),
+    }
 
 
 # ---- stage 2: infer (actor pool) -------------------------------------------------------------------
@@ -141,15 +146,21 @@ class _Infer:
             if "error" not in meta:
                 tiles = np.asarray(batch["tiles"][i])
                 started = time.perf_counter()
-                chunks = [sigmoid(self.lane.infer(tiles[k:k + self.batch])[:, 0], np.float32)
-                          for k in range(0, len(tiles), self.batch)]
+                chunks = [
+                    sigmoid(self.lane.infer(tiles[k : k + self.batch])[:, 0], np.float32)
+                    for k in range(0, len(tiles), self.batch)
+                ]
                 block_probs = np.concatenate(chunks) if chunks else block_probs
                 meta["seconds"]["infer"] = time.perf_counter() - started
                 meta["actor"], meta["tiles"], meta["runs_on"] = self.name, len(tiles), self.runs_on
             metas.append(json.dumps(meta))
             probs.append(block_probs)
-        return {"meta": np.array(metas, dtype=object), "probs": _column(probs), "valid": batch["valid"],
-                "empty": batch["empty"]}
+        return {
+            "meta": np.array(metas, dtype=object),
+            "probs": _column(probs),
+            "valid": batch["valid"],
+            "empty": batch["empty"],
+        }
 
 
 def _column(arrays: list[np.ndarray]) -> np.ndarray:
@@ -214,8 +225,9 @@ class _SceneState:
     failed: str | None = None
 
 
-def _scene_plans(todo: list[Any], opts: InferOptions, info: ModelInfo, ray_opts: RayOptions,
-                 fail: Callable[[Path, str], None]) -> list[_SceneState]:
+def _scene_plans(
+    todo: list[Any], opts: InferOptions, info: ModelInfo, ray_opts: RayOptions, fail: Callable[[Path, str], None]
+) -> list[_SceneState]:
     """Each scene's blocks, after resolving its conversion once (the same for all its blocks)."""
     states = []
     for inp in todo:
@@ -236,10 +248,20 @@ def _scene_plans(todo: list[Any], opts: InferOptions, info: ModelInfo, ray_opts:
             done = {b.index for b in blocks if (work / f"{b.index}.done").is_file()} if opts.resume else set()
             if not opts.resume:
                 shutil.rmtree(work, ignore_errors=True)
-            meta = {"path": str(inp.path), "height": scene.height, "width": scene.width,
-                    "masked": scene.masked, "stretch": scene.stretch.as_dict(), "tile": info.tile,
-                    "overlap": opts.overlap or 0, "input_format": info.input_format, "threshold": opts.threshold,
-                    "probabilities": opts.probabilities, "work": str(work), "max_pixels": opts.max_pixels}
+            meta = {
+                "path": str(inp.path),
+                "height": scene.height,
+                "width": scene.width,
+                "masked": scene.masked,
+                "stretch": scene.stretch.as_dict(),
+                "tile": info.tile,
+                "overlap": opts.overlap or 0,
+                "input_format": info.input_format,
+                "threshold": opts.threshold,
+                "probabilities": opts.probabilities,
+                "work": str(work),
+                "max_pixels": opts.max_pixels,
+            }
             states.append(_SceneState(inp.name, inp.path, meta, blocks, done))
         finally:
             scene.close()
@@ -252,19 +274,27 @@ def _assemble(state: _SceneState, opts: InferOptions) -> list[Path]:
     path = state.path
     stretch = Stretch(**state.scene_meta["stretch"])
     scene: Scene = open_scene(path, cache={path: stretch}, max_pixels=opts.max_pixels)
-    writer = MaskWriter(scene, opts.out / state.name, opts.fmt, opts.threshold, opts.probabilities, opts.max_pixels,
-                        opts.graph)
+    writer = MaskWriter(
+        scene, opts.out / state.name, opts.fmt, opts.threshold, opts.probabilities, opts.max_pixels, opts.graph
+    )
     try:
         rows_of: dict[int, list[Block]] = {}
         for b in state.blocks:
             rows_of.setdefault(b.row0, []).append(b)
         for row0, row_blocks in sorted(rows_of.items()):
-            parts = [{kind: np.load(work / f"{b.index}.{kind}.npy", mmap_mode="r")
-                      for kind in ("mask", "prob", "valid") if (work / f"{b.index}.{kind}.npy").is_file()}
-                     for b in sorted(row_blocks, key=lambda b: b.col0)]
+            parts = [
+                {
+                    kind: np.load(work / f"{b.index}.{kind}.npy", mmap_mode="r")
+                    for kind in ("mask", "prob", "valid")
+                    if (work / f"{b.index}.{kind}.npy").is_file()
+                }
+                for b in sorted(row_blocks, key=lambda b: b.col0)
+            ]
             for y in range(0, row_blocks[0].row1 - row0, STRIP):
-                strips = {kind: np.concatenate([np.asarray(part[kind][y:y + STRIP]) for part in parts], axis=1)
-                          for kind in parts[0]}
+                strips = {
+                    kind: np.concatenate([np.asarray(part[kind][y : y + STRIP]) for part in parts], axis=1)
+                    for kind in parts[0]
+                }
                 writer.write_encoded(row0 + y, strips["mask"], strips.get("prob"), strips.get("valid"))
         written = writer.finish()
     except BaseException:
@@ -287,9 +317,14 @@ def _prune_empty(root: Path) -> None:
         root.rmdir()
 
 
-def run_inference_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: ModelInfo,
-                      progress: Callable[[int], None] = lambda n: None,
-                      on_start: Callable[[int], None] = lambda total: None) -> dict[str, Any]:
+def run_inference_ray(
+    model: str | Path,
+    opts: InferOptions,
+    ray_opts: RayOptions,
+    info: ModelInfo,
+    progress: Callable[[int], None] = lambda n: None,
+    on_start: Callable[[int], None] = lambda total: None,
+) -> dict[str, Any]:
     """Run over ``opts.source`` on Ray (see the module docstring), holding the output folder's lock;
     returns the single-machine summary plus a ``ray`` section (blocks, actors and their throughput)."""
     ray_opts = ray_opts.validate()
@@ -298,8 +333,14 @@ def run_inference_ray(model: str | Path, opts: InferOptions, ray_opts: RayOption
         return {**_run_ray(model, opts, ray_opts, info, progress, on_start), "stale_lock": lock.stale_holder}
 
 
-def _run_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: ModelInfo,
-             progress: Callable[[int], None], on_start: Callable[[int], None]) -> dict[str, Any]:
+def _run_ray(
+    model: str | Path,
+    opts: InferOptions,
+    ray_opts: RayOptions,
+    info: ModelInfo,
+    progress: Callable[[int], None],
+    on_start: Callable[[int], None],
+) -> dict[str, Any]:
     ray = _ray()
     todo, skipped, removed = _plan(opts)
     failures: list[dict[str, str]] = []
@@ -314,8 +355,12 @@ def _run_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: 
         for temp in Path(state.scene_meta["work"]).glob(".*.tmp"):
             temp.unlink(missing_ok=True)
             removed += 1
-    items = [{"meta": json.dumps({**s.scene_meta, "block": vars(b), "scene": i})}
-             for i, s in enumerate(states) for b in s.blocks if b.index not in s.done]
+    items = [
+        {"meta": json.dumps({**s.scene_meta, "block": vars(b), "scene": i})}
+        for i, s in enumerate(states)
+        for b in s.blocks
+        if b.index not in s.done
+    ]
     resumed = sum(len(s.done) for s in states)
     on_start(len(items) + resumed)
     progress(resumed)
@@ -335,18 +380,31 @@ def _run_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: 
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
         per_actor_gpus = ray_opts.gpus_per_actor if ray_opts.gpus_per_actor is not None else (1 if gpus else 0)
-        slots = int(gpus // per_actor_gpus) if per_actor_gpus else int(ray.cluster_resources().get("CPU", 1) //
-                                                                       max(ray_opts.cpus_per_actor, 1))
+        slots = (
+            int(gpus // per_actor_gpus)
+            if per_actor_gpus
+            else int(ray.cluster_resources().get("CPU", 1) // max(ray_opts.cpus_per_actor, 1))
+        )
         concurrency: int | tuple[int, int] = ray_opts.actors or (1, max(slots, 1))
         if items:
             ds = ray.data.from_items(items, override_num_blocks=len(items))
             # Ray's defaults do the fault tolerance: tasks are retried when their worker dies (3 times),
             # Ray Data restarts dead actors and retries their tasks without limit
             ds = ds.map(_read_block, num_cpus=1)
-            ds = ds.map_batches(_Infer, batch_size=1, batch_format="numpy", concurrency=concurrency,
-                                num_gpus=per_actor_gpus, num_cpus=ray_opts.cpus_per_actor,
-                                fn_constructor_kwargs={"model": str(model), "backend": ray_opts.backend,
-                                                       "kwargs": dict(ray_opts.model_kwargs), "batch": opts.batch})
+            ds = ds.map_batches(
+                _Infer,
+                batch_size=1,
+                batch_format="numpy",
+                concurrency=concurrency,
+                num_gpus=per_actor_gpus,
+                num_cpus=ray_opts.cpus_per_actor,
+                fn_constructor_kwargs={
+                    "model": str(model),
+                    "backend": ray_opts.backend,
+                    "kwargs": dict(ray_opts.model_kwargs),
+                    "batch": opts.batch,
+                },
+            )
             ds = ds.map(_blend_block, num_cpus=1)
             for row in ds.iter_rows():
                 meta = json.loads(row["meta"])
@@ -383,29 +441,56 @@ def _run_ray(model: str | Path, opts: InferOptions, ray_opts: RayOptions, info: 
     tiles = sum(int(actor["tiles"]) for actor in per_actor.values())
     wall = time.perf_counter() - started
     return {
-        "model": {"path": str(model), "kind": info.kind, "tile": info.tile, "precision": info.precision,
-                  "unverified": info.unverified,
-                  "backend": sorted({a["backend"] for a in per_actor.values()}) or [ray_opts.backend],
-                  "device": sorted({a["device"] for a in per_actor.values()})},
-        "input": str(opts.source), "output": str(opts.out),
-        "files": files, "skipped_existing": skipped, "removed_temp_files": removed, "failed": len(failures),
-        "tiles": tiles, "empty_windows": empty_windows, "seconds": round(wall, 3),
+        "model": {
+            "path": str(model),
+            "kind": info.kind,
+            "tile": info.tile,
+            "precision": info.precision,
+            "unverified": info.unverified,
+            "backend": sorted({a["backend"] for a in per_actor.values()}) or [ray_opts.backend],
+            "device": sorted({a["device"] for a in per_actor.values()}),
+        },
+        "input": str(opts.source),
+        "output": str(opts.out),
+        "files": files,
+        "skipped_existing": skipped,
+        "removed_temp_files": removed,
+        "failed": len(failures),
+        "tiles": tiles,
+        "empty_windows": empty_windows,
+        "seconds": round(wall, 3),
         "tiles_per_s": tiles / wall if wall else 0.0,
         "input_bytes_per_tile": input_bytes_per_tile(info.input_format, info.tile),
         "megapixels_per_s": pixels / 1e6 / wall if wall else 0.0,
         "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
-        "settings": {"tile": info.tile, "overlap": opts.overlap, "batch": opts.batch, "threshold": opts.threshold,
-                     "format": opts.fmt, "probabilities": opts.probabilities, "graph": opts.graph},
+        "settings": {
+            "tile": info.tile,
+            "overlap": opts.overlap,
+            "batch": opts.batch,
+            "threshold": opts.threshold,
+            "format": opts.fmt,
+            "probabilities": opts.probabilities,
+            "graph": opts.graph,
+        },
         "radiometry": opts.radiometry.as_dict() if opts.radiometry else None,
-        "ray": {"address": ray_opts.address or "local", "block": ray_opts.block, "blocks": len(items),
-                "blocks_resumed": resumed,
-                "actors": {k: {"tiles": v["tiles"], "infer_seconds": round(v["seconds"], 3), "backend": v["backend"],
-                               "device": v["device"],
-                               "tiles_per_s": v["tiles"] / v["seconds"] if v["seconds"] else None}
-                           for k, v in per_actor.items()},
-                "gpus_per_actor": per_actor_gpus if items else None,
-                "first_block_s": round(first_block_s, 3) if first_block_s is not None else None},
+        "ray": {
+            "address": ray_opts.address or "local",
+            "block": ray_opts.block,
+            "blocks": len(items),
+            "blocks_resumed": resumed,
+            "actors": {
+                k: {
+                    "tiles": v["tiles"],
+                    "infer_seconds": round(v["seconds"], 3),
+                    "backend": v["backend"],
+                    "device": v["device"],
+                    "tiles_per_s": v["tiles"] / v["seconds"] if v["seconds"] else None,
+                }
+                for k, v in per_actor.items()
+            },
+            "gpus_per_actor": per_actor_gpus if items else None,
+            "first_block_s": round(first_block_s, 3) if first_block_s is not None else None,
+        },
         "outputs": outputs,
         "failures": failures,
     }
-

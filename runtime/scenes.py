@@ -28,8 +28,9 @@ FORMATS = ("png", "tif")  # the masks; --format geojson|graphml is short for png
 GRAPH_FORMATS = ("geojson", "graphml")
 
 
-def iter_windows(scene: Scene, grid: Grid, only: set[tuple[int, int]] | None = None
-                 ) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray | None]]:
+def iter_windows(
+    scene: Scene, grid: Grid, only: set[tuple[int, int]] | None = None
+) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray | None]]:
     """(window row, y, x, uint8 T x T x 3 window, T x T valid mask or None) in row-major order,
     only the windows at the (y, x) in ``only`` when given (a block's); a scene smaller than a tile
     is read once and reflect-padded."""
@@ -40,14 +41,15 @@ def iter_windows(scene: Scene, grid: Grid, only: set[tuple[int, int]] | None = N
         image = pad_to_tile(image, t)
         valid = pad_to_tile(valid, t) if valid is not None else None
         for row, y, x in windows:
-            yield row, y, x, image[y:y + t, x:x + t], None if valid is None else valid[y:y + t, x:x + t]
+            yield row, y, x, image[y : y + t, x : x + t], None if valid is None else valid[y : y + t, x : x + t]
         return
     for row, y, x in windows:
         yield row, y, x, *scene.read(y, x, t, t)
 
 
-def encode_rows(prob: np.ndarray, valid: np.ndarray | None, threshold: float,
-                probabilities: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def encode_rows(
+    prob: np.ndarray, valid: np.ndarray | None, threshold: float, probabilities: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Probability rows as written: the 0/255 mask and, when asked, uint8 probabilities, both 0
     outside ``valid`` (per pixel, so blocks encoded apart equal the scene encoded at once)."""
     mask = (prob >= threshold).astype(np.uint8) * 255
@@ -71,8 +73,16 @@ class MaskWriter:
     record how the scene was converted (``SAM2MS_RADIOMETRY``: bands, per-band low/high).
     """
 
-    def __init__(self, scene: Scene, out_base: Path, fmt: str, threshold: float, probabilities: bool,
-                 max_pixels: int | None = None, graph: str | None = None) -> None:
+    def __init__(
+        self,
+        scene: Scene,
+        out_base: Path,
+        fmt: str,
+        threshold: float,
+        probabilities: bool,
+        max_pixels: int | None = None,
+        graph: str | None = None,
+    ) -> None:
         self.scene, self.fmt, self.threshold, self.probabilities = scene, fmt, threshold, probabilities
         self.graph = graph
         self.paths = output_paths(out_base, fmt, probabilities, graph)
@@ -83,11 +93,12 @@ class MaskWriter:
         if fmt == "tif":
             georef = scene.profile or {}
             tags = {"SAM2MS_RADIOMETRY": json.dumps(scene.stretch.as_dict())}  # how this scene was converted
-            self._cogs = [CogWriter(path, h, w, georef, resampling, scene.masked, tags)
-                          for path, resampling in zip(self.paths, ("nearest", "average") if probabilities
-                                                      else ("nearest",))]
+            self._cogs = [
+                CogWriter(path, h, w, georef, resampling, scene.masked, tags)
+                for path, resampling in zip(self.paths, ("nearest", "average") if probabilities else ("nearest",))
+            ]
         else:
-            self._pngs = [PngRowWriter(path, h, w) for path in self.paths[:1 + int(probabilities)]]
+            self._pngs = [PngRowWriter(path, h, w) for path in self.paths[: 1 + int(probabilities)]]
             self._mask = np.zeros((h, w), np.uint8) if graph is not None else None  # the graph's input
 
     def write_encoded(self, y0: int, mask: np.ndarray, prob8: np.ndarray | None, valid: np.ndarray | None) -> None:
@@ -100,7 +111,7 @@ class MaskWriter:
         for png, rows in zip(self._pngs, (mask, prob8)):
             png.write(rows)  # type: ignore[arg-type]
         if self._mask is not None:
-            self._mask[y0:y0 + len(mask)] = mask
+            self._mask[y0 : y0 + len(mask)] = mask
 
     def finish(self) -> list[Path]:
         if self.fmt == "tif":
@@ -124,8 +135,9 @@ class MaskWriter:
             profile = self.scene.profile or {}
             mask, crs = self._mask, profile.get("crs")
             assert mask is not None  # held for the graph
-            graph = scene_road_graph(lambda r, c, h, w: mask[r:r + h, c:c + w] > 0, *mask.shape,
-                                     profile.get("transform"), crs)
+            graph = scene_road_graph(
+                lambda r, c, h, w: mask[r : r + h, c : c + w] > 0, *mask.shape, profile.get("transform"), crs
+            )
         write_graph(graph, self.paths[-1], crs)
 
     def abort(self) -> None:
@@ -134,16 +146,22 @@ class MaskWriter:
             writer.abort()
 
 
-def check_output_memory(path: Path, height: int, width: int, fmt: str, graph: str | None,
-                        max_pixels: int | None) -> None:
+def check_output_memory(
+    path: Path, height: int, width: int, fmt: str, graph: str | None, max_pixels: int | None
+) -> None:
     """Refuse (UsageError) a scene whose mask would be held whole and not fit the memory budget
     (:func:`sam2ms.memory.check_pixels`), before any of its windows is read: the road graph of a
     PNG run is extracted from the mask in memory. Masks and probabilities themselves are written as
     their rows come (any size), and a GeoTIFF run's graph reads its mask back by blocks."""
     if fmt != "tif" and graph is not None:
-        check_pixels(f"{path}: its --graph {graph} from a --format {fmt} mask", width, height, 1, max_pixels,
-                     f"use --format tif --graph {graph} (the mask is read back block by block), or pass "
-                     "--max-pixels")
+        check_pixels(
+            f"{path}: its --graph {graph} from a --format {fmt} mask",
+            width,
+            height,
+            1,
+            max_pixels,
+            f"use --format tif --graph {graph} (the mask is read back block by block), or pass --max-pixels",
+        )
 
 
 def output_paths(out_base: Path, fmt: str, probabilities: bool, graph: str | None = None) -> list[Path]:

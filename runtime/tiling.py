@@ -39,7 +39,7 @@ def blend_ramp(tile: int, overlap: int) -> np.ndarray:
         t = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
         ramp = np.sin(0.5 * np.pi * t) ** 2
         w[:overlap] = ramp
-        w[tile - overlap:] = np.minimum(w[tile - overlap:], ramp[::-1])
+        w[tile - overlap :] = np.minimum(w[tile - overlap :], ramp[::-1])
     return w
 
 
@@ -99,8 +99,9 @@ class Stitcher:
     else None.
     """
 
-    def __init__(self, grid: Grid, emit: Callable[[int, np.ndarray, np.ndarray | None], None],
-                 masked: bool = False) -> None:
+    def __init__(
+        self, grid: Grid, emit: Callable[[int, np.ndarray, np.ndarray | None], None], masked: bool = False
+    ) -> None:
         self.grid = grid
         self.emit = emit
         ramp = blend_ramp(grid.tile, grid.overlap)
@@ -136,10 +137,10 @@ class Stitcher:
         t = self.grid.tile
         self._ensure(y + t)
         r0 = y - self._base
-        self._acc[r0:r0 + t, x:x + t] += prob * self._weight
-        self._wsum[r0:r0 + t, x:x + t] += self._weight
+        self._acc[r0 : r0 + t, x : x + t] += prob * self._weight
+        self._wsum[r0 : r0 + t, x : x + t] += self._weight
         if self._valid is not None and valid is not None:
-            self._valid[r0:r0 + t, x:x + t] |= valid
+            self._valid[r0 : r0 + t, x : x + t] |= valid
         self._left[row] -= 1
         while not self.done and self._left[self._next_row] == 0:
             self._next_row += 1
@@ -152,8 +153,8 @@ class Stitcher:
         stop = min(stop, g.height)
         if stop > self._base:
             n = stop - self._base
-            rows = self._acc[:n, :g.width] / self._wsum[:n, :g.width]
-            valid = self._valid[:n, :g.width] if self._valid is not None else None
+            rows = self._acc[:n, : g.width] / self._wsum[:n, : g.width]
+            valid = self._valid[:n, : g.width] if self._valid is not None else None
             self.emit(self._base, rows, valid)
             self._acc, self._wsum = self._acc[n:], self._wsum[n:]
             if self._valid is not None:

@@ -72,6 +72,7 @@ def gate_tiles(tile: int) -> int:
 #: INT8 against FP32 on held-out tiles (calibration's report).
 INT8_TARGETS = {"min_mask_iou": 0.98, "max_f1_drop": 0.005}
 
+
 def judge_parity(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
     """Parity figures of ``candidate`` probabilities against ``reference`` and the verdict against
     :data:`PARITY_THRESHOLDS` (an unknown precision is held to the FP16 criteria). ``mask_iou`` is
@@ -89,11 +90,21 @@ def judge_parity(precision: str, reference: np.ndarray, candidate: np.ndarray) -
     if limits.max_abs_p999 is not None and figures["p999_abs"] > limits.max_abs_p999:
         failures.append(f"99.9th percentile of |dp| {figures['p999_abs']:.3g} > {limits.max_abs_p999:g}")
     if figures["decisive_mask_iou"] < limits.min_mask_iou:
-        where = f" where the reference is decided (|p - 0.5| >= {limits.decisive_margin:g})" \
-            if limits.decisive_margin else ""
+        where = (
+            f" where the reference is decided (|p - 0.5| >= {limits.decisive_margin:g})"
+            if limits.decisive_margin
+            else ""
+        )
         failures.append(f"mask IoU{where} {figures['decisive_mask_iou']:.5f} < {limits.min_mask_iou}")
-    figures.update({"reference": "pytorch-fp32", "tiles": int(len(reference)), "thresholds": asdict(limits),
-                    "passed": not failures, "failures": failures})
+    figures.update(
+        {
+            "reference": "pytorch-fp32",
+            "tiles": len(reference),
+            "thresholds": asdict(limits),
+            "passed": not failures,
+            "failures": failures,
+        }
+    )
     return figures
 
 
@@ -113,8 +124,7 @@ def judge_int8_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[s
     :func:`~sam2ms.metrics.agreement` with the FP32 masks as truth, then :func:`judge_int8`. How the
     calibration judges ONNX Runtime's INT8 and ``--openvino`` OpenVINO's."""
     figures = agreement(reference, candidate)
-    return judge_int8({**figures, "tiles": int(len(reference)), "reference": "fp32 masks",
-                       "f1_drop": 1.0 - figures["f1"]})
+    return judge_int8({**figures, "tiles": len(reference), "reference": "fp32 masks", "f1_drop": 1.0 - figures["f1"]})
 
 
 def judge(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
@@ -138,9 +148,11 @@ def gate_judge(file_precision: str, reference: np.ndarray) -> Callable[[str, np.
     ``reference`` ones (:func:`judge`): an INT8 file by the INT8 targets (as its
     calibration judged ONNX Runtime), a float file by its own parity criteria in FP32 and by
     FP16's in BF16."""
+
     def verdict(run_precision: str, candidate: np.ndarray) -> dict[str, Any]:
         precision = file_precision if file_precision == "int8" or run_precision == "fp32" else "bf16"
         return judge(precision, reference[:, 0], candidate[:, 0])
+
     return verdict
 
 

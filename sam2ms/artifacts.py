@@ -56,9 +56,9 @@ SIDECAR_VERSION = 1
 CHECKS = {
     "parity": "its export failed the parity check against PyTorch ({}); re-export before deploying it",
     "parity_of_source_onnx": "it was built from an ONNX that failed its parity check against PyTorch ({}); "
-                             "re-export before deploying it",
+    "re-export before deploying it",
     "accuracy_vs_fp32": "INT8 missed its accuracy target against FP32 ({}); recalibrate with --auto-exclude, "
-                        "or deploy FP16",
+    "or deploy FP16",
 }
 
 
@@ -79,9 +79,15 @@ def sidecar_path(artifact: str | Path) -> Path:
 def write_sidecar(artifact: str | Path, fields: dict[str, Any]) -> Path:
     """Write the sidecar of ``artifact`` (atomically), adding format, version and the file's hash."""
     artifact = Path(artifact)
-    data = {"format": SIDECAR_FORMAT, "format_version": SIDECAR_VERSION, "sam2ms_version": __version__,
-            "artifact": artifact.name, "sha256": cached_sha256(artifact), "size_bytes": artifact.stat().st_size,
-            **fields}
+    data = {
+        "format": SIDECAR_FORMAT,
+        "format_version": SIDECAR_VERSION,
+        "sam2ms_version": __version__,
+        "artifact": artifact.name,
+        "sha256": cached_sha256(artifact),
+        "size_bytes": artifact.stat().st_size,
+        **fields,
+    }
     return write_json(sidecar_path(artifact), data)
 
 
@@ -98,58 +104,81 @@ _NAMES = string(max_len=4096)
 _FIGURES = json_value()
 #: A recorded check (parity, INT8 accuracy, an OpenVINO gate): its verdict typed, figures free-form.
 _CHECK = record({"passed": boolean(), "failures": list_of(_NAMES)}, required=("passed",), other=_FIGURES)
-_GATE = record({"passed": optional(boolean()), "failures": list_of(_NAMES), "reference": _NAMES,
-                "measured": boolean(), "why": _NAMES}, other=_FIGURES)
+_GATE = record(
+    {
+        "passed": optional(boolean()),
+        "failures": list_of(_NAMES),
+        "reference": _NAMES,
+        "measured": boolean(),
+        "why": _NAMES,
+    },
+    other=_FIGURES,
+)
 _FILE_REF = record({"file": file_name(), "sha256": optional(SHA256)}, required=("file",))
 _DIM = either(integer(0), string(max_len=64), expected="a dimension (a size or a name)")
-_TENSOR = record({"name": _NAMES, "shape": list_of(_DIM, max_len=8), "dtype": _NAMES,
-                  "meaning": _NAMES}, required=("name",))
+_TENSOR = record(
+    {"name": _NAMES, "shape": list_of(_DIM, max_len=8), "dtype": _NAMES, "meaning": _NAMES}, required=("name",)
+)
 _TRIPLE = list_of(number(), min_len=3, max_len=3)
 
 #: Every field a sidecar may hold, with its type; free-form report figures are any JSON.
-SIDECAR_SCHEMA = record({
-    "format": const(SIDECAR_FORMAT),
-    "format_version": integer(1, SIDECAR_VERSION),
-    "sam2ms_version": _NAMES,
-    "artifact": file_name(),
-    "sha256": SHA256,
-    "size_bytes": integer(0),
-    "kind": string(("onnx", "tensorrt-plan")),
-    "model": _NAMES,
-    "tile": integer(1, MAX_TILE),
-    "precision": string(("fp32", "fp16", "bf16", "int8")),
-    "input_format": string(INPUT_FORMATS),
-    "inputs": list_of(_TENSOR, max_len=16),
-    "outputs": list_of(_TENSOR, max_len=16),
-    "normalization": record({"mean": _TRIPLE, "std": list_of(number(lo=1e-12), min_len=3, max_len=3),
-                             "input": _NAMES, "applied_by": _NAMES}),
-    "radiometry": optional(record({
-        "bands": optional(list_of(integer(1, 1 << 16), min_len=1, max_len=3)),
-        "stretch": string(STRETCHES),
-        "percentiles": list_of(number(0, 100), min_len=2, max_len=2),
-        "low": optional(list_of(number(), min_len=1, max_len=3)),
-        "high": optional(list_of(number(), min_len=1, max_len=3))})),
-    "checkpoint": record({"path": _NAMES, "sha256": SHA256, "kind": _NAMES}),
-    "opset": integer(1, 1000),
-    "exporter": _NAMES,
-    "onnx_nodes": optional(record({"exported": integer(0), "slim": integer(0)})),
-    "kept_fp32_ops": list_of(_NAMES),
-    "parity": optional(_CHECK),
-    "parity_of_source_onnx": optional(_CHECK),
-    "accuracy_vs_fp32": optional(_CHECK),
-    "openvino": record({"version": _NAMES, "device": _NAMES, "fp32": _GATE, "bf16": _GATE}),
-    "source_onnx": _FILE_REF,
-    "onnx": _FILE_REF,
-    "calibration": record({"weight_bits": integer(7, 8), "cache": optional(file_name())}, other=_FIGURES),
-    "builder": _builder,
-    "builder_version": _NAMES,
-    "targets": list_of(_NAMES, max_len=64),
-    "batch_profile": list_of(integer(1), min_len=1, max_len=3),
-    "profiles": integer(1, 1024),
-    "workspace_bytes": integer(0),
-    "timing_cache": _NAMES,
-    "build_seconds": number(0),
-}, required=("format", "format_version", "artifact", "sha256", "size_bytes", "tile", "precision"))
+SIDECAR_SCHEMA = record(
+    {
+        "format": const(SIDECAR_FORMAT),
+        "format_version": integer(1, SIDECAR_VERSION),
+        "sam2ms_version": _NAMES,
+        "artifact": file_name(),
+        "sha256": SHA256,
+        "size_bytes": integer(0),
+        "kind": string(("onnx", "tensorrt-plan")),
+        "model": _NAMES,
+        "tile": integer(1, MAX_TILE),
+        "precision": string(("fp32", "fp16", "bf16", "int8")),
+        "input_format": string(INPUT_FORMATS),
+        "inputs": list_of(_TENSOR, max_len=16),
+        "outputs": list_of(_TENSOR, max_len=16),
+        "normalization": record(
+            {
+                "mean": _TRIPLE,
+                "std": list_of(number(lo=1e-12), min_len=3, max_len=3),
+                "input": _NAMES,
+                "applied_by": _NAMES,
+            }
+        ),
+        "radiometry": optional(
+            record(
+                {
+                    "bands": optional(list_of(integer(1, 1 << 16), min_len=1, max_len=3)),
+                    "stretch": string(STRETCHES),
+                    "percentiles": list_of(number(0, 100), min_len=2, max_len=2),
+                    "low": optional(list_of(number(), min_len=1, max_len=3)),
+                    "high": optional(list_of(number(), min_len=1, max_len=3)),
+                }
+            )
+        ),
+        "checkpoint": record({"path": _NAMES, "sha256": SHA256, "kind": _NAMES}),
+        "opset": integer(1, 1000),
+        "exporter": _NAMES,
+        "onnx_nodes": optional(record({"exported": integer(0), "slim": integer(0)})),
+        "kept_fp32_ops": list_of(_NAMES),
+        "parity": optional(_CHECK),
+        "parity_of_source_onnx": optional(_CHECK),
+        "accuracy_vs_fp32": optional(_CHECK),
+        "openvino": record({"version": _NAMES, "device": _NAMES, "fp32": _GATE, "bf16": _GATE}),
+        "source_onnx": _FILE_REF,
+        "onnx": _FILE_REF,
+        "calibration": record({"weight_bits": integer(7, 8), "cache": optional(file_name())}, other=_FIGURES),
+        "builder": _builder,
+        "builder_version": _NAMES,
+        "targets": list_of(_NAMES, max_len=64),
+        "batch_profile": list_of(integer(1), min_len=1, max_len=3),
+        "profiles": integer(1, 1024),
+        "workspace_bytes": integer(0),
+        "timing_cache": _NAMES,
+        "build_seconds": number(0),
+    },
+    required=("format", "format_version", "artifact", "sha256", "size_bytes", "tile", "precision"),
+)
 
 #: The largest sidecar read (a calibration with every trial of its search is ~100 KB).
 MAX_SIDECAR_BYTES = 16 << 20
@@ -161,8 +190,10 @@ def file_in_folder(artifact: str | Path, name: str, what: str) -> Path:
     folder = Path(artifact).resolve().parent
     candidate = folder / name
     if candidate.resolve().parent != folder:
-        raise UsageError(f"{sidecar_path(artifact)}: {what} {name!r} is a link out of the model's folder "
-                         f"({candidate.resolve()}); copy the file into the folder instead")
+        raise UsageError(
+            f"{sidecar_path(artifact)}: {what} {name!r} is a link out of the model's folder "
+            f"({candidate.resolve()}); copy the file into the folder instead"
+        )
     return candidate
 
 
@@ -171,25 +202,37 @@ def read_sidecar(artifact: str | Path) -> dict[str, Any]:
     artifact against it (size always, SHA-256 once per version of the file: :mod:`sam2ms.digests`)."""
     path = sidecar_path(artifact)
     if not path.is_file():
-        raise UsageError(f"{artifact}: no sidecar ({path.name} beside it); export with sam2ms-export, which "
-                         "writes one, and keep it with the artifact")
+        raise UsageError(
+            f"{artifact}: no sidecar ({path.name} beside it); export with sam2ms-export, which "
+            "writes one, and keep it with the artifact"
+        )
     fix = "re-export the model"
     data = load_json(path, str(path), fix, MAX_SIDECAR_BYTES)
-    if isinstance(data, dict) and data.get("format") == SIDECAR_FORMAT and isinstance(data.get("format_version"), int) \
-            and not isinstance(data["format_version"], bool) and data["format_version"] > SIDECAR_VERSION:
-        raise UsageError(f"{path}: sidecar format {data['format_version']} is newer than this sam2ms reads; "
-                         "upgrade sam2ms")
+    if (
+        isinstance(data, dict)
+        and data.get("format") == SIDECAR_FORMAT
+        and isinstance(data.get("format_version"), int)
+        and not isinstance(data["format_version"], bool)
+        and data["format_version"] > SIDECAR_VERSION
+    ):
+        raise UsageError(
+            f"{path}: sidecar format {data['format_version']} is newer than this sam2ms reads; upgrade sam2ms"
+        )
     if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
         raise UsageError(f"{path}: not a {SIDECAR_FORMAT} file; {fix}")
     data = validate(data, SIDECAR_SCHEMA, str(path), fix)
     size = Path(artifact).stat().st_size
     if size != data["size_bytes"]:
-        raise UsageError(f"{artifact}: {size} bytes, but its sidecar describes a file of {data['size_bytes']} bytes: "
-                         f"{path.name} belongs to another file; re-export, or keep each sidecar with its artifact")
+        raise UsageError(
+            f"{artifact}: {size} bytes, but its sidecar describes a file of {data['size_bytes']} bytes: "
+            f"{path.name} belongs to another file; re-export, or keep each sidecar with its artifact"
+        )
     if cached_sha256(artifact) != data["sha256"]:
-        raise UsageError(f"{artifact}: its SHA-256 is not the one its sidecar records ({data['sha256'][:12]}…): "
-                         f"{path.name} belongs to another file (or the file changed); re-export, or keep each "
-                         "sidecar with its artifact")
+        raise UsageError(
+            f"{artifact}: its SHA-256 is not the one its sidecar records ({data['sha256'][:12]}…): "
+            f"{path.name} belongs to another file (or the file changed); re-export, or keep each "
+            "sidecar with its artifact"
+        )
     return cast("dict[str, Any]", data)
 
 
@@ -227,8 +270,11 @@ class Sidecar:
 
     def verdict(self) -> list[str]:
         """One sentence per recorded check that failed (empty: deployable)."""
-        return [CHECKS[name].format("; ".join(check.get("failures", [])) or "no details")
-                for name, check in self.checks().items() if check.get("passed") is False]
+        return [
+            CHECKS[name].format("; ".join(check.get("failures", [])) or "no details")
+            for name, check in self.checks().items()
+            if check.get("passed") is False
+        ]
 
     @property
     def passed(self) -> bool | None:

@@ -29,8 +29,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """SAM2MS road extraction: train, export (ONNX, FP16, INT8, TensorRT), run tiled inference and
     benchmark against PyTorch."""
 
@@ -49,11 +52,22 @@ def _register_commands() -> None:
     from sam2ms.runtime.command import infer_command
     from sam2ms.train.command import eval_cmd, train
 
-    for name, command in (("synth", synth), ("train", train), ("eval", eval_cmd), ("info", info),
-                          ("models", models), ("export", export_command), ("calibrate", calibrate_command),
-                          ("infer", infer_command), ("bench", bench_command), ("demo", demo_command),
-                          ("stats", stats_command), ("mosaic", mosaic_command), ("graph", graph_command),
-                          ("apls", apls_command)):
+    for name, command in (
+        ("synth", synth),
+        ("train", train),
+        ("eval", eval_cmd),
+        ("info", info),
+        ("models", models),
+        ("export", export_command),
+        ("calibrate", calibrate_command),
+        ("infer", infer_command),
+        ("bench", bench_command),
+        ("demo", demo_command),
+        ("stats", stats_command),
+        ("mosaic", mosaic_command),
+        ("graph", graph_command),
+        ("apls", apls_command),
+    ):
         app.command(name)(command)
 
 
@@ -88,12 +102,15 @@ def run_app(typer_app: typer.Typer) -> None:
     except Terminated as exc:
         typer.echo(f"terminated by signal {exc.signum}; finished outputs are kept, --resume continues", err=True)
         sys.exit(128 + exc.signum)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback unless asked
+    except Exception as exc:  # the last line of defence: never a traceback unless asked
         if debug:
             raise
         where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
-        typer.echo(f"error: {type(exc).__name__}: {exc}{where}; this is a failure sam2ms did not foresee: run again "
-                   "with SAM2MS_DEBUG=1 for the traceback and report it", err=True)
+        typer.echo(
+            f"error: {type(exc).__name__}: {exc}{where}; this is a failure sam2ms did not foresee: run again "
+            "with SAM2MS_DEBUG=1 for the traceback and report it",
+            err=True,
+        )
         sys.exit(1)
 
 
@@ -120,6 +137,7 @@ def infer_main() -> None:
     from sam2ms.runtime.command import infer_command
 
     _alias(infer_command)
+
 
 if __name__ == "__main__":
     main()

@@ -41,6 +41,10 @@ def metric_rows(metrics: dict[str, float]) -> list[tuple[str, str]]:
     if "apls" in metrics:
         rows.append(("APLS", f"{metrics['apls']:.4f} (lowest {metrics['apls_min']:.4f})"))
     if "topo_f1" in metrics:
-        rows.append(("TOPO P / R / F1", f"{metrics['topo_precision']:.4f} / {metrics['topo_recall']:.4f} / "
-                                        f"{metrics['topo_f1']:.4f}"))
-    return rows + [("images", str(metrics.get("images", "")))]
+        rows.append(
+            (
+                "TOPO P / R / F1",
+                f"{metrics['topo_precision']:.4f} / {metrics['topo_recall']:.4f} / {metrics['topo_f1']:.4f}",
+            )
+        )
+    return [*rows, ("images", str(metrics.get("images", "")))]

@@ -49,8 +49,9 @@ def overlay_rows(images: list[np.ndarray], labels: list[np.ndarray], probs: list
     return np.concatenate(rows, axis=0)
 
 
-def run_demo(out: Path, *, count: int = 120, size: int = 256, epochs: int = 10, seed: int = 0,
-             progress: bool = True) -> dict[str, Any]:
+def run_demo(
+    out: Path, *, count: int = 120, size: int = 256, epochs: int = 10, seed: int = 0, progress: bool = True
+) -> dict[str, Any]:
     """Run the demo into ``out`` (its data/ and run/ subfolders are the demo's own and are
     replaced on a re-run); returns the summary also written to ``out/summary.json``."""
     import torch
@@ -67,8 +68,20 @@ def run_demo(out: Path, *, count: int = 120, size: int = 256, epochs: int = 10, 
     for folder in (data, run):
         shutil.rmtree(folder, ignore_errors=True)
     write_synthetic_dataset(data, count, size, seed)
-    cfg = TrainConfig(data=data, output=run, layout="folder", model=DEMO_MODEL, epochs=epochs, batch=DEMO_BATCH,
-                      image_size=size, lr=DEMO_LR, lossnet="none", seed=seed, device="cpu", progress=progress)
+    cfg = TrainConfig(
+        data=data,
+        output=run,
+        layout="folder",
+        model=DEMO_MODEL,
+        epochs=epochs,
+        batch=DEMO_BATCH,
+        image_size=size,
+        lr=DEMO_LR,
+        lossnet="none",
+        seed=seed,
+        device="cpu",
+        progress=progress,
+    )
     started = time.perf_counter()
     trainer = Trainer(cfg)
     trained = trainer.fit()
@@ -83,10 +96,21 @@ def run_demo(out: Path, *, count: int = 120, size: int = 256, epochs: int = 10, 
     overlay = save_png(out / "overlay.png", overlay_rows([i for i, _ in shown], [m for _, m in shown], list(probs)))
     summary: dict[str, Any] = {
         "model": DEMO_MODEL,
-        "data": {"folder": str(data), "scenes": count, "size": size, "seed": seed,
-                 "train": len(trainer.train_samples), "test": len(test)},
-        "training": {"epochs": epochs, "steps": trained["steps"], "lr": DEMO_LR, "batch": DEMO_BATCH,
-                     "lossnet": "none (no ImageNet weights can be downloaded here)"},
+        "data": {
+            "folder": str(data),
+            "scenes": count,
+            "size": size,
+            "seed": seed,
+            "train": len(trainer.train_samples),
+            "test": len(test),
+        },
+        "training": {
+            "epochs": epochs,
+            "steps": trained["steps"],
+            "lr": DEMO_LR,
+            "batch": DEMO_BATCH,
+            "lossnet": "none (no ImageNet weights can be downloaded here)",
+        },
         "train_seconds": round(train_seconds, 1),
         "checkpoint": str(run / "best.pt"),
         "test": metrics,
@@ -109,8 +133,11 @@ def demo_failures(summary: dict[str, Any]) -> list[str]:
     check = summary["scene"]["check"]
     if not check["passed"]:
         failures.append("scene check against PyTorch: " + "; ".join(check["failures"]))
-    failures += [f"{r['subject']} at batch {r['batch']}: its checks failed, the runtime refuses it"
-                 for r in summary["bench"]["rows"] if r.get("checks_passed") is False]
+    failures += [
+        f"{r['subject']} at batch {r['batch']}: its checks failed, the runtime refuses it"
+        for r in summary["bench"]["rows"]
+        if r.get("checks_passed") is False
+    ]
     return failures
 
 
@@ -131,12 +158,14 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
     save_png(folder / "input" / "scene.png", image)
     engine = open_model(onnx_model)
     try:
-        opts = InferOptions(source=folder / "input", out=folder / "output", batch=DEMO_BATCH, streams=2,
-                            probabilities=True)
+        opts = InferOptions(
+            source=folder / "input", out=folder / "output", batch=DEMO_BATCH, streams=2, probabilities=True
+        )
         result = run_inference(engine, opts)
         with open_model(ckpt, "torch", tile=engine.info.tile) as reference:
-            result["check"] = check_against(engine, reference, folder / "input", overlap=default_overlap(size),
-                                            batch=DEMO_BATCH)
+            result["check"] = check_against(
+                engine, reference, folder / "input", overlap=default_overlap(size), batch=DEMO_BATCH
+            )
     finally:
         engine.close()
     prob = np.asarray(Image.open(folder / "output" / "scene.prob.png"), dtype=np.float32) / 255
@@ -166,11 +195,23 @@ def _benchmark(out: Path, export: dict[str, Any], ckpt: Path) -> dict[str, Any]:
     from .runtime.backends.base import cpu_has_native_bf16
 
     onnx = [Path(a["artifact"]) for a in export["artifacts"] if a["artifact"].endswith(".onnx")]
-    report = run_bench(BenchOptions(models=onnx, batches=[1, DEMO_BATCH], iterations=10, warmup=2, reference=ckpt,
-                                    torch_variants=["fp32", *(["bf16"] if cpu_has_native_bf16() else [])]))
+    report = run_bench(
+        BenchOptions(
+            models=onnx,
+            batches=[1, DEMO_BATCH],
+            iterations=10,
+            warmup=2,
+            reference=ckpt,
+            torch_variants=["fp32", *(["bf16"] if cpu_has_native_bf16() else [])],
+        )
+    )
     can_plot = importlib.util.find_spec("matplotlib") is not None
-    save_report(report, json_path=out / "bench.json", markdown_path=out / "bench.md",
-                plot_path=out / "bench.png" if can_plot else None)
+    save_report(
+        report,
+        json_path=out / "bench.json",
+        markdown_path=out / "bench.md",
+        plot_path=out / "bench.png" if can_plot else None,
+    )
     result = {"report": str(out / "bench.json"), "markdown": str(out / "bench.md"), "rows": report["rows"]}
     if can_plot:
         result["plot"] = str(out / "bench.png")
@@ -188,19 +229,33 @@ def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
     for name, r in speed.items():
         file = name.split(" (")[0]  # "model.onnx (openvino fp32)" runs model.onnx
         art = next((a for a in summary["export"]["artifacts"] if Path(a["artifact"]).name == file), None)
-        rows.append({"artifact": row_label(r), "precision": r["precision"], "backend": r["backend"],
-                     "megabytes": None if art is None else round(art["bytes"] / 2**20, 1),
-                     "mask_iou_vs_pytorch": round(r["accuracy"]["mask_iou"], 4),
-                     "tiles_per_s": round(r["throughput"]["tiles_per_s"], 2),
-                     "x_best_pytorch": round(r["vs_best_pytorch"]["throughput"], 2) if r["vs_best_pytorch"] else None,
-                     "x_pytorch": round(r["vs_reference"]["throughput"], 2) if r["vs_reference"] else None})
+        rows.append(
+            {
+                "artifact": row_label(r),
+                "precision": r["precision"],
+                "backend": r["backend"],
+                "megabytes": None if art is None else round(art["bytes"] / 2**20, 1),
+                "mask_iou_vs_pytorch": round(r["accuracy"]["mask_iou"], 4),
+                "tiles_per_s": round(r["throughput"]["tiles_per_s"], 2),
+                "x_best_pytorch": round(r["vs_best_pytorch"]["throughput"], 2) if r["vs_best_pytorch"] else None,
+                "x_pytorch": round(r["vs_reference"]["throughput"], 2) if r["vs_reference"] else None,
+            }
+        )
     for a in summary["export"]["artifacts"]:
         if a["artifact"].endswith(".plan"):
-            rows.append({"artifact": "engine.plan", "precision": a["precision"], "backend": "tensorrt",
-                         "megabytes": round(a["bytes"] / 2**20, 1), "mask_iou_vs_pytorch": None,
-                         "tiles_per_s": None, "x_best_pytorch": None, "x_pytorch": None,
-                         "note": "needs an RTX GPU: " +
-                         ", ".join(a.get("targets", []))})
+            rows.append(
+                {
+                    "artifact": "engine.plan",
+                    "precision": a["precision"],
+                    "backend": "tensorrt",
+                    "megabytes": round(a["bytes"] / 2**20, 1),
+                    "mask_iou_vs_pytorch": None,
+                    "tiles_per_s": None,
+                    "x_best_pytorch": None,
+                    "x_pytorch": None,
+                    "note": "needs an RTX GPU: " + ", ".join(a.get("targets", [])),
+                }
+            )
     return rows
 
 
@@ -234,10 +289,23 @@ def _export(ckpt: Path, folder: Path, tile: int, calib_data: Path) -> dict[str, 
     except UsageError as exc:
         plan_note = f"no plan: {exc}"
     shutil.rmtree(folder, ignore_errors=True)
-    calibration = CalibrateOptions(onnx=folder / "model.onnx", calib_data=calib_data, out=folder, auto_exclude=True,
-                                   reduce_range=not cpu_has_vnni())
-    options = ExportOptions(ckpt=ckpt, out=folder, fp16=True, tile=tile, batch="1:4:8", onnx_only=plan_note is not None,
-                            calibration=calibration, openvino=find_spec("openvino") is not None)
+    calibration = CalibrateOptions(
+        onnx=folder / "model.onnx",
+        calib_data=calib_data,
+        out=folder,
+        auto_exclude=True,
+        reduce_range=not cpu_has_vnni(),
+    )
+    options = ExportOptions(
+        ckpt=ckpt,
+        out=folder,
+        fp16=True,
+        tile=tile,
+        batch="1:4:8",
+        onnx_only=plan_note is not None,
+        calibration=calibration,
+        openvino=find_spec("openvino") is not None,
+    )
     try:
         result = run_export(options)
     except CheckFailed as exc:
@@ -249,13 +317,15 @@ def _export(ckpt: Path, folder: Path, tile: int, calib_data: Path) -> dict[str, 
     return result
 
 
-def demo_command(output: Path = typer.Option(Path("demo_run"), "-o", "--output",
-                                             help="Folder for everything the demo writes."),
-                 count: int = typer.Option(120, min=10, help="Synthetic scenes (70% train, 30% held out)."),
-                 size: int = typer.Option(256, min=64, max=4096, help="Scene and training size (multiple of 32)."),
-                 epochs: int = typer.Option(10, min=1), seed: int = typer.Option(0, min=0),
-                 quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
-                 as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def demo_command(
+    output: Path = typer.Option(Path("demo_run"), "-o", "--output", help="Folder for everything the demo writes."),
+    count: int = typer.Option(120, min=10, help="Synthetic scenes (70% train, 30% held out)."),
+    size: int = typer.Option(256, min=64, max=4096, help="Scene and training size (multiple of 32)."),
+    epochs: int = typer.Option(10, min=1),
+    seed: int = typer.Option(0, min=0),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """The chain on synthetic roads: train sam2ms_nano on CPU, evaluate, export, run tiled inference."""
     needs("demo", "onnx", "onnxslim", "onnxruntime")
     summary = run_demo(output, count=count, size=size, epochs=epochs, seed=seed, progress=not quiet)
@@ -264,8 +334,9 @@ def demo_command(output: Path = typer.Option(Path("demo_run"), "-o", "--output",
     else:
         _print_text(output, summary)
     if summary["failures"]:
-        raise CheckFailed(f"{len(summary['failures'])} check(s) failed (listed above; {output}/summary.json has the "
-                          "figures)", summary)
+        raise CheckFailed(
+            f"{len(summary['failures'])} check(s) failed (listed above; {output}/summary.json has the figures)", summary
+        )
 
 
 def _print_text(output: Path, summary: dict[str, Any]) -> None:
@@ -275,23 +346,40 @@ def _print_text(output: Path, summary: dict[str, Any]) -> None:
     rows = [("output", str(output)), ("train seconds", str(summary["train_seconds"]))]
     rows += [(f"test {k}", v) for k, v in metric_rows(summary["test"])]
     if q is not None:
-        rows.append(("INT8 vs FP32", f"mask IoU {q['mask_iou']:.4f}, F1 drop {100 * q['f1_drop']:.2f} points, "
-                                     f"APLS {q.get('apls', float('nan')):.3f}, TOPO F1 "
-                                     f"{q.get('topo_f1', float('nan')):.3f} "
-                                     f"on {q['tiles']} held-out tiles -> {'ok' if q['passed'] else 'TARGET MISSED'}"))
+        rows.append(
+            (
+                "INT8 vs FP32",
+                f"mask IoU {q['mask_iou']:.4f}, F1 drop {100 * q['f1_drop']:.2f} points, "
+                f"APLS {q.get('apls', float('nan')):.3f}, TOPO F1 "
+                f"{q.get('topo_f1', float('nan')):.3f} "
+                f"on {q['tiles']} held-out tiles -> {'ok' if q['passed'] else 'TARGET MISSED'}",
+            )
+        )
     vs_label = scene["accuracy_vs_label"]
-    runtime = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}.get(scene["model"]["backend"],
-                                                                         scene["model"]["backend"])
-    rows += [(f"scene ({runtime})", f"{scene['tiles']} tiles, F1 {100 * vs_label['f1']:.2f}, APLS "
-                                      f"{vs_label.get('apls', float('nan')):.3f}, TOPO F1 "
-                                      f"{vs_label.get('topo_f1', float('nan')):.3f} vs its label"),
-             ("check vs PyTorch", f"{check['tiles']} tiles: max |dp| {check['max_abs']:.2e}, mask IoU "
-                                  f"{check['mask_iou']:.5f}, APLS {check.get('apls', float('nan')):.3f}, "
-                                  f"{'ok' if check['passed'] else 'FAILED'}"),
-             ("pictures", f"{summary['overlay']}, {scene['overlay']}" +
-              (f", {scene['graph_picture']}" if "graph_picture" in scene else "") +
-              (f", {summary['bench']['plot']}" if "plot" in summary["bench"] else "")),
-             ("benchmark", f"{summary['bench']['report']} ({summary['bench']['markdown']})")]
+    runtime = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}.get(
+        scene["model"]["backend"], scene["model"]["backend"]
+    )
+    rows += [
+        (
+            f"scene ({runtime})",
+            f"{scene['tiles']} tiles, F1 {100 * vs_label['f1']:.2f}, APLS "
+            f"{vs_label.get('apls', float('nan')):.3f}, TOPO F1 "
+            f"{vs_label.get('topo_f1', float('nan')):.3f} vs its label",
+        ),
+        (
+            "check vs PyTorch",
+            f"{check['tiles']} tiles: max |dp| {check['max_abs']:.2e}, mask IoU "
+            f"{check['mask_iou']:.5f}, APLS {check.get('apls', float('nan')):.3f}, "
+            f"{'ok' if check['passed'] else 'FAILED'}",
+        ),
+        (
+            "pictures",
+            f"{summary['overlay']}, {scene['overlay']}"
+            + (f", {scene['graph_picture']}" if "graph_picture" in scene else "")
+            + (f", {summary['bench']['plot']}" if "plot" in summary["bench"] else ""),
+        ),
+        ("benchmark", f"{summary['bench']['report']} ({summary['bench']['markdown']})"),
+    ]
     emit(summary, False, rows)
     _print_summary_table(summary["table"])
     for failure in summary["failures"]:
@@ -312,8 +400,16 @@ def _print_summary_table(rows: list[dict[str, Any]]) -> None:
 
     notes = []
     for r in rows:
-        t.add_row(r["artifact"], r["precision"], r["backend"], cell(r["megabytes"]), cell(r["mask_iou_vs_pytorch"]),
-                  cell(r["tiles_per_s"]), cell(r["x_best_pytorch"]), cell(r["x_pytorch"]))
+        t.add_row(
+            r["artifact"],
+            r["precision"],
+            r["backend"],
+            cell(r["megabytes"]),
+            cell(r["mask_iou_vs_pytorch"]),
+            cell(r["tiles_per_s"]),
+            cell(r["x_best_pytorch"]),
+            cell(r["x_pytorch"]),
+        )
         if r.get("note"):
             notes.append(f"{r['artifact']}: {r['note']}")
     console = Console(markup=False)

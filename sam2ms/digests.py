@@ -10,6 +10,7 @@ nanoseconds. A second run then costs one ``stat`` and one small read. Any write,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -58,8 +59,6 @@ def cached_sha256(path: str | Path) -> str:
             return str(data["sha256"])
     digest = sha256_file(path)
     if entry is not None and _identity(path) == identity:  # unchanged while it was hashed
-        try:
+        with contextlib.suppress(OSError):
             write_json(entry, {"identity": identity, "sha256": digest})
-        except OSError:
-            pass
     return digest

@@ -1,4 +1,4 @@
-"""Errors that the CLI turns into one-line messages and exit codes (DESIGN.md, CLI conventions)."""
+"""Errors that the CLI turns into one-line messages and exit codes (docs/architecture.md, CLI conventions)."""
 
 from __future__ import annotations
 

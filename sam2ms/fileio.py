@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -61,16 +61,16 @@ def commit_staged(f: IO[bytes], path: str | Path) -> Path:
 
 def abort_staged(f: IO[bytes]) -> None:
     """Close and remove a :func:`staged_file` (the output path is never touched)."""
-    try:
+    with suppress(OSError):
         f.close()
-    except OSError:
-        pass
     Path(f.name).unlink(missing_ok=True)
 
 
 def _write_failed(path: Path, exc: OSError) -> WriteFailed:
-    return WriteFailed(f"{path}: could not write it ({exc.strerror or exc}); nothing was left half-written: free "
-                       "some space or choose another folder")
+    return WriteFailed(
+        f"{path}: could not write it ({exc.strerror or exc}); nothing was left half-written: free "
+        "some space or choose another folder"
+    )
 
 
 TEMP_SUFFIXES = (".tmp", ".stage.tif")  # atomic_write's and the COG writer's staging files
@@ -126,8 +126,9 @@ def write_json(path: str | Path, data: Any) -> Path:
     return atomic_write(path, lambda f: f.write(payload))
 
 
-def read_format_json(path: str | Path, expected_format: str, what: str, fix: str,
-                     max_bytes: int = 64 << 20) -> dict[str, Any]:
+def read_format_json(
+    path: str | Path, expected_format: str, what: str, fix: str, max_bytes: int = 64 << 20
+) -> dict[str, Any]:
     """Read a JSON document (at most ``max_bytes``, no NaN: :func:`sam2ms.schema.load_json`) whose
     ``format`` field must be ``expected_format``; anything else is a UsageError that starts with
     ``what`` and ends with ``fix``."""

@@ -37,8 +37,10 @@ class FolderLock:
             except BlockingIOError:
                 holder = _read(fd)
                 os.close(fd)
-                raise UsageError(f"{self.flag} {self.path.parent}: another sam2ms run ({holder or 'unknown pid'}) is "
-                                 "writing there; wait for it to finish, or choose another output folder") from None
+                raise UsageError(
+                    f"{self.flag} {self.path.parent}: another sam2ms run ({holder or 'unknown pid'}) is "
+                    "writing there; wait for it to finish, or choose another output folder"
+                ) from None
             # The holder before us may have removed the file between our open and our lock: then
             # we hold a lock on a file nobody else will see; start again with the current one.
             try:
@@ -54,8 +56,9 @@ class FolderLock:
         self._fd = fd
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._fd is None:
             return
         self.path.unlink(missing_ok=True)  # while still held: nobody can take it in between

@@ -23,8 +23,13 @@ from .errors import UsageError
 from .rasters import RASTER_SUFFIXES, find_inputs, gdal_path, is_virtual
 from .schema import load_json
 
-URL_SCHEMES = {"s3://": "/vsis3/", "gs://": "/vsigs/", "az://": "/vsiaz/", "http://": "/vsicurl/http://",
-               "https://": "/vsicurl/https://"}
+URL_SCHEMES = {
+    "s3://": "/vsis3/",
+    "gs://": "/vsigs/",
+    "az://": "/vsiaz/",
+    "http://": "/vsicurl/http://",
+    "https://": "/vsicurl/https://",
+}
 RASTER_MEDIA = ("image/tiff", "image/jp2", "image/png", "image/jpeg", "application/x-vrt")
 
 
@@ -45,7 +50,7 @@ def _virtual(source: str) -> Path | None:
     """The GDAL form of a URL or /vsi path; None for anything else."""
     for scheme, prefix in URL_SCHEMES.items():
         if source.startswith(scheme):
-            return Path(prefix + source[len(scheme):])
+            return Path(prefix + source[len(scheme) :])
     return Path(source) if is_virtual(source) else None
 
 
@@ -69,8 +74,7 @@ def _stac(path: Path, key: str | None) -> list[Input]:
     for, and the user named it as INPUT); its item ids only name outputs, made safe as file names."""
     doc = load_json(path, str(path), "pass a STAC Item or ItemCollection", max_bytes=256 << 20)
     items = doc.get("features") if isinstance(doc, dict) and doc.get("type") == "FeatureCollection" else [doc]
-    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("assets"), dict)
-                                              for i in items):
+    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("assets"), dict) for i in items):
         raise UsageError(f"{path}: not a STAC Item or ItemCollection (features with 'assets')")
     inputs = []
     for item in items:
@@ -78,8 +82,9 @@ def _stac(path: Path, key: str | None) -> list[Input]:
         href = asset.get("href") if isinstance(asset, dict) else None
         if not isinstance(href, str) or not href or "\0" in href:
             raise UsageError(f"{path}: item {str(item.get('id'))[:60]!r}: its asset has no href string; fix the item")
-        located = _virtual(href) or (Path(href[len("file://"):]) if href.startswith("file://") else
-                                     path.parent / href)  # an absolute href stays itself
+        located = _virtual(href) or (
+            Path(href[len("file://") :]) if href.startswith("file://") else path.parent / href
+        )  # an absolute href stays itself
         inputs.append(Input(located, Path(_file_name(str(item.get("id") or located.stem)))))
     return inputs
 
@@ -96,16 +101,26 @@ def _asset(path: Path, item: dict[str, Any], key: str | None) -> dict[str, Any]:
     assets = item["assets"]
     if key is not None:
         if key not in assets:
-            raise UsageError(f"{path}: item {str(item.get('id'))[:60]!r} has no asset {key!r} (it has "
-                             f"{', '.join(map(str, assets))[:200]}); "
-                             "choose one with --stac-asset")
+            raise UsageError(
+                f"{path}: item {str(item.get('id'))[:60]!r} has no asset {key!r} (it has "
+                f"{', '.join(map(str, assets))[:200]}); "
+                "choose one with --stac-asset"
+            )
         return cast("dict[str, Any]", assets[key])
-    rasters = [k for k, a in assets.items() if isinstance(a, dict) and (
-               str(a.get("type", "")).split(";")[0].strip() in RASTER_MEDIA
-               or Path(str(a.get("href", ""))).suffix.lower() in RASTER_SUFFIXES)]
+    rasters = [
+        k
+        for k, a in assets.items()
+        if isinstance(a, dict)
+        and (
+            str(a.get("type", "")).split(";")[0].strip() in RASTER_MEDIA
+            or Path(str(a.get("href", ""))).suffix.lower() in RASTER_SUFFIXES
+        )
+    ]
     if len(rasters) != 1:
-        raise UsageError(f"{path}: item {str(item.get('id'))[:60]!r} has {len(rasters) or 'no'} raster assets "
-                         f"({(', '.join(rasters) or ', '.join(assets))[:200]}); choose one with --stac-asset")
+        raise UsageError(
+            f"{path}: item {str(item.get('id'))[:60]!r} has {len(rasters) or 'no'} raster assets "
+            f"({(', '.join(rasters) or ', '.join(assets))[:200]}); choose one with --stac-asset"
+        )
     return cast("dict[str, Any]", assets[rasters[0]])
 
 
@@ -154,6 +169,8 @@ def resolve_inputs(source: str | Path, stac_asset: str | None = None) -> list[In
     for i in inputs:
         other = names.setdefault(i.name, i.path)
         if other != i.path:
-            raise UsageError(f"{gdal_path(other)} and {gdal_path(i.path)} would write the same outputs "
-                             f"({i.name}); rename one of them")
+            raise UsageError(
+                f"{gdal_path(other)} and {gdal_path(i.path)} would write the same outputs "
+                f"({i.name}); rename one of them"
+            )
     return inputs

@@ -67,8 +67,9 @@ def rasterize_roads(path: Path, height: int, width: int, transform: Any, crs: An
         raise UsageError(f"{path}: {exc}") from None
     if crs != CRS.from_user_input(lines_crs):
         lines = [transform_geom(lines_crs, crs, g) for g in lines]
-    burnt = rasterize([(g, 1) for g in lines], out_shape=(height, width), transform=transform, all_touched=True,
-                      dtype="uint8")
+    burnt = rasterize(
+        [(g, 1) for g in lines], out_shape=(height, width), transform=transform, all_touched=True, dtype="uint8"
+    )
     if not burnt.any():
         return np.zeros((height, width), bool)
     return np.asarray(distance_transform_edt(burnt == 0, sampling=spacing) <= road_width / 2)

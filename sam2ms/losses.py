@@ -55,7 +55,7 @@ class LossNet(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode: bool = True) -> "LossNet":
+    def train(self, mode: bool = True) -> LossNet:
         """Always stays in eval mode: frozen BatchNorm statistics must not drift with training."""
         return super().train(False)
 
@@ -85,8 +85,10 @@ def build_lossnet(kind: str, weights: str | Path | None) -> LossNet | None:
     import torchvision
 
     if weights is None:
-        raise UsageError(f"--lossnet {kind} needs the torchvision ImageNet weights: download "
-                         f"{WEIGHT_FILES[kind]} and pass --lossnet-weights FILE, or use --lossnet none")
+        raise UsageError(
+            f"--lossnet {kind} needs the torchvision ImageNet weights: download "
+            f"{WEIGHT_FILES[kind]} and pass --lossnet-weights FILE, or use --lossnet none"
+        )
     net = torchvision.models.resnet50() if kind == "resnet50" else torchvision.models.vgg16()
     if str(weights) != "random":
         from .models.checkpoint import torch_load
@@ -95,8 +97,10 @@ def build_lossnet(kind: str, weights: str | Path | None) -> LossNet | None:
         try:
             net.load_state_dict(sd)
         except Exception as exc:  # noqa: BLE001 - a state_dict of anything else
-            raise UsageError(f"{weights}: not torchvision {kind} ImageNet weights "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+            raise UsageError(
+                f"{weights}: not torchvision {kind} ImageNet weights "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            ) from None
     if kind == "resnet50":
         levels = [net.conv1, net.bn1, net.maxpool, net.layer1, net.layer2]
     else:

@@ -55,8 +55,11 @@ def check_pixels(what: str, width: int, height: int, bytes_per_pixel: int, max_p
     limit = pixel_limit(bytes_per_pixel, max_pixels)
     if pixels > limit:
         need = human_bytes(pixels * bytes_per_pixel)
-        why = (f"more than --max-pixels {max_pixels}" if max_pixels is not None else
-               f"more than half the memory available now ({human_bytes(budget_bytes() * 2)})")
+        why = (
+            f"more than --max-pixels {max_pixels}"
+            if max_pixels is not None
+            else f"more than half the memory available now ({human_bytes(budget_bytes() * 2)})"
+        )
         raise UsageError(f"{what}: {width} x {height} pixels would take {need} in memory, {why}; {fix}")
 
 

@@ -67,7 +67,7 @@ class RoadMetrics:
         for prob, label in zip(probs, labels):
             self.update(prob, label)
 
-    def merge(self, other: "RoadMetrics") -> None:
+    def merge(self, other: RoadMetrics) -> None:
         """Fold in the images another accumulator saw (e.g. another DDP rank's)."""
         self.tp += other.tp
         self.fp += other.fp
@@ -127,8 +127,11 @@ def probability_parity(reference: np.ndarray, candidate: np.ndarray, threshold: 
     if reference.shape != candidate.shape:
         raise ValueError(f"shapes differ: {reference.shape} vs {candidate.shape}")
     diff = np.abs(reference - candidate)
-    return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()),
-            "mask_iou": mask_iou(reference >= threshold, candidate >= threshold)}
+    return {
+        "max_abs": float(diff.max()),
+        "mean_abs": float(diff.mean()),
+        "mask_iou": mask_iou(reference >= threshold, candidate >= threshold),
+    }
 
 
 def agreement(reference: np.ndarray, candidate: np.ndarray, threshold: float = THRESHOLD) -> dict[str, float]:

@@ -22,8 +22,16 @@ from .errors import UsageError
 from .fileio import atomic_write
 from .rasters import find_inputs
 
-_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
-               "int32": "Int32", "float32": "Float32", "float64": "Float64"}
+_GDAL_TYPES = {
+    "uint8": "Byte",
+    "int8": "Int8",
+    "uint16": "UInt16",
+    "int16": "Int16",
+    "uint32": "UInt32",
+    "int32": "Int32",
+    "float32": "Float32",
+    "float64": "Float64",
+}
 
 
 def _members(paths: list[Path]) -> list[dict[str, Any]]:
@@ -32,21 +40,38 @@ def _members(paths: list[Path]) -> list[dict[str, Any]]:
     for path in paths:
         try:
             with rasterio.open(path) as ds:
-                members.append({"path": path, "crs": ds.crs, "transform": ds.transform, "width": ds.width,
-                                "height": ds.height, "count": ds.count, "dtype": ds.dtypes[0],
-                                "nodata": ds.nodata, "colorinterp": [c.name for c in ds.colorinterp]})
+                members.append(
+                    {
+                        "path": path,
+                        "crs": ds.crs,
+                        "transform": ds.transform,
+                        "width": ds.width,
+                        "height": ds.height,
+                        "count": ds.count,
+                        "dtype": ds.dtypes[0],
+                        "nodata": ds.nodata,
+                        "colorinterp": [c.name for c in ds.colorinterp],
+                    }
+                )
         except Exception as exc:  # noqa: BLE001 - GDAL's errors for unreadable files
             raise UsageError(f"{path}: cannot read ({exc}); remove it from the mosaic") from None
     first = members[0]
     for m in members[1:]:
         for key in ("crs", "count", "dtype", "nodata"):
             if m[key] != first[key] and not (key == "nodata" and _both_nan(m[key], first[key])):
-                raise UsageError(f"{m['path']}: {key} {m[key]} differs from {first['path'].name}'s {first[key]}; "
-                                 "a mosaic needs one CRS, band count, data type and nodata (gdalwarp them first)")
-        if (m["transform"].a, m["transform"].e) != (first["transform"].a, first["transform"].e) or \
-                m["transform"].b or m["transform"].d:
-            raise UsageError(f"{m['path']}: pixel size or rotation differs from {first['path'].name}'s; "
-                             "resample the members to one grid first (gdalwarp -tr -tap)")
+                raise UsageError(
+                    f"{m['path']}: {key} {m[key]} differs from {first['path'].name}'s {first[key]}; "
+                    "a mosaic needs one CRS, band count, data type and nodata (gdalwarp them first)"
+                )
+        if (
+            (m["transform"].a, m["transform"].e) != (first["transform"].a, first["transform"].e)
+            or m["transform"].b
+            or m["transform"].d
+        ):
+            raise UsageError(
+                f"{m['path']}: pixel size or rotation differs from {first['path'].name}'s; "
+                "resample the members to one grid first (gdalwarp -tr -tap)"
+            )
     return members
 
 
@@ -67,8 +92,10 @@ def build_vrt(paths: list[Path], out: Path) -> dict[str, Any]:
     for m in members:
         fx, fy = (m["transform"].c - left) / rx, (m["transform"].f - top) / ry
         if abs(fx - round(fx)) > 1e-3 or abs(fy - round(fy)) > 1e-3:
-            raise UsageError(f"{m['path']}: not on the pixel grid of the others (offset {fx:.3f}, {fy:.3f} px); "
-                             "resample it first (gdalwarp -tap)")
+            raise UsageError(
+                f"{m['path']}: not on the pixel grid of the others (offset {fx:.3f}, {fy:.3f} px); "
+                "resample it first (gdalwarp -tap)"
+            )
         offsets.append((round(fx), round(fy)))
     width = max(x + m["width"] for (x, _), m in zip(offsets, members))
     height = max(y + m["height"] for (_, y), m in zip(offsets, members))
@@ -94,13 +121,22 @@ def build_vrt(paths: list[Path], out: Path) -> dict[str, Any]:
     ET.indent(root)
     payload = ET.tostring(root)
     atomic_write(out, lambda f: f.write(payload))
-    return {"output": str(out), "width": width, "height": height, "bands": first["count"], "dtype": first["dtype"],
-            "nodata": nodata, "members": [str(m["path"]) for m in members]}
+    return {
+        "output": str(out),
+        "width": width,
+        "height": height,
+        "bands": first["count"],
+        "dtype": first["dtype"],
+        "nodata": nodata,
+        "members": [str(m["path"]) for m in members],
+    }
 
 
-def mosaic_command(sources: list[Path] = typer.Argument(..., metavar="INPUT...", help="GeoTIFFs, or folders of them."),
-                   output: Path = typer.Option(..., "-o", "--output", help="The .vrt file to write."),
-                   as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def mosaic_command(
+    sources: list[Path] = typer.Argument(..., metavar="INPUT...", help="GeoTIFFs, or folders of them."),
+    output: Path = typer.Option(..., "-o", "--output", help="The .vrt file to write."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """Mosaic GeoTIFFs on one pixel grid into a VRT that sam2ms-infer runs as one scene (no seams)."""
     if output.suffix.lower() != ".vrt":
         raise UsageError(f"-o {output}: give the mosaic a .vrt name")
@@ -108,5 +144,8 @@ def mosaic_command(sources: list[Path] = typer.Argument(..., metavar="INPUT...",
     if not paths:
         raise UsageError("no GeoTIFFs (.tif/.tiff) among the inputs; pass the files to mosaic")
     summary = build_vrt(paths, output)
-    emit(summary, as_json, [("output", str(output)), ("size", f"{summary['width']} x {summary['height']}"),
-                            ("members", str(len(paths)))])
+    emit(
+        summary,
+        as_json,
+        [("output", str(output)), ("size", f"{summary['width']} x {summary['height']}"), ("members", str(len(paths)))],
+    )

@@ -73,7 +73,7 @@ class PngRowReader:
         self.width, self.height, _, colour, _, _, _ = struct.unpack(">IIBBBBB", ihdr)
         self.channels = _CHANNELS[colour]
         self._row_bytes = 1 + self.width * self.channels  # the filter byte, then the scanline
-        self._file: BinaryIO = open(path, "rb")
+        self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - read row by row until close()
         self._inflate = zlib.decompressobj()
         self._next_chunk, self._pending = 0, b""
         self._prior: bytes | None = None  # the last row handed out, unfiltered
@@ -96,8 +96,10 @@ class PngRowReader:
                 out = self._inflate.decompress(self._file.read(length), need - have)
             else:
                 row = self.rows_read + have // self._row_bytes
-                raise UsageError(f"{self.path}: the PNG's pixel data ends at row {row} of {self.height} (truncated "
-                                 "or damaged); replace the file")
+                raise UsageError(
+                    f"{self.path}: the PNG's pixel data ends at row {row} of {self.height} (truncated "
+                    "or damaged); replace the file"
+                )
             parts.append(out)
             have += len(out)
         data = b"".join(parts)
@@ -113,14 +115,19 @@ class PngRowReader:
         lead = b"" if self._prior is None else b"\x00" + self._prior  # filter 0: the row as it is
         count = rows + (self._prior is not None)
         header = self._ihdr[8:]  # depth, colour type, compression, filter, interlace as in the file
-        png = (SIGNATURE + _chunk(b"IHDR", struct.pack(">II", self.width, count) + header)
-               + _chunk(b"IDAT", zlib.compress(lead + filtered, 0)) + _chunk(b"IEND", b""))
+        png = (
+            SIGNATURE
+            + _chunk(b"IHDR", struct.pack(">II", self.width, count) + header)
+            + _chunk(b"IDAT", zlib.compress(lead + filtered, 0))
+            + _chunk(b"IEND", b"")
+        )
         try:
             with Image.open(io.BytesIO(png)) as img:
                 strip = np.asarray(img)
         except (OSError, ValueError, SyntaxError) as exc:
-            raise UsageError(f"{self.path}: cannot read as an image at row {self.rows_read} ({exc}); replace or "
-                             "remove the file") from None
+            raise UsageError(
+                f"{self.path}: cannot read as an image at row {self.rows_read} ({exc}); replace or remove the file"
+            ) from None
         strip = strip[1:] if self._prior is not None else strip
         self._prior = strip[-1].tobytes()
         self.rows_read += rows
@@ -146,7 +153,7 @@ class PngRowBand:
             self._base = self._rows = 0
         drop = min(y - self._base, self._rows)
         if drop:
-            self._buf[: self._rows - drop] = self._buf[drop: self._rows]
+            self._buf[: self._rows - drop] = self._buf[drop : self._rows]
             self._base, self._rows = self._base + drop, self._rows - drop
         while self._base + self._rows < min(y + h, self.height):
             if self._base + self._rows < y:  # rows below the last window but above this one: skip them
@@ -155,13 +162,14 @@ class PngRowBand:
                 continue
             strip = self._reader.next_strip()
             if self._rows + len(strip) > len(self._buf):
-                grown = np.empty((max(2 * len(self._buf), self._rows + len(strip)), self.width, self.channels),
-                                 np.uint8)
+                grown = np.empty(
+                    (max(2 * len(self._buf), self._rows + len(strip)), self.width, self.channels), np.uint8
+                )
                 grown[: self._rows] = self._buf[: self._rows]
                 self._buf = grown
-            self._buf[self._rows: self._rows + len(strip)] = strip
+            self._buf[self._rows : self._rows + len(strip)] = strip
             self._rows += len(strip)
-        return self._buf[y - self._base: y - self._base + h]
+        return self._buf[y - self._base : y - self._base + h]
 
     def decimated(self, side: int) -> np.ndarray:
         """The whole image at every k-th row and column (k from :func:`decimation`), in one pass of
@@ -172,7 +180,7 @@ class PngRowBand:
             while reader.rows_read < self.height:
                 start = reader.rows_read
                 strip = reader.next_strip()
-                kept.append(strip[(-start) % k:: k, ::k])
+                kept.append(strip[(-start) % k :: k, ::k])
         finally:
             reader.close()
         return np.concatenate(kept)

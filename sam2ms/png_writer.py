@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def filter_rows(rows: np.ndarray, previous: np.ndarray) -> bytes:
     under ``previous`` (the row above the first; zeros at the top), filters chosen as Pillow does."""
     parts = []
     for start in range(0, len(rows), _ROWS_AT_ONCE):
-        block = rows[start:start + _ROWS_AT_ONCE]
+        block = rows[start : start + _ROWS_AT_ONCE]
         parts.append(_filter_block(block, previous if start == 0 else rows[start - 1]))
     return b"".join(parts)
 
@@ -62,7 +63,10 @@ def _filter_block(rows: np.ndarray, previous: np.ndarray) -> bytes:
         upleft = np.zeros_like(cur)
         upleft[:, 1:] = above[:, :-1]
         candidates: tuple[tuple[int, Callable[[], np.ndarray]], ...] = (
-            (2, lambda: above), (1, lambda: left), (4, lambda: _paeth(left, above, upleft)))
+            (2, lambda: above),
+            (1, lambda: left),
+            (4, lambda: _paeth(left, above, upleft)),
+        )
         for kind, predict in candidates:
             live = cost[todo] > 0  # Pillow tries the next filter only while the best is not perfect
             if not live.any():

@@ -61,8 +61,10 @@ def input_format_of(dtype: str) -> str:
         return "uint8"
     if name in ("float", "float32"):
         return "float32"
-    raise UsageError(f"model input of type {dtype}: sam2ms feeds uint8 RGB (N x T x T x 3) or normalised float32 "
-                     "(N x 3 x T x T); re-export with sam2ms-export")
+    raise UsageError(
+        f"model input of type {dtype}: sam2ms feeds uint8 RGB (N x T x T x 3) or normalised float32 "
+        "(N x 3 x T x T); re-export with sam2ms-export"
+    )
 
 
 #: The largest tile sam2ms runs (a 16384² uint8 window is 768 MiB; exports use 256 to 1024).

@@ -44,7 +44,13 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Bar]:
         return
     from rich.console import Console
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
         yield Bar(progress, progress.add_task(label, total=total, info=""))

@@ -63,8 +63,11 @@ class Stretch:
         return np.ascontiguousarray(np.moveaxis(rgb, 0, -1))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"bands": list(self.bands), "low": None if self.low is None else [float(v) for v in self.low],
-                "high": None if self.high is None else [float(v) for v in self.high]}
+        return {
+            "bands": list(self.bands),
+            "low": None if self.low is None else [float(v) for v in self.low],
+            "high": None if self.high is None else [float(v) for v in self.high],
+        }
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,11 @@ class Radiometry:
     def validate(self) -> Radiometry:
         if self.stretch not in STRETCHES:
             raise UsageError(f"--stretch {self.stretch}: use one of {', '.join(STRETCHES)}")
-        if self.bands is not None:
-            if len(self.bands) not in (1, 3) or any(b < 1 for b in self.bands):
-                raise UsageError(f"--bands {','.join(map(str, self.bands))}: give three 1-based band indices "
-                                 "(e.g. 3,2,1) or one (repeated as grey)")
+        if self.bands is not None and (len(self.bands) not in (1, 3) or any(b < 1 for b in self.bands)):
+            raise UsageError(
+                f"--bands {','.join(map(str, self.bands))}: give three 1-based band indices "
+                "(e.g. 3,2,1) or one (repeated as grey)"
+            )
         lo, hi = self.percentiles
         if not 0.0 <= lo < hi <= 100.0:
             raise UsageError(f"--percentiles {lo:g},{hi:g}: need 0 <= LOW < HIGH <= 100")
@@ -95,8 +99,10 @@ class Radiometry:
             if self.low is None or self.high is None or len(self.low) != len(self.high):
                 raise UsageError("a fixed stretch needs --scale LOW:HIGH or --stats FILE")
             if len(self.low) not in (1, len(self.bands or (0, 0, 0))):
-                raise UsageError(f"a fixed stretch for {len(self.low)} band(s) does not fit the bands chosen; "
-                                 "make --stats for the same --bands")
+                raise UsageError(
+                    f"a fixed stretch for {len(self.low)} band(s) does not fit the bands chosen; "
+                    "make --stats for the same --bands"
+                )
             if any(h <= lo for lo, h in zip(self.low, self.high)):
                 raise UsageError("a fixed stretch needs HIGH > LOW for every band (--scale LOW:HIGH)")
         elif self.low is not None or self.high is not None:
@@ -104,10 +110,13 @@ class Radiometry:
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        return {"bands": None if self.bands is None else list(self.bands), "stretch": self.stretch,
-                "percentiles": list(self.percentiles),
-                "low": None if self.low is None else list(self.low),
-                "high": None if self.high is None else list(self.high)}
+        return {
+            "bands": None if self.bands is None else list(self.bands),
+            "stretch": self.stretch,
+            "percentiles": list(self.percentiles),
+            "low": None if self.low is None else list(self.low),
+            "high": None if self.high is None else list(self.high),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Radiometry:
@@ -118,9 +127,13 @@ class Radiometry:
         def tup(key: str) -> Any:
             return None if data.get(key) is None else tuple(data[key])
 
-        return cls(bands=tup("bands"), stretch=data.get("stretch", "auto"),
-                   percentiles=tuple(data.get("percentiles", DEFAULT_PERCENTILES)),
-                   low=tup("low"), high=tup("high")).validate()
+        return cls(
+            bands=tup("bands"),
+            stretch=data.get("stretch", "auto"),
+            percentiles=tuple(data.get("percentiles", DEFAULT_PERCENTILES)),
+            low=tup("low"),
+            high=tup("high"),
+        ).validate()
 
     # -- resolving per scene -------------------------------------------------------------------
     def choose_bands(self, path: Path, count: int, colorinterp: Sequence[str]) -> tuple[int, ...]:
@@ -128,8 +141,10 @@ class Radiometry:
         if self.bands is not None:
             beyond = [b for b in self.bands if b > count]
             if beyond:
-                raise UsageError(f"{path}: band {beyond[0]} asked for (--bands) but the raster has {count} band(s); "
-                                 f"choose bands between 1 and {count}")
+                raise UsageError(
+                    f"{path}: band {beyond[0]} asked for (--bands) but the raster has {count} band(s); "
+                    f"choose bands between 1 and {count}"
+                )
             return self.bands
         names = [c.lower() for c in colorinterp]
         if all(c in names for c in ("red", "green", "blue")):
@@ -139,8 +154,10 @@ class Radiometry:
             return tuple(colour[:3])
         if len(colour) == 1:
             return (colour[0],)
-        raise UsageError(f"{path}: {len(colour)} bands and none marked red/green/blue; pass --bands with three band "
-                         "indices (or one, for grey)")
+        raise UsageError(
+            f"{path}: {len(colour)} bands and none marked red/green/blue; pass --bands with three band "
+            "indices (or one, for grey)"
+        )
 
     def resolve(self, path: Path, count: int, dtype: str, colorinterp: Sequence[str], sample: Sampler) -> Stretch:
         """This conversion for one scene; ``sample`` reads the decimated pixels a per-scene stretch needs."""
@@ -150,20 +167,26 @@ class Radiometry:
             stretch = "none" if dtype == "uint8" else "percentile"
         if stretch == "none":
             if dtype != "uint8":
-                raise UsageError(f"{path}: {dtype} pixels cannot go to the model unstretched; use --stretch "
-                                 "percentile (or minmax), --scale LOW:HIGH or --stats FILE")
+                raise UsageError(
+                    f"{path}: {dtype} pixels cannot go to the model unstretched; use --stretch "
+                    "percentile (or minmax), --scale LOW:HIGH or --stats FILE"
+                )
             return Stretch(bands)
         if stretch == "fixed":
             n = len(bands)
             low, high = self.low or (), self.high or ()
             if len(low) not in (1, n):
-                raise UsageError(f"{path}: the fixed stretch has {len(low)} values for {n} band(s); "
-                                 "make --stats for the same --bands")
+                raise UsageError(
+                    f"{path}: the fixed stretch has {len(low)} values for {n} band(s); "
+                    "make --stats for the same --bands"
+                )
             return Stretch(bands, tuple(low) * (n // len(low)), tuple(high) * (n // len(high)))
         values = valid_values(*sample(bands, SAMPLE_SIDE))
         if values.shape[1] == 0:
-            raise UsageError(f"{path}: no valid pixels (all nodata in a decimated read); check its nodata value or "
-                             "mask, or pass --scale LOW:HIGH")
+            raise UsageError(
+                f"{path}: no valid pixels (all nodata in a decimated read); check its nodata value or "
+                "mask, or pass --scale LOW:HIGH"
+            )
         q = self.percentiles if stretch == "percentile" else (0.0, 100.0)
         low_a, high_a = np.percentile(values, q, axis=1)
         return Stretch(bands, *ordered(low_a, high_a))
@@ -206,8 +229,14 @@ def parse_pair(text: str, flag: str, sep: str) -> tuple[float, float]:
     return lo, hi
 
 
-def from_flags(bands: str | None, stretch: str | None, percentiles: str | None, scale: str | None,
-               stats: Path | None, default: Radiometry | None = None) -> Radiometry:
+def from_flags(
+    bands: str | None,
+    stretch: str | None,
+    percentiles: str | None,
+    scale: str | None,
+    stats: Path | None,
+    default: Radiometry | None = None,
+) -> Radiometry:
     """The conversion the command-line asks for; flags not given keep ``default`` (e.g. what the
     model was trained with), or the built-in default."""
     base = default or Radiometry()
@@ -219,14 +248,18 @@ def from_flags(bands: str | None, stretch: str | None, percentiles: str | None, 
     if stats is not None:
         data = read_stats(stats)
         if chosen is not None and chosen != tuple(data["bands"]):
-            raise UsageError(f"--stats {stats}: made for bands {','.join(map(str, data['bands']))}, not "
-                             f"{','.join(map(str, chosen))}; run sam2ms stats with the same --bands")
-        return Radiometry(bands=tuple(data["bands"]), stretch="fixed", low=tuple(data["low"]),
-                          high=tuple(data["high"])).validate()
+            raise UsageError(
+                f"--stats {stats}: made for bands {','.join(map(str, data['bands']))}, not "
+                f"{','.join(map(str, chosen))}; run sam2ms stats with the same --bands"
+            )
+        return Radiometry(
+            bands=tuple(data["bands"]), stretch="fixed", low=tuple(data["low"]), high=tuple(data["high"])
+        ).validate()
     if scale is not None:
         lo, hi = parse_pair(scale, "--scale", ":")
-        return Radiometry(bands=chosen if chosen is not None else base.bands, stretch="fixed", low=(lo,),
-                          high=(hi,)).validate()
+        return Radiometry(
+            bands=chosen if chosen is not None else base.bands, stretch="fixed", low=(lo,), high=(hi,)
+        ).validate()
     out = replace(base, bands=chosen if chosen is not None else base.bands)
     if stretch is not None:
         out = replace(out, stretch=stretch, low=None, high=None)
@@ -243,9 +276,16 @@ def read_stats(path: Path) -> dict[str, Any]:
     fix = "make it with sam2ms stats DATA -o stats.json"
     data = read_format_json(path, STATS_FORMAT, f"--stats {path}", fix)
     values = list_of(number(), min_len=1, max_len=3)
-    data = validate(data, record({"bands": list_of(integer(1, 1 << 16), min_len=1, max_len=3), "low": values,
-                                  "high": values}, required=("bands", "low", "high"), other=json_value()),
-                    f"--stats {path}", fix)
+    data = validate(
+        data,
+        record(
+            {"bands": list_of(integer(1, 1 << 16), min_len=1, max_len=3), "low": values, "high": values},
+            required=("bands", "low", "high"),
+            other=json_value(),
+        ),
+        f"--stats {path}",
+        fix,
+    )
     if not len(data["low"]) == len(data["bands"]) == len(data["high"]):
         raise UsageError(f"--stats {path}: bands, low and high do not match; make it again with sam2ms stats")
     return cast("dict[str, Any]", data)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -28,8 +28,13 @@ SCENE_SIDE = 512  # decimated read per scene
 MAX_SAMPLES = 4_000_000  # pooled values per band at most
 
 
-def dataset_stats(paths: list[Path], bands: tuple[int, ...] | None, percentiles: tuple[float, float],
-                  seed: int = 0, progress: bool = False) -> dict[str, Any]:
+def dataset_stats(
+    paths: list[Path],
+    bands: tuple[int, ...] | None,
+    percentiles: tuple[float, float],
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
     """The stats document for ``paths`` (see the module docstring)."""
     chooser = Radiometry(bands=bands).validate()
     per_file = max(1, math.ceil(MAX_SAMPLES / len(paths)))
@@ -60,25 +65,38 @@ def dataset_stats(paths: list[Path], bands: tuple[int, ...] | None, percentiles:
     if data.shape[1] == 0:
         raise UsageError("no valid pixels in any scene (all nodata); check the nodata values or masks")
     low, high = np.percentile(data, percentiles, axis=1)
-    return {"format": STATS_FORMAT, "version": 1, "bands": list(chosen or ()), "percentiles": list(percentiles),
-            "low": low.tolist(), "high": high.tolist(), "min": data.min(axis=1).tolist(),
-            "max": data.max(axis=1).tolist(), "mean": data.mean(axis=1).tolist(), "std": data.std(axis=1).tolist(),
-            "dtypes": sorted(dtypes), "files": len(paths), "files_without_valid_pixels": empty,
-            "pixels_sampled": int(data.shape[1])}
+    return {
+        "format": STATS_FORMAT,
+        "version": 1,
+        "bands": list(chosen or ()),
+        "percentiles": list(percentiles),
+        "low": low.tolist(),
+        "high": high.tolist(),
+        "min": data.min(axis=1).tolist(),
+        "max": data.max(axis=1).tolist(),
+        "mean": data.mean(axis=1).tolist(),
+        "std": data.std(axis=1).tolist(),
+        "dtypes": sorted(dtypes),
+        "files": len(paths),
+        "files_without_valid_pixels": empty,
+        "pixels_sampled": int(data.shape[1]),
+    }
 
 
-def stats_command(data: Path = typer.Argument(..., metavar="DATA", help="A scene, a folder of scenes, or a dataset "
-                                                                         "(with --layout)."),
-                  output: Path = typer.Option(..., "-o", "--output", help="The stats file to write (JSON)."),
-                  layout: Optional[str] = typer.Option(None, help="Read DATA as a dataset layout (deepglobe | "
-                                                                  "spacenet | massachusetts | folder): its images."),
-                  bands: Optional[str] = BANDS,
-                  percentiles: Optional[str] = typer.Option(None, "--percentiles",
-                                                            help="LOW,HIGH percentiles of every band over the "
-                                                                 "dataset (default 2,98)."),
-                  seed: int = typer.Option(0, min=0, help="Seed of the subsampling."),
-                  quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-                  as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def stats_command(
+    data: Path = typer.Argument(..., metavar="DATA", help="A scene, a folder of scenes, or a dataset (with --layout)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The stats file to write (JSON)."),
+    layout: str | None = typer.Option(
+        None, help="Read DATA as a dataset layout (deepglobe | spacenet | massachusetts | folder): its images."
+    ),
+    bands: str | None = BANDS,
+    percentiles: str | None = typer.Option(
+        None, "--percentiles", help="LOW,HIGH percentiles of every band over the dataset (default 2,98)."
+    ),
+    seed: int = typer.Option(0, min=0, help="Seed of the subsampling."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """Per-band statistics of a dataset for --stats (train, eval, infer): every scene stretched alike."""
     if layout is not None:
         from .data.layouts import discover
@@ -90,6 +108,14 @@ def stats_command(data: Path = typer.Argument(..., metavar="DATA", help="A scene
     Radiometry(percentiles=q).validate()
     doc = dataset_stats(paths, parse_bands(bands) if bands else None, q, seed, progress=not quiet)
     write_json(output, doc)
-    emit({"output": str(output), **doc}, as_json,
-         [("output", str(output)), ("files", str(doc["files"])), ("bands", ",".join(map(str, doc["bands"]))),
-          ("low", ", ".join(f"{v:g}" for v in doc["low"])), ("high", ", ".join(f"{v:g}" for v in doc["high"]))])
+    emit(
+        {"output": str(output), **doc},
+        as_json,
+        [
+            ("output", str(output)),
+            ("files", str(doc["files"])),
+            ("bands", ",".join(map(str, doc["bands"]))),
+            ("low", ", ".join(f"{v:g}" for v in doc["low"])),
+            ("high", ", ".join(f"{v:g}" for v in doc["high"])),
+        ],
+    )

@@ -27,7 +27,7 @@ from .preprocess import IMAGE_SUFFIXES
 from .radiometry import Radiometry, Stretch, decimation
 
 GDAL_SUFFIXES = (".tif", ".tiff", ".vrt")
-RASTER_SUFFIXES = IMAGE_SUFFIXES + (".vrt",)
+RASTER_SUFFIXES = (*IMAGE_SUFFIXES, ".vrt")
 
 # Aerial scenes are large by nature: a 20 000 x 20 000 PNG is not a decompression bomb, so Pillow's
 # fixed limit (89 M pixels) is replaced by one that follows the memory at hand (:func:`open_image`).
@@ -122,8 +122,8 @@ class PillowRaster(Raster):
         self.masked = self._valid is not None
 
     def read(self, bands: tuple[int, ...], y: int, x: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None]:
-        data = self._bands[[b - 1 for b in bands], y:y + h, x:x + w]
-        return data, None if self._valid is None else self._valid[y:y + h, x:x + w]
+        data = self._bands[[b - 1 for b in bands], y : y + h, x : x + w]
+        return data, None if self._valid is None else self._valid[y : y + h, x : x + w]
 
     def sample(self, bands: tuple[int, ...], side: int) -> tuple[np.ndarray, np.ndarray | None]:
         k = decimation(self.height, self.width, side)
@@ -134,9 +134,22 @@ class PillowRaster(Raster):
         self._bands = self._valid = None  # type: ignore[assignment]
 
 
-_PILLOW_MODES = {"RGB": "RGB", "RGBA": "RGBA", "L": "L", "LA": "LA", "I;16": "I;16", "I;16B": "I;16B",
-                 "I;16L": "I;16L", "I": "I", "F": "F", "1": "L", "P": "RGBA", "PA": "RGBA", "YCbCr": "RGB",
-                 "RGBX": "RGB"}
+_PILLOW_MODES = {
+    "RGB": "RGB",
+    "RGBA": "RGBA",
+    "L": "L",
+    "LA": "LA",
+    "I;16": "I;16",
+    "I;16B": "I;16B",
+    "I;16L": "I;16L",
+    "I": "I",
+    "F": "F",
+    "1": "L",
+    "P": "RGBA",
+    "PA": "RGBA",
+    "YCbCr": "RGB",
+    "RGBX": "RGB",
+}
 
 
 def _pillow_bands(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -144,8 +157,10 @@ def _pillow_bands(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray
     img = open_image(path, max_pixels)
     mode = _PILLOW_MODES.get(img.mode)
     if mode is None:
-        raise UsageError(f"{path}: Pillow cannot hand over {img.mode!r} images band by band; convert it to RGB, "
-                         "or install sam2ms[geo] to read it with GDAL")
+        raise UsageError(
+            f"{path}: Pillow cannot hand over {img.mode!r} images band by band; convert it to RGB, "
+            "or install sam2ms[geo] to read it with GDAL"
+        )
     if mode != img.mode:
         img = img.convert(mode)
     arr = np.asarray(img)
@@ -158,9 +173,15 @@ def _pillow_bands(path: Path, max_pixels: int | None = None) -> tuple[np.ndarray
 
 
 def _check_image_pixels(path: Path, width: int, height: int, mode: str, max_pixels: int | None) -> None:
-    check_pixels(str(path), width, height, 2 * _MODE_BYTES.get(_PILLOW_MODES.get(mode, ""), 4), max_pixels,
-                 "pass --max-pixels to allow it (it needs that memory), or convert it to a tiled GeoTIFF, which "
-                 "sam2ms[geo] reads window by window")
+    check_pixels(
+        str(path),
+        width,
+        height,
+        2 * _MODE_BYTES.get(_PILLOW_MODES.get(mode, ""), 4),
+        max_pixels,
+        "pass --max-pixels to allow it (it needs that memory), or convert it to a tiled GeoTIFF, which "
+        "sam2ms[geo] reads window by window",
+    )
 
 
 class PngStreamRaster(Raster):
@@ -179,7 +200,7 @@ class PngStreamRaster(Raster):
         self.colorinterp = ("red", "green", "blue") if self.count == 3 else ("gray",)
 
     def read(self, bands: tuple[int, ...], y: int, x: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None]:
-        rows = self._band.rows(y, h)[:, x:x + w]
+        rows = self._band.rows(y, h)[:, x : x + w]
         return np.ascontiguousarray(np.moveaxis(rows[..., [b - 1 for b in bands]], -1, 0)), None
 
     def sample(self, bands: tuple[int, ...], side: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -223,16 +244,21 @@ class RasterioRaster(Raster):
         try:
             self._ds = rasterio.open(gdal_path(path))
         except Exception as exc:  # noqa: BLE001 - GDAL's own errors for unreadable files
-            hint = "check the path and the credentials GDAL uses for it" if is_virtual(path) else \
-                "replace or remove the file"
+            hint = (
+                "check the path and the credentials GDAL uses for it"
+                if is_virtual(path)
+                else "replace or remove the file"
+            )
             raise UsageError(f"{gdal_path(path)}: cannot read ({exc}); {hint}") from None
         ds = self._ds
         if path.suffix.lower() == ".vrt":
             _check_vrt_members(path, ds.files[1:])
         if len(set(ds.dtypes)) > 1:
             ds.close()
-            raise UsageError(f"{path}: bands of different data types ({', '.join(sorted(set(ds.dtypes)))}); "
-                             "write the bands you need into one data type first")
+            raise UsageError(
+                f"{path}: bands of different data types ({', '.join(sorted(set(ds.dtypes)))}); "
+                "write the bands you need into one data type first"
+            )
         self.height, self.width, self.count, self.dtype = ds.height, ds.width, ds.count, ds.dtypes[0]
         self.colorinterp = tuple(ci.name for ci in ds.colorinterp)
         self.profile = dict(ds.profile)
@@ -253,7 +279,7 @@ class RasterioRaster(Raster):
             nodata = self._nodata[band - 1]
             if nodata is None:  # a band without nodata: every pixel has data
                 return np.ones(data.shape[1:], bool)
-            valid |=  ~np.isnan(values) if np.isnan(nodata) else values != nodata
+            valid |= ~np.isnan(values) if np.isnan(nodata) else values != nodata
         return valid
 
     def read(self, bands: tuple[int, ...], y: int, x: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -283,8 +309,10 @@ def _check_vrt_members(path: Path, members: Sequence[str]) -> None:
         try:
             rasterio.open(member).close()
         except Exception as exc:  # noqa: BLE001
-            raise UsageError(f"{path}: mosaic member {member} cannot be read ({str(exc).splitlines()[0]}); fix the "
-                             "path in the VRT or rebuild it (sam2ms mosaic / gdalbuildvrt)") from None
+            raise UsageError(
+                f"{path}: mosaic member {member} cannot be read ({str(exc).splitlines()[0]}); fix the "
+                "path in the VRT or rebuild it (sam2ms mosaic / gdalbuildvrt)"
+            ) from None
 
 
 class Scene:
@@ -332,8 +360,13 @@ def open_raster(path: Path, max_pixels: int | None = None, stream: bool = False)
     return PillowRaster(path, max_pixels)
 
 
-def open_scene(path: Path, radiometry: Radiometry | None = None,
-               cache: dict[Path, Stretch] | None = None, max_pixels: int | None = None, stream: bool = False) -> Scene:
+def open_scene(
+    path: Path,
+    radiometry: Radiometry | None = None,
+    cache: dict[Path, Stretch] | None = None,
+    max_pixels: int | None = None,
+    stream: bool = False,
+) -> Scene:
     """A scene ready to read, converted as ``radiometry`` asks (default: :class:`Radiometry`);
     ``cache`` keeps per-scene stretches for scenes opened again (training reads a scene per patch);
     ``max_pixels`` bounds an image decoded whole (:func:`open_image`)."""
@@ -341,8 +374,9 @@ def open_scene(path: Path, radiometry: Radiometry | None = None,
     try:
         stretch = cache.get(path) if cache is not None else None
         if stretch is None:
-            stretch = (radiometry or Radiometry()).resolve(path, raster.count, raster.dtype, raster.colorinterp,
-                                                           raster.sample)
+            stretch = (radiometry or Radiometry()).resolve(
+                path, raster.count, raster.dtype, raster.colorinterp, raster.sample
+            )
             if cache is not None:
                 cache[path] = stretch
         return Scene(raster, stretch)
@@ -365,8 +399,10 @@ def raster_size(path: Path, radiometry: Radiometry | None = None) -> tuple[int, 
         except (UnidentifiedImageError, OSError) as exc:
             raise UsageError(f"{path}: cannot read as an image ({exc}); replace or remove the file") from None
         if mode is None:
-            raise UsageError(f"{path}: image has mode {img.mode!r}, which Pillow cannot hand over band by band; "
-                             "convert it to RGB, or install sam2ms[geo] to read it with GDAL")
+            raise UsageError(
+                f"{path}: image has mode {img.mode!r}, which Pillow cannot hand over band by band; "
+                "convert it to RGB, or install sam2ms[geo] to read it with GDAL"
+            )
         count = len(mode.removesuffix("A")) if mode in ("RGB", "RGBA", "L", "LA") else 1
         colorinterp = ("red", "green", "blue") if count == 3 else ("gray",)
     if radiometry is not None:

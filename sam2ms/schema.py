@@ -39,8 +39,15 @@ class SchemaError(Exception):
 
 def describe(value: Any) -> str:
     """A value as an error message shows it: its JSON type and a short repr."""
-    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "object",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    kind = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "list",
+        dict: "object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
     text = repr(value)
     return f"{kind} {text[:40]}{'…' if len(text) > 40 else ''}" if value is not None else "null"
 
@@ -59,14 +66,24 @@ def key(where: str, name: str | int) -> str:
 def string(choices: tuple[str, ...] | None = None, pattern: str | None = None, max_len: int = MAX_STRING) -> Check:
     """A string (one of ``choices``, or matching ``pattern`` in full)."""
     regex = re.compile(pattern) if pattern else None
-    expected = f"one of {', '.join(map(repr, choices))}" if choices else f"a string matching {pattern}" if pattern \
+    expected = (
+        f"one of {', '.join(map(repr, choices))}"
+        if choices
+        else f"a string matching {pattern}"
+        if pattern
         else "a string"
+    )
 
     def check(value: Any, where: str) -> str:
-        if not isinstance(value, str) or len(value) > max_len or (choices and value not in choices) or \
-                (regex and not regex.fullmatch(value)):
+        if (
+            not isinstance(value, str)
+            or len(value) > max_len
+            or (choices and value not in choices)
+            or (regex and not regex.fullmatch(value))
+        ):
             _fail(where, expected, value)
         return value
+
     return check
 
 
@@ -75,10 +92,15 @@ def integer(lo: int | None = None, hi: int | None = None) -> Check:
     expected = "an integer" + (f" >= {lo}" if lo is not None else "") + (f" <= {hi}" if hi is not None else "")
 
     def check(value: Any, where: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo) or \
-                (hi is not None and value > hi):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or (lo is not None and value < lo)
+            or (hi is not None and value > hi)
+        ):
             _fail(where, expected, value)
         return value
+
     return check
 
 
@@ -87,19 +109,27 @@ def number(lo: float | None = None, hi: float | None = None) -> Check:
     expected = "a finite number" + (f" >= {lo:g}" if lo is not None else "") + (f" <= {hi:g}" if hi is not None else "")
 
     def check(value: Any, where: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or \
-                (lo is not None and value < lo) or (hi is not None and value > hi):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or (lo is not None and value < lo)
+            or (hi is not None and value > hi)
+        ):
             _fail(where, expected, value)
         return value
+
     return check
 
 
 def boolean() -> Check:
     """``true`` or ``false`` (not the string "false", not 0)."""
+
     def check(value: Any, where: str) -> bool:
         if not isinstance(value, bool):
             _fail(where, "true or false", value)
         return value
+
     return check
 
 
@@ -108,18 +138,22 @@ def const(expected_value: Any) -> Check:
         if type(value) is not type(expected_value) or value != expected_value:
             _fail(where, repr(expected_value), value)
         return value
+
     return check
 
 
 def optional(inner: Check) -> Check:
     """``inner`` or null."""
+
     def check(value: Any, where: str) -> Any:
         return None if value is None else inner(value, where)
+
     return check
 
 
 def either(*options: Check, expected: str) -> Check:
     """The first of ``options`` that accepts the value."""
+
     def check(value: Any, where: str) -> Any:
         for option in options:
             try:
@@ -127,6 +161,7 @@ def either(*options: Check, expected: str) -> Check:
             except SchemaError:
                 continue
         _fail(where, expected, value)
+
     return check
 
 
@@ -136,12 +171,14 @@ def list_of(item: Check, min_len: int = 0, max_len: int = MAX_ITEMS) -> Check:
             size = f"{min_len}" if min_len == max_len else f"{min_len} to {max_len}"
             _fail(where, f"a list of {size} items", value)
         return [item(v, key(where, i)) for i, v in enumerate(value)]
+
     return check
 
 
 def record(fields: Mapping[str, Check], required: tuple[str, ...] = (), other: Check | None = None) -> Check:
     """An object with the keys of ``fields`` (those in ``required`` must be there); a key not in
     ``fields`` is checked by ``other``, or refused when ``other`` is None."""
+
     def check(value: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             _fail(where, "an object", value)
@@ -155,12 +192,14 @@ def record(fields: Mapping[str, Check], required: tuple[str, ...] = (), other: C
                 raise SchemaError(key(where, name), f"unknown key (known: {', '.join(fields)})")
             out[name] = inner(v, key(where, name))
         return out
+
     return check
 
 
 def json_value(depth: int = MAX_DEPTH) -> Check:
     """Any JSON value nested at most ``depth`` deep: free-form records (report figures) that no
     reader acts on."""
+
     def check(value: Any, where: str, level: int = 0) -> Any:
         if level > depth:
             _fail(where, f"at most {depth} levels of nesting", value)
@@ -173,6 +212,7 @@ def json_value(depth: int = MAX_DEPTH) -> Check:
         if isinstance(value, dict) and all(isinstance(k, str) for k in value):
             return {k: check(v, key(where, k), level + 1) for k, v in value.items()}
         _fail(where, "a JSON value", value)
+
     return check
 
 
@@ -183,11 +223,18 @@ SHA256 = string(pattern="[0-9a-f]{64}")
 def file_name() -> Check:
     """A plain file name: no folder part, not ``.``/``..``, no NUL. Names read from a file are
     joined to that file's own folder, so they can never reach outside it."""
+
     def check(value: Any, where: str) -> str:
-        if not isinstance(value, str) or not value or value in (".", "..") or any(c in value for c in "/\\\0") or \
-                len(value) > 255:
+        if (
+            not isinstance(value, str)
+            or not value
+            or value in (".", "..")
+            or any(c in value for c in "/\\\0")
+            or len(value) > 255
+        ):
             _fail(where, "a plain file name in the same folder (no '/', '..' or absolute path)", value)
         return value
+
     return check
 
 

@@ -30,11 +30,19 @@ LONLAT = "EPSG:4326"  # RFC 7946: GeoJSON without a crs member is WGS 84 lon/lat
 PIXELS_MEMBER = "pixel_coordinates"
 #: The largest coordinate in a projected CRS or in pixels: beyond every Earth-sized projection.
 MAX_PROJECTED = 1e9
-_LONLAT_NAMES = {"EPSG:4326", "OGC:CRS84", "urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84",
-                 "urn:ogc:def:crs:EPSG::4326"}
+_LONLAT_NAMES = {
+    "EPSG:4326",
+    "OGC:CRS84",
+    "urn:ogc:def:crs:OGC:1.3:CRS84",
+    "urn:ogc:def:crs:OGC::CRS84",
+    "urn:ogc:def:crs:EPSG::4326",
+}
 _AUTHORITY = re.compile(r"(EPSG|ESRI|IAU_2015|OGC):\w+|urn:ogc:def:crs:(EPSG|OGC|ESRI):[0-9.]*:\w+")
-_WKT = re.compile(r"(PROJCS|GEOGCS|GEOCCS|COMPD_CS|PROJCRS|GEOGCRS|GEODCRS|BOUNDCRS|COMPOUNDCRS|ENGCRS|LOCAL_CS)"
-                  r"\s*\[", re.IGNORECASE)
+_WKT = re.compile(
+    r"(PROJCS|GEOGCS|GEOCCS|COMPD_CS|PROJCRS|GEOGCRS|GEODCRS|BOUNDCRS|COMPOUNDCRS|ENGCRS|LOCAL_CS)"
+    r"\s*\[",
+    re.IGNORECASE,
+)
 FIX = "fix the file (roads are GeoJSON LineStrings) or export it again"
 
 
@@ -64,8 +72,11 @@ def is_lonlat(crs_name: str) -> bool:
 
 def check_position(value: Any, where: str, lonlat: bool) -> list[float]:
     """An (x, y[, z]) position of finite numbers in the CRS's domain -> [x, y]."""
-    if not isinstance(value, list) or not 2 <= len(value) <= 4 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+    if (
+        not isinstance(value, list)
+        or not 2 <= len(value) <= 4
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
         raise SchemaError(where, f"expected a position [x, y] or [x, y, z] of numbers, got {describe(value)}")
     x, y = float(value[0]), float(value[1])
     if not (abs(x) <= MAX_PROJECTED and abs(y) <= MAX_PROJECTED):  # also NaN and infinities
@@ -95,8 +106,11 @@ def _geometry(geom: Any, where: str, lonlat: bool, null_is_empty: bool) -> dict[
         return None
     if kind not in LINE_TYPES:
         shown = kind if isinstance(kind, str) and len(kind) < 40 else describe(kind)
-        raise SchemaError(key(where, "type"), f"{shown}: roads must be LineString or MultiLineString "
-                                              "(a Polygon is an area: turn road polygons into centre-lines first)")
+        raise SchemaError(
+            key(where, "type"),
+            f"{shown}: roads must be LineString or MultiLineString "
+            "(a Polygon is an area: turn road polygons into centre-lines first)",
+        )
     coords = geom.get("coordinates")
     where = key(where, "coordinates")
     if kind == "LineString":
@@ -108,8 +122,10 @@ def _geometry(geom: Any, where: str, lonlat: bool, null_is_empty: bool) -> dict[
     return {"type": kind, "coordinates": parts} if parts else None
 
 
-_CRS_MEMBER = record({"type": string(), "properties": record({"name": check_crs_name}, required=("name",),
-                                                             other=lambda v, w: v)}, required=("properties",))
+_CRS_MEMBER = record(
+    {"type": string(), "properties": record({"name": check_crs_name}, required=("name",), other=lambda v, w: v)},
+    required=("properties",),
+)
 
 
 def parse_lines(data: Any, source: str, labels: bool = False) -> tuple[list[dict[str, Any]], str | None]:
@@ -120,11 +136,15 @@ def parse_lines(data: Any, source: str, labels: bool = False) -> tuple[list[dict
         crs: str | None = LONLAT
         if data.get(PIXELS_MEMBER) is not None:
             if data[PIXELS_MEMBER] is not True or data.get("crs") is not None:
-                raise SchemaError(PIXELS_MEMBER, f"expected true, and no crs member beside it, got "
-                                                 f"{describe(data[PIXELS_MEMBER])}")
+                raise SchemaError(
+                    PIXELS_MEMBER, f"expected true, and no crs member beside it, got {describe(data[PIXELS_MEMBER])}"
+                )
             if labels:
-                raise SchemaError(PIXELS_MEMBER, "centre-lines in pixel coordinates; dataset labels must be "
-                                                 "georeferenced (a crs member, or lon/lat)")
+                raise SchemaError(
+                    PIXELS_MEMBER,
+                    "centre-lines in pixel coordinates; dataset labels must be "
+                    "georeferenced (a crs member, or lon/lat)",
+                )
             crs = None
         elif data.get("crs") is not None:
             crs = _CRS_MEMBER(data["crs"], "crs")["properties"]["name"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -26,9 +27,30 @@ except ImportError:  # hypothesis is a dev dependency (make test installs it); o
 
 @pytest.fixture(scope="session", autouse=True)
 def _threads() -> None:
-    import torch
+    """Two torch threads (the CI machine's cores), one per worker under pytest-xdist (make test runs
+    two); nothing where torch is not installed (make test-core)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
-    torch.set_num_threads(2)
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Without torch (make test-core: a deployment host's install) only the test modules marked
+    ``core`` are collected; the others import torch, or build their models with it."""
+    if HAS_TORCH or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    return "pytest.mark.core" not in collection_path.read_text()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first: pytest-xdist hands tests out in this order, so the longest (the README
+    walk, minutes alone) start at once and the short ones fill the other worker meanwhile."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +93,20 @@ def trained_nano(synth_folder: Path, tmp_path_factory: pytest.TempPathFactory) -
     from sam2ms.train.trainer import TrainConfig, Trainer
 
     run = tmp_path_factory.mktemp("trained") / "run"
-    Trainer(TrainConfig(data=synth_folder, output=run, model="sam2ms_nano", epochs=4, batch=4, image_size=64,
-                        lr=2e-3, lossnet="none", progress=False, eval_every=0)).fit()
+    Trainer(
+        TrainConfig(
+            data=synth_folder,
+            output=run,
+            model="sam2ms_nano",
+            epochs=4,
+            batch=4,
+            image_size=64,
+            lr=2e-3,
+            lossnet="none",
+            progress=False,
+            eval_every=0,
+        )
+    ).fit()
     return run / "last.pt"
 
 
@@ -87,5 +121,8 @@ def json_values(allow_nan: bool = False, max_leaves: int = 20) -> Any:
     from hypothesis import strategies as st
 
     scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=allow_nan) | st.text(max_size=20)
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) |
-                        st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=max_leaves)
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+        max_leaves=max_leaves,
+    )

@@ -19,14 +19,18 @@ def pixelwise_onnx(path: Path, tile: int, sidecar: bool = True) -> Path:
     w = numpy_helper.from_array(WEIGHTS.reshape(1, 3, 1, 1), "w")
     b = numpy_helper.from_array(np.array([0.1], np.float32), "b")
     node = helper.make_node("Conv", ["image", "w", "b"], ["logits"])
-    graph = helper.make_graph([node], "pixelwise",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, tile, tile])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1, tile, tile])],
-                              initializer=[w, b])
+    graph = helper.make_graph(
+        [node],
+        "pixelwise",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, tile, tile])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1, tile, tile])],
+        initializer=[w, b],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     if sidecar:
-        write_sidecar(path, {"kind": "onnx", "model": "pixelwise", "tile": tile, "precision": "fp32",
-                             "input_format": "float32"})
+        write_sidecar(
+            path, {"kind": "onnx", "model": "pixelwise", "tile": tile, "precision": "fp32", "input_format": "float32"}
+        )
     return path
 
 
@@ -34,5 +38,3 @@ def expected_probability(image: np.ndarray) -> np.ndarray:
     x = normalize(image)
     logits = np.tensordot(WEIGHTS, x, axes=(0, 0)) + 0.1
     return 1 / (1 + np.exp(-logits))
-
-

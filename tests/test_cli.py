@@ -36,8 +36,21 @@ def test_synth_then_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, out, err = run_cli([*TRAIN, "--data", str(data), "-o", str(tmp_path / "r"), "--json"], capsys)
     assert code == 0, err
     assert json.loads(out)["steps"] == 2
-    code, out, err = run_cli(["eval", "--ckpt", str(tmp_path / "r" / "last.pt"), "--data", str(data),
-                              "--split", "all", "--json", "--quiet", "--apls"], capsys)
+    code, out, err = run_cli(
+        [
+            "eval",
+            "--ckpt",
+            str(tmp_path / "r" / "last.pt"),
+            "--data",
+            str(data),
+            "--split",
+            "all",
+            "--json",
+            "--quiet",
+            "--apls",
+        ],
+        capsys,
+    )
     assert code == 0, err
     metrics = json.loads(out)
     assert metrics["images"] == 4 and 0 <= metrics["f1"] <= 1 and metrics["image_size"] == 32
@@ -76,14 +89,16 @@ def test_image_without_colour_bands(tmp_path: Path, capsys: pytest.CaptureFixtur
     """Two bands, neither marked as colour: refused by name before training starts (--bands fixes it)."""
     rasterio = pytest.importorskip("rasterio", reason="rasterio not installed (pip install 'sam2ms[geo]')")
     (tmp_path / "d" / "images").mkdir(parents=True)
-    with rasterio.open(tmp_path / "d" / "images" / "two.tif", "w", driver="GTiff", width=32, height=32, count=2,
-                       dtype="uint16") as ds:
+    with rasterio.open(
+        tmp_path / "d" / "images" / "two.tif", "w", driver="GTiff", width=32, height=32, count=2, dtype="uint16"
+    ) as ds:
         ds.write(np.zeros((2, 32, 32), np.uint16))
     save(tmp_path / "d" / "masks" / "two.png", np.zeros((32, 32), np.uint8))
     code, _, err = run_cli([*TRAIN, "--data", str(tmp_path / "d"), "-o", str(tmp_path / "r")], capsys)
     _assert_one_line_error(code, err, "two.tif", "2 bands", "--bands")
-    code, _, err = run_cli([*TRAIN, "--data", str(tmp_path / "d"), "-o", str(tmp_path / "r"), "--bands", "3,2,1"],
-                           capsys)
+    code, _, err = run_cli(
+        [*TRAIN, "--data", str(tmp_path / "d"), "-o", str(tmp_path / "r"), "--bands", "3,2,1"], capsys
+    )
     _assert_one_line_error(code, err, "two.tif", "band 3 asked for")
 
 
@@ -124,8 +139,10 @@ def test_messages_are_printed_as_text_not_markup(tmp_path: Path, capsys: pytest.
     folder = tmp_path / "in"
     save(folder / "ok.png", scene(1, 64)[0])
     (folder / "scene[geo].png").write_bytes(b"not a png")
-    code, _, err = run_cli(["infer", str(pixelwise_onnx(tmp_path / "px.onnx", 64)), str(folder), "-o",
-                            str(tmp_path / "out"), "--quiet"], capsys)
+    code, _, err = run_cli(
+        ["infer", str(pixelwise_onnx(tmp_path / "px.onnx", 64)), str(folder), "-o", str(tmp_path / "out"), "--quiet"],
+        capsys,
+    )
     assert code == 1 and "scene[geo].png: cannot read as an image" in err
     assert "1 input(s) failed (listed above); the other 1 were written" in err
 
@@ -136,8 +153,10 @@ def test_road_graph_commands_name_the_geo_extra(tmp_path: Path) -> None:
 
     road = {"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[10, 50], [10.001, 50]]}}
     (tmp_path / "a.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [road]}))
-    code = ("import sys; sys.modules['networkx'] = None; sys.argv = ['sam2ms', 'apls', 'a.geojson', 'a.geojson'];"
-            "from sam2ms.cli import main; main()")
+    code = (
+        "import sys; sys.modules['networkx'] = None; sys.argv = ['sam2ms', 'apls', 'a.geojson', 'a.geojson'];"
+        "from sam2ms.cli import main; main()"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "needs networkx" in proc.stderr and "sam2ms[geo]" in proc.stderr, proc.stderr
 
@@ -163,9 +182,11 @@ def test_small_mismatches_of_the_walkthrough(tmp_path: Path, capsys: pytest.Capt
     _assert_one_line_error(code, err, "none.tif: file not found")
     assert "credentials" not in err
     ckpt = save_checkpoint(tmp_path / "n.pt", create_model("sam2ms_nano"), image_size=64, epoch=0, step=0)
-    code, _, err = run_cli(["infer", str(ckpt), model, "-o", str(tmp_path / "o"), "--streams", "2",
-                            "--tile", "64", "--quiet"], capsys)
+    code, _, err = run_cli(
+        ["infer", str(ckpt), model, "-o", str(tmp_path / "o"), "--streams", "2", "--tile", "64", "--quiet"], capsys
+    )
     _assert_one_line_error(code, err, "--streams 2: n.pt runs at most 1 concurrent lane(s)")
-    code, _, err = run_cli(["train", "--data", str(tmp_path / "no-data"), "-o", str(tmp_path / "run"), "--model",
-                            "sam2ms_hiera_t"], capsys)
+    code, _, err = run_cli(
+        ["train", "--data", str(tmp_path / "no-data"), "-o", str(tmp_path / "run"), "--model", "sam2ms_hiera_t"], capsys
+    )
     assert code == 2 and "random frozen trunk" in err

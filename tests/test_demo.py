@@ -46,17 +46,33 @@ def test_demo_reports_every_failed_check() -> None:
     from sam2ms.demo import demo_failures, summary_table
 
     def row(subject: str, ok: bool | None) -> dict:
-        return {"subject": subject, "batch": 4, "precision": "bf16", "backend": "openvino", "checks_passed": ok,
-                "accuracy": {"mask_iou": 0.997}, "throughput": {"tiles_per_s": 10.0}, "vs_best_pytorch": None,
-                "vs_reference": None}
+        return {
+            "subject": subject,
+            "batch": 4,
+            "precision": "bf16",
+            "backend": "openvino",
+            "checks_passed": ok,
+            "accuracy": {"mask_iou": 0.997},
+            "throughput": {"tiles_per_s": 10.0},
+            "vs_best_pytorch": None,
+            "vs_reference": None,
+        }
 
-    summary = {"export": {"artifacts": [], "failure": "check failed: model.onnx on OpenVINO bf16: mask IoU"},
-               "scene": {"check": {"passed": False, "failures": ["mask IoU 0.9 < 0.999"]}},
-               "bench": {"rows": [row("model.onnx (openvino bf16)", False), row("model.onnx", True),
-                                  row("pytorch eager fp32", None)]}}
+    summary = {
+        "export": {"artifacts": [], "failure": "check failed: model.onnx on OpenVINO bf16: mask IoU"},
+        "scene": {"check": {"passed": False, "failures": ["mask IoU 0.9 < 0.999"]}},
+        "bench": {
+            "rows": [row("model.onnx (openvino bf16)", False), row("model.onnx", True), row("pytorch eager fp32", None)]
+        },
+    }
     failures = demo_failures(summary)
-    assert failures == ["check failed: model.onnx on OpenVINO bf16: mask IoU",
-                        "scene check against PyTorch: mask IoU 0.9 < 0.999",
-                        "model.onnx (openvino bf16) at batch 4: its checks failed, the runtime refuses it"]
+    assert failures == [
+        "check failed: model.onnx on OpenVINO bf16: mask IoU",
+        "scene check against PyTorch: mask IoU 0.9 < 0.999",
+        "model.onnx (openvino bf16) at batch 4: its checks failed, the runtime refuses it",
+    ]
     assert [r["artifact"] for r in summary_table(summary)] == [
-        "model.onnx (openvino bf16) (checks FAILED)", "model.onnx", "pytorch eager fp32"]
+        "model.onnx (openvino bf16) (checks FAILED)",
+        "model.onnx",
+        "pytorch eager fp32",
+    ]

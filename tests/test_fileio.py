@@ -5,6 +5,8 @@ import pytest
 
 from sam2ms.fileio import atomic_write, write_json
 
+pytestmark = pytest.mark.core  # runs without torch: make test-core
+
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
     target = write_json(tmp_path / "a.json", {"v": 1})

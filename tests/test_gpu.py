@@ -82,8 +82,9 @@ def test_graph_replays_copies() -> None:
         res.close()
 
 
-def test_torch_lanes_run_on_their_own_streams(trained_nano: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_torch_lanes_run_on_their_own_streams(
+    trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The K-stream pipeline with the PyTorch backend: the same masks with 1 and 3 streams."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
@@ -98,30 +99,77 @@ def test_torch_lanes_run_on_their_own_streams(trained_nano: Path, tmp_path: Path
     masks = []
     for streams in (1, 3):
         out = tmp_path / f"s{streams}"
-        code, _, err = run_cli(["infer", str(trained_nano), str(tmp_path / "in"), "-o", str(out), "--tile", "64",
-                                "--batch", "2", "--streams", str(streams), "--quiet"], capsys)
+        code, _, err = run_cli(
+            [
+                "infer",
+                str(trained_nano),
+                str(tmp_path / "in"),
+                "-o",
+                str(out),
+                "--tile",
+                "64",
+                "--batch",
+                "2",
+                "--streams",
+                str(streams),
+                "--quiet",
+            ],
+            capsys,
+        )
         assert code == 0, err
         masks.append(np.asarray(Image.open(out / "s.mask.png")) > 0)
     assert (masks[0] == masks[1]).mean() > 0.999
 
 
-def test_tensorrt_plan_matches_onnxruntime(trained_nano: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_tensorrt_plan_matches_onnxruntime(
+    trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from PIL import Image
 
     from sam2ms.data.synth import render_road_scene
 
     builder, extra = _tensorrt_for_this_gpu()
-    code, _, err = run_cli(["export", "--ckpt", str(trained_nano), "--fp16", "--tile", "64", "--batch", "1:2:4",
-                            "--builder", builder, *extra, "-o", str(tmp_path / "exp")], capsys)
+    code, _, err = run_cli(
+        [
+            "export",
+            "--ckpt",
+            str(trained_nano),
+            "--fp16",
+            "--tile",
+            "64",
+            "--batch",
+            "1:2:4",
+            "--builder",
+            builder,
+            *extra,
+            "-o",
+            str(tmp_path / "exp"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     img, _ = render_road_scene(150, 200, np.random.default_rng(0))
     (tmp_path / "in").mkdir()
     Image.fromarray(img).save(tmp_path / "in" / "s.png")
-    for model, out, flags in (("engine.plan", "trt", ["--streams", "2"]), ("engine.plan", "graph", ["--cuda-graph"]),
-                              ("model.onnx", "ort", [])):
-        code, _, err = run_cli(["infer", str(tmp_path / "exp" / model), str(tmp_path / "in"), "-o",
-                                str(tmp_path / out), "--batch", "4", "--quiet", *flags], capsys)
+    for model, out, flags in (
+        ("engine.plan", "trt", ["--streams", "2"]),
+        ("engine.plan", "graph", ["--cuda-graph"]),
+        ("model.onnx", "ort", []),
+    ):
+        code, _, err = run_cli(
+            [
+                "infer",
+                str(tmp_path / "exp" / model),
+                str(tmp_path / "in"),
+                "-o",
+                str(tmp_path / out),
+                "--batch",
+                "4",
+                "--quiet",
+                *flags,
+            ],
+            capsys,
+        )
         assert code == 0, err
     ref = np.asarray(Image.open(tmp_path / "ort" / "s.mask.png")) > 0
     for out in ("trt", "graph"):
@@ -138,8 +186,17 @@ def test_bench_reference_and_plan_rows_on_cuda(trained_nano: Path, tmp_path: Pat
     from sam2ms.bench.options import BenchOptions
     from sam2ms.bench.runner import run_bench
 
-    report = run_bench(BenchOptions(models=[trained_nano], batches=[1, 2], streams=[1, 2], iterations=3, warmup=1,
-                                    torch_variants=["fp32", "fp16", "bf16"], accuracy_tiles=2))
+    report = run_bench(
+        BenchOptions(
+            models=[trained_nano],
+            batches=[1, 2],
+            streams=[1, 2],
+            iterations=3,
+            warmup=1,
+            torch_variants=["fp32", "fp16", "bf16"],
+            accuracy_tiles=2,
+        )
+    )
     rows = {(r["subject"], r["batch"], r["streams"]): r for r in report["rows"]}
     assert {s for s, _, _ in rows} == {"pytorch eager fp32", "pytorch eager fp16", "pytorch eager bf16"}
     assert ("pytorch eager fp32", 2, 2) in rows  # CUDA lanes: one stream each
@@ -161,9 +218,11 @@ def test_torch_cuda_graph_lanes_match_eager(trained_nano: Path) -> None:
 
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8) for n in (4, 4, 3, 4, 1, 4)]
-    with open_model(trained_nano, "torch", precision="fp32") as fp32, \
-            open_model(trained_nano, "torch", precision="bf16") as eager, \
-            open_model(trained_nano, "torch", precision="bf16", cuda_graph=True) as captured:
+    with (
+        open_model(trained_nano, "torch", precision="fp32") as fp32,
+        open_model(trained_nano, "torch", precision="bf16") as eager,
+        open_model(trained_nano, "torch", precision="bf16", cuda_graph=True) as captured,
+    ):
         lanes = captured.lanes(2)
         with ThreadPoolExecutor(2) as pool:
             outs = list(pool.map(lambda ib: lanes[ib[0] % 2].infer(ib[1]), enumerate(batches)))

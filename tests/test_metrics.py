@@ -3,6 +3,8 @@ import pytest
 
 from sam2ms.metrics import RoadMetrics, mask_iou
 
+pytestmark = pytest.mark.core  # runs without torch: make test-core
+
 
 def test_hand_computed_image() -> None:
     label = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])

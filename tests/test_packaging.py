@@ -39,42 +39,55 @@ def test_extras_metadata() -> None:
         engine = next(r for n, r in by_name.items() if n.startswith("tensorrt"))
         cuda_major = int(engine.name.rsplit("cu", 1)[1])
         spec = by_name["cuda-python"].specifier
-        assert spec.contains(f"{cuda_major}.0") and not spec.contains(f"{cuda_major + 1}.0") \
-            and not spec.contains(f"{cuda_major - 1}.9"), (name, str(spec))
+        assert (
+            spec.contains(f"{cuda_major}.0")
+            and not spec.contains(f"{cuda_major + 1}.0")
+            and not spec.contains(f"{cuda_major - 1}.9")
+        ), (name, str(spec))
 
 
 def test_torch_free_modules_do_not_import_torch() -> None:
     """The deployment runtime imports metrics, preprocessing and synth without torch."""
-    code = ("import sys, sam2ms.runtime, sam2ms.metrics, sam2ms.preprocess, sam2ms.data, sam2ms.export, sam2ms.calib;"
-            "import sam2ms.cli;"
-            "bad = [m for m in ('torch', 'torchvision', 'sam2') if m in sys.modules];"
-            "assert not bad, bad")
+    code = (
+        "import sys, sam2ms.runtime, sam2ms.metrics, sam2ms.preprocess, sam2ms.data, sam2ms.export, sam2ms.calib;"
+        "import sam2ms.cli;"
+        "bad = [m for m in ('torch', 'torchvision', 'sam2') if m in sys.modules];"
+        "assert not bad, bad"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("args,blocked,extra", [
-    (["train", "--data", ".", "-o", "x"], "torch", "sam2ms[train]"),
-    (["info", "sam2ms_nano"], "torch", "sam2ms[train]"),
-    (["export", "--ckpt", "x.pt", "-o", "x"], "torch", "sam2ms[train]"),
-    (["calibrate", "m.onnx", "-o", "x"], "onnx", "sam2ms[train]"),
-    (["infer", "m.onnx", ".", "-o", "x", "--unverified"], "onnxruntime", "sam2ms[cpu]"),
-])
+@pytest.mark.parametrize(
+    "args,blocked,extra",
+    [
+        (["train", "--data", ".", "-o", "x"], "torch", "sam2ms[train]"),
+        (["info", "sam2ms_nano"], "torch", "sam2ms[train]"),
+        (["export", "--ckpt", "x.pt", "-o", "x"], "torch", "sam2ms[train]"),
+        (["calibrate", "m.onnx", "-o", "x"], "onnx", "sam2ms[train]"),
+        (["infer", "m.onnx", ".", "-o", "x", "--unverified"], "onnxruntime", "sam2ms[cpu]"),
+    ],
+)
 def test_missing_library_names_the_extra(tmp_path, args: list[str], blocked: str, extra: str) -> None:
     """On a host without the library (simulated: its import fails), the command says which extra
     to install — exit 2, one line, no traceback."""
     (tmp_path / "m.onnx").write_bytes(b"x")
     # openvino too: with it, auto would run the .onnx there and never need onnxruntime
-    code = (f"import sys; sys.modules[{blocked!r}] = sys.modules['openvino'] = None; sys.argv = ['sam2ms', *{args!r}];"
-            "from sam2ms.cli import main; main()")
+    code = (
+        f"import sys; sys.modules[{blocked!r}] = sys.modules['openvino'] = None; sys.argv = ['sam2ms', *{args!r}];"
+        "from sam2ms.cli import main; main()"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and f"needs {blocked}" in proc.stderr and extra in proc.stderr
 
 
 def test_console_script_reports_errors_without_traceback(tmp_path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "sam2ms.cli", "eval", "--ckpt", str(tmp_path / "x.pt"),
-                           "--data", str(tmp_path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sam2ms.cli", "eval", "--ckpt", str(tmp_path / "x.pt"), "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: ") and str(tmp_path) in proc.stderr
@@ -90,8 +103,22 @@ def test_the_wheel_is_a_working_deployment_install(tmp_path) -> None:
     from pixelwise import pixelwise_onnx
 
     repo = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(tmp_path / "dist"), str(repo)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(repo),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wheel = next((tmp_path / "dist").glob("sam2ms-*.whl"))
     venv = tmp_path / "lean"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -103,11 +130,29 @@ def test_the_wheel_is_a_working_deployment_install(tmp_path) -> None:
     from PIL import Image
 
     Image.new("RGB", (100, 80), (200, 30, 90)).save(tmp_path / "scene.png")
-    run = subprocess.run([str(venv / "bin" / "sam2ms-infer"), str(model), str(tmp_path / "scene.png"), "-o",
-                          str(tmp_path / "out"), "--quiet"], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            str(venv / "bin" / "sam2ms-infer"),
+            str(model),
+            str(tmp_path / "scene.png"),
+            "-o",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "out" / "scene.mask.png").is_file()
-    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import sam2ms.runtime, sam2ms.export, "
-                            "sam2ms.calib; import importlib.util as u; print(u.find_spec('torch'))"],
-                           capture_output=True, text=True, cwd=tmp_path)  # not the checkout: the installed wheel
+    probe = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import sam2ms.runtime, sam2ms.export, "
+            "sam2ms.calib; import importlib.util as u; print(u.find_spec('torch'))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )  # not the checkout: the installed wheel
     assert probe.returncode == 0 and probe.stdout.strip() == "None", probe.stderr

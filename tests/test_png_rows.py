@@ -15,6 +15,8 @@ from sam2ms.errors import UsageError
 from sam2ms.png_rows import PngRowBand, PngRowReader, png_layout
 from sam2ms.rasters import PngStreamRaster, open_raster, open_scene
 
+pytestmark = pytest.mark.core  # runs without torch: make test-core
+
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -47,14 +49,15 @@ def _filtered(image: np.ndarray, kinds: list[int]) -> bytes:
     return bytes(out)
 
 
-def write_png(path: Path, image: np.ndarray, kinds: list[int], idat_size: int = 997, extra: bytes = b"",
-              interlace: int = 0) -> Path:
+def write_png(
+    path: Path, image: np.ndarray, kinds: list[int], idat_size: int = 997, extra: bytes = b"", interlace: int = 0
+) -> Path:
     """``image`` as a PNG with the given filter per row, its zlib stream cut into IDAT chunks of
     ``idat_size`` bytes (rows span chunks)."""
     h, w, c = image.shape
     header = struct.pack(">IIBBBBB", w, h, 8, {1: 0, 3: 2}[c], 0, 0, interlace)
     stream = zlib.compress(_filtered(image, kinds), 6)
-    idats = b"".join(_chunk(b"IDAT", stream[i:i + idat_size]) for i in range(0, len(stream), idat_size))
+    idats = b"".join(_chunk(b"IDAT", stream[i : i + idat_size]) for i in range(0, len(stream), idat_size))
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + extra + idats + _chunk(b"IEND", b""))
     return path
 

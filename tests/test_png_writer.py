@@ -12,6 +12,8 @@ from PIL import Image
 from sam2ms.data.synth import render_road_scene
 from sam2ms.png_writer import PngRowWriter
 
+pytestmark = pytest.mark.core  # runs without torch: make test-core
+
 
 def _pillow_bytes(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
@@ -36,7 +38,7 @@ def test_rows_in_any_blocks_give_pillows_bytes(tmp_path: Path, name: str) -> Non
     y = 0
     while y < len(image):
         n = int(rng.integers(1, 300))
-        writer.write(image[y:y + n])
+        writer.write(image[y : y + n])
         y += n
     assert writer.finish() == tmp_path / "m.png"
     assert (tmp_path / "m.png").read_bytes() == _pillow_bytes(image)

@@ -35,8 +35,10 @@ from fakes import make_spacenet
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not has_module("rasterio") or not has_module("onnx"),
-                                                    reason="needs [geo] and [train]")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not has_module("rasterio") or not has_module("onnx"), reason="needs [geo] and [train]"),
+]
 
 #: Heavy settings and paths of the README -> their stand-ins (applied in order).
 SUBSTITUTIONS = [
@@ -44,9 +46,14 @@ SUBSTITUTIONS = [
     ("--sam2-ckpt sam2.1_hiera_large.pt", ""),  # official SAM2 weights cannot be downloaded here
     ("--lossnet resnet50 --lossnet-weights resnet50-11ad3fa6.pth", "--lossnet none"),  # nor ImageNet weights
     ("--lossnet-weights resnet50-11ad3fa6.pth", "--lossnet none"),
-    ("--epochs 50", "--epochs 1"), ("--image-size 1024", "--image-size 64"), ("--tile 512", "--tile 64"),
-    ("--threads 16", "--threads 2"), ("--iterations 50", "--iterations 2"), ("--warmup 5", "--warmup 1"),
-    ("--batch 1,2,4,8", "--batch 1,2"), ("/data/deepglobe", "DeepGlobe"),
+    ("--epochs 50", "--epochs 1"),
+    ("--image-size 1024", "--image-size 64"),
+    ("--tile 512", "--tile 64"),
+    ("--threads 16", "--threads 2"),
+    ("--iterations 50", "--iterations 2"),
+    ("--warmup 5", "--warmup 1"),
+    ("--batch 1,2,4,8", "--batch 1,2"),
+    ("/data/deepglobe", "DeepGlobe"),
     # the pipeline bench: 2 small scenes, 64² tiles (the walk's models), one core
     ("bench --pipeline", "bench --pipeline --scenes 2 --scene-size 192 --tile 64 --single 192 --cores 1"),
     ("--scene-size 2048", ""),
@@ -76,6 +83,7 @@ class Step:
 def _json_keys(*keys: str) -> Callable[[Path, str], None]:
     def check(folder: Path, out: str) -> None:
         assert set(keys) <= set(json.loads(out)), out[:300]
+
     return check
 
 
@@ -83,12 +91,15 @@ def _infer_summary(files: int) -> Callable[[Path, str], None]:
     def check(folder: Path, out: str) -> None:
         summary = json.loads(out)
         assert summary["files"] == files and summary["failed"] == 0, summary["failures"]
+
     return check
 
 
 WALK = [
     Step(r"^make demo$", skip="runs the whole demo: tests/test_demo.py (tiny) and every session's make demo"),
-    Step(r"^make test$", skip="this test is part of it"),
+    Step(r"^make check$", skip="this test is part of it"),
+    Step(r"^make test$", skip="this test is part of make check"),
+    Step(r"^make test-core$", skip="part of make check (a second venv, installed from the package index)"),
     Step(r"^git clone |^cd sam2ms$", skip="needs the network (this test runs in the clone)"),
     Step(r"^ls dist$", skip="lists the wheel built by the pip wheel step"),
     Step(r"^pip (install|wheel) ", skip="installs: tests/test_packaging.py builds the wheel and installs it lean"),
@@ -96,52 +107,75 @@ WALK = [
     Step(r"^sam2ms train \.\.\. --resume", skip="elided arguments (--resume: tests/train/test_train.py)"),
     Step(r"^sam2ms train --data DeepGlobe/train ", outputs=("runs/deepglobe_l/last.pt", "runs/deepglobe_l/best.pt")),
     Step(r"^sam2ms eval --ckpt runs/deepglobe_l/best.pt "),
-    Step(r"^sam2ms-export --ckpt runs/deepglobe_l/best.pt --fp16 -o deploy/$",
-         outputs=("deploy/model.onnx", "deploy/model.onnx.json", "deploy/model.fp16.onnx", "deploy/engine.plan")),
+    Step(
+        r"^sam2ms-export --ckpt runs/deepglobe_l/best.pt --fp16 -o deploy/$",
+        outputs=("deploy/model.onnx", "deploy/model.onnx.json", "deploy/model.fp16.onnx", "deploy/engine.plan"),
+    ),
     Step(r"^sam2ms-export --ckpt best.pt --onnx-only --tile 512 ", outputs=("deploy512/model.onnx",)),
     Step(r"^sam2ms-export --ckpt best.pt --fp16 --builder tensorrt_rtx ", outputs=("rtx/engine.plan",)),
-    Step(r"^sam2ms-export --ckpt best.pt --int8 --calib-data tiles/ ",
-         outputs=("deploy/model.int8.onnx", "deploy/model.int8.onnx.json")),
+    Step(
+        r"^sam2ms-export --ckpt best.pt --int8 --calib-data tiles/ ",
+        outputs=("deploy/model.int8.onnx", "deploy/model.int8.onnx.json"),
+    ),
     Step(r"^sam2ms calibrate deploy/model.onnx --calib-data tiles/ ", outputs=("deploy/model.int8.onnx",)),
     Step(r"^sam2ms-infer deploy/model.int8.onnx scenes/ ", outputs=("masks/a.mask.png", "masks/b.mask.png")),
     Step(r"^sam2ms-infer deploy/engine.plan (?!s3://)", skip="runs a plan: needs an NVIDIA GPU with TensorRT"),
-    Step(r"^sam2ms-infer deploy/model.onnx scene.tif -o masks/ --format tif --probabilities$",
-         outputs=("masks/scene.mask.tif", "masks/scene.prob.tif")),
+    Step(
+        r"^sam2ms-infer deploy/model.onnx scene.tif -o masks/ --format tif --probabilities$",
+        outputs=("masks/scene.mask.tif", "masks/scene.prob.tif"),
+    ),
     Step(r"^sam2ms-infer deploy/model.onnx tiles/ -o masks/ --check-against best.pt --json$", check=_infer_summary(4)),
     Step(r"--backend openvino --precision bf16", outputs=("masks/a.mask.png",)),
-    Step(r"^sam2ms-export --ckpt best.pt --onnx-only --int8 --calib-data scenes/ --auto-exclude --openvino ",
-         outputs=("deploy/model.int8.onnx",)),
+    Step(
+        r"^sam2ms-export --ckpt best.pt --onnx-only --int8 --calib-data scenes/ --auto-exclude --openvino ",
+        outputs=("deploy/model.int8.onnx",),
+    ),
     Step(r"^sam2ms bench deploy/model.onnx deploy/model.int8.onnx$"),
-    Step(r"^sam2ms-infer deploy/model.onnx @scenes.txt -o out/ --format tif --ray local$",
-         outputs=("out/a.mask.tif", "out/b.mask.tif")),
+    Step(
+        r"^sam2ms-infer deploy/model.onnx @scenes.txt -o out/ --format tif --ray local$",
+        outputs=("out/a.mask.tif", "out/b.mask.tif"),
+    ),
     Step(r"s3://", skip="object storage: needs the network and credentials"),
     Step(r"--ray ray://", skip="a remote Ray cluster"),
-    Step(r"^sam2ms bench deploy/engine.plan deploy/model.onnx deploy/model.int8.onnx ",
-         outputs=("bench.json", "bench.png", "bench.md")),
+    Step(
+        r"^sam2ms bench deploy/engine.plan deploy/model.onnx deploy/model.int8.onnx ",
+        outputs=("bench.json", "bench.png", "bench.md"),
+    ),
     Step(r"^sam2ms bench --pipeline$"),
     Step(r"^sam2ms bench --pipeline --io tif ", outputs=("pipe.md",)),
     Step(r"^sam2ms bench --pipeline deploy/model.onnx "),
     Step(r"^python benchmarks/", skip="minutes of benchmarking (their figures: benchmarks/RESULTS.md)"),
     Step(r"^make gpu-", skip="a lent GPU machine (make gpu-check)"),
     Step(r"^sam2ms-export --ckpt best.pt --fp16 -o deploy/$", outputs=("deploy/model.fp16.onnx",)),
-    Step(r"^sam2ms bench deploy/engine.plan deploy/model.fp16.onnx .*--cuda-graph",
-         skip="CUDA graphs and fp16 autocast: a GPU (the plan's row alone would be 'not run here')"),
-    Step(r"^sam2ms-infer best.pt scenes/ -o masks/ --backend torch --precision bf16 --cuda-graph ",
-         skip="CUDA graphs of a checkpoint: a CUDA GPU (on a CPU the flag is refused: test_torch_capture.py)"),
-    Step(r"^sam2ms bench best.pt --batch 1,4 --torch .*bf16\+graph",
-         skip="eager against captured: a CUDA GPU (make gpu-check runs it)"),
+    Step(
+        r"^sam2ms bench deploy/engine.plan deploy/model.fp16.onnx .*--cuda-graph",
+        skip="CUDA graphs and fp16 autocast: a GPU (the plan's row alone would be 'not run here')",
+    ),
+    Step(
+        r"^sam2ms-infer best.pt scenes/ -o masks/ --backend torch --precision bf16 --cuda-graph ",
+        skip="CUDA graphs of a checkpoint: a CUDA GPU (on a CPU the flag is refused: test_torch_capture.py)",
+    ),
+    Step(
+        r"^sam2ms bench best.pt --batch 1,4 --torch .*bf16\+graph",
+        skip="eager against captured: a CUDA GPU (make gpu-check runs it)",
+    ),
     Step(r"^sam2ms train --data /data/deepglobe --layout deepglobe ", outputs=("runs/l/best.pt",)),
     Step(r"^sam2ms eval --ckpt runs/l/best.pt --data /data/deepglobe --layout deepglobe$"),
-    Step(r"^sam2ms-export --ckpt runs/l/best.pt --fp16 --int8 --calib-data /data/deepglobe/train ",
-         outputs=("deploy/model.int8.onnx",)),
+    Step(
+        r"^sam2ms-export --ckpt runs/l/best.pt --fp16 --int8 --calib-data /data/deepglobe/train ",
+        outputs=("deploy/model.int8.onnx",),
+    ),
     Step(r"^sam2ms-infer deploy/model.onnx worldview.tif ", outputs=("out/worldview.mask.tif",)),
     Step(r"^sam2ms stats scenes/ --bands 3,2,1 -o stats.json$", outputs=("stats.json",)),
-    Step(r"^sam2ms-infer deploy/model.onnx scenes/ -o out/ --format tif --stats stats.json$",
-         outputs=("out/a.mask.tif",)),
+    Step(
+        r"^sam2ms-infer deploy/model.onnx scenes/ -o out/ --format tif --stats stats.json$", outputs=("out/a.mask.tif",)
+    ),
     Step(r"^sam2ms mosaic tiles/\*.tif -o mosaic.vrt$", outputs=("mosaic.vrt",)),
     Step(r"^sam2ms-infer deploy/model.onnx mosaic.vrt ", outputs=("out/mosaic.mask.tif",)),
-    Step(r"^sam2ms-infer deploy/model.onnx scene.tif -o out/ --format tif --graph geojson$",
-         outputs=("out/scene.mask.tif", "out/scene.graph.geojson")),
+    Step(
+        r"^sam2ms-infer deploy/model.onnx scene.tif -o out/ --format tif --graph geojson$",
+        outputs=("out/scene.mask.tif", "out/scene.graph.geojson"),
+    ),
     Step(r"^sam2ms graph out/scene.mask.tif -o scene.graphml$", outputs=("scene.graphml",)),
     Step(r"^sam2ms apls truth.geojson proposal.geojson --json$", check=_json_keys("apls", "topo_f1")),
     Step(r"^sam2ms eval --ckpt run/best.pt --data SN3/ --layout spacenet --apls$"),
@@ -171,8 +205,10 @@ def readme_commands() -> list[str]:
 
 def _step(command: str) -> Step:
     matches = [s for s in WALK if re.search(s.pattern, command)]
-    assert len(matches) == 1, f"README command {command!r} is covered by {len(matches)} walkthrough steps; " \
-                              "add one to tests/test_readme.py (WALK)"
+    assert len(matches) == 1, (
+        f"README command {command!r} is covered by {len(matches)} walkthrough steps; "
+        "add one to tests/test_readme.py (WALK)"
+    )
     return matches[0]
 
 
@@ -188,8 +224,17 @@ def _geotiff(path: Path, bands: np.ndarray, left: float = 500_000, top: float = 
     from rasterio.transform import from_origin
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="GTiff", height=bands.shape[1], width=bands.shape[2], count=len(bands),
-                       dtype=bands.dtype, crs="EPSG:32633", transform=from_origin(left, top, 1.0, 1.0)) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=bands.shape[1],
+        width=bands.shape[2],
+        count=len(bands),
+        dtype=bands.dtype,
+        crs="EPSG:32633",
+        transform=from_origin(left, top, 1.0, 1.0),
+    ) as ds:
         ds.write(bands)
     return path
 
@@ -209,8 +254,12 @@ def _stand_ins(root: Path, ckpt: Path) -> None:
         Image.fromarray(image).save(root / "DeepGlobe" / "train" / f"{i}_sat.jpg")
         Image.fromarray(label.astype(np.uint8) * 255).save(root / "DeepGlobe" / "train" / f"{i}_mask.png")
     for i in range(4):  # four 256² GeoTIFF tiles on one grid (a mosaic; 64 windows of 64² to calibrate on)
-        _geotiff(root / "tiles" / f"t{i}.tif", np.moveaxis(_rgb(256, 256, i), -1, 0), 500_000 + 256 * (i % 2),
-                 4_000_000 - 256 * (i // 2))
+        _geotiff(
+            root / "tiles" / f"t{i}.tif",
+            np.moveaxis(_rgb(256, 256, i), -1, 0),
+            500_000 + 256 * (i % 2),
+            4_000_000 - 256 * (i // 2),
+        )
     (root / "scenes").mkdir()
     for name, seed in (("a", 1), ("b", 2)):
         Image.fromarray(_rgb(320, 320, seed)).save(root / "scenes" / f"{name}.png")
@@ -218,9 +267,20 @@ def _stand_ins(root: Path, ckpt: Path) -> None:
     _geotiff(root / "scene.tif", np.moveaxis(_rgb(256, 384, 5), -1, 0))
     rng = np.random.default_rng(6)
     _geotiff(root / "worldview.tif", rng.integers(100, 2000, (8, 128, 128)).astype(np.uint16))
-    streets = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": {"type": "LineString", "coordinates": [
-            [-115.2 + 0.001 * i, 36.1], [-115.2 + 0.001 * i, 36.103]]}} for i in range(3)]}
+    streets = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {
+                    "type": "LineString",
+                    "coordinates": [[-115.2 + 0.001 * i, 36.1], [-115.2 + 0.001 * i, 36.103]],
+                },
+            }
+            for i in range(3)
+        ],
+    }
     for name in ("truth.geojson", "proposal.geojson"):
         (root / name).write_text(json.dumps(streets))
     for n in (1, 2, 3):  # the paper's 7:3 split leaves one image to evaluate
@@ -244,8 +304,9 @@ def _arguments(command: str, root: Path) -> list[str]:
     return expanded
 
 
-def test_the_walk(trained_nano: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_walk(
+    trained_nano: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Every README command in order, each with the exit code and files the README promises."""
     from sam2ms.runtime.backends.base import cpu_has_native_bf16
 
@@ -254,8 +315,11 @@ def test_the_walk(trained_nano: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     skipped, seconds = [], []
     for command in readme_commands():
         step = _step(command)
-        if step.skip is None and "--precision bf16" in command and not (has_module("openvino") and
-                                                                        cpu_has_native_bf16()):
+        if (
+            step.skip is None
+            and "--precision bf16" in command
+            and not (has_module("openvino") and cpu_has_native_bf16())
+        ):
             step = Step(step.pattern, skip="OpenVINO BF16 needs [openvino] and a CPU with native BF16")
         if step.skip is None and "tensorrt_rtx" in command and not has_module("tensorrt_rtx"):
             step = Step(step.pattern, skip="needs tensorrt_rtx ([rtx])")

@@ -12,8 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _check(program: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "typecheck.py"), "--program", program],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "typecheck.py"), "--program", program],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
 
 
 def test_a_wrong_call_across_a_seam_is_caught() -> None:
@@ -21,8 +26,10 @@ def test_a_wrong_call_across_a_seam_is_caught() -> None:
     bad = _check("from sam2ms.runtime.backends import open_model\nopen_model(1.5, backend=2)\n")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert 'Argument 1 to "open_model" has incompatible type "float"; expected "str | Path"' in bad.stdout
-    good = _check("from pathlib import Path\nfrom sam2ms.runtime.backends import open_model\n"
-                  "open_model(Path('m.onnx'), backend='onnxruntime')\n")
+    good = _check(
+        "from pathlib import Path\nfrom sam2ms.runtime.backends import open_model\n"
+        "open_model(Path('m.onnx'), backend='onnxruntime')\n"
+    )
     assert good.returncode == 0, good.stdout + good.stderr
 
 

@@ -33,7 +33,7 @@ def _import_time_names(tree: ast.Module, module: str, is_package: bool) -> Itera
                 base = node.module or ""
                 if node.level:
                     parts = package.split(".")
-                    anchor = ".".join(parts[:len(parts) - node.level + 1])
+                    anchor = ".".join(parts[: len(parts) - node.level + 1])
                     base = f"{anchor}.{base}" if base else anchor
                 yield base
                 yield from (f"{base}.{alias.name}" for alias in node.names)  # a submodule, or a name (ignored)
@@ -46,6 +46,7 @@ def _import_time_names(tree: ast.Module, module: str, is_package: bool) -> Itera
                 for block in ("body", "handlers", "orelse", "finalbody"):
                     for part in getattr(node, block, []):
                         yield from visit(part.body if isinstance(part, ast.ExceptHandler) else [part])
+
     yield from visit(tree.body)
 
 
@@ -79,8 +80,7 @@ class ImportTimeContract(Contract):
                     targets.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
             edges[module] = targets - {module}
         broken = []
-        sources = [m for m in sorted(graph.modules)
-                   if any(m == s or m.startswith(s + ".") for s in source_modules)]
+        sources = [m for m in sorted(graph.modules) if any(m == s or m.startswith(s + ".") for s in source_modules)]
         for source in sources:
             chain = self._chain(source, edges, forbidden)
             if chain:

@@ -30,15 +30,20 @@ def _check_sidecar(path: Path, side: Sidecar, tile: int | None, allow_failed: bo
     """The artifact's tile, once its sidecar agrees with this runtime and the request; else why not."""
     where = sidecar_path(path)
     if tile is not None and tile != side.tile:
-        raise UsageError(f"--tile {tile}: {path.name} was built for {side.tile}px tiles (its sidecar says so); "
-                         f"drop --tile or re-export with --tile {tile}")
+        raise UsageError(
+            f"--tile {tile}: {path.name} was built for {side.tile}px tiles (its sidecar says so); "
+            f"drop --tile or re-export with --tile {tile}"
+        )
     norm = side.data.get("normalization", {})
     if norm and (norm.get("mean") != list(IMAGENET_MEAN) or norm.get("std") != list(IMAGENET_STD)):
-        raise UsageError(f"{where}: model expects normalisation {norm}, but this runtime feeds "
-                         "ImageNet mean/std; re-export with this sam2ms")
+        raise UsageError(
+            f"{where}: model expects normalisation {norm}, but this runtime feeds "
+            "ImageNet mean/std; re-export with this sam2ms"
+        )
     if side.input_format not in INPUT_FORMATS:
-        raise UsageError(f"{where}: input format {side.input_format!r} is unknown to this sam2ms; "
-                         "upgrade sam2ms or re-export")
+        raise UsageError(
+            f"{where}: input format {side.input_format!r} is unknown to this sam2ms; upgrade sam2ms or re-export"
+        )
     failed = side.verdict()
     if failed and not allow_failed:  # benchmarks measure failed artifacts too, with their accuracy beside
         raise UsageError(f"{path}: " + "; ".join(failed))
@@ -58,11 +63,22 @@ def _auto_onnx_backend(providers: list[str] | None, precision: str, file_precisi
     return "openvino" if cpu and wants and find_spec("openvino") is not None else "onnxruntime"
 
 
-def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] | None = None,
-               tile: int | None = None, threads: int | None = None, allow_failed: bool = False,
-               eager_kernels: bool = False, cuda_graph: bool = False, precision: str = "fp32",
-               compile: str | None = None, channels_last: bool = False, device: str = "CPU",
-               unverified: bool = False) -> Backend:
+def open_model(
+    path: str | Path,
+    backend: str = "auto",
+    *,
+    providers: list[str] | None = None,
+    tile: int | None = None,
+    threads: int | None = None,
+    allow_failed: bool = False,
+    eager_kernels: bool = False,
+    cuda_graph: bool = False,
+    precision: str = "fp32",
+    compile: str | None = None,
+    channels_last: bool = False,
+    device: str = "CPU",
+    unverified: bool = False,
+) -> Backend:
     """Load ``path`` with ``backend`` (auto: by file suffix) — the one way every backend is built.
     Artifacts whose export checks failed are refused unless ``allow_failed`` (the benchmark, which
     reports their accuracy). ``eager_kernels`` (timed or compared runs) applies to TensorRT plans,
@@ -79,18 +95,24 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
         raise UsageError(f"{path}: model file not found")
     natural = _BY_SUFFIX.get(path.suffix.lower())
     if natural is None:
-        raise UsageError(f"{path}: unknown model kind {path.suffix!r}; pass a .plan (with its .json sidecar), "
-                         "an .onnx or a .pt checkpoint")
+        raise UsageError(
+            f"{path}: unknown model kind {path.suffix!r}; pass a .plan (with its .json sidecar), "
+            "an .onnx or a .pt checkpoint"
+        )
     if natural == "torch" and unverified:
         raise UsageError(f"--unverified: {path.name} is a checkpoint, which has no sidecar to skip; drop the flag")
     if natural == "tensorrt" and unverified:
-        raise UsageError(f"--unverified: a plan runs only with its sidecar (it names the TensorRT library and the "
-                         f"batch profile); keep {sidecar_path(path).name} beside {path.name}")
+        raise UsageError(
+            f"--unverified: a plan runs only with its sidecar (it names the TensorRT library and the "
+            f"batch profile); keep {sidecar_path(path).name} beside {path.name}"
+        )
     side = None
     if natural != "torch" and (sidecar_path(path).is_file() or not unverified):
         if natural == "onnxruntime" and not sidecar_path(path).is_file():
-            raise UsageError(f"{path}: no sidecar ({sidecar_path(path).name}): export with sam2ms-export, which "
-                             "writes one, or pass --unverified to run it with what the graph says")
+            raise UsageError(
+                f"{path}: no sidecar ({sidecar_path(path).name}): export with sam2ms-export, which "
+                "writes one, or pass --unverified to run it with what the graph says"
+            )
         side = Sidecar.read(path)
     if natural == "onnxruntime" and backend == "auto":
         natural = _auto_onnx_backend(providers, precision, side.precision if side else "fp32")
@@ -100,19 +122,26 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
     if chosen != natural:
         raise UsageError(f"--backend {backend} cannot run {path.name}: {natural} runs {path.suffix} files")
     if cuda_graph and chosen not in ("tensorrt", "torch"):
-        raise UsageError(f"--cuda-graph: TensorRT plans and checkpoints on CUDA are captured into CUDA graphs, "
-                         f"not {path.name}")
+        raise UsageError(
+            f"--cuda-graph: TensorRT plans and checkpoints on CUDA are captured into CUDA graphs, not {path.name}"
+        )
     if chosen == "torch":
         from .torch_backend import TorchBackend
 
-        return TorchBackend(path, tile, precision=precision, compile=compile, cuda_graph=cuda_graph,
-                            channels_last=channels_last)
+        return TorchBackend(
+            path, tile, precision=precision, compile=compile, cuda_graph=cuda_graph, channels_last=channels_last
+        )
     if side is None:
         info = ModelInfo(str(path), "onnx", tile or 0, "fp32", unverified=True)
     else:
-        info = ModelInfo(str(path), "tensorrt-plan" if chosen == "tensorrt" else "onnx",
-                         _check_sidecar(path, side, tile, allow_failed), side.precision,
-                         input_format=side.input_format, sidecar=side.data)
+        info = ModelInfo(
+            str(path),
+            "tensorrt-plan" if chosen == "tensorrt" else "onnx",
+            _check_sidecar(path, side, tile, allow_failed),
+            side.precision,
+            input_format=side.input_format,
+            sidecar=side.data,
+        )
     if chosen == "tensorrt":
         from .tensorrt_backend import TensorRTBackend
 
@@ -120,11 +149,14 @@ def open_model(path: str | Path, backend: str = "auto", *, providers: list[str] 
     if chosen == "openvino":
         from .openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(path, info, precision=precision, threads=threads, device=device,
-                               allow_failed=allow_failed)
+        return OpenVinoBackend(
+            path, info, precision=precision, threads=threads, device=device, allow_failed=allow_failed
+        )
     if precision != "fp32":
-        raise UsageError(f"--precision {precision}: ONNX Runtime runs the precision of the model file; for BF16 "
-                         "use --backend openvino (pip install 'sam2ms[openvino]')")
+        raise UsageError(
+            f"--precision {precision}: ONNX Runtime runs the precision of the model file; for BF16 "
+            "use --backend openvino (pip install 'sam2ms[openvino]')"
+        )
     from .onnxruntime_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, info, providers, threads)

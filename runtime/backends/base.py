@@ -83,15 +83,23 @@ class Backend(ABC):
         return None
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "model": self.info.path, "kind": self.info.kind, "tile": self.info.tile,
-                "precision": self.info.precision, "input_format": self.info.input_format,
-                "device": self.device_name(), "unverified": self.info.unverified}
+        return {
+            "backend": self.name,
+            "model": self.info.path,
+            "kind": self.info.kind,
+            "tile": self.info.tile,
+            "precision": self.info.precision,
+            "input_format": self.info.input_format,
+            "device": self.device_name(),
+            "unverified": self.info.unverified,
+        }
 
     def __enter__(self: BackendT) -> BackendT:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -102,14 +110,19 @@ def reconcile_graph(path: Path, info: ModelInfo, input_format: str, graph_tile: 
     if tile is None:
         raise UsageError(f"{path}: the graph has no fixed tile size and no sidecar; pass --tile")
     if tile > MAX_TILE:
-        raise UsageError(f"{path}: the graph takes {tile}px tiles; sam2ms runs tiles up to {MAX_TILE}px (re-export "
-                         "with a smaller --tile)")
+        raise UsageError(
+            f"{path}: the graph takes {tile}px tiles; sam2ms runs tiles up to {MAX_TILE}px (re-export "
+            "with a smaller --tile)"
+        )
     if graph_tile is not None and graph_tile != tile:
-        raise UsageError(f"{path}: the graph takes {graph_tile}px tiles but {tile} was asked for; "
-                         f"use --tile {graph_tile} or re-export")
+        raise UsageError(
+            f"{path}: the graph takes {graph_tile}px tiles but {tile} was asked for; "
+            f"use --tile {graph_tile} or re-export"
+        )
     if info.sidecar and info.input_format != input_format:
-        raise UsageError(f"{path}: the graph takes {input_format} input but its sidecar says {info.input_format}; "
-                         "re-export it")
+        raise UsageError(
+            f"{path}: the graph takes {input_format} input but its sidecar says {info.input_format}; re-export it"
+        )
     return replace(info, tile=tile, input_format=input_format)
 
 

@@ -31,9 +31,11 @@ def resolve_providers(names: list[str] | None) -> list[str]:
     available = _ort().get_available_providers()
     missing = [n for n in names if PROVIDERS[n] not in available]
     if missing:
-        raise UsageError(f"--providers {','.join(missing)}: not available in this onnxruntime "
-                         f"({', '.join(available)}); pip install 'sam2ms[ort-gpu]' (without [cpu]: the two "
-                         "onnxruntime wheels cannot share an environment) for CUDA/TensorRT providers")
+        raise UsageError(
+            f"--providers {','.join(missing)}: not available in this onnxruntime "
+            f"({', '.join(available)}); pip install 'sam2ms[ort-gpu]' (without [cpu]: the two "
+            "onnxruntime wheels cannot share an environment) for CUDA/TensorRT providers"
+        )
     return [PROVIDERS[n] for n in names]
 
 
@@ -82,8 +84,10 @@ class OnnxRuntimeBackend(Backend):
         try:
             self._session = ort.InferenceSession(str(path), opts, providers=self.providers)
         except Exception as exc:  # noqa: BLE001 - ORT's own exception types (Fail, InvalidProtobuf, ...)
-            raise UsageError(f"{path}: ONNX Runtime cannot load it ({library_message(exc)}); pass an ONNX written by "
-                             "sam2ms-export, with its external data beside it") from None
+            raise UsageError(
+                f"{path}: ONNX Runtime cannot load it ({library_message(exc)}); pass an ONNX written by "
+                "sam2ms-export, with its external data beside it"
+            ) from None
         self._input, input_format, graph_tile = _graph_input(self._session)
         self.info = reconcile_graph(path, info, input_format, graph_tile)
 

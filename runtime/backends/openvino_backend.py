@@ -72,12 +72,20 @@ def reduce_range_hint(weight_bits: int | None) -> str:
     it) on a CPU without VNNI: the likely cause and fix."""
     if cpu_has_vnni() or weight_bits == 7:
         return ""
-    return ("recalibrate with --reduce-range: 7-bit weights keep OpenVINO's INT8 accurate on this CPU (no VNNI: "
-            "its 8-bit products saturate)")
+    return (
+        "recalibrate with --reduce-range: 7-bit weights keep OpenVINO's INT8 accurate on this CPU (no VNNI: "
+        "its 8-bit products saturate)"
+    )
 
 
-def accuracy_gate(path: Path, sidecar: dict[str, Any], file_precision: str, run_precision: str,
-                  measure: Callable[[], dict[str, Any]], allow_failed: bool = False) -> dict[str, Any] | None:
+def accuracy_gate(
+    path: Path,
+    sidecar: dict[str, Any],
+    file_precision: str,
+    run_precision: str,
+    measure: Callable[[], dict[str, Any]],
+    allow_failed: bool = False,
+) -> dict[str, Any] | None:
     """OpenVINO's accuracy gate for ``path`` at ``run_precision``: the one recorded in the sidecar
     (``openvino.<precision>``, by ``sam2ms-export --openvino`` or ``sam2ms calibrate --openvino``),
     else ``measure()`` where :func:`needs_gate`, else None. A failed gate is a UsageError unless
@@ -96,10 +104,14 @@ def accuracy_gate(path: Path, sidecar: dict[str, Any], file_precision: str, run_
         fix = "run it with --precision fp32"
         if file_precision == "int8":
             hint = reduce_range_hint((sidecar.get("calibration") or {}).get("weight_bits"))
-            fix = ("run it with --backend onnxruntime (whose INT8 its calibration measured), or model.onnx on "
-                   "OpenVINO" + (f"; or {hint}" if hint else ""))
-        raise UsageError(f"{path}: {what} on OpenVINO failed its accuracy gate ({'; '.join(gate['failures'])}, "
-                         f"against {gate['reference']}); {fix}")
+            fix = (
+                "run it with --backend onnxruntime (whose INT8 its calibration measured), or model.onnx on "
+                "OpenVINO" + (f"; or {hint}" if hint else "")
+            )
+        raise UsageError(
+            f"{path}: {what} on OpenVINO failed its accuracy gate ({'; '.join(gate['failures'])}, "
+            f"against {gate['reference']}); {fix}"
+        )
     return gate
 
 
@@ -131,29 +143,45 @@ class OpenVinoBackend(Backend):
 
     name = "openvino"
 
-    def __init__(self, path: Path, info: ModelInfo, *, precision: str = "fp32", threads: int | None = None,
-                 device: str = "CPU", allow_failed: bool = False, gate: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        info: ModelInfo,
+        *,
+        precision: str = "fp32",
+        threads: int | None = None,
+        device: str = "CPU",
+        allow_failed: bool = False,
+        gate: bool = True,
+    ) -> None:
         ov = _ov()
         if precision not in PRECISIONS:
-            raise UsageError(f"--precision {precision}: OpenVINO runs fp32 or bf16 (an FP16 or INT8 model file "
-                             "keeps its own precision; bf16 then covers what it leaves in float)")
+            raise UsageError(
+                f"--precision {precision}: OpenVINO runs fp32 or bf16 (an FP16 or INT8 model file "
+                "keeps its own precision; bf16 then covers what it leaves in float)"
+            )
         if device not in DEVICES:
             raise UsageError(f"--device {device}: use one of {', '.join(DEVICES)} (OpenVINO's device names)")
         self.core = ov.Core()
         if device not in self.core.available_devices:
-            raise UsageError(f"--device {device}: OpenVINO sees no such device here "
-                             f"(available: {', '.join(self.core.available_devices)})")
+            raise UsageError(
+                f"--device {device}: OpenVINO sees no such device here "
+                f"(available: {', '.join(self.core.available_devices)})"
+            )
         if precision == "bf16" and not native_bf16(self.core, device):
             offers = ", ".join(self.core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
-            raise UsageError(f"--precision bf16: {device_full_name(self.core, device)} has no native BF16 (OpenVINO "
-                             f"offers {offers}) and would quietly run FP32; use --precision fp32 here")
+            raise UsageError(
+                f"--precision bf16: {device_full_name(self.core, device)} has no native BF16 (OpenVINO "
+                f"offers {offers}) and would quietly run FP32; use --precision fp32 here"
+            )
         self.path, self.device, self.precision, self.threads = path, device, precision, threads
         self.cache = cache_dir()
         try:
             model = self.core.read_model(str(path))
         except RuntimeError as exc:  # OpenVINO reports a file it cannot parse as a RuntimeError
-            raise UsageError(f"{path}: OpenVINO cannot read it ({library_message(exc)}); pass an ONNX written by "
-                             "sam2ms-export") from None
+            raise UsageError(
+                f"{path}: OpenVINO cannot read it ({library_message(exc)}); pass an ONNX written by sam2ms-export"
+            ) from None
         port = model.input(0)
         input_format = input_format_of(str(port.get_element_type().to_dtype()))
         shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
@@ -168,8 +196,14 @@ class OpenVinoBackend(Backend):
         self._lanes: list[_OvLane] = []
         self.compile_seconds: float | None = None
         if gate:  # gate=False: the export and calibration, measuring the gate themselves
-            self.accuracy_gate = accuracy_gate(self.path, self.info.sidecar, self.file_precision, precision,
-                                               lambda: self._cached_gate(allow_failed), allow_failed)
+            self.accuracy_gate = accuracy_gate(
+                self.path,
+                self.info.sidecar,
+                self.file_precision,
+                precision,
+                lambda: self._cached_gate(allow_failed),
+                allow_failed,
+            )
 
     def _config(self, precision: str, streams: int) -> dict[str, Any]:
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "NUM_STREAMS": streams}
@@ -186,8 +220,10 @@ class OpenVinoBackend(Backend):
         try:
             self._compiled = self.core.compile_model(str(self.path), self.device, self._config(self.precision, streams))
         except RuntimeError as exc:
-            raise UsageError(f"{self.path}: OpenVINO cannot compile it for {self.device} ({library_message(exc)}); "
-                             "pass an ONNX written by sam2ms-export, or try --device CPU") from None
+            raise UsageError(
+                f"{self.path}: OpenVINO cannot compile it for {self.device} ({library_message(exc)}); "
+                "pass an ONNX written by sam2ms-export, or try --device CPU"
+            ) from None
         self.compile_seconds = time.perf_counter() - started
         self._streams, self._lanes = streams, []
 
@@ -195,9 +231,14 @@ class OpenVinoBackend(Backend):
         """A gate measured at load is measured once per file, precision, OpenVINO version, device and
         criteria on a machine: it is kept beside the compiled models (``CACHE_DIR``)."""
         criteria = dict(INT8_TARGETS) if self.file_precision == "int8" else asdict(PARITY_THRESHOLDS["bf16"])
-        key = {"sha256": self.info.sidecar.get("sha256") or cached_sha256(self.path), "precision": self.precision,
-               "openvino": _ov().__version__, "device": self.device_name(), "tiles": gate_tiles(self.info.tile),
-               "criteria": criteria}
+        key = {
+            "sha256": self.info.sidecar.get("sha256") or cached_sha256(self.path),
+            "precision": self.precision,
+            "openvino": _ov().__version__,
+            "device": self.device_name(),
+            "tiles": gate_tiles(self.info.tile),
+            "criteria": criteria,
+        }
         where = self.cache / "gates" / f"{key['sha256']}.{self.precision}.json" if self.cache else None
         try:
             cached = json.loads(where.read_text()) if where and where.is_file() else {}
@@ -219,15 +260,20 @@ class OpenVinoBackend(Backend):
         if reference_path is None:
             if allow_failed:
                 return {"passed": None, "measured": False, "why": why}
-            raise UsageError(f"{self.path}: OpenVINO's INT8 accuracy on this file is unrecorded and cannot be measured "
-                             f"here ({why}); record it with `sam2ms calibrate --openvino` (or sam2ms-export --int8 "
-                             "--openvino), or run it with --backend onnxruntime")
+            raise UsageError(
+                f"{self.path}: OpenVINO's INT8 accuracy on this file is unrecorded and cannot be measured "
+                f"here ({why}); record it with `sam2ms calibrate --openvino` (or sam2ms-export --int8 "
+                "--openvino), or run it with --backend onnxruntime"
+            )
         tiles = parity_tiles(self.info.tile, gate_tiles(self.info.tile))  # as many as the export's check
         info = ModelInfo(str(reference_path), "onnx", self.info.tile, "fp32", input_format=self.info.input_format)
         with OpenVinoBackend(reference_path, info, threads=self.threads, device=self.device) as fp32:
             reference = fp32.probabilities(tiles)
-        return {**gate_judge(self.file_precision, reference)(self.precision, self.probabilities(tiles)),
-                "reference": f"openvino-fp32 of {reference_path.name}", "measured_by": "runtime"}
+        return {
+            **gate_judge(self.file_precision, reference)(self.precision, self.probabilities(tiles)),
+            "reference": f"openvino-fp32 of {reference_path.name}",
+            "measured_by": "runtime",
+        }
 
     def _reference_graph(self) -> tuple[Path | None, str]:
         """The FP32 graph a gate is measured against, or None and why it is not at hand."""
@@ -251,7 +297,7 @@ class OpenVinoBackend(Backend):
 
         lane = self.lanes(1)[0]
         x = model_input(tiles, self.info.input_format)
-        return sigmoid(np.concatenate([lane.infer(x[i:i + 1]) for i in range(len(x))]))
+        return sigmoid(np.concatenate([lane.infer(x[i : i + 1]) for i in range(len(x))]))
 
     def lanes(self, count: int) -> list[Lane]:
         with self._lock:
@@ -271,11 +317,17 @@ class OpenVinoBackend(Backend):
         return device_full_name(self.core, self.device)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "openvino_device": self.device, "inference_precision": self.precision,
-                "accuracy_gate": self.accuracy_gate,
-                "executed_precision": self.executed_precision(), "threads": self.threads,
-                "streams": self._streams or None, "cache_dir": str(self.cache) if self.cache else None,
-                "compile_seconds": round(self.compile_seconds, 3) if self.compile_seconds is not None else None}
+        return {
+            **super().describe(),
+            "openvino_device": self.device,
+            "inference_precision": self.precision,
+            "accuracy_gate": self.accuracy_gate,
+            "executed_precision": self.executed_precision(),
+            "threads": self.threads,
+            "streams": self._streams or None,
+            "cache_dir": str(self.cache) if self.cache else None,
+            "compile_seconds": round(self.compile_seconds, 3) if self.compile_seconds is not None else None,
+        }
 
     def close(self) -> None:
         self._lanes, self._compiled = [], None

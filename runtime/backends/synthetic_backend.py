@@ -69,8 +69,9 @@ class SyntheticBackend(Backend):
 
     name = "synthetic"
 
-    def __init__(self, tile: int, engine_ms: float = 0.0, gil_fraction: float = 0.0,
-                 input_format: str = "uint8", seed: int = 0) -> None:
+    def __init__(
+        self, tile: int, engine_ms: float = 0.0, gil_fraction: float = 0.0, input_format: str = "uint8", seed: int = 0
+    ) -> None:
         if engine_ms < 0:
             raise ValueError(f"engine_ms {engine_ms}: must be >= 0")
         if not 0.0 <= gil_fraction <= 1.0:

@@ -49,8 +49,10 @@ def io_dtype(engine: Any, name: str) -> np.dtype:
     """The numpy dtype of an I/O tensor, or a UsageError for types numpy cannot stage."""
     kind = str(engine.get_tensor_dtype(name)).rsplit(".", 1)[-1]
     if kind not in _NUMPY_IO:
-        raise UsageError(f"the plan's tensor {name!r} is {kind}; sam2ms stages I/O through numpy and supports "
-                         f"{', '.join(_NUMPY_IO)} — re-export (the ONNX's I/O is uint8/float32)")
+        raise UsageError(
+            f"the plan's tensor {name!r} is {kind}; sam2ms stages I/O through numpy and supports "
+            f"{', '.join(_NUMPY_IO)} — re-export (the ONNX's I/O is uint8/float32)"
+        )
     return np.dtype(_NUMPY_IO[kind])
 
 
@@ -69,8 +71,9 @@ class _TrtLane:
         self.last_split_ms: dict[str, float] | None = None
         self.stream = cuda.Stream()
         config = backend.runtime_config
-        self.context = engine.create_execution_context(config) if config is not None \
-            else engine.create_execution_context()
+        self.context = (
+            engine.create_execution_context(config) if config is not None else engine.create_execution_context()
+        )
         if self.context is None:
             raise Sam2msError("TensorRT could not create an execution context (out of GPU memory?)")
         _ok(self.context.set_optimization_profile_async(profile, self.stream.ptr), f"optimisation profile {profile}")
@@ -107,7 +110,8 @@ class _TrtLane:
             _ok(self.context.execute_async_v3(self.stream.ptr), "execute_async_v3")
             self.stream.synchronize()
             graph = self.graphs[m] = cuda.Graph(
-                self.stream, lambda: _ok(self.context.execute_async_v3(self.stream.ptr), "execute_async_v3 (capture)"))
+                self.stream, lambda: _ok(self.context.execute_async_v3(self.stream.ptr), "execute_async_v3 (capture)")
+            )
         graph.launch(self.stream)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
@@ -160,17 +164,20 @@ class TensorRTBackend(Backend):
             self._runtime.tempfile_control_flags = 0
         self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
-            raise UsageError(f"{path}: {flavour} could not load the plan (built by {info.sidecar.get('builder')} "
-                             f"{info.sidecar.get('builder_version')} for {info.sidecar.get('targets')}; plans that "
-                             "carry host code are refused); rebuild it for this GPU and TensorRT version")
+            raise UsageError(
+                f"{path}: {flavour} could not load the plan (built by {info.sidecar.get('builder')} "
+                f"{info.sidecar.get('builder_version')} for {info.sidecar.get('targets')}; plans that "
+                "carry host code are refused); rebuild it for this GPU and TensorRT version"
+            )
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         mode = trt.TensorIOMode.INPUT
         self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == mode)
         self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) != mode)
         input_format = input_format_of(str(io_dtype(self.engine, self.input_name)))
         if input_format != info.input_format:
-            raise UsageError(f"{path}: the plan takes {input_format} input but its sidecar says "
-                             f"{info.input_format}; re-export it")
+            raise UsageError(
+                f"{path}: the plan takes {input_format} input but its sidecar says {info.input_format}; re-export it"
+            )
         io_dtype(self.engine, self.output_name)
         lo, _, hi = self.engine.get_tensor_profile_shape(self.input_name, 0)
         self.profiles = int(self.engine.num_optimization_profiles)
@@ -197,8 +204,10 @@ class TensorRTBackend(Backend):
             cache = config.create_runtime_cache()
             stored = runtime_cache_path(self.path)
             if stored.is_file() and not cache.deserialize(stored.read_bytes()):
-                print(f"sam2ms: {stored} was made for another GPU, driver or TensorRT-RTX; compiling afresh",
-                      file=sys.stderr)
+                print(
+                    f"sam2ms: {stored} was made for another GPU, driver or TensorRT-RTX; compiling afresh",
+                    file=sys.stderr,
+                )
             _ok(config.set_runtime_cache(cache), "the runtime cache")
         return config, cache, native_graphs
 
@@ -211,8 +220,12 @@ class TensorRTBackend(Backend):
         return self._device
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "library": self.flavour, "cuda_graph": self.cuda_graph,
-                "runtime_cache": str(runtime_cache_path(self.path)) if self._runtime_cache is not None else None}
+        return {
+            **super().describe(),
+            "library": self.flavour,
+            "cuda_graph": self.cuda_graph,
+            "runtime_cache": str(runtime_cache_path(self.path)) if self._runtime_cache is not None else None,
+        }
 
     def close(self) -> None:
         for lane in self._lanes:

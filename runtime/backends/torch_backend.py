@@ -38,11 +38,19 @@ class _TorchLane:
         self._cuda = backend.torch_device.type == "cuda"
         # torch.cuda's Stream and Event constructors carry no annotations
         self._stream = torch.cuda.Stream(backend.torch_device) if self._cuda else None  # type: ignore[no-untyped-call]
-        self._events = ([torch.cuda.Event(enable_timing=True) for _ in range(4)]  # type: ignore[no-untyped-call]
-                        if self._cuda else [])
+        self._events = (
+            [torch.cuda.Event(enable_timing=True) for _ in range(4)]  # type: ignore[no-untyped-call]
+            if self._cuda
+            else []
+        )
         self._pinned: dict[tuple[int, ...], Any] = {}  # host staging per batch shape (pinned memory)
-        self._graphs = (CapturedForward(backend.forward, backend.graph_api, backend.torch_device, self._stream,
-                                        backend.capture_lock) if backend.graph_api is not None else None)
+        self._graphs = (
+            CapturedForward(
+                backend.forward, backend.graph_api, backend.torch_device, self._stream, backend.capture_lock
+            )
+            if backend.graph_api is not None
+            else None
+        )
         self.last_split_ms: dict[str, float] | None = None
 
     @property
@@ -92,8 +100,9 @@ class _TorchLane:
             if self._cuda:
                 e = self._events
                 e[3].synchronize()
-                self.last_split_ms = {name: e[i].elapsed_time(e[i + 1])
-                                      for i, name in enumerate(("h2d", "compute", "d2h"))}
+                self.last_split_ms = {
+                    name: e[i].elapsed_time(e[i + 1]) for i, name in enumerate(("h2d", "compute", "d2h"))
+                }
         return out.numpy()
 
 
@@ -110,8 +119,10 @@ def cast_weights_once(model: Any, dtype: Any) -> int:
 
     cast = 0
     for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                               nn.ConvTranspose3d)):
+        if isinstance(
+            module,
+            (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
+        ):
             for name in ("weight", "bias"):
                 param = getattr(module, name, None)
                 if param is not None and param.dtype != dtype:
@@ -128,8 +139,16 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(self, path: Path, tile: int | None, device: str = "auto", precision: str = "fp32",
-                 compile: str | None = None, cuda_graph: bool = False, channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        tile: int | None,
+        device: str = "auto",
+        precision: str = "fp32",
+        compile: str | None = None,
+        cuda_graph: bool = False,
+        channels_last: bool = False,
+    ) -> None:
         torch = require("torch", "the PyTorch backend (or run the exported .onnx/.plan instead)")
         from sam2ms.models import create_model
         from sam2ms.models.byte_input import ByteInput
@@ -140,8 +159,10 @@ class TorchBackend(Backend):
         if compile is not None and compile not in COMPILE_MODES:
             raise UsageError(f"torch.compile mode {compile}: use one of {', '.join(COMPILE_MODES)}")
         if cuda_graph and compile is not None:
-            raise UsageError("--cuda-graph captures the eager model; torch.compile's reduce-overhead mode is its "
-                             "compiled counterpart: use one or the other")
+            raise UsageError(
+                "--cuda-graph captures the eager model; torch.compile's reduce-overhead mode is its "
+                "compiled counterpart: use one or the other"
+            )
         ckpt = read_checkpoint(path)
         size = tile or int(ckpt.raw.get("image_size", 1024))  # the authors' weights carry none: 1024
         use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
@@ -158,9 +179,15 @@ class TorchBackend(Backend):
         self.normalize = wrapped.normalize
         self.model = torch.compile(wrapped.model, mode=compile) if compile is not None else wrapped.model
         self.options = {"compile": compile, "cuda_graph": cuda_graph, "channels_last": channels_last}
-        self.info = ModelInfo(path=str(path), kind="checkpoint", tile=size, precision=precision, input_format="uint8",
-                              max_lanes=None if use_cuda else 1, sidecar={"model": ckpt.model_name,
-                                                                          "radiometry": ckpt.raw.get("radiometry")})
+        self.info = ModelInfo(
+            path=str(path),
+            kind="checkpoint",
+            tile=size,
+            precision=precision,
+            input_format="uint8",
+            max_lanes=None if use_cuda else 1,
+            sidecar={"model": ckpt.model_name, "radiometry": ckpt.raw.get("radiometry")},
+        )
         self._lanes: list[_TorchLane] = []
         self._lock = threading.Lock()
 
@@ -194,8 +221,9 @@ class TorchBackend(Backend):
     def device_name(self) -> str:
         import torch
 
-        return torch.cuda.get_device_name(self.torch_device) if self.torch_device.type == "cuda" \
-            else super().device_name()
+        return (
+            torch.cuda.get_device_name(self.torch_device) if self.torch_device.type == "cuda" else super().device_name()
+        )
 
     def device_peak_mb(self) -> float | None:
         import torch

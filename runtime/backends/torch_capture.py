@@ -21,8 +21,9 @@ runs the real one (tests/test_gpu.py, and the bench's ``bf16+graph`` rows).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from sam2ms.errors import UsageError
 
@@ -70,8 +71,10 @@ class TorchCudaGraphs:
 def graph_api(device: Any) -> GraphAPI:
     """The CUDA-graph calls for ``device`` (a torch.device), or a UsageError off CUDA."""
     if device.type != "cuda":
-        raise UsageError("--cuda-graph with a checkpoint needs a CUDA GPU that PyTorch can use (it runs on the CPU "
-                         "here); drop --cuda-graph")
+        raise UsageError(
+            "--cuda-graph with a checkpoint needs a CUDA GPU that PyTorch can use (it runs on the CPU "
+            "here); drop --cuda-graph"
+        )
     return TorchCudaGraphs()
 
 
@@ -87,8 +90,7 @@ class CapturedForward:
     replayed from graphs: one per batch size, captured the first time no captured graph holds a
     batch. ``lock`` is shared by the lanes of one model (captures one at a time)."""
 
-    def __init__(self, fn: Callable[[Any], Any], api: GraphAPI, device: Any, stream: Any,
-                 lock: threading.Lock) -> None:
+    def __init__(self, fn: Callable[[Any], Any], api: GraphAPI, device: Any, stream: Any, lock: threading.Lock) -> None:
         self._fn, self._api, self._device, self._stream, self._lock = fn, api, device, stream, lock
         self._pool: Any = None
         self._graphs: dict[tuple[int, ...], _Captured] = {}  # by input shape

@@ -12,8 +12,12 @@ def host(threads: int | None = None) -> dict[str, Any]:
     """The host, with the CPU peak of the ``threads`` cores a benchmark used (all when None)."""
     from .peaks import cpu_peak
 
-    return {"cpu": cpu_name(), "cpu_peak": cpu_peak(cores=threads), "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "cpu": cpu_name(),
+        "cpu_peak": cpu_peak(cores=threads),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def versions() -> dict[str, str]:
@@ -21,8 +25,17 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for name in ("sam2ms", "numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "torch", "tensorrt",
-                 "tensorrt-rtx", "cuda-python"):
+    for name in (
+        "sam2ms",
+        "numpy",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "openvino",
+        "torch",
+        "tensorrt",
+        "tensorrt-rtx",
+        "cuda-python",
+    ):
         try:
             found[name] = version(name)
         except PackageNotFoundError:

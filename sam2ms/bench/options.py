@@ -13,10 +13,16 @@ TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
 #: How a PyTorch variant runs, after its precision: ``+graph`` replayed from CUDA graphs (one per
 #: lane and batch size), ``+compile`` / ``+reduce-overhead`` / ``+max-autotune`` torch.compile in
 #: that mode, ``+cl`` in channels-last memory.
-TORCH_RUNS = {"graph": "CUDA graph", "compile": "compiled", "reduce-overhead": "compiled reduce-overhead",
-              "max-autotune": "compiled max-autotune"}
-TORCH_VARIANT_HELP = ("PRECISION[+graph|+compile|+reduce-overhead|+max-autotune][+cl] with PRECISION fp32, fp16 or "
-                      "bf16 (compile alone: fp32+compile), e.g. bf16+graph")
+TORCH_RUNS = {
+    "graph": "CUDA graph",
+    "compile": "compiled",
+    "reduce-overhead": "compiled reduce-overhead",
+    "max-autotune": "compiled max-autotune",
+}
+TORCH_VARIANT_HELP = (
+    "PRECISION[+graph|+compile|+reduce-overhead|+max-autotune][+cl] with PRECISION fp32, fp16 or "
+    "bf16 (compile alone: fp32+compile), e.g. bf16+graph"
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,12 @@ class TorchVariant:
 
     def open_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``open_model`` that run it."""
-        return {"precision": self.precision, "cuda_graph": self.run == "graph", "channels_last": self.channels_last,
-                "compile": None if self.run in ("eager", "graph") else
-                ("default" if self.run == "compile" else self.run)}
+        return {
+            "precision": self.precision,
+            "cuda_graph": self.run == "graph",
+            "channels_last": self.channels_last,
+            "compile": None if self.run in ("eager", "graph") else ("default" if self.run == "compile" else self.run),
+        }
 
 
 @dataclass

@@ -61,8 +61,9 @@ def _flop_per_cycle(flags: set[str], half_width_avx512: bool = False) -> dict[st
 
 def _field(text: str, name: str) -> str:
     """The first ``name : value`` of /proc/cpuinfo's text."""
-    return next((line.partition(":")[2].strip() for line in text.splitlines()
-                 if line.partition(":")[0].strip() == name), "")
+    return next(
+        (line.partition(":")[2].strip() for line in text.splitlines() if line.partition(":")[0].strip() == name), ""
+    )
 
 
 def half_width_avx512(cpuinfo: str) -> bool:
@@ -81,17 +82,20 @@ def cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> dict[str, 
     except OSError:
         return None
     flags = cpu_flags(text)
-    mhz = max((float(line.partition(":")[2]) for line in text.splitlines() if line.startswith("cpu MHz")),
-              default=0.0)
+    mhz = max((float(line.partition(":")[2]) for line in text.splitlines() if line.startswith("cpu MHz")), default=0.0)
     if not flags or not mhz:
         return None
     if cores is None or cpuinfo is None:  # this host: at most the CPUs this process may run on
         usable = len(os.sched_getaffinity(0))
         cores = min(cores or usable, usable)
     per = _flop_per_cycle(flags, half_width_avx512(text))
-    return {"cores": cores, "ghz": round(mhz / 1000, 3), "flop_per_cycle": per,
-            "tflops": {p: cores * f * mhz * 1e6 / 1e12 for p, f in per.items()},
-            "how": "cores x FLOP per cycle per core x the clock /proc/cpuinfo reports"}
+    return {
+        "cores": cores,
+        "ghz": round(mhz / 1000, 3),
+        "flop_per_cycle": per,
+        "tflops": {p: cores * f * mhz * 1e6 / 1e12 for p, f in per.items()},
+        "how": "cores x FLOP per cycle per core x the clock /proc/cpuinfo reports",
+    }
 
 
 def mfu(flops_per_tile: float | None, tiles_per_s: float, peak: float | None) -> float | None:

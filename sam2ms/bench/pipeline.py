@@ -24,10 +24,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -63,8 +64,9 @@ class PipelineBenchOptions:
 
             require("rasterio", "--io tif")
         if any(not 0 < load <= 2 for load in self.loads):
-            raise UsageError(f"--engine-load {','.join(map(str, self.loads))}: fractions of the host capacity in "
-                             "(0, 2]")
+            raise UsageError(
+                f"--engine-load {','.join(map(str, self.loads))}: fractions of the host capacity in (0, 2]"
+            )
         if any(ms <= 0 for ms in self.engine_ms):
             raise UsageError("--engine-ms: milliseconds per tile, above 0 (a free engine is always measured)")
         if not 0 <= self.gil_fraction <= 1:
@@ -108,8 +110,19 @@ def write_scenes(opts: PipelineBenchOptions, count: int | None = None, size: int
         else:
             import rasterio
 
-            with rasterio.open(temp, "w", driver="GTiff", height=size, width=size, count=3, dtype="uint8",
-                               tiled=True, blockxsize=256, blockysize=256, compress="deflate") as ds:
+            with rasterio.open(
+                temp,
+                "w",
+                driver="GTiff",
+                height=size,
+                width=size,
+                count=3,
+                dtype="uint8",
+                tiled=True,
+                blockxsize=256,
+                blockysize=256,
+                compress="deflate",
+            ) as ds:
                 ds.write(np.moveaxis(image, -1, 0))
         temp.replace(path)
     return folder
@@ -155,11 +168,28 @@ print(json.dumps(row))
 """
 
 
-def _row(opts: PipelineBenchOptions, scenes: Path, *, cores: int, engine_ms: float = 0.0,
-         gil_fraction: float = 0.0, model: Path | None = None) -> dict[str, Any]:
-    args = {"cores": cores, "engine_ms": engine_ms, "gil_fraction": gil_fraction, "tile": opts.tile,
-            "model": str(model) if model else None, "scenes": str(scenes), "out": str(opts.work / "out"),
-            "batch": opts.batch, "streams": opts.streams, "workers": opts.workers, "io": opts.io}
+def _row(
+    opts: PipelineBenchOptions,
+    scenes: Path,
+    *,
+    cores: int,
+    engine_ms: float = 0.0,
+    gil_fraction: float = 0.0,
+    model: Path | None = None,
+) -> dict[str, Any]:
+    args = {
+        "cores": cores,
+        "engine_ms": engine_ms,
+        "gil_fraction": gil_fraction,
+        "tile": opts.tile,
+        "model": str(model) if model else None,
+        "scenes": str(scenes),
+        "out": str(opts.work / "out"),
+        "batch": opts.batch,
+        "streams": opts.streams,
+        "workers": opts.workers,
+        "io": opts.io,
+    }
     proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"pipeline row {args} failed: {proc.stderr.strip()[-2000:]}")
@@ -192,8 +222,9 @@ def run_pipeline_bench(opts: PipelineBenchOptions, log: Callable[[str], None] = 
         rows[f"engine {label}"] = _row(opts, scenes, cores=most, engine_ms=ms)
         if opts.gil_fraction:
             log(f"  the same holding the GIL {opts.gil_fraction:.0%} of each batch")
-            rows[f"engine {label}, GIL {opts.gil_fraction:.0%}"] = _row(opts, scenes, cores=most, engine_ms=ms,
-                                                                        gil_fraction=opts.gil_fraction)
+            rows[f"engine {label}, GIL {opts.gil_fraction:.0%}"] = _row(
+                opts, scenes, cores=most, engine_ms=ms, gil_fraction=opts.gil_fraction
+            )
     if opts.single:
         log(f"writing one synthetic {opts.single}² {opts.io.upper()} scene (reused when there)")
         one = write_scenes(opts, 1, opts.single)
@@ -206,34 +237,48 @@ def run_pipeline_bench(opts: PipelineBenchOptions, log: Callable[[str], None] = 
         if opts.single:
             rows[f"{opts.model.name}, one {opts.single}² scene"] = _row(opts, one, cores=most, model=opts.model)
     first = rows[f"free, {min(opts.cores)} core(s)"]["tiles_per_s"]
-    return {"date": date.today().isoformat(), "host": host(most), "versions": versions(),
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-            "host_capacity": {"tiles_per_s": capacity, "megapixels_per_s": rows[f"free, {most} core(s)"][
-                "megapixels_per_s"], "core_scaling": capacity / first if first else None},
-            "rows": rows}
+    return {
+        "date": date.today().isoformat(),
+        "host": host(most),
+        "versions": versions(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+        "host_capacity": {
+            "tiles_per_s": capacity,
+            "megapixels_per_s": rows[f"free, {most} core(s)"]["megapixels_per_s"],
+            "core_scaling": capacity / first if first else None,
+        },
+        "rows": rows,
+    }
 
 
 def pipeline_markdown(report: dict[str, Any]) -> str:
     """The report as a table (the figures to copy into benchmarks/RESULTS.md, with host and date)."""
     s, cap = report["settings"], report["host_capacity"]
-    lines = [f"Pipeline, {s['scenes']} × {s['size']}² {s['io'].upper()} scenes, {s['tile']}² tiles, batch "
-             f"{s['batch']}, {s['streams']} lane(s), {s['workers']} decoders; {report['host']['cpu']}, "
-             f"{report['date']}. Host capacity {cap['tiles_per_s']:.1f} tiles/s ({cap['megapixels_per_s']:.1f} MP/s)"
-             + (f", {cap['core_scaling']:.2f}× from 1 core to {max(s['cores'])}" if cap["core_scaling"] else "") + ".",
-             "",
-             "| row | cores | tiles/s | engine tiles/s | pipeline / engine | scheduler busy | busiest role | "
-             "peak RSS MiB | decode / normalise / blend / encode / write / overviews / graph s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"Pipeline, {s['scenes']} × {s['size']}² {s['io'].upper()} scenes, {s['tile']}² tiles, batch "
+        f"{s['batch']}, {s['streams']} lane(s), {s['workers']} decoders; {report['host']['cpu']}, "
+        f"{report['date']}. Host capacity {cap['tiles_per_s']:.1f} tiles/s ({cap['megapixels_per_s']:.1f} MP/s)"
+        + (f", {cap['core_scaling']:.2f}× from 1 core to {max(s['cores'])}" if cap["core_scaling"] else "")
+        + ".",
+        "",
+        "| row | cores | tiles/s | engine tiles/s | pipeline / engine | scheduler busy | busiest role | "
+        "peak RSS MiB | decode / normalise / blend / encode / write / overviews / graph s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for label, r in report["rows"].items():
         busy = r["thread_busy"]
-        role, top = max(((k, v["max"]) for k, v in busy.items() if k != "scheduler"), key=lambda kv: kv[1],
-                        default=("—", 0.0))
+        role, top = max(
+            ((k, v["max"]) for k, v in busy.items() if k != "scheduler"), key=lambda kv: kv[1], default=("—", 0.0)
+        )
         st = r["stage_seconds"]
-        stages = " / ".join(f"{st.get(k, 0.0):.2f}" for k in ("decode", "normalise", "blend", "encode", "write",
-                                                                "overviews", "graph"))
+        stages = " / ".join(
+            f"{st.get(k, 0.0):.2f}" for k in ("decode", "normalise", "blend", "encode", "write", "overviews", "graph")
+        )
         engine = f"{r['engine_tiles_per_s']:.1f}" if r.get("engine_tiles_per_s") else "free"
         eff = f"{r['efficiency']:.3f}" if r.get("efficiency") else "—"
-        lines.append(f"| {label} | {r['cores']} | {r['tiles_per_s']:.1f} | {engine} | {eff} | "
-                     f"{busy.get('scheduler', {}).get('max', 0.0):.2f} | {role} {top:.2f} | {r['peak_rss_mib']:.0f} | "
-                     f"{stages} |")
+        lines.append(
+            f"| {label} | {r['cores']} | {r['tiles_per_s']:.1f} | {engine} | {eff} | "
+            f"{busy.get('scheduler', {}).get('max', 0.0):.2f} | {role} {top:.2f} | {r['peak_rss_mib']:.0f} | "
+            f"{stages} |"
+        )
     return "\n".join(lines) + "\n"

@@ -38,10 +38,8 @@ SCHEMA = "sam2ms-bench/1"
 BEST_PYTORCH_MIN_IOU = 0.995  # a PyTorch variant is a fair baseline only at this mask agreement with FP32
 
 
-
-
 def _accuracy(lane: Any, tiles: np.ndarray, batch: int) -> np.ndarray:
-    out = [lane.infer(tiles[i:i + batch])[: len(tiles[i:i + batch]), 0] for i in range(0, len(tiles), batch)]
+    out = [lane.infer(tiles[i : i + batch])[: len(tiles[i : i + batch]), 0] for i in range(0, len(tiles), batch)]
     return sigmoid(np.concatenate(out), np.float32)
 
 
@@ -58,9 +56,11 @@ def check_batches(label: str, info: Any, batches: list[int]) -> None:
     """Every asked batch inside the model's optimisation profile, or a UsageError naming it."""
     for b in batches:
         if b < info.min_batch or (info.max_batch is not None and b > info.max_batch):
-            raise UsageError(f"--batch {b}: {label} was built for batches {info.min_batch}..{info.max_batch} "
-                             f"(its optimisation profile); rebuild with sam2ms-export --batch "
-                             f"1:{b}:{max(batches)} or choose batches in that range")
+            raise UsageError(
+                f"--batch {b}: {label} was built for batches {info.min_batch}..{info.max_batch} "
+                f"(its optimisation profile); rebuild with sam2ms-export --batch "
+                f"1:{b}:{max(batches)} or choose batches in that range"
+            )
 
 
 @dataclass
@@ -83,16 +83,19 @@ class Shared:
             self.tiles, self.labels = synthetic_tiles(info.tile, opts.accuracy_tiles, opts.seed)
             self.flops = _flops_per_tile(self.model_name, info.tile)  # builds the model: once per run
         elif info.tile != self.tile:
-            raise UsageError(f"{label}: {info.tile}px tiles, but the others are {self.tile}px; "
-                             "benchmark models of one tile size together")
+            raise UsageError(
+                f"{label}: {info.tile}px tiles, but the others are {self.tile}px; "
+                "benchmark models of one tile size together"
+            )
         check_batches(label, info, opts.batches)
 
 
 Measured = tuple["Shared", list[dict[str, Any]], list[dict[str, str]]]  # shared state, rows, skipped
 
 
-def measure_subject(subject: Subject, opts: BenchOptions, shared: Shared,
-                    log: Callable[[str], None] = lambda _: None) -> Measured:
+def measure_subject(
+    subject: Subject, opts: BenchOptions, shared: Shared, log: Callable[[str], None] = lambda _: None
+) -> Measured:
     """Every (batch, streams) row of one subject; returns the updated shared state, the rows and
     what was skipped. Runs in the subject's own process when the benchmark isolates subjects."""
     if opts.threads and subject.label.startswith("pytorch"):
@@ -116,12 +119,30 @@ def measure_subject(subject: Subject, opts: BenchOptions, shared: Shared,
             batch = np.resize(tiles, (b, *tiles.shape[1:]))
             for s in opts.streams:
                 if s > len(lanes):
-                    skipped.append({"subject": subject.label, "batch": str(b), "streams": str(s),
-                                    "why": f"{backend.name} runs at most {len(lanes)} concurrent lane(s)"})
+                    skipped.append(
+                        {
+                            "subject": subject.label,
+                            "batch": str(b),
+                            "streams": str(s),
+                            "why": f"{backend.name} runs at most {len(lanes)} concurrent lane(s)",
+                        }
+                    )
                     continue
                 log(f"  {subject.label}: batch {b}, {s} stream(s)")
-                rows.append(_row(subject, backend, device, shared.flops, accuracy, b, s, info.tile,
-                                 measure(lanes[:s], batch, opts.warmup, opts.iterations), opts.threads))
+                rows.append(
+                    _row(
+                        subject,
+                        backend,
+                        device,
+                        shared.flops,
+                        accuracy,
+                        b,
+                        s,
+                        info.tile,
+                        measure(lanes[:s], batch, opts.warmup, opts.iterations),
+                        opts.threads,
+                    )
+                )
     finally:
         backend.close()
     return shared, rows, skipped
@@ -149,14 +170,17 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -
     rows: list[dict[str, Any]] = []
     todo, skipped = subjects(opts)
     if not any(s.reference for s in todo):
-        log("no PyTorch reference (torch missing, or no checkpoint found): ratios are left out and accuracy is "
-            "judged against the first model; pass --reference CKPT")
+        log(
+            "no PyTorch reference (torch missing, or no checkpoint found): ratios are left out and accuracy is "
+            "judged against the first model; pass --reference CKPT"
+        )
     # The reference goes first so that every artifact's accuracy is judged against it.
     for subject in sorted(todo, key=lambda s: not s.reference):
         log(f"measuring {subject.label}" + (" (own process)" if opts.isolate else ""))
         try:
-            shared, more, left = (_isolated(subject, opts, shared) if opts.isolate
-                                  else measure_subject(subject, opts, shared, log))
+            shared, more, left = (
+                _isolated(subject, opts, shared) if opts.isolate else measure_subject(subject, opts, shared, log)
+            )
         except Exception as exc:  # e.g. torch.compile without a working compiler: "where it works"
             if subject.reference:  # every ratio and accuracy is measured against it
                 raise
@@ -167,11 +191,21 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -
         rows += more
         skipped += left
     _add_ratios(rows)
-    return {"schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "", "versions": versions(),
-            "host": host(opts.threads), "isolated": opts.isolate,
-            "model": shared.model_name, "tile": shared.tile, "iterations": opts.iterations, "warmup": opts.warmup,
-            "accuracy_tiles": opts.accuracy_tiles, "rows": rows, "skipped": skipped}
+    return {
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "versions": versions(),
+        "host": host(opts.threads),
+        "isolated": opts.isolate,
+        "model": shared.model_name,
+        "tile": shared.tile,
+        "iterations": opts.iterations,
+        "warmup": opts.warmup,
+        "accuracy_tiles": opts.accuracy_tiles,
+        "rows": rows,
+        "skipped": skipped,
+    }
 
 
 def _judge(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -180,20 +214,43 @@ def _judge(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict
     return {**agreement(reference, probs), "f1_vs_label": vs_label.compute()["f1"]}
 
 
-def _row(subject: Subject, backend: Any, device: str, flops: float | None, accuracy: dict[str, Any], batch: int,
-         streams: int, tile: int, m: dict[str, Any], threads: int | None) -> dict[str, Any]:
+def _row(
+    subject: Subject,
+    backend: Any,
+    device: str,
+    flops: float | None,
+    accuracy: dict[str, Any],
+    batch: int,
+    streams: int,
+    tile: int,
+    m: dict[str, Any],
+    threads: int | None,
+) -> dict[str, Any]:
     lat = latency_ms(m["latency"])
     thr = throughput(m["tiles"], m["wall"], tile)
     precision = backend.info.precision
     peak = peak_tflops(device, precision, cores=threads)
     device_mb = backend.device_peak_mb()
-    return {"subject": subject.label, "backend": backend.name, "kind": backend.info.kind, "precision": precision,
-            "reference": subject.reference, "device": device, "batch": batch, "streams": streams,
-            "latency_ms": lat, "throughput": thr, "split_ms": m["split_ms"],
-            "memory_mb": {"host_rss_increase": m["host_rss_increase_mb"], "device_peak": device_mb},
-            "checks_passed": _checks_passed(backend), "flops_per_tile": flops, "peak_tflops": peak,
-            "mfu": mfu(flops, thr["tiles_per_s"], peak), "pid": os.getpid(),
-            "accuracy": accuracy}
+    return {
+        "subject": subject.label,
+        "backend": backend.name,
+        "kind": backend.info.kind,
+        "precision": precision,
+        "reference": subject.reference,
+        "device": device,
+        "batch": batch,
+        "streams": streams,
+        "latency_ms": lat,
+        "throughput": thr,
+        "split_ms": m["split_ms"],
+        "memory_mb": {"host_rss_increase": m["host_rss_increase_mb"], "device_peak": device_mb},
+        "checks_passed": _checks_passed(backend),
+        "flops_per_tile": flops,
+        "peak_tflops": peak,
+        "mfu": mfu(flops, thr["tiles_per_s"], peak),
+        "pid": os.getpid(),
+        "accuracy": accuracy,
+    }
 
 
 def _checks_passed(backend: Any) -> bool | None:
@@ -206,9 +263,15 @@ def _checks_passed(backend: Any) -> bool | None:
 
 
 def _ratio(row: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if base is None else {
-        "throughput": row["throughput"]["tiles_per_s"] / base["throughput"]["tiles_per_s"],
-        "latency_p50": row["latency_ms"]["p50"] / base["latency_ms"]["p50"], "subject": base["subject"]}
+    return (
+        None
+        if base is None
+        else {
+            "throughput": row["throughput"]["tiles_per_s"] / base["throughput"]["tiles_per_s"],
+            "latency_p50": row["latency_ms"]["p50"] / base["latency_ms"]["p50"],
+            "subject": base["subject"],
+        }
+    )
 
 
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -217,12 +280,16 @@ def _add_ratios(rows: list[dict[str, Any]]) -> None:
     simply run that) and eager FP32 (the reference every accuracy figure refers to)."""
     refs = {r["batch"]: r for r in rows if r["reference"] and r["streams"] == 1}
     best: dict[int, dict[str, Any]] = {}
+
     def speed(row: dict[str, Any]) -> float:
         return float(row["throughput"]["tiles_per_s"])
 
     for r in rows:
-        if r["backend"] == "torch" and r["accuracy"]["mask_iou"] >= BEST_PYTORCH_MIN_IOU and (
-                r["batch"] not in best or speed(r) > speed(best[r["batch"]])):
+        if (
+            r["backend"] == "torch"
+            and r["accuracy"]["mask_iou"] >= BEST_PYTORCH_MIN_IOU
+            and (r["batch"] not in best or speed(r) > speed(best[r["batch"]]))
+        ):
             best[r["batch"]] = r
     for r in rows:
         r["vs_reference"] = _ratio(r, refs.get(r["batch"]))

@@ -90,15 +90,19 @@ def preflight(opts: BenchOptions) -> None:
         if not model.is_file():
             raise UsageError(f"{model}: model file not found")
         if model.suffix.lower() not in MODEL_SUFFIXES:
-            raise UsageError(f"{model}: unknown model kind {model.suffix!r}; pass a .plan (with its .json sidecar), "
-                             "an .onnx or a .pt checkpoint")
+            raise UsageError(
+                f"{model}: unknown model kind {model.suffix!r}; pass a .plan (with its .json sidecar), "
+                "an .onnx or a .pt checkpoint"
+            )
         if model.suffix.lower() in (".plan", ".engine"):
             low, *_, high = Sidecar.read(model).data.get("batch_profile") or [1, None]
             outside = [b for b in opts.batches if b < low or (high is not None and b > high)]
             if outside:
-                raise UsageError(f"--batch {outside[0]}: {model.name} was built for batches {low}..{high} (its "
-                                 f"optimisation profile); choose batches in that range or rebuild with "
-                                 f"sam2ms-export --batch 1:{outside[0]}:{max(opts.batches)}")
+                raise UsageError(
+                    f"--batch {outside[0]}: {model.name} was built for batches {low}..{high} (its "
+                    f"optimisation profile); choose batches in that range or rebuild with "
+                    f"sam2ms-export --batch 1:{outside[0]}:{max(opts.batches)}"
+                )
 
 
 def cannot_run_here(backend: str) -> str | None:
@@ -157,21 +161,49 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
                 skipped.append({"subject": m.name if backend != "openvino" else f"{m.name} (openvino)", "why": why})
                 continue
             if backend != "openvino":
-                found.append(Subject(m.name, partial(open_model, m, backend, threads=opts.threads, allow_failed=True,
-                                                     eager_kernels=True, unverified=opts.unverified)))
+                found.append(
+                    Subject(
+                        m.name,
+                        partial(
+                            open_model,
+                            m,
+                            backend,
+                            threads=opts.threads,
+                            allow_failed=True,
+                            eager_kernels=True,
+                            unverified=opts.unverified,
+                        ),
+                    )
+                )
                 continue
             for precision in opts.openvino_precisions:
                 label = f"{m.name} (openvino{' bf16' if precision == 'bf16' else ''})"  # fp32: the file's own
                 if precision == "bf16" and not _openvino_has_bf16():  # the backend's own test: it would refuse
                     skipped.append({"subject": label, "why": "this CPU has no native BF16"})
                     continue
-                found.append(Subject(label, partial(open_model, m, "openvino", threads=opts.threads,
-                                                    precision=precision, allow_failed=True,
-                                                    unverified=opts.unverified)))
+                found.append(
+                    Subject(
+                        label,
+                        partial(
+                            open_model,
+                            m,
+                            "openvino",
+                            threads=opts.threads,
+                            precision=precision,
+                            allow_failed=True,
+                            unverified=opts.unverified,
+                        ),
+                    )
+                )
     if opts.cuda_graph and cannot_run_here("tensorrt") is None:  # each plan twice: plain, and from a CUDA graph
-        found += [Subject(f"{m.name} (CUDA graph)", partial(open_model, m, "tensorrt", allow_failed=True,
-                                                            eager_kernels=True, cuda_graph=True))
-                  for m in opts.models if m.suffix in (".plan", ".engine")]
+        found += [
+            Subject(
+                f"{m.name} (CUDA graph)",
+                partial(open_model, m, "tensorrt", allow_failed=True, eager_kernels=True, cuda_graph=True),
+            )
+            for m in opts.models
+            if m.suffix in (".plan", ".engine")
+        ]
     ckpt = reference_checkpoint(opts)
     try:
         import torch  # noqa: F401
@@ -180,8 +212,13 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
     if ckpt is not None:
         tile = artifact_tile(opts.models)
         for variant in map(TorchVariant.parse, torch_variants(opts.torch_variants)):
-            found.append(Subject(variant.label, partial(open_model, ckpt, "torch", tile=tile, **variant.open_kwargs()),
-                                 reference=variant == TorchVariant()))
+            found.append(
+                Subject(
+                    variant.label,
+                    partial(open_model, ckpt, "torch", tile=tile, **variant.open_kwargs()),
+                    reference=variant == TorchVariant(),
+                )
+            )
     return found, skipped
 
 

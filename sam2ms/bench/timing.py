@@ -23,7 +23,7 @@ def measure(lanes: list[Any], batch: np.ndarray, warmup: int, iterations: int) -
         try:
             for _ in range(max(warmup, 1)):  # at least once per shape: kernels compiled, buffers made
                 lane.infer(batch)
-        except BaseException as exc:  # reported by the caller
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller, in its thread
             errors.append(exc)
         start.wait()
         if errors:
@@ -47,6 +47,11 @@ def measure(lanes: list[Any], batch: np.ndarray, warmup: int, iterations: int) -
     if errors:
         raise errors[0]
     flat = [x for lane in latencies for x in lane]
-    split = ({k: float(np.mean([s[k] for s in splits])) for k in splits[0]} if splits else None)
-    return {"latency": flat, "wall": wall, "tiles": len(flat) * len(batch), "split_ms": split,
-            "host_rss_increase_mb": rss.increase_bytes / 2**20}
+    split = {k: float(np.mean([s[k] for s in splits])) for k in splits[0]} if splits else None
+    return {
+        "latency": flat,
+        "wall": wall,
+        "tiles": len(flat) * len(batch),
+        "split_ms": split,
+        "host_rss_increase_mb": rss.increase_bytes / 2**20,
+    }

@@ -43,8 +43,9 @@ class RoadItem(TypedDict):
     index: int
 
 
-def load_sample(sample: Sample, radiometry: Radiometry | None = None,
-                cache: dict[Path, Stretch] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_sample(
+    sample: Sample, radiometry: Radiometry | None = None, cache: dict[Path, Stretch] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The window's uint8 RGB image (converted by the shared radiometry, exactly as the runtime
     converts it) and boolean mask; ``cache`` keeps each scene's stretch across its patches."""
     scene = open_scene(sample.image, radiometry, cache)
@@ -53,20 +54,27 @@ def load_sample(sample: Sample, radiometry: Radiometry | None = None,
         image, _ = scene.read(top, left, min(size, scene.height - top), min(size, scene.width - left))
         if sample.mask.suffix.lower() in VECTOR_SUFFIXES:
             profile = scene.profile or {}
-            mask = rasterize_roads(sample.mask, scene.height, scene.width, profile.get("transform"),
-                                   profile.get("crs"), sample.road_width)
+            mask = rasterize_roads(
+                sample.mask, scene.height, scene.width, profile.get("transform"), profile.get("crs"), sample.road_width
+            )
         else:
             mask = read_mask(sample.mask)
     finally:
         scene.close()
-    return image, mask[top:top + size, left:left + size]
+    return image, mask[top : top + size, left : left + size]
 
 
 class RoadDataset(Dataset[RoadItem]):
     """Samples resized to ``image_size`` (image bilinear, mask nearest: labels stay binary)."""
 
-    def __init__(self, samples: list[Sample], image_size: int, augment: Augment | None = None,
-                 seed: int = 0, radiometry: Radiometry | None = None) -> None:
+    def __init__(
+        self,
+        samples: list[Sample],
+        image_size: int,
+        augment: Augment | None = None,
+        seed: int = 0,
+        radiometry: Radiometry | None = None,
+    ) -> None:
         self.samples = samples
         self.radiometry = radiometry
         self._stretches: dict[Path, Stretch] = {}

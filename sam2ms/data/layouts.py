@@ -67,8 +67,10 @@ def _check_pair(image: Path, mask: Path, radiometry: Radiometry) -> tuple[int, i
         return w, h
     msize = raster_size(mask)
     if msize != (w, h):
-        raise UsageError(f"{mask}: mask is {msize[0]}x{msize[1]} but its image {image.name} is {w}x{h}; "
-                         "masks must have their image's size")
+        raise UsageError(
+            f"{mask}: mask is {msize[0]}x{msize[1]} but its image {image.name} is {w}x{h}; "
+            "masks must have their image's size"
+        )
     return w, h
 
 
@@ -81,12 +83,14 @@ def _find_mask(stem: str, folder: Path, image: Path, *, suffixes: tuple[str, ...
         for candidate in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
             if candidate.is_file():
                 return candidate
-    raise UsageError(f"{image}: no mask found (looked for {folder / stem}.png/.tif/...); "
-                     "add the mask or remove the image")
+    raise UsageError(
+        f"{image}: no mask found (looked for {folder / stem}.png/.tif/...); add the mask or remove the image"
+    )
 
 
-def _windows(pairs: list[tuple[Path, Path]], patch: int | None, road_width: float,
-             radiometry: Radiometry) -> list[list[Sample]]:
+def _windows(
+    pairs: list[tuple[Path, Path]], patch: int | None, road_width: float, radiometry: Radiometry
+) -> list[list[Sample]]:
     """Check every pair and cut it into windows; one inner list per source image."""
     sources = []
     for image, mask in pairs:
@@ -96,8 +100,13 @@ def _windows(pairs: list[tuple[Path, Path]], patch: int | None, road_width: floa
             continue
         if w < patch or h < patch:
             raise UsageError(f"{image}: {w}x{h} is smaller than the {patch}px patch; pass a smaller --patch")
-        sources.append([Sample(image, mask, (x, y, patch), road_width) for y in patch_origins(h, patch)
-                        for x in patch_origins(w, patch)])
+        sources.append(
+            [
+                Sample(image, mask, (x, y, patch), road_width)
+                for y in patch_origins(h, patch)
+                for x in patch_origins(w, patch)
+            ]
+        )
     return sources
 
 
@@ -105,8 +114,9 @@ def _folder_pairs(root: Path) -> list[tuple[Path, Path]]:
     images, masks = root / "images", root / "masks"
     for d in (images, masks):
         if not d.is_dir():
-            raise UsageError(f"{root}: layout 'folder' needs {d.name}/ beside images/ and masks/; "
-                             "or choose another --layout")
+            raise UsageError(
+                f"{root}: layout 'folder' needs {d.name}/ beside images/ and masks/; or choose another --layout"
+            )
     return [(p, _find_mask(p.stem, masks, p)) for p in _images_in(images)]
 
 
@@ -115,8 +125,10 @@ def _deepglobe_pairs(root: Path) -> list[tuple[Path, Path]]:
     for image in sorted(root.rglob("*_sat.jpg")):
         mask = image.with_name(image.name[: -len("_sat.jpg")] + "_mask.png")
         if not mask.is_file():
-            raise UsageError(f"{image}: no mask {mask.name} beside it (DeepGlobe pairs *_sat.jpg with "
-                             "*_mask.png); add it or remove the image")
+            raise UsageError(
+                f"{image}: no mask {mask.name} beside it (DeepGlobe pairs *_sat.jpg with "
+                "*_mask.png); add it or remove the image"
+            )
         pairs.append((image, mask))
     return pairs
 
@@ -143,8 +155,10 @@ def _spacenet_raw_pairs(root: Path) -> list[tuple[Path, Path]]:
             for image in _images_in(images):
                 label = by_id.get(spacenet_id(image.stem))
                 if label is None:
-                    raise UsageError(f"{image}: no GeoJSON centre-lines for it in {labels} (same AOI and img number); "
-                                     "add the label file or remove the image")
+                    raise UsageError(
+                        f"{image}: no GeoJSON centre-lines for it in {labels} (same AOI and img number); "
+                        "add the label file or remove the image"
+                    )
                 pairs.append((image, label))
     return pairs
 
@@ -156,8 +170,10 @@ def _spacenet_pairs(root: Path) -> list[tuple[Path, Path]]:
     if not (images.is_dir() and masks.is_dir()):
         pairs = _spacenet_raw_pairs(root)
         if not pairs:
-            raise UsageError(f"{root}: layout 'spacenet' needs SpaceNet 3 as released (AOI_*/PS-RGB/ with "
-                             "geojson_roads/, or RGB-PanSharpen/ with geojson/spacenetroads/) or images/ + masks/")
+            raise UsageError(
+                f"{root}: layout 'spacenet' needs SpaceNet 3 as released (AOI_*/PS-RGB/ with "
+                "geojson_roads/, or RGB-PanSharpen/ with geojson/spacenetroads/) or images/ + masks/"
+            )
         return pairs
     by_id: dict[str, Path] = {}
     for m in _images_in(masks):
@@ -170,8 +186,9 @@ def _spacenet_pairs(root: Path) -> list[tuple[Path, Path]]:
         aoi = re.search(r"(AOI_\w+?_img\d+)$", image.stem)
         mask = by_id.get(image.stem) or (by_id.get(aoi.group(1)) if aoi else None)
         if mask is None:
-            raise UsageError(f"{image}: no mask in {masks} with the same stem or AOI image id; "
-                             "add it or remove the image")
+            raise UsageError(
+                f"{image}: no mask in {masks} with the same stem or AOI image id; add it or remove the image"
+            )
         pairs.append((image, mask))
     return pairs
 
@@ -182,11 +199,14 @@ def _massachusetts_pairs(root: Path) -> list[tuple[Path, Path]]:
     for labels in sorted(root.glob("*_labels")):
         images = root / labels.name[: -len("_labels")]
         if labels.is_dir() and images.is_dir():
-            pairs += [(p, _find_mask(p.stem, labels, p, suffixes=(".tif", ".tiff", ".png")))
-                      for p in _images_in(images)]
+            pairs += [
+                (p, _find_mask(p.stem, labels, p, suffixes=(".tif", ".tiff", ".png"))) for p in _images_in(images)
+            ]
     if not pairs and not any(root.glob("*_labels")):
-        raise UsageError(f"{root}: layout 'massachusetts' needs split folders like train/ with "
-                         "train_labels/ (as in the dataset's tiff/ folder)")
+        raise UsageError(
+            f"{root}: layout 'massachusetts' needs split folders like train/ with "
+            "train_labels/ (as in the dataset's tiff/ folder)"
+        )
     return pairs
 
 
@@ -221,8 +241,10 @@ def resolve_layout(root: Path, layout: str) -> str:
         return layout
     found = detect_layout(root)
     if found is None:
-        raise UsageError(f"{root}: no dataset layout recognised (images/ + masks/, *_sat.jpg + *_mask.png, "
-                         "SpaceNet's PS-RGB/, Massachusetts' <split>_labels/); pass --layout")
+        raise UsageError(
+            f"{root}: no dataset layout recognised (images/ + masks/, *_sat.jpg + *_mask.png, "
+            "SpaceNet's PS-RGB/, Massachusetts' <split>_labels/); pass --layout"
+        )
     return found
 
 
@@ -233,8 +255,13 @@ def layout_images(root: Path, layout: str) -> tuple[list[Path], int]:
     return list(dict.fromkeys(image for image, _ in pairs)), len({label for _, label in pairs})
 
 
-def discover(root: str | Path, layout: str, patch: int | None = None,
-             road_width: float = DEFAULT_ROAD_WIDTH, radiometry: Radiometry | None = None) -> list[list[Sample]]:
+def discover(
+    root: str | Path,
+    layout: str,
+    patch: int | None = None,
+    road_width: float = DEFAULT_ROAD_WIDTH,
+    radiometry: Radiometry | None = None,
+) -> list[list[Sample]]:
     """All samples of a dataset folder, grouped by source image.
 
     ``layout`` may be ``auto`` (:func:`resolve_layout`). ``patch`` defaults to 1024 for SpaceNet
@@ -249,8 +276,10 @@ def discover(root: str | Path, layout: str, patch: int | None = None,
     layout = resolve_layout(root, layout)
     pairs = _PAIR_FINDERS[layout](root)
     if not pairs:
-        raise UsageError(f"{root}: no image/mask pairs found for layout '{layout}'; check --layout "
-                         "(deepglobe: *_sat.jpg + *_mask.png; folder: images/ + masks/)")
+        raise UsageError(
+            f"{root}: no image/mask pairs found for layout '{layout}'; check --layout "
+            "(deepglobe: *_sat.jpg + *_mask.png; folder: images/ + masks/)"
+        )
     if patch is None and layout in ("spacenet", "massachusetts"):
         patch = DEFAULT_PATCH
     if road_width <= 0:
@@ -258,8 +287,9 @@ def discover(root: str | Path, layout: str, patch: int | None = None,
     return _windows(pairs, patch, road_width, radiometry or Radiometry())
 
 
-def paper_split(sources: list[list[T]], seed: int = 0, train_fraction: float = 0.7,
-                group: int = 100) -> tuple[list[T], list[T]]:
+def paper_split(
+    sources: list[list[T]], seed: int = 0, train_fraction: float = 0.7, group: int = 100
+) -> tuple[list[T], list[T]]:
     """The paper's split: shuffle source images (seeded), take groups of 100, and put 70% of each
     group in train and 30% in test. Returns (train, test) samples."""
     import numpy as np
@@ -268,7 +298,7 @@ def paper_split(sources: list[list[T]], seed: int = 0, train_fraction: float = 0
     train: list[T] = []
     test: list[T] = []
     for start in range(0, len(order), group):
-        chunk = order[start:start + group]
+        chunk = order[start : start + group]
         n_train = int(round(train_fraction * len(chunk)))
         if len(chunk) > 1:
             n_train = min(max(n_train, 1), len(chunk) - 1)

@@ -77,8 +77,9 @@ def _background(rng: np.random.Generator, h: int, w: int, scale: float) -> np.nd
     return np.asarray(layer, dtype=np.float32)
 
 
-def _curve(rng: np.random.Generator, h: int, w: int, start: tuple[float, float], heading: float,
-           step: float) -> list[tuple[float, float]]:
+def _curve(
+    rng: np.random.Generator, h: int, w: int, start: tuple[float, float], heading: float, step: float
+) -> list[tuple[float, float]]:
     """A smooth random walk from ``start``: heading changes drift slowly, so roads bend, not zigzag."""
     x, y = start
     points = [(x, y)]
@@ -131,15 +132,17 @@ class SyntheticScene:
     roads: list[Road]
 
 
-def render_road_scene(height: int, width: int, rng: np.random.Generator,
-                      style: LabelStyle = "boundary", scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render_road_scene(
+    height: int, width: int, rng: np.random.Generator, style: LabelStyle = "boundary", scale: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw one scene: returns (uint8 H x W x 3 image, bool H x W road label); see :func:`render_scene`."""
     scene = render_scene(height, width, rng, style, scale)
     return scene.image, scene.label
 
 
-def render_scene(height: int, width: int, rng: np.random.Generator,
-                 style: LabelStyle = "boundary", scale: float | None = None) -> SyntheticScene:
+def render_scene(
+    height: int, width: int, rng: np.random.Generator, style: LabelStyle = "boundary", scale: float | None = None
+) -> SyntheticScene:
     """Draw one scene with its roads.
 
     ``scale`` sets the size of roads, trees and texture (1.0 = as in a 256² scene); by default
@@ -186,8 +189,7 @@ def render_scene(height: int, width: int, rng: np.random.Generator,
     return SyntheticScene(np.clip(noisy, 0, 255).astype(np.uint8), np.asarray(label) > 127, roads)
 
 
-def write_synthetic_dataset(out: str | Path, count: int, size: int, seed: int,
-                            style: LabelStyle = "boundary") -> Path:
+def write_synthetic_dataset(out: str | Path, count: int, size: int, seed: int, style: LabelStyle = "boundary") -> Path:
     """Write ``count`` scenes in the plain folder layout (``images/`` + ``masks/``, PNG).
 
     Scene ``i`` depends only on ``(seed, i)``: growing ``count`` keeps earlier scenes identical.
@@ -199,6 +201,8 @@ def write_synthetic_dataset(out: str | Path, count: int, size: int, seed: int,
         name = f"synth_{i:05d}.png"
         save_png(out / "images" / name, image)
         save_png(out / "masks" / name, label.astype(np.uint8) * 255)
-    write_json(out / "synth.json", {"generator": "sam2ms.synth", "count": count, "size": size,
-                                    "seed": seed, "style": style, "layout": "folder"})
+    write_json(
+        out / "synth.json",
+        {"generator": "sam2ms.synth", "count": count, "size": size, "seed": seed, "style": style, "layout": "folder"},
+    )
     return out

@@ -15,8 +15,14 @@ class ConvBN(nn.Module):
     """Conv (no bias) + BatchNorm, deliberately *without* ReLU: the authors' ``BasicConv2d``
     declares a ReLU but never applies it, and their trained weights expect that."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int | tuple[int, int], padding: int | tuple[int, int] = 0,
-                 dilation: int = 1) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int | tuple[int, int],
+        padding: int | tuple[int, int] = 0,
+        dilation: int = 1,
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel_size, padding=padding, dilation=dilation, bias=False)
         self.bn = nn.BatchNorm2d(cout)
@@ -44,12 +50,16 @@ class DRB(nn.Module):
         super().__init__()
         self.branch0 = nn.Sequential(ConvBN(cin, cout, 1))
         for i, k in enumerate((3, 5, 7), start=1):
-            setattr(self, f"branch{i}", nn.Sequential(
-                ConvBN(cin, cout, 1),
-                ConvBN(cout, cout, (1, k), padding=(0, k // 2)),
-                ConvBN(cout, cout, (k, 1), padding=(k // 2, 0)),
-                ConvBN(cout, cout, 3, padding=k, dilation=k),
-            ))
+            setattr(
+                self,
+                f"branch{i}",
+                nn.Sequential(
+                    ConvBN(cin, cout, 1),
+                    ConvBN(cout, cout, (1, k), padding=(0, k // 2)),
+                    ConvBN(cout, cout, (k, 1), padding=(k // 2, 0)),
+                    ConvBN(cout, cout, 3, padding=k, dilation=k),
+                ),
+            )
         self.conv_cat = ConvBN(4 * cout, cout, 3, padding=1)
         self.conv_res = ConvBN(cin, cout, 1)
 
@@ -89,8 +99,9 @@ class MSSM(nn.Module):
         out: torch.Tensor = unit(torch.abs(upsample_to(a, b) - b))
         return out
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor,
-                x4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x1: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor, x4: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x43 = self._sub(self.x43, x4, x3)
         x32 = self._sub(self.x32, x3, x2)
         x21 = self._sub(self.x21, x2, x1)
@@ -115,8 +126,9 @@ class Decoder(nn.Module):
         self.fuse2 = cbr(ch, ch)
         self.head = nn.Sequential(nn.Conv2d(ch, num_classes, 3, padding=1))
 
-    def forward(self, deep: torch.Tensor, level1: torch.Tensor, level2: torch.Tensor,
-                level3: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, deep: torch.Tensor, level1: torch.Tensor, level2: torch.Tensor, level3: torch.Tensor
+    ) -> torch.Tensor:
         d4 = self.reduce4(deep)
         o3 = self.fuse3(upsample_to(d4, level3) + level3)
         o2 = self.fuse2(upsample_to(o3, level2) + level2)

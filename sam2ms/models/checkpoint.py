@@ -80,8 +80,9 @@ def torch_load(path: str | Path, missing_hint: str) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to unpickle means a bad or foreign file
         first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
-        raise UsageError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line}); "
-                         "is the file complete?") from None
+        raise UsageError(
+            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line}); is the file complete?"
+        ) from None
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
@@ -90,19 +91,25 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     raw = torch_load(path, "pass the .pt written by 'sam2ms train' or the authors' SAM2MS .pth")
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
         if raw.get("format_version", 0) > FORMAT_VERSION:
-            raise UsageError(f"{path}: checkpoint format {raw['format_version']} is newer than this "
-                             f"sam2ms ({__version__}) reads; upgrade sam2ms")
+            raise UsageError(
+                f"{path}: checkpoint format {raw['format_version']} is newer than this "
+                f"sam2ms ({__version__}) reads; upgrade sam2ms"
+            )
         return Checkpoint(path, "sam2ms", raw["model_name"], raw["weights"]["full"], raw)
-    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and any(
-            str(k).startswith("image_encoder.trunk.") for k in raw["model"]):
-        raise UsageError(f"{path}: this is an official SAM2 checkpoint (image encoder only); pass it "
-                         "as --sam2-ckpt / sam2_checkpoint=, not as a SAM2MS checkpoint")
+    if (
+        isinstance(raw, dict)
+        and isinstance(raw.get("model"), dict)
+        and any(str(k).startswith("image_encoder.trunk.") for k in raw["model"])
+    ):
+        raise UsageError(
+            f"{path}: this is an official SAM2 checkpoint (image encoder only); pass it "
+            "as --sam2-ckpt / sam2_checkpoint=, not as a SAM2MS checkpoint"
+        )
     if isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
-        sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in raw.items()}
+        sd = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in raw.items()}
         if any(k.startswith(("rfb1.", "DRB1.")) for k in sd):
             return Checkpoint(path, "authors", _infer_author_model(sd), map_author_state_dict(sd), raw)
-    raise UsageError(f"{path}: not a SAM2MS checkpoint (neither sam2ms's format nor the authors' "
-                     "SAM2MSNet state_dict)")
+    raise UsageError(f"{path}: not a SAM2MS checkpoint (neither sam2ms's format nor the authors' SAM2MSNet state_dict)")
 
 
 def _infer_author_model(sd: dict[str, torch.Tensor]) -> str | None:
@@ -128,7 +135,7 @@ def map_author_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
             continue
         for theirs, ours in AUTHOR_PREFIXES:
             if key.startswith(theirs):
-                key = ours + key[len(theirs):]
+                key = ours + key[len(theirs) :]
                 break
         out[key] = value
     return out
@@ -138,13 +145,15 @@ def load_weights_into(model: nn.Module, ckpt: Checkpoint) -> None:
     """Load a checkpoint's weights, naming every missing, unexpected or mis-shaped key."""
     name = getattr(model, "name", None)
     if ckpt.model_name is not None and name is not None and ckpt.model_name != name:
-        raise UsageError(f"{ckpt.path}: checkpoint is for {ckpt.model_name}, not {name}; "
-                         f"use --model {ckpt.model_name}")
+        raise UsageError(f"{ckpt.path}: checkpoint is for {ckpt.model_name}, not {name}; use --model {ckpt.model_name}")
     ours = model.state_dict()
     missing = [k for k in ours if k not in ckpt.state_dict]
     unexpected = [k for k in ckpt.state_dict if k not in ours]
-    shapes = [f"{k} {tuple(v.shape)} vs {tuple(ours[k].shape)}" for k, v in ckpt.state_dict.items()
-              if k in ours and v.shape != ours[k].shape]
+    shapes = [
+        f"{k} {tuple(v.shape)} vs {tuple(ours[k].shape)}"
+        for k, v in ckpt.state_dict.items()
+        if k in ours and v.shape != ours[k].shape
+    ]
     problems = []
     if missing:
         problems.append(f"missing keys: {_names(missing)}")
@@ -167,8 +176,12 @@ def rng_state() -> dict[str, Any]:
     np_state: Any = np.random.get_state()  # the legacy tuple (name, keys, pos, has_gauss, cached)
     return {
         "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
     }
 
@@ -177,8 +190,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` captured."""
     random.setstate(_tuples(state["python"]))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
 
 
@@ -186,10 +200,20 @@ def _tuples(x: Any) -> Any:
     return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, *, image_size: int, epoch: int, step: int,
-                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None, scaler: Any = None,
-                    metrics: dict[str, Any] | None = None, train_args: dict[str, Any] | None = None,
-                    extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    image_size: int,
+    epoch: int,
+    step: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    scaler: Any = None,
+    metrics: dict[str, Any] | None = None,
+    train_args: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write a sam2ms checkpoint atomically (temp file + rename); ``extra`` adds top-level entries."""
     full = model.state_dict()
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}

@@ -100,26 +100,32 @@ def load_sam2_checkpoint(trunk: nn.Module, path: str | Path) -> dict[str, list[s
     sd = ckpt.get("model") if isinstance(ckpt, dict) else None
     prefix = "image_encoder.trunk."
     if not isinstance(sd, dict) or not any(k.startswith(prefix) for k in sd):
-        raise UsageError(f"{path}: not an official SAM2 checkpoint (expected {{'model': ...}} with "
-                         f"'{prefix}*' keys); a SAM2MS checkpoint goes to --ckpt/checkpoint= instead")
+        raise UsageError(
+            f"{path}: not an official SAM2 checkpoint (expected {{'model': ...}} with "
+            f"'{prefix}*' keys); a SAM2MS checkpoint goes to --ckpt/checkpoint= instead"
+        )
     ours = trunk.state_dict()
     mapped: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
         if not key.startswith(prefix):
             continue
-        name = key[len(prefix):]
+        name = key[len(prefix) :]
         if name.startswith("blocks."):
-            idx, rest = name[len("blocks."):].split(".", 1)
+            idx, rest = name[len("blocks.") :].split(".", 1)
             name = f"blocks.{idx}.block.{rest}"
         if name not in ours:
             raise UsageError(f"{path}: unexpected trunk key {key!r}; is it the checkpoint of another SAM2 size?")
         if ours[name].shape != value.shape:
-            raise UsageError(f"{path}: {key} has shape {tuple(value.shape)}, the model expects "
-                             f"{tuple(ours[name].shape)}; use the checkpoint of the matching SAM2 size")
+            raise UsageError(
+                f"{path}: {key} has shape {tuple(value.shape)}, the model expects "
+                f"{tuple(ours[name].shape)}; use the checkpoint of the matching SAM2 size"
+            )
         mapped[name] = value
     missing = [k for k in ours if k not in mapped and ".prompt_learn." not in k]
     if missing:
-        raise UsageError(f"{path}: trunk keys missing from the checkpoint: {', '.join(missing[:5])}"
-                         f"{' ...' if len(missing) > 5 else ''}")
+        raise UsageError(
+            f"{path}: trunk keys missing from the checkpoint: {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}"
+        )
     trunk.load_state_dict(mapped, strict=False)
     return {"adapters_not_in_file": [k for k in ours if ".prompt_learn." in k]}

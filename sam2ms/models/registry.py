@@ -35,8 +35,9 @@ def _check_name(name: str) -> str:
     return name
 
 
-def create_model(name: str | None, *, sam2_checkpoint: str | Path | None = None,
-                 checkpoint: str | Path | None = None) -> nn.Module:
+def create_model(
+    name: str | None, *, sam2_checkpoint: str | Path | None = None, checkpoint: str | Path | None = None
+) -> nn.Module:
     """Build a registered model, optionally loading weights.
 
     * ``sam2_checkpoint``: an official SAM2/SAM2.1 file, loaded into the frozen trunk.

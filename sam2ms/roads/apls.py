@@ -113,10 +113,10 @@ class _Net:
             return
         if self._n_seg + n > len(self._seg):
             grown = np.zeros((max(2 * len(self._seg), self._n_seg + n, 64), 5))
-            grown[:self._n_seg] = self._seg[:self._n_seg]
+            grown[: self._n_seg] = self._seg[: self._n_seg]
             self._seg = grown
         first = self._n_seg
-        self._seg[first:first + n] = np.column_stack([geom[:-1], geom[1:], np.full(n, i)])
+        self._seg[first : first + n] = np.column_stack([geom[:-1], geom[1:], np.full(n, i)])
         self._n_seg += n
         lo = np.floor(np.minimum(geom[:-1], geom[1:]) / CELL).astype(int)
         hi = np.floor(np.maximum(geom[:-1], geom[1:]) / CELL).astype(int)
@@ -150,7 +150,7 @@ class _Net:
         seg = self._seg[np.unique(ids)]
         a, b, owner = seg[:, 0:2], seg[:, 2:4], seg[:, 4].astype(int)
         ab = b - a
-        denom = (ab ** 2).sum(axis=1)
+        denom = (ab**2).sum(axis=1)
         t = np.clip(((point - a) * ab).sum(axis=1) / np.where(denom > 0, denom, 1.0), 0.0, 1.0)
         dist = np.hypot(*(point - (a + t[:, None] * ab)).T)
         dist[[not self.alive[o] for o in owner.tolist()]] = np.inf
@@ -257,8 +257,15 @@ def apls(truth: Any, proposal: Any, params: AplsParams | None = None) -> dict[st
     if truth.number_of_nodes() == 0 or proposal.number_of_nodes() == 0:
         both_empty = truth.number_of_nodes() == proposal.number_of_nodes() == 0
         score = 1.0 if both_empty else 0.0
-        return {"apls": score, "apls_gt_onto_prop": score, "apls_prop_onto_gt": score, "paths_gt": 0, "paths_prop": 0,
-                "control_points_gt": 0, "control_points_prop": 0}
+        return {
+            "apls": score,
+            "apls_gt_onto_prop": score,
+            "apls_prop_onto_gt": score,
+            "paths_gt": 0,
+            "paths_prop": 0,
+            "control_points_gt": 0,
+            "control_points_prop": 0,
+        }
     gt_ids = {n: k for k, n in enumerate(truth.nodes)}
     gt = _Net.from_graph(truth, gt_ids)
     large = truth.number_of_nodes() >= params.large_graph
@@ -283,5 +290,12 @@ def apls(truth: Any, proposal: Any, params: AplsParams | None = None) -> dict[st
     onto_prop, paths_gt = _one_way(gt_cp, control_gt, prop_prime, params.min_path_length)
     onto_gt, paths_prop = _one_way(prop_cp, control_prop, gt_prime, params.min_path_length)
     total = 0.0 if onto_prop <= 0 or onto_gt <= 0 else 2 * onto_prop * onto_gt / (onto_prop + onto_gt)
-    return {"apls": total, "apls_gt_onto_prop": onto_prop, "apls_prop_onto_gt": onto_gt, "paths_gt": paths_gt,
-            "paths_prop": paths_prop, "control_points_gt": len(control_gt), "control_points_prop": len(control_prop)}
+    return {
+        "apls": total,
+        "apls_gt_onto_prop": onto_prop,
+        "apls_prop_onto_gt": onto_gt,
+        "paths_gt": paths_gt,
+        "paths_prop": paths_prop,
+        "control_points_gt": len(control_gt),
+        "control_points_prop": len(control_prop),
+    }

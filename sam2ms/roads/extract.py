@@ -57,8 +57,13 @@ BLOCK = 2048  # pixels: the side of the blocks a scene is thinned and traced in
 HALO = 64  # pixels read around each block, so that its skeleton is the whole scene's there
 
 
-def _add_skeleton(graph: Any, window: np.ndarray, offset: tuple[int, int], core: tuple[int, int, int, int],
-                  spacing: tuple[float, float]) -> None:
+def _add_skeleton(
+    graph: Any,
+    window: np.ndarray,
+    offset: tuple[int, int],
+    core: tuple[int, int, int, int],
+    spacing: tuple[float, float],
+) -> None:
     """Add to ``graph`` the skeleton chains of ``window`` (a mask read at ``offset`` = (row, col) of
     the scene) that lie in ``core`` = (row0, row1, col0, col1), in scene pixels. A chain leaving the
     core ends at a *border node* halfway between its last pixel inside and its first outside, keyed
@@ -100,7 +105,7 @@ def _add_skeleton(graph: Any, window: np.ndarray, offset: tuple[int, int], core:
     for chain in trace_skeleton(skeleton):
         if len(chain) < 2:
             continue
-        here = chain + (r_off, c_off)
+        here = chain + (r_off, c_off)  # noqa: RUF005 - numpy: the offset added to every point
         mine = (here[:, 0] >= core[0]) & (here[:, 0] < core[1]) & (here[:, 1] >= core[2]) & (here[:, 1] < core[3])
         ends = [end(tuple(chain[0])), end(tuple(chain[-1]))]
         if not mine.any() or (ends[0][0] == ends[1][0] and len(chain) <= 3):
@@ -109,7 +114,7 @@ def _add_skeleton(graph: Any, window: np.ndarray, offset: tuple[int, int], core:
         pixels[0], pixels[-1] = ends[0][1:], ends[1][1:]
         edges = np.flatnonzero(np.diff(np.concatenate([[0], mine.view(np.int8), [0]])))
         for i, j in zip(edges[::2], edges[1::2] - 1):  # runs of pixels inside the core
-            piece = pixels[i:j + 1]
+            piece = pixels[i : j + 1]
             if i == 0:  # the chain's own end (inside this core: its junction is whole in the window)
                 a = ends[0][0]
                 if a not in graph:
@@ -137,8 +142,9 @@ def _border(graph: Any, p: np.ndarray, q: np.ndarray) -> tuple[Any, np.ndarray]:
     return key, mid[None]
 
 
-def skeleton_graph(read: Any, height: int, width: int, spacing: tuple[float, float] = (1.0, 1.0),
-                   block: int = BLOCK, halo: int = HALO) -> Any:
+def skeleton_graph(
+    read: Any, height: int, width: int, spacing: tuple[float, float] = (1.0, 1.0), block: int = BLOCK, halo: int = HALO
+) -> Any:
     """The raw graph of a mask's skeleton in scene pixels (``row``/``col`` nodes, ``pixels`` edges
     as (row, col) chains, lengths in metres from ``spacing`` = (row, col) metres per pixel).
     ``read(row, col, h, w)`` returns a boolean window of the mask: the scene is thinned and traced
@@ -174,9 +180,11 @@ def _oriented(graph: Any, u: Any, data: dict[str, Any]) -> np.ndarray:
 def _prune_spurs(graph: Any, limit: float) -> None:
     while True:
         degree = dict(graph.degree)  # of this pass's graph: the spurs are listed before any goes
-        spurs = [(u, v, k) for u, v, k, d in graph.edges(keys=True, data=True)
-                 if d["length"] < limit and u != v and min(degree[u], degree[v]) == 1
-                 and max(degree[u], degree[v]) >= 3]
+        spurs = [
+            (u, v, k)
+            for u, v, k, d in graph.edges(keys=True, data=True)
+            if d["length"] < limit and u != v and min(degree[u], degree[v]) == 1 and max(degree[u], degree[v]) >= 3
+        ]
         if not spurs:
             return
         for u, v, k in spurs:
@@ -226,7 +234,7 @@ def contract(graph: Any, u: Any, v: Any, spacing: tuple[float, float], nx: Any) 
 
 def _direction(graph: Any, end: Any) -> np.ndarray | None:
     """Unit vector along the road arriving at dead end ``end``, pointing out of it."""
-    (_, other, data), = graph.edges(end, data=True)
+    ((_, _other, data),) = graph.edges(end, data=True)
     pixels = _oriented(graph, end, data)
     back = pixels[min(len(pixels) - 1, 8)]
     v = pixels[0] - back
@@ -252,8 +260,9 @@ def _close_gaps(graph: Any, limit: float, angle: float, spacing: tuple[float, fl
     step = (pixels[pairs[:, 1]] - pixels[pairs[:, 0]]).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         step /= np.hypot(step[:, 0], step[:, 1])[:, None]
-        near = ((unit[pairs[:, 0]] * step).sum(axis=1) >= cos_max - 1e-9) & \
-            ((unit[pairs[:, 1]] * -step).sum(axis=1) >= cos_max - 1e-9)
+        near = ((unit[pairs[:, 0]] * step).sum(axis=1) >= cos_max - 1e-9) & (
+            (unit[pairs[:, 1]] * -step).sum(axis=1) >= cos_max - 1e-9
+        )
     for i, j in pairs[near].tolist():
         a, b, pa, pb = ends[i], ends[j], pixels[i], pixels[j]
         gap = _metres(np.array([pa, pb]), spacing)
@@ -284,22 +293,46 @@ def _dissolve_pass_through(graph: Any, spacing: tuple[float, float], kinds: tupl
         graph.remove_edge(n, a, ka)
         graph.remove_edge(n, b, kb)
         graph.remove_node(n)
-        graph.add_edge(a, b, pixels=pixels, length=_metres(pixels, spacing),
-                       **({"gap_closed": True} if da.get("gap_closed") or db.get("gap_closed") else {}))
+        graph.add_edge(
+            a,
+            b,
+            pixels=pixels,
+            length=_metres(pixels, spacing),
+            **({"gap_closed": True} if da.get("gap_closed") or db.get("gap_closed") else {}),
+        )
 
 
-def mask_to_graph(mask: np.ndarray, transform: Any = None, spacing: tuple[float, float] = (1.0, 1.0),
-                  params: CleanParams | None = None) -> Any:
+def mask_to_graph(
+    mask: np.ndarray,
+    transform: Any = None,
+    spacing: tuple[float, float] = (1.0, 1.0),
+    params: CleanParams | None = None,
+) -> Any:
     """The cleaned road graph of a boolean mask (see the module docstring). ``transform`` (an
     affine of the scene) maps pixel centres to the scene's CRS for ``x``/``y`` and ``geometry``;
     ``spacing`` = (row, column) metres per pixel for lengths and the cleaning distances."""
-    return raster_to_graph(lambda r, c, h, w: mask[r:r + h, c:c + w], mask.shape[0], mask.shape[1], transform,
-                           spacing, params, block=max(mask.shape[0], mask.shape[1], 1), halo=0)
+    return raster_to_graph(
+        lambda r, c, h, w: mask[r : r + h, c : c + w],
+        mask.shape[0],
+        mask.shape[1],
+        transform,
+        spacing,
+        params,
+        block=max(mask.shape[0], mask.shape[1], 1),
+        halo=0,
+    )
 
 
-def raster_to_graph(read: Any, height: int, width: int, transform: Any = None,
-                    spacing: tuple[float, float] = (1.0, 1.0), params: CleanParams | None = None,
-                    block: int = BLOCK, halo: int = HALO) -> Any:
+def raster_to_graph(
+    read: Any,
+    height: int,
+    width: int,
+    transform: Any = None,
+    spacing: tuple[float, float] = (1.0, 1.0),
+    params: CleanParams | None = None,
+    block: int = BLOCK,
+    halo: int = HALO,
+) -> Any:
     """:func:`mask_to_graph` of a mask read by windows (``read(row, col, h, w)`` -> boolean
     array), ``block`` pixels at a time: the raw skeleton graph is joined over the blocks
     (:func:`skeleton_graph`) and cleaned as one, so cleaning sees roads across block borders."""
@@ -349,8 +382,15 @@ def _to_xy(pixels: np.ndarray, transform: Any) -> np.ndarray:
     return np.stack(geometry.apply_affine(transform, cols, rows), axis=1)
 
 
-def scene_road_graph(read: Any, height: int, width: int, transform: Any = None, crs: Any = None,
-                     params: CleanParams | None = None, block: int = BLOCK) -> Any:
+def scene_road_graph(
+    read: Any,
+    height: int,
+    width: int,
+    transform: Any = None,
+    crs: Any = None,
+    params: CleanParams | None = None,
+    block: int = BLOCK,
+) -> Any:
     """:func:`raster_to_graph` for a scene read by windows: metric spacing from its georeference
     (pixels when it has none), coordinates in its CRS."""
     from sam2ms.labels import pixel_metres
@@ -368,8 +408,10 @@ def mask_raster_graph(path: Path, threshold: float = 0.5, block: int = BLOCK) ->
     raster = open_raster(path)
     if raster.count != 1:
         raster.close()
-        raise UsageError(f"{path}: {raster.count} bands; a road graph is built from a single-band mask or probability "
-                         "raster (sam2ms-infer's NAME.mask.tif / .prob.tif), not from an image")
+        raise UsageError(
+            f"{path}: {raster.count} bands; a road graph is built from a single-band mask or probability "
+            "raster (sam2ms-infer's NAME.mask.tif / .prob.tif), not from an image"
+        )
 
     def read(row: int, col: int, height: int, width: int) -> np.ndarray:
         values, valid = raster.read((1,), row, col, height, width)
@@ -378,8 +420,9 @@ def mask_raster_graph(path: Path, threshold: float = 0.5, block: int = BLOCK) ->
 
     try:
         profile = raster.profile or {}
-        graph = scene_road_graph(read, raster.height, raster.width, profile.get("transform"), profile.get("crs"),
-                                 block=block)
+        graph = scene_road_graph(
+            read, raster.height, raster.width, profile.get("transform"), profile.get("crs"), block=block
+        )
     finally:
         raster.close()
     return graph, profile.get("crs")

@@ -23,7 +23,7 @@ def nearest(line: np.ndarray, point: np.ndarray) -> tuple[float, float]:
     first segment wins a tie, as in shapely's ``project``."""
     a, b = line[:-1], line[1:]
     ab = b - a
-    denom = (ab ** 2).sum(axis=1)
+    denom = (ab**2).sum(axis=1)
     t = np.where(denom > 0, ((point - a) * ab).sum(axis=1) / np.where(denom > 0, denom, 1), 0.0)
     t = np.clip(t, 0.0, 1.0)
     foot = a + t[:, None] * ab
@@ -57,7 +57,7 @@ def cut(line: np.ndarray, d: float) -> list[np.ndarray]:
         return [line]
     for i, pd in enumerate(cum):
         if pd == d:
-            return [line[:i + 1], line[i:]]
+            return [line[: i + 1], line[i:]]
         if pd > d:
             cp = interpolate(line, d)[None]
             return [np.concatenate([line[:i], cp]), np.concatenate([cp, line[i:]])]

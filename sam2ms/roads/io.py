@@ -38,14 +38,27 @@ GRAPH_SUFFIXES = (".geojson", ".json", ".graphml")
 def graph_to_geojson(graph: Any, crs: Any = None) -> dict[str, Any]:
     features: list[dict[str, Any]] = []
     for u, v, data in graph.edges(data=True):
-        features.append({"type": "Feature", "properties": {"u": u, "v": v, "length_m": round(data["length"], 3),
-                                                           "gap_closed": bool(data.get("gap_closed", False))},
-                         "geometry": {"type": "LineString", "coordinates": np.asarray(data["geometry"]).tolist()}})
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {
+                    "u": u,
+                    "v": v,
+                    "length_m": round(data["length"], 3),
+                    "gap_closed": bool(data.get("gap_closed", False)),
+                },
+                "geometry": {"type": "LineString", "coordinates": np.asarray(data["geometry"]).tolist()},
+            }
+        )
     for n, data in graph.nodes(data=True):
         degree = graph.degree(n)
-        features.append({"type": "Feature", "properties": {"node": n, "degree": degree,
-                                                           "kind": "end" if degree == 1 else "junction"},
-                         "geometry": {"type": "Point", "coordinates": [data["x"], data["y"]]}})
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"node": n, "degree": degree, "kind": "end" if degree == 1 else "junction"},
+                "geometry": {"type": "Point", "coordinates": [data["x"], data["y"]]},
+            }
+        )
     collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
     if crs is not None:
         collection["crs"] = {"type": "name", "properties": {"name": str(crs)}}
@@ -62,8 +75,13 @@ def write_graph(graph: Any, path: Path, crs: Any = None) -> Path:
         for n, data in graph.nodes(data=True):
             out.add_node(n, x=float(data["x"]), y=float(data["y"]))
         for u, v, data in graph.edges(data=True):
-            out.add_edge(u, v, length_m=float(data["length"]), geometry=_wkt(data["geometry"]),
-                         gap_closed=bool(data.get("gap_closed", False)))
+            out.add_edge(
+                u,
+                v,
+                length_m=float(data["length"]),
+                geometry=_wkt(data["geometry"]),
+                gap_closed=bool(data.get("gap_closed", False)),
+            )
         payload = "\n".join(nx.generate_graphml(out)).encode()
         return atomic_write(path, lambda f: f.write(payload))
     return write_json(path, graph_to_geojson(graph, crs))
@@ -82,8 +100,10 @@ def read_graph(path: Path) -> tuple[Any, Any]:
         nx = require("networkx", "GraphML input")
         limit = max(budget_bytes() // 16, 1 << 20)  # parsed XML takes about ten times its text
         if path.stat().st_size > limit:
-            raise UsageError(f"{path}: {human_bytes(path.stat().st_size)} of GraphML, more than the "
-                             f"{human_bytes(limit)} this machine can parse now; score it on a larger machine")
+            raise UsageError(
+                f"{path}: {human_bytes(path.stat().st_size)} of GraphML, more than the "
+                f"{human_bytes(limit)} this machine can parse now; score it on a larger machine"
+            )
         try:
             raw = nx.read_graphml(path, force_multigraph=True)
         except Exception as exc:  # noqa: BLE001 - networkx/XML parser errors
@@ -93,8 +113,12 @@ def read_graph(path: Path) -> tuple[Any, Any]:
         except SchemaError as exc:
             raise UsageError(f"{path}: {exc}; write it with sam2ms graph") from None
     shapes, crs = read_lines(path)
-    lines = [np.asarray(part, float) for shape in shapes
-             for part in ([shape["coordinates"]] if shape["type"] == "LineString" else shape["coordinates"]) if part]
+    lines = [
+        np.asarray(part, float)
+        for shape in shapes
+        for part in ([shape["coordinates"]] if shape["type"] == "LineString" else shape["coordinates"])
+        if part
+    ]
     return lines_to_graph(lines), crs
 
 
@@ -122,7 +146,7 @@ def _checked_graph(nx: Any, raw: Any) -> tuple[Any, Any]:
 
 
 def _parse_wkt(text: str) -> list[list[float]]:
-    numbers = re.findall(r"[-+0-9.eE]+\s+[-+0-9.eE]+", text[:1 << 24])
+    numbers = re.findall(r"[-+0-9.eE]+\s+[-+0-9.eE]+", text[: 1 << 24])
     try:
         return [[float(v) for v in pair.split()] for pair in numbers]
     except ValueError:

@@ -4,6 +4,7 @@ its nodes. Lines that merely cross between vertices are not connected (as in the
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -33,10 +34,14 @@ def lines_to_graph(polylines: Iterable[Any]) -> Any:
 
     for line in lines:
         cuts = [0] + [i for i in range(1, len(line) - 1) if shared[tuple(line[i].tolist())] > 1] + [len(line) - 1]
-        for a, b in zip(cuts, cuts[1:]):
-            piece = line[a:b + 1]
-            graph.add_edge(node(tuple(piece[0].tolist())), node(tuple(piece[-1].tolist())), geometry=piece,
-                           length=geometry.length(piece))
+        for a, b in itertools.pairwise(cuts):
+            piece = line[a : b + 1]
+            graph.add_edge(
+                node(tuple(piece[0].tolist())),
+                node(tuple(piece[-1].tolist())),
+                geometry=piece,
+                length=geometry.length(piece),
+            )
     return graph
 
 
@@ -44,7 +49,7 @@ def clip_to_box(line: np.ndarray, width: float, height: float) -> list[np.ndarra
     """The parts of a polyline inside [0, width] x [0, height] (Liang-Barsky per segment)."""
     parts: list[list[np.ndarray]] = []
     current: list[np.ndarray] = []
-    for p, q in zip(line[:-1], line[1:]):
+    for p, q in itertools.pairwise(line):
         d = q - p
         t0, t1 = 0.0, 1.0
         for num, den in ((p[0], -d[0]), (width - p[0], d[0]), (p[1], -d[1]), (height - p[1], d[1])):
@@ -86,7 +91,7 @@ def split_at_crossings(lines: list[np.ndarray]) -> list[np.ndarray]:
     r = q - p
     extra: dict[tuple[int, int], list[tuple[float, np.ndarray]]] = {}
     for start in range(0, len(segs), 512):  # rows in chunks: memory stays bounded
-        a, ra = p[start:start + 512, None], r[start:start + 512, None]
+        a, ra = p[start : start + 512, None], r[start : start + 512, None]
         denom = ra[..., 0] * r[None, :, 1] - ra[..., 1] * r[None, :, 0]
         diff = p[None] - a
         with np.errstate(divide="ignore", invalid="ignore"):

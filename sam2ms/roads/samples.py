@@ -55,8 +55,7 @@ def _label_lines_in_pixels(sample: Sample, transform: Any, crs: Any) -> list[np.
     return lines
 
 
-def sample_graphs(sample: Sample, label: np.ndarray, prob: np.ndarray,
-                  threshold: float = THRESHOLD) -> tuple[Any, Any]:
+def sample_graphs(sample: Sample, label: np.ndarray, prob: np.ndarray, threshold: float = THRESHOLD) -> tuple[Any, Any]:
     """(truth graph, predicted graph) of one evaluation window: ``label`` is its mask and ``prob``
     the prediction at the label's resolution (H x W)."""
     transform, crs, height = _georeference(sample)
@@ -71,6 +70,9 @@ def sample_graphs(sample: Sample, label: np.ndarray, prob: np.ndarray,
         return mask_to_graph(label, transform=frame, spacing=(sy, sx)), proposal
     left, top, _ = sample.window or (0, 0, 0)
     h, w = label.shape
-    parts = [part * (sx, sy) for line in _label_lines_in_pixels(sample, transform, crs)
-             for part in clip_to_box(line - (left, top), w, h)]
+    parts = [
+        part * (sx, sy)
+        for line in _label_lines_in_pixels(sample, transform, crs)
+        for part in clip_to_box(line - (left, top), w, h)
+    ]
     return lines_to_graph(parts), proposal

@@ -19,8 +19,9 @@ from sam2ms.metrics import THRESHOLD
 TOPO_COUNTS = ("topo_tp", "topo_fp", "topo_fn")
 
 
-def graph_pairs(reference: np.ndarray, candidate: np.ndarray,
-                threshold: float = THRESHOLD) -> list[tuple[Any, Any]] | None:
+def graph_pairs(
+    reference: np.ndarray, candidate: np.ndarray, threshold: float = THRESHOLD
+) -> list[tuple[Any, Any]] | None:
     """(reference graph, candidate graph) of each tile (N x H x W probabilities); None when the
     road-graph libraries (sam2ms[geo]) are not installed."""
     if not have_graph_libraries():
@@ -45,8 +46,10 @@ def graph_scores(truth: Any, proposal: Any) -> dict[str, Any]:
     from .topo import topo
 
     a, t = apls(truth, proposal), topo(truth, proposal)
-    return {**{k: a[k] for k in ("apls", "apls_gt_onto_prop", "apls_prop_onto_gt")},
-            **{k: t[k] for k in ("topo_precision", "topo_recall", "topo_f1", *TOPO_COUNTS)}}
+    return {
+        **{k: a[k] for k in ("apls", "apls_gt_onto_prop", "apls_prop_onto_gt")},
+        **{k: t[k] for k in ("topo_precision", "topo_recall", "topo_f1", *TOPO_COUNTS)},
+    }
 
 
 def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
@@ -57,8 +60,11 @@ def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
     if not scores:
         return {}
     apls = [s["apls"] for s in scores]
-    return {"apls": float(np.mean(apls)), "apls_min": float(np.min(apls)),
-            **scores_from_counts(*(sum(int(s[k]) for s in scores) for k in TOPO_COUNTS))}
+    return {
+        "apls": float(np.mean(apls)),
+        "apls_min": float(np.min(apls)),
+        **scores_from_counts(*(sum(int(s[k]) for s in scores) for k in TOPO_COUNTS)),
+    }
 
 
 def pairs_scores(pairs: list[tuple[Any, Any]] | None) -> dict[str, Any]:

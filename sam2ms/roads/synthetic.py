@@ -13,8 +13,14 @@ from sam2ms.data.synth import Road
 from .lines import clip_to_box, lines_to_graph, split_at_crossings
 
 
-def street_grid(n: int, step: float, shift: tuple[float, float] = (0.0, 0.0),
-                drop: Iterable[tuple[int, int]] = (), wiggle: float = 0.0, seed: int = 0) -> Any:
+def street_grid(
+    n: int,
+    step: float,
+    shift: tuple[float, float] = (0.0, 0.0),
+    drop: Iterable[tuple[int, int]] = (),
+    wiggle: float = 0.0,
+    seed: int = 0,
+) -> Any:
     """An n x n street grid ``step`` metres apart, moved by ``shift``, without the edges in ``drop``
     (pairs of node numbers ``i * n + j``); ``wiggle`` bends each street into a 6-vertex polyline
     by up to that many metres (seeded)."""
@@ -64,7 +70,9 @@ def apls_reference_cases() -> dict[str, tuple[Any, Any]]:
         "removed_edge": (truth, street_grid(4, 120, drop={(5, 6)})),
         "shifted_1.5m": (truth, street_grid(4, 120, shift=(1.5, 1.0))),
         "shifted_6m": (truth, street_grid(4, 120, shift=(6.0, 0.0))),
-        "gap_halves": (lines_to_graph([[[0, 0], [400, 0]]]),
-                       lines_to_graph([[[0, 0], [185, 0]], [[215, 0], [400, 0]]])),
+        "gap_halves": (
+            lines_to_graph([[[0, 0], [400, 0]]]),
+            lines_to_graph([[[0, 0], [185, 0]], [[215, 0], [400, 0]]]),
+        ),
         "curved_vs_straight": (street_grid(4, 150, wiggle=8.0, seed=1), street_grid(4, 150)),
     }

@@ -81,8 +81,9 @@ class _Positions:
             flip = bool(np.hypot(*(line[-1] - o)) < np.hypot(*(line[0] - o)))
             key = (id(data), flip)  # an edge's data dict is shared by every view of the graph
             if key not in self._along:
-                self._along[key] = geometry.points_along(line[::-1] if flip else line,
-                                                         np.arange(0, length, params.interval)[1:])
+                self._along[key] = geometry.points_along(
+                    line[::-1] if flip else line, np.arange(0, length, params.interval)[1:]
+                )
             points.append(self._along[key])
         return np.concatenate(points)
 
@@ -113,8 +114,14 @@ def scores_from_counts(tp: int, fp: int, fn: int) -> dict[str, Any]:
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"topo_precision": precision, "topo_recall": recall, "topo_f1": f1, "topo_tp": tp, "topo_fp": fp,
-            "topo_fn": fn}
+    return {
+        "topo_precision": precision,
+        "topo_recall": recall,
+        "topo_f1": f1,
+        "topo_tp": tp,
+        "topo_fp": fp,
+        "topo_fn": fn,
+    }
 
 
 def draw_origins(truth: Any, params: TopoParams) -> list[Any]:
@@ -124,8 +131,9 @@ def draw_origins(truth: Any, params: TopoParams) -> list[Any]:
     return [names[i] for i in rng.choice(len(names), min(params.origins, len(names)))]
 
 
-def topo(truth: Any, proposal: Any, params: TopoParams | None = None,
-         origins: list[Any] | None = None) -> dict[str, Any]:
+def topo(
+    truth: Any, proposal: Any, params: TopoParams | None = None, origins: list[Any] | None = None
+) -> dict[str, Any]:
     """TOPO precision, recall and F1 of a proposal road graph against the truth (networkx graphs,
     metres; see the module docstring), with the summed counts and the number of origins.
     ``origins`` (truth node names) replaces the seeded draw, e.g. to compare with the reference."""
@@ -133,8 +141,15 @@ def topo(truth: Any, proposal: Any, params: TopoParams | None = None,
     if truth.number_of_nodes() == 0 or proposal.number_of_nodes() == 0:
         empty = truth.number_of_nodes() == proposal.number_of_nodes() == 0
         score = 1.0 if empty else 0.0
-        return {"topo_precision": score, "topo_recall": score, "topo_f1": score, "topo_tp": 0, "topo_fp": 0,
-                "topo_fn": 0, "topo_origins": 0}
+        return {
+            "topo_precision": score,
+            "topo_recall": score,
+            "topo_f1": score,
+            "topo_tp": 0,
+            "topo_fp": 0,
+            "topo_fn": 0,
+            "topo_origins": 0,
+        }
     gt, prop = _Positions(truth), _Positions(proposal)
     origins = draw_origins(truth, params) if origins is None else origins
     tp = fp = fn = 0

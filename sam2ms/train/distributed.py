@@ -34,11 +34,11 @@ class Dist:
         return self.world > 1
 
     @classmethod
-    def single(cls, device: torch.device | None = None) -> "Dist":
+    def single(cls, device: torch.device | None = None) -> Dist:
         return cls(0, 1, 0, device or torch.device("cpu"))
 
     @classmethod
-    def from_env(cls, device: str = "auto") -> "Dist":
+    def from_env(cls, device: str = "auto") -> Dist:
         """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -82,8 +82,9 @@ class Dist:
             messages = {message for _, message in failures.values()}
             if len(messages) == 1 and len(failures) == self.world:  # every rank failed alike: say it once
                 raise UsageError(messages.pop())
-            raise UsageError("; ".join(f"rank {rank} on {host}: {message}"
-                                       for rank, (host, message) in failures.items()))
+            raise UsageError(
+                "; ".join(f"rank {rank} on {host}: {message}" for rank, (host, message) in failures.items())
+            )
         return result  # type: ignore[return-value]  # check() returned on every rank
 
     def same_everywhere(self, value: Any, what: str, fix: str) -> None:

@@ -55,19 +55,30 @@ def _road_scores(sample: Sample, mask: np.ndarray, prob: np.ndarray) -> dict[str
     return graph_scores(*sample_graphs(sample, mask, prob))
 
 
-def evaluate(model: nn.Module, samples: list[Sample], image_size: int, *, device: torch.device,
-             batch: int = 2, workers: int = 0, amp_dtype: torch.dtype | None = None,
-             dist: Dist | None = None, show_progress: bool = True,
-             radiometry: Radiometry | None = None, with_apls: bool = False) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    samples: list[Sample],
+    image_size: int,
+    *,
+    device: torch.device,
+    batch: int = 2,
+    workers: int = 0,
+    amp_dtype: torch.dtype | None = None,
+    dist: Dist | None = None,
+    show_progress: bool = True,
+    radiometry: Radiometry | None = None,
+    with_apls: bool = False,
+) -> dict[str, float]:
     """The paper's metrics over ``samples`` (sharded over DDP ranks when ``dist`` is given), read
     with ``radiometry`` (the model's conversion); ``with_apls`` adds APLS (mean and lowest over
     the windows) and TOPO (summed counts) of each prediction's road graph against its label's
     (:mod:`sam2ms.roads.samples`: SpaceNet GeoJSON where the layout has it, metres where the
     scene is georeferenced)."""
     dist = dist or Dist.single()
-    mine = samples[dist.rank::dist.world]
-    loader = DataLoader(_EvalSet(mine, image_size, radiometry), batch_size=batch, num_workers=workers,
-                        collate_fn=_collate)
+    mine = samples[dist.rank :: dist.world]
+    loader = DataLoader(
+        _EvalSet(mine, image_size, radiometry), batch_size=batch, num_workers=workers, collate_fn=_collate
+    )
     was_training = model.training
     model.eval()
     acc = RoadMetrics()

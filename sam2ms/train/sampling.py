@@ -26,10 +26,11 @@ def epoch_order(n: int, seed: int, epoch: int, global_batch: int) -> list[int]:
     return order + [order[i % n] for i in range((-n) % global_batch)]
 
 
-def rank_steps(n: int, seed: int, epoch: int, *, world: int, rank: int, batch: int,
-               accum: int) -> list[list[list[int]]]:
+def rank_steps(
+    n: int, seed: int, epoch: int, *, world: int, rank: int, batch: int, accum: int
+) -> list[list[list[int]]]:
     """This rank's optimizer steps of ``epoch``: each a list of ``accum`` micro-batches of indices."""
     round_size = world * batch
     order = epoch_order(n, seed, epoch, round_size * accum)
-    micro = [order[start + rank * batch:start + (rank + 1) * batch] for start in range(0, len(order), round_size)]
-    return [micro[i:i + accum] for i in range(0, len(micro), accum)]
+    micro = [order[start + rank * batch : start + (rank + 1) * batch] for start in range(0, len(order), round_size)]
+    return [micro[i : i + accum] for i in range(0, len(micro), accum)]

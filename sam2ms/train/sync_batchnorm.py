@@ -34,9 +34,17 @@ class _CpuSyncBatchNorm(torch.autograd.Function):
     """Training-mode batch norm whose statistics and input gradient span every rank of ``group``."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
-                running_mean: torch.Tensor | None, running_var: torch.Tensor | None, eps: float, momentum: float,
-                group: Any) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor | None,
+        bias: torch.Tensor | None,
+        running_mean: torch.Tensor | None,
+        running_var: torch.Tensor | None,
+        eps: float,
+        momentum: float,
+        group: Any,
+    ) -> torch.Tensor:
         dims, shape = _channel_layout(x.dim())
         xf = x.float()
         sums = _all_reduce(torch.cat([xf.sum(dims), torch.tensor([xf.numel() / xf.shape[1]])]), group)
@@ -73,7 +81,7 @@ class CpuSyncBatchNorm2d(nn.BatchNorm2d):
     """``BatchNorm2d`` whose training statistics span every rank (same parameters and buffers, so the
     same checkpoints). Not a ``torch.nn.SyncBatchNorm``: DDP refuses those on CPU modules."""
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - torch's argument name
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not self.training or not td.is_initialized() or td.get_world_size() == 1:
             return super().forward(input)
         momentum = 0.0 if self.momentum is None else self.momentum
@@ -81,8 +89,9 @@ class CpuSyncBatchNorm2d(nn.BatchNorm2d):
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average, as torch's BatchNorm
                 momentum = 1.0 / float(self.num_batches_tracked)
-        out: torch.Tensor = _CpuSyncBatchNorm.apply(input, self.weight, self.bias, self.running_mean,
-                                                    self.running_var, self.eps, momentum, td.group.WORLD)
+        out: torch.Tensor = _CpuSyncBatchNorm.apply(
+            input, self.weight, self.bias, self.running_mean, self.running_var, self.eps, momentum, td.group.WORLD
+        )
         return out
 
 

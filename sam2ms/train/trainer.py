@@ -50,7 +50,7 @@ AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 @dataclass
 class TrainConfig:
-    """Every training option; defaults are the paper's (DESIGN.md, Training)."""
+    """Every training option; defaults are the paper's (docs/architecture.md, Training defaults)."""
 
     data: Path
     output: Path
@@ -152,8 +152,11 @@ class Trainer:
         self.resumed = resumed is not None
         self.radiometry = self._resumed_radiometry(resumed) if resumed else Radiometry.from_dict(cfg.radiometry)
         self.train_samples, self.test_samples = self.dist.agree(self._split)
-        self.dist.same_everywhere(_dataset_digest(self.train_samples + self.test_samples),
-                                  f"the samples under {cfg.data}", "every node needs the same dataset at --data")
+        self.dist.same_everywhere(
+            _dataset_digest(self.train_samples + self.test_samples),
+            f"the samples under {cfg.data}",
+            "every node needs the same dataset at --data",
+        )
         self.lossnet = build_lossnet(cfg.lossnet, cfg.lossnet_weights)
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model, sam2_checkpoint=cfg.sam2_ckpt).to(self.dist.device)
@@ -163,8 +166,9 @@ class Trainer:
         self.scheduler = CosineAnnealingLR(self.optimizer, T_max=cfg.epochs, eta_min=cfg.min_lr)
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.amp == "fp16")
         self.amp_dtype = AMP_DTYPES[cfg.amp]
-        self.dataset = RoadDataset(self.train_samples, cfg.image_size, Augment(cfg.rotation, cfg.hflip, cfg.vflip),
-                                   cfg.seed, self.radiometry)
+        self.dataset = RoadDataset(
+            self.train_samples, cfg.image_size, Augment(cfg.rotation, cfg.hflip, cfg.vflip), cfg.seed, self.radiometry
+        )
         self.pos = Position()
         self.accum_adjusted_from: int | None = None
         if resumed:
@@ -180,14 +184,18 @@ class Trainer:
         """``last.pt`` of the run being continued, or None for a new run."""
         cfg, last = self.cfg, self.out / "last.pt"
         exists = last.exists()
-        self.dist.same_everywhere(exists, "whether the run folder (-o) holds last.pt",
-                                  "put -o on storage that every node mounts (NFS, Lustre, a mounted bucket): "
-                                  "rank 0 writes the checkpoints and every rank resumes from them")
+        self.dist.same_everywhere(
+            exists,
+            "whether the run folder (-o) holds last.pt",
+            "put -o on storage that every node mounts (NFS, Lustre, a mounted bucket): "
+            "rank 0 writes the checkpoints and every rank resumes from them",
+        )
         if cfg.resume and not exists:
             raise UsageError(f"--resume: {last} not found; start without --resume")
         if exists and not (cfg.resume or cfg.auto_resume):
-            raise UsageError(f"{self.out} already holds a run (last.pt); pass --resume to continue it "
-                             "or choose another -o folder")
+            raise UsageError(
+                f"{self.out} already holds a run (last.pt); pass --resume to continue it or choose another -o folder"
+            )
         return read_checkpoint(last) if exists else None
 
     def _split(self) -> tuple[list[Any], list[Any]]:
@@ -203,17 +211,23 @@ class Trainer:
         """The run's raster conversion: a resumed run keeps its own; flags that ask for another are refused."""
         recorded = Radiometry.from_dict(ckpt.raw.get("radiometry"))
         if self.cfg.radiometry is not None and Radiometry.from_dict(self.cfg.radiometry) != recorded:
-            raise UsageError(f"{ckpt.path}: the run was trained with another raster conversion "
-                             f"({recorded.as_dict()}); resume without --bands/--stretch/--scale/--stats")
+            raise UsageError(
+                f"{ckpt.path}: the run was trained with another raster conversion "
+                f"({recorded.as_dict()}); resume without --bands/--stretch/--scale/--stats"
+            )
         return recorded
 
     def _restore(self, ckpt: Checkpoint) -> None:
         raw, path = ckpt.raw, ckpt.path
-        self.dist.same_everywhere(raw["step"], "the step of the run's last.pt",
-                                  "every rank must read the same last.pt: put -o on storage that every node mounts")
+        self.dist.same_everywhere(
+            raw["step"],
+            "the step of the run's last.pt",
+            "every rank must read the same last.pt: put -o on storage that every node mounts",
+        )
         if raw["model_name"] != self.cfg.model:
-            raise UsageError(f"{path}: run was for {raw['model_name']}, not {self.cfg.model}; "
-                             f"use --model {raw['model_name']}")
+            raise UsageError(
+                f"{path}: run was for {raw['model_name']}, not {self.cfg.model}; use --model {raw['model_name']}"
+            )
         self.model.load_state_dict(ckpt.state_dict)
         self.optimizer.load_state_dict(raw["optimizer"])
         self.scheduler.load_state_dict(raw["scheduler"])
@@ -232,9 +246,11 @@ class Trainer:
         if not recorded or recorded == per_round * cfg.accum:
             return
         if recorded % per_round:
-            raise UsageError(f"{path}: the run takes {recorded} samples per optimizer step (processes x batch x "
-                             f"accum); {self.dist.world} processes x --batch {cfg.batch} cannot make that up: choose "
-                             f"a --batch for which {self.dist.world} x batch divides {recorded}")
+            raise UsageError(
+                f"{path}: the run takes {recorded} samples per optimizer step (processes x batch x "
+                f"accum); {self.dist.world} processes x --batch {cfg.batch} cannot make that up: choose "
+                f"a --batch for which {self.dist.world} x batch divides {recorded}"
+            )
         self.accum_adjusted_from, cfg.accum = cfg.accum, recorded // per_round
 
     def _weights_digest(self) -> str:
@@ -245,8 +261,9 @@ class Trainer:
         DDP's next broadcast from rank 0 (whose copy is saved), so they are left out then."""
         if self._digest is None or self._digest[0] != self.pos.global_step:
             h = hashlib.sha256()
-            tensors: list[tuple[str, torch.Tensor]] = [(n, p) for n, p in self.model.named_parameters()
-                                                        if p.requires_grad]
+            tensors: list[tuple[str, torch.Tensor]] = [
+                (n, p) for n, p in self.model.named_parameters() if p.requires_grad
+            ]
             if self.cfg.sync_bn or not self.dist.enabled:
                 tensors += list(self.model.named_buffers())
             for name, tensor in tensors:
@@ -254,24 +271,42 @@ class Trainer:
                 h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
             digests = self.dist.gather_objects(h.hexdigest())
             if len(set(digests)) > 1:
-                raise RuntimeError(f"the DDP replicas diverged by step {self.pos.global_step}: weight digests "
-                                   f"{[d[:12] for d in digests]} (one per rank); please report this with the command")
+                raise RuntimeError(
+                    f"the DDP replicas diverged by step {self.pos.global_step}: weight digests "
+                    f"{[d[:12] for d in digests]} (one per rank); please report this with the command"
+                )
             self._digest = (self.pos.global_step, digests[0])
         return self._digest[1]
 
     def _save(self, name: str, metrics: dict[str, Any] | None = None) -> None:
         self._weights_digest()
         if self.main:
-            save_checkpoint(self.out / name, self.model, image_size=self.cfg.image_size, epoch=self.pos.epoch,
-                            step=self.pos.global_step, optimizer=self.optimizer, scheduler=self.scheduler,
-                            scaler=self.scaler, metrics=metrics, train_args=self.cfg.as_json(),
-                            extra={"train_state": asdict(self.pos), "radiometry": self.radiometry.as_dict()})
+            save_checkpoint(
+                self.out / name,
+                self.model,
+                image_size=self.cfg.image_size,
+                epoch=self.pos.epoch,
+                step=self.pos.global_step,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                scaler=self.scaler,
+                metrics=metrics,
+                train_args=self.cfg.as_json(),
+                extra={"train_state": asdict(self.pos), "radiometry": self.radiometry.as_dict()},
+            )
 
     # -- training ---------------------------------------------------------------------------
     def _batches(self, epoch: int) -> list[list[list[int]]]:
         """Optimizer steps of this epoch, each a list of ``accum`` micro-batches of indices."""
-        return rank_steps(len(self.dataset), self.cfg.seed, epoch, world=self.dist.world, rank=self.dist.rank,
-                          batch=self.cfg.batch, accum=self.cfg.accum)
+        return rank_steps(
+            len(self.dataset),
+            self.cfg.seed,
+            epoch,
+            world=self.dist.world,
+            rank=self.dist.rank,
+            batch=self.cfg.batch,
+            accum=self.cfg.accum,
+        )
 
     def _step(self, group: list[dict[str, torch.Tensor]]) -> dict[str, float]:
         """One optimizer step over ``accum`` micro-batches (gradient sync only on the last)."""
@@ -281,8 +316,9 @@ class Trainer:
             sync = i == len(group) - 1 or not self.dist.enabled
             ctx = self.net.no_sync() if not sync else nullcontext()  # type: ignore[operator]  # DDP only
             with ctx:
-                with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32,
-                                    enabled=self.amp_dtype is not None):
+                with torch.autocast(
+                    dev.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+                ):
                     logits = self.net(batch["image"].to(dev, non_blocking=True))
                 loss, parts = self.criterion(logits, batch["mask"].to(dev, non_blocking=True))
                 self.scaler.scale(loss / len(group)).backward()
@@ -310,10 +346,11 @@ class Trainer:
         while pos.epoch < cfg.epochs and not stopped_early:
             self.dataset.set_epoch(pos.epoch)
             steps = self._batches(pos.epoch)
-            flat = [i for group in steps[pos.step_in_epoch:] for mb in group for i in mb]
+            flat = [i for group in steps[pos.step_in_epoch :] for mb in group for i in mb]
             loader = iter(DataLoader(self.dataset, batch_size=cfg.batch, sampler=flat, num_workers=cfg.workers))
-            with progress_bar(f"epoch {pos.epoch + 1}/{cfg.epochs}", total=len(steps),
-                              enabled=cfg.progress and self.main) as bar:
+            with progress_bar(
+                f"epoch {pos.epoch + 1}/{cfg.epochs}", total=len(steps), enabled=cfg.progress and self.main
+            ) as bar:
                 bar.advance(pos.step_in_epoch)
                 for group_idx in range(pos.step_in_epoch, len(steps)):
                     group = [next(loader) for _ in steps[group_idx]]
@@ -323,8 +360,9 @@ class Trainer:
                     pos.epoch_loss_sum += record["loss"]
                     lr = self.optimizer.param_groups[0]["lr"]
                     if self.main:
-                        _append_jsonl(self.out / "steps.jsonl",
-                                      {"step": pos.global_step, "epoch": pos.epoch, "lr": lr, **record})
+                        _append_jsonl(
+                            self.out / "steps.jsonl", {"step": pos.global_step, "epoch": pos.epoch, "lr": lr, **record}
+                        )
                     bar.advance(info=f"loss {record['loss']:.4f}")
                     if cfg.stop_after is not None and pos.global_step >= cfg.stop_after:
                         stopped_early = True
@@ -336,24 +374,49 @@ class Trainer:
             last_metrics = self._end_epoch(len(steps), time.perf_counter() - started)
         self._save("last.pt", last_metrics)
         self.dist.barrier()
-        return {"run": str(self.out), "model": cfg.model, "epochs_done": pos.epoch, "steps": pos.global_step,
-                "stopped_early": stopped_early, "seconds": round(time.perf_counter() - started, 2),
-                "best_f1": pos.best_f1 if pos.best_f1 >= 0 else None, "metrics": last_metrics,
-                "world_size": self.dist.world, "global_batch": pos.global_batch,
-                "accum_adjusted_from": self.accum_adjusted_from, "weights_sha256": self._weights_digest()}
+        return {
+            "run": str(self.out),
+            "model": cfg.model,
+            "epochs_done": pos.epoch,
+            "steps": pos.global_step,
+            "stopped_early": stopped_early,
+            "seconds": round(time.perf_counter() - started, 2),
+            "best_f1": pos.best_f1 if pos.best_f1 >= 0 else None,
+            "metrics": last_metrics,
+            "world_size": self.dist.world,
+            "global_batch": pos.global_batch,
+            "accum_adjusted_from": self.accum_adjusted_from,
+            "weights_sha256": self._weights_digest(),
+        }
 
     def _end_epoch(self, n_steps: int, elapsed: float) -> dict[str, Any]:
         cfg, pos = self.cfg, self.pos
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
-        record: dict[str, Any] = {"epoch": pos.epoch, "lr": lr, "train_loss": pos.epoch_loss_sum / max(n_steps, 1),
-                                  "steps": pos.global_step, "elapsed_s": round(elapsed, 2)}
-        evaluate_now = cfg.eval_every and self.test_samples and (
-            (pos.epoch + 1) % cfg.eval_every == 0 or pos.epoch + 1 == cfg.epochs)
+        record: dict[str, Any] = {
+            "epoch": pos.epoch,
+            "lr": lr,
+            "train_loss": pos.epoch_loss_sum / max(n_steps, 1),
+            "steps": pos.global_step,
+            "elapsed_s": round(elapsed, 2),
+        }
+        evaluate_now = (
+            cfg.eval_every
+            and self.test_samples
+            and ((pos.epoch + 1) % cfg.eval_every == 0 or pos.epoch + 1 == cfg.epochs)
+        )
         if evaluate_now:
-            record["test"] = evaluate(self.model, self.test_samples, cfg.image_size, device=self.dist.device,
-                                      batch=cfg.batch, amp_dtype=self.amp_dtype, dist=self.dist,
-                                      show_progress=cfg.progress, radiometry=self.radiometry)
+            record["test"] = evaluate(
+                self.model,
+                self.test_samples,
+                cfg.image_size,
+                device=self.dist.device,
+                batch=cfg.batch,
+                amp_dtype=self.amp_dtype,
+                dist=self.dist,
+                show_progress=cfg.progress,
+                radiometry=self.radiometry,
+            )
         pos.epoch += 1
         pos.step_in_epoch = 0
         pos.epoch_loss_sum = 0.0
@@ -366,4 +429,3 @@ class Trainer:
         if improved or (not self.test_samples and pos.epoch == cfg.epochs):
             self._save("best.pt", record)
         return record
-

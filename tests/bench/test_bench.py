@@ -45,8 +45,11 @@ def test_peaks_and_mfu() -> None:
     zen4 = cpu_peak("vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n" + ZEN5_CPUINFO, cores=2)
     assert zen4 is not None and zen4["tflops"] == pytest.approx({"fp32": 0.1728, "bf16": 0.3456, "int8": 0.6912})
     avx2 = cpu_peak(AVX2_CPUINFO, cores=2)
-    assert avx2 is not None and avx2["tflops"]["fp32"] == pytest.approx(2 * 32 * 2.445e9 / 1e12) and \
-        "bf16" not in avx2["tflops"]
+    assert (
+        avx2 is not None
+        and avx2["tflops"]["fp32"] == pytest.approx(2 * 32 * 2.445e9 / 1e12)
+        and "bf16" not in avx2["tflops"]
+    )
     assert cpu_peak("no flags here", cores=2) is None
     assert mfu(1e12, 100.0, 1000.0) == pytest.approx(0.1)  # 100 TFLOP/s of 1000
     assert mfu(None, 100.0, 1000.0) is None and mfu(1e12, 100.0, None) is None
@@ -87,10 +90,35 @@ def test_tiny_real_run(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureF
     jsonschema = pytest.importorskip("jsonschema")
     pytest.importorskip("matplotlib")
     report_path, plot_path, md_path = tmp_path / "r.json", tmp_path / "p.png", tmp_path / "t.md"
-    code, out, err = run_cli(["bench", str(small_onnx), "--batch", "1,2", "--streams", "1,2", "--iterations", "3",
-                              "--warmup", "1", "--threads", "1", "--accuracy-tiles", "2", "--json", str(report_path),
-                              "--plot", str(plot_path), "--markdown", str(md_path), "--backend", "onnxruntime",
-                              "--torch", "fp32"], capsys)
+    code, out, err = run_cli(
+        [
+            "bench",
+            str(small_onnx),
+            "--batch",
+            "1,2",
+            "--streams",
+            "1,2",
+            "--iterations",
+            "3",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--accuracy-tiles",
+            "2",
+            "--json",
+            str(report_path),
+            "--plot",
+            str(plot_path),
+            "--markdown",
+            str(md_path),
+            "--backend",
+            "onnxruntime",
+            "--torch",
+            "fp32",
+        ],
+        capsys,
+    )
     assert code == 0, err
     report = json.loads(report_path.read_text())
     jsonschema.validate(report, REPORT_SCHEMA)
@@ -127,16 +155,18 @@ def test_tiny_real_run(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureF
 def test_bench_errors(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     odd = tmp_path / "model.xyz"
     odd.write_bytes(b"x")
-    for args, msg in [([str(odd)], "unknown model kind"),
-                      ([str(small_onnx), "--iterations", "0"], "'--iterations'"),
-                      ([str(small_onnx), "--batch", "0"], "positive integers"),
-                      ([str(small_onnx), "--batch", "a,b"], "comma-separated integers"),
-                      ([str(small_onnx), "--torch", "fp8"], "--torch fp8"),
-                      ([str(small_onnx), "--backend", "auto,openvino"], "--backend auto,openvino"),
-                      ([str(small_onnx), "--backend", "tpu"], "--backend tpu"),
-                      ([str(small_onnx), "--openvino-precision", "fp16"], "--openvino-precision fp16"),
-                      ([str(small_onnx), "--plot", str(tmp_path / "p.svg")], "give a .png path"),
-                      ([str(tmp_path / "none.onnx")], "model file not found")]:
+    for args, msg in [
+        ([str(odd)], "unknown model kind"),
+        ([str(small_onnx), "--iterations", "0"], "'--iterations'"),
+        ([str(small_onnx), "--batch", "0"], "positive integers"),
+        ([str(small_onnx), "--batch", "a,b"], "comma-separated integers"),
+        ([str(small_onnx), "--torch", "fp8"], "--torch fp8"),
+        ([str(small_onnx), "--backend", "auto,openvino"], "--backend auto,openvino"),
+        ([str(small_onnx), "--backend", "tpu"], "--backend tpu"),
+        ([str(small_onnx), "--openvino-precision", "fp16"], "--openvino-precision fp16"),
+        ([str(small_onnx), "--plot", str(tmp_path / "p.svg")], "give a .png path"),
+        ([str(tmp_path / "none.onnx")], "model file not found"),
+    ]:
         code, _, err = run_cli(["bench", *args], capsys)
         assert code == 2 and msg in err and "Traceback" not in err, (args, err)
 
@@ -148,8 +178,17 @@ def test_reference_runs_at_the_artifact_tile(trained_nano: Path, tmp_path: Path)
     from sam2ms.export.pipeline import ExportOptions, run_export
 
     run_export(ExportOptions(ckpt=trained_nano, out=tmp_path, tile=96, onnx_only=True, check=False))
-    report = run_bench(BenchOptions(models=[tmp_path / "model.onnx"], iterations=1, warmup=0, accuracy_tiles=1,
-                                    threads=1, backend="onnxruntime", isolate=False))
+    report = run_bench(
+        BenchOptions(
+            models=[tmp_path / "model.onnx"],
+            iterations=1,
+            warmup=0,
+            accuracy_tiles=1,
+            threads=1,
+            backend="onnxruntime",
+            isolate=False,
+        )
+    )
     assert report["tile"] == 96 and {r["subject"] for r in report["rows"]} == {"model.onnx", "pytorch eager fp32"}
     onnx_row = next(r for r in report["rows"] if r["subject"] == "model.onnx")
     assert onnx_row["accuracy"]["max_abs"] < 1e-4  # uint8 ONNX vs the PyTorch reference, same 96 px tiles
@@ -159,12 +198,24 @@ def test_headline_ratio_is_against_the_best_accurate_pytorch_row() -> None:
     from sam2ms.bench.runner import _add_ratios
 
     def row(subject: str, backend: str, tiles_per_s: float, iou: float, reference: bool = False) -> dict:
-        return {"subject": subject, "backend": backend, "batch": 1, "streams": 1, "reference": reference,
-                "throughput": {"tiles_per_s": tiles_per_s}, "latency_ms": {"p50": 1000 / tiles_per_s},
-                "accuracy": {"mask_iou": iou}, "flops_per_tile": 1e9}
+        return {
+            "subject": subject,
+            "backend": backend,
+            "batch": 1,
+            "streams": 1,
+            "reference": reference,
+            "throughput": {"tiles_per_s": tiles_per_s},
+            "latency_ms": {"p50": 1000 / tiles_per_s},
+            "accuracy": {"mask_iou": iou},
+            "flops_per_tile": 1e9,
+        }
 
-    rows = [row("pytorch eager fp32", "torch", 2.0, 1.0, reference=True), row("pytorch eager bf16", "torch", 9.0, 0.99),
-            row("pytorch compiled fp32", "torch", 4.0, 1.0), row("model.onnx (openvino bf16)", "openvino", 8.0, 0.999)]
+    rows = [
+        row("pytorch eager fp32", "torch", 2.0, 1.0, reference=True),
+        row("pytorch eager bf16", "torch", 9.0, 0.99),
+        row("pytorch compiled fp32", "torch", 4.0, 1.0),
+        row("model.onnx (openvino bf16)", "openvino", 8.0, 0.999),
+    ]
     _add_ratios(rows)
     ov = rows[-1]
     assert ov["vs_best_pytorch"] == {"throughput": 2.0, "latency_p50": 0.5, "subject": "pytorch compiled fp32"}
@@ -176,8 +227,9 @@ def test_openvino_rows_beside_onnxruntime(small_onnx: Path) -> None:
     from sam2ms.bench.runner import run_bench
     from sam2ms.runtime.backends.base import cpu_has_native_bf16
 
-    report = run_bench(BenchOptions(models=[small_onnx], iterations=1, warmup=0, accuracy_tiles=1, threads=1,
-                                    isolate=False))
+    report = run_bench(
+        BenchOptions(models=[small_onnx], iterations=1, warmup=0, accuracy_tiles=1, threads=1, isolate=False)
+    )
     subjects = {r["subject"]: r for r in report["rows"]}
     assert {"model.onnx", "model.onnx (openvino)", "pytorch eager fp32"} <= set(subjects)
     assert subjects["model.onnx (openvino)"]["accuracy"]["max_abs"] < 1e-4
@@ -186,8 +238,9 @@ def test_openvino_rows_beside_onnxruntime(small_onnx: Path) -> None:
         assert {"subject": "model.onnx (openvino bf16)", "why": "this CPU has no native BF16"} in report["skipped"]
 
 
-def test_what_cannot_run_is_found_first_and_listed(small_onnx: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_what_cannot_run_is_found_first_and_listed(
+    small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A plan on a host without a GPU is a row marked "not run here" beside the measured ones, not an
     abort after them; a batch outside its profile and a file of no known kind are refused before
     anything is measured."""
@@ -198,10 +251,32 @@ def test_what_cannot_run_is_found_first_and_listed(small_onnx: Path, tmp_path: P
         pytest.skip("this host can run TensorRT plans")
     plan = tmp_path / "engine.plan"
     plan.write_bytes(b"a plan for some GPU")
-    write_sidecar(plan, {"kind": "tensorrt-plan", "tile": 64, "precision": "fp16", "builder": "tensorrt_rtx",
-                         "batch_profile": [1, 2, 4]})
-    args = ["bench", str(small_onnx), str(plan), "--iterations", "2", "--warmup", "1", "--backend",
-            "onnxruntime,tensorrt", "--torch", "fp32", "--in-process", "--markdown", str(tmp_path / "t.md")]
+    write_sidecar(
+        plan,
+        {
+            "kind": "tensorrt-plan",
+            "tile": 64,
+            "precision": "fp16",
+            "builder": "tensorrt_rtx",
+            "batch_profile": [1, 2, 4],
+        },
+    )
+    args = [
+        "bench",
+        str(small_onnx),
+        str(plan),
+        "--iterations",
+        "2",
+        "--warmup",
+        "1",
+        "--backend",
+        "onnxruntime,tensorrt",
+        "--torch",
+        "fp32",
+        "--in-process",
+        "--markdown",
+        str(tmp_path / "t.md"),
+    ]
     code, _, err = run_cli(args, capsys)
     assert code == 0, err
     table = (tmp_path / "t.md").read_text()
@@ -211,18 +286,48 @@ def test_what_cannot_run_is_found_first_and_listed(small_onnx: Path, tmp_path: P
     assert not (tmp_path / "u.md").exists() and "measuring" not in err
 
 
-def test_pipeline_bench_measures_capacity_efficiency_and_threads(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(["bench", "--pipeline", "--scenes", "2", "--scene-size", "192", "--tile", "64",
-                              "--cores", "1", "--engine-load", "0.5", "--engine-ms", "2",
-                              "--engine-gil-fraction", "0.5", "--single", "256", "--work", str(tmp_path),
-                              "--json", "-"], capsys)
+def test_pipeline_bench_measures_capacity_efficiency_and_threads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(
+        [
+            "bench",
+            "--pipeline",
+            "--scenes",
+            "2",
+            "--scene-size",
+            "192",
+            "--tile",
+            "64",
+            "--cores",
+            "1",
+            "--engine-load",
+            "0.5",
+            "--engine-ms",
+            "2",
+            "--engine-gil-fraction",
+            "0.5",
+            "--single",
+            "256",
+            "--work",
+            str(tmp_path),
+            "--json",
+            "-",
+        ],
+        capsys,
+    )
     assert code == 0, err
     report = json.loads(out)
     rows = report["rows"]
-    assert set(rows) == {"free, 1 core(s)", "engine 0.5 of capacity", "engine 0.5 of capacity, GIL 50%",
-                         "engine 2 ms/tile", "engine 2 ms/tile, GIL 50%", "one 256² scene, engine 0.5 of capacity",
-                         "one 256² scene, engine 2 ms/tile"}
+    assert set(rows) == {
+        "free, 1 core(s)",
+        "engine 0.5 of capacity",
+        "engine 0.5 of capacity, GIL 50%",
+        "engine 2 ms/tile",
+        "engine 2 ms/tile, GIL 50%",
+        "one 256² scene, engine 0.5 of capacity",
+        "one 256² scene, engine 2 ms/tile",
+    }
     assert rows["one 256² scene, engine 2 ms/tile"]["tiles"] == 25
     free = rows["free, 1 core(s)"]
     assert free["tiles"] == 2 * 16 and report["host_capacity"]["tiles_per_s"] == free["tiles_per_s"] > 0
@@ -235,10 +340,12 @@ def test_pipeline_bench_measures_capacity_efficiency_and_threads(tmp_path: Path,
 
 
 def test_pipeline_bench_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for args, message in ((["--io", "jpg"], "--io jpg: use one of png, tif"),
-                          (["--engine-load", "0"], "--engine-load 0.0: fractions of the host capacity"),
-                          (["--cores", "999"], "--cores 999: this machine lets us use 1.."),
-                          (["a.onnx", "b.onnx"], "at most one MODEL")):
+    for args, message in (
+        (["--io", "jpg"], "--io jpg: use one of png, tif"),
+        (["--engine-load", "0"], "--engine-load 0.0: fractions of the host capacity"),
+        (["--cores", "999"], "--cores 999: this machine lets us use 1.."),
+        (["a.onnx", "b.onnx"], "at most one MODEL"),
+    ):
         code, _, err = run_cli(["bench", "--pipeline", "--work", str(tmp_path), *args], capsys)
         assert code == 2 and message in err, err
     code, _, err = run_cli(["bench"], capsys)

@@ -40,8 +40,16 @@ def calibration_tiles(source: Path, tile: int, count: int, seed: int = 0, on_ski
     return sample_windows(calibration_images(source), tile, [count], seed, on_skip)[0]
 
 
-def quantize_int8(fp32: Path, out: Path, *, reader: TileReader | None, method: str = "minmax", tiles: int = 0,
-                  cache: Path | None = None, bar: object = None) -> dict:
+def quantize_int8(
+    fp32: Path,
+    out: Path,
+    *,
+    reader: TileReader | None,
+    method: str = "minmax",
+    tiles: int = 0,
+    cache: Path | None = None,
+    bar: object = None,
+) -> dict:
     """Calibrate (or read the cache) and write the Q/DQ model; returns what the sidecar records."""
     with OrtQuantizer(fp32, method, tiles=tiles, cache=cache) as quantizer:
         quantizer.calibrate(reader, bar)  # type: ignore[arg-type]
@@ -92,15 +100,27 @@ def test_calibration_reads_images_never_labels(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     for folder in ("images", "masks", "labels"):
         (plain / "scenes" / folder).mkdir(parents=True)
-    for name in ("a.png", "a_mask.png", "internal_mask.png", "scenes/images/b.png", "scenes/masks/b.png",
-                 "scenes/labels/c.png"):
+    for name in (
+        "a.png",
+        "a_mask.png",
+        "internal_mask.png",
+        "scenes/images/b.png",
+        "scenes/masks/b.png",
+        "scenes/labels/c.png",
+    ):
         Image.fromarray(image).save(plain / name)
     found = calibration_images(plain)  # a_mask is a's label, masks/ sits beside images/; the others are images
     assert found.layout == "scenes" and found.labels_left_out == 3
-    assert sorted(str(p.relative_to(plain)) for p in found.files) == ["a.png", "internal_mask.png",
-                                                                      "scenes/images/b.png"]
-    assert [p.name for p in calibration_images(tmp_path / "dg", "scenes").files] == \
-        ["0_sat.jpg", "1_sat.jpg", "2_sat.jpg"]  # each *_mask beside its *_sat
+    assert sorted(str(p.relative_to(plain)) for p in found.files) == [
+        "a.png",
+        "internal_mask.png",
+        "scenes/images/b.png",
+    ]
+    assert [p.name for p in calibration_images(tmp_path / "dg", "scenes").files] == [
+        "0_sat.jpg",
+        "1_sat.jpg",
+        "2_sat.jpg",
+    ]  # each *_mask beside its *_sat
     with pytest.raises(UsageError, match="layout 'folder' needs"):
         calibration_images(plain, "folder")
     with pytest.raises(UsageError, match="--layout cityscapes"):
@@ -140,8 +160,11 @@ def _weight_extent(path: Path) -> int:
     """The largest |q| among the INT8 weights (constant inputs of DequantizeLinear)."""
     model = onnx.load(str(path))
     consts = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-    weights = [consts[n.input[0]] for n in model.graph.node
-               if n.op_type == "DequantizeLinear" and consts.get(n.input[0], np.zeros(0)).dtype == np.int8]
+    weights = [
+        consts[n.input[0]]
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and consts.get(n.input[0], np.zeros(0)).dtype == np.int8
+    ]
     assert weights
     return max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
 
@@ -168,21 +191,46 @@ def test_reduce_range_writes_7_bit_weights(fp32_onnx: Path, calib_dir: Path, tmp
 def test_int8_plan_builds_with_tensorrt_rtx(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
     from sam2ms.export.tensorrt_build import build_plan
 
-    quantize_int8(fp32_onnx, tmp_path / "int8.onnx",
-                  reader=TileReader(calibration_tiles(calib_dir, 64, 4), 2, "uint8"), tiles=4)
-    facts = build_plan(tmp_path / "int8.onnx", tmp_path / "int8.plan", builder="tensorrt_rtx",
-                       shapes=[[1, 64, 64, 3], [1, 64, 64, 3], [2, 64, 64, 3]], workspace=1 << 30, targets=["sm89"])
+    quantize_int8(
+        fp32_onnx, tmp_path / "int8.onnx", reader=TileReader(calibration_tiles(calib_dir, 64, 4), 2, "uint8"), tiles=4
+    )
+    facts = build_plan(
+        tmp_path / "int8.onnx",
+        tmp_path / "int8.plan",
+        builder="tensorrt_rtx",
+        shapes=[[1, 64, 64, 3], [1, 64, 64, 3], [2, 64, 64, 3]],
+        workspace=1 << 30,
+        targets=["sm89"],
+    )
     assert facts["builder"] == "tensorrt_rtx" and (tmp_path / "int8.plan").stat().st_size > 10_000
 
 
-def test_calibrate_command(fp32_onnx: Path, calib_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_calibrate_command(
+    fp32_onnx: Path,
+    calib_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from sam2ms import accuracy
 
     from conftest import run_cli
 
-    args = ["calibrate", str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-batches", "2",
-            "--calib-batch-size", "2", "--holdout", "3", "-o", str(tmp_path / "q"), "--json"]
+    args = [
+        "calibrate",
+        str(fp32_onnx),
+        "--calib-data",
+        str(calib_dir),
+        "--calib-batches",
+        "2",
+        "--calib-batch-size",
+        "2",
+        "--holdout",
+        "3",
+        "-o",
+        str(tmp_path / "q"),
+        "--json",
+    ]
     monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 0.0)
     monkeypatch.setitem(accuracy.INT8_TARGETS, "max_f1_drop", 1.0)
     code, out, err = run_cli(args, capsys)
@@ -195,64 +243,116 @@ def test_calibrate_command(fp32_onnx: Path, calib_dir: Path, tmp_path: Path, cap
     assert 0 <= acc["apls_min"] <= acc["apls"] <= 1  # the INT8 masks' road graphs against FP32's
     assert 0 <= acc["topo_f1"] <= 1 and {"topo_precision", "topo_recall"} <= set(acc)
     assert summary["calibration"]["calibration_tiles"] == 4
-    assert summary["calibration"]["data"] == {"source": str(calib_dir), "layout": "scenes", "images": 3,
-                                              "labels_left_out": 0}
+    assert summary["calibration"]["data"] == {
+        "source": str(calib_dir),
+        "layout": "scenes",
+        "images": 3,
+        "labels_left_out": 0,
+    }
     # The INT8 ONNX runs in the runtime like any other model.
-    code, out, err = run_cli(["infer", str(tmp_path / "q" / "model.int8.onnx"), str(calib_dir), "-o",
-                              str(tmp_path / "masks"), "--json"], capsys)
+    code, out, err = run_cli(
+        ["infer", str(tmp_path / "q" / "model.int8.onnx"), str(calib_dir), "-o", str(tmp_path / "masks"), "--json"],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads(out)["files"] == 3 and (tmp_path / "masks" / "s2.mask.png").is_file()
     monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 1.01)  # impossible: must exit 3, files still written
     code, _, err = run_cli(args, capsys)
     assert code == 3 and "INT8 accuracy target missed" in err
     assert json.loads((tmp_path / "q" / "model.int8.onnx.json").read_text())["accuracy_vs_fp32"]["passed"] is False
-    code, _, err = run_cli(["infer", str(tmp_path / "q" / "model.int8.onnx"), str(calib_dir), "-o",
-                            str(tmp_path / "masks")], capsys)
+    code, _, err = run_cli(
+        ["infer", str(tmp_path / "q" / "model.int8.onnx"), str(calib_dir), "-o", str(tmp_path / "masks")], capsys
+    )
     assert code == 2 and "INT8 missed its accuracy target" in err  # never deployed silently
 
 
-def test_calibrate_refusals(fp32_onnx: Path, calib_dir: Path, tmp_path: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_calibrate_refusals(
+    fp32_onnx: Path, calib_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from conftest import run_cli
 
     out = ["-o", str(tmp_path / "q")]
-    for args, msg in [([str(fp32_onnx)], "--calib-data DIR is required"),
-                      ([str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-method", "kl"], "--calib-method"),
-                      ([str(tmp_path / "none.onnx"), "--calib-data", str(calib_dir)], "not found"),
-                      ([str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-batches", "50"], "usable 64px tiles"),
-                      ([str(fp32_onnx), "--calib-data", str(calib_dir), "--quantizer", "tvm"], "--quantizer tvm")]:
+    for args, msg in [
+        ([str(fp32_onnx)], "--calib-data DIR is required"),
+        ([str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-method", "kl"], "--calib-method"),
+        ([str(tmp_path / "none.onnx"), "--calib-data", str(calib_dir)], "not found"),
+        ([str(fp32_onnx), "--calib-data", str(calib_dir), "--calib-batches", "50"], "usable 64px tiles"),
+        ([str(fp32_onnx), "--calib-data", str(calib_dir), "--quantizer", "tvm"], "--quantizer tvm"),
+    ]:
         code, _, err = run_cli(["calibrate", *args, *out], capsys)
         assert code == 2 and msg in err and "Traceback" not in err, (args, err)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not has_module("tensorrt_rtx"), reason="tensorrt_rtx not installed (pip install 'sam2ms[rtx]')")
-def test_export_int8_builds_the_plan_from_qdq(trained_nano: Path, calib_dir: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_int8_builds_the_plan_from_qdq(
+    trained_nano: Path,
+    calib_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from sam2ms import accuracy
 
     from conftest import run_cli
 
     monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 0.0)
     monkeypatch.setitem(accuracy.INT8_TARGETS, "max_f1_drop", 1.0)
-    code, out, err = run_cli(["export", "--ckpt", str(trained_nano), "--tile", "64", "--int8", "--calib-data",
-                              str(calib_dir), "--calib-batches", "1", "--batch", "1:1:2", "--target", "sm89",
-                              "--builder", "tensorrt_rtx", "--check-tiles", "1", "-o", str(tmp_path), "--json"],
-                             capsys)
+    code, out, err = run_cli(
+        [
+            "export",
+            "--ckpt",
+            str(trained_nano),
+            "--tile",
+            "64",
+            "--int8",
+            "--calib-data",
+            str(calib_dir),
+            "--calib-batches",
+            "1",
+            "--batch",
+            "1:1:2",
+            "--target",
+            "sm89",
+            "--builder",
+            "tensorrt_rtx",
+            "--check-tiles",
+            "1",
+            "-o",
+            str(tmp_path),
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     side = json.loads((tmp_path / "engine.plan.json").read_text())
     assert side["precision"] == "int8" and side["onnx"]["file"] == "model.int8.onnx"
     assert [a["precision"] for a in json.loads(out)["artifacts"]] == ["fp32", "int8", "int8"]
     code, _, err = run_cli(["export", "--ckpt", str(trained_nano), "--int8", "-o", str(tmp_path / "x")], capsys)
     assert code == 2 and "--calib-data DIR is required (also with --int8)" in err
-    code, _, err = run_cli(["export", "--ckpt", str(trained_nano), "--int8", "--calib-data", str(calib_dir),
-                            "--builder", "tensorrt_rtx", "--target", "sm75,sm89", "-o", str(tmp_path / "x")], capsys)
+    code, _, err = run_cli(
+        [
+            "export",
+            "--ckpt",
+            str(trained_nano),
+            "--int8",
+            "--calib-data",
+            str(calib_dir),
+            "--builder",
+            "tensorrt_rtx",
+            "--target",
+            "sm75,sm89",
+            "-o",
+            str(tmp_path / "x"),
+        ],
+        capsys,
+    )
     assert code == 2 and "--target sm75: no INT8 plan" in err
 
 
-def test_each_method_gives_its_own_ranges(fp32_onnx: Path, calib_dir: Path, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_method_gives_its_own_ranges(
+    fp32_onnx: Path, calib_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Entropy and percentile must clip ranges, not silently fall back to minmax (ORT's default
     entropy histogram has a single candidate threshold). 512 histogram bins instead of 2048: ORT's
     KL search costs ~220 s on 2 cores at 2048 bins, and the point holds at any size above 128."""
@@ -275,8 +375,15 @@ def test_each_method_gives_its_own_ranges(fp32_onnx: Path, calib_dir: Path, tmp_
 
     for method in ("minmax", "entropy", "percentile"):
         cache = tmp_path / f"{method}.json"
-        quantize_int8(fp32_onnx, tmp_path / f"{method}.onnx", reader=TileReader(tiles, 2, "uint8"), method=method,
-                      tiles=4, cache=cache, bar=Lines(method))
+        quantize_int8(
+            fp32_onnx,
+            tmp_path / f"{method}.onnx",
+            reader=TileReader(tiles, 2, "uint8"),
+            method=method,
+            tiles=4,
+            cache=cache,
+            bar=Lines(method),
+        )
         scales[method] = json.loads(cache.read_text())["scales"]
     label, total, steps = lines["entropy"]
     assert set(lines) == {"entropy"} and total == steps > 10 and label == f"entropy thresholds of {total} tensors"
@@ -291,7 +398,7 @@ def test_layer_units_and_ranking() -> None:
     units = layer_units(names, max_units=4)
     assert [n for u in units for n in u] == names and len(units) <= 4
     ranked = rank_units(units, lambda nodes: float(max(int(n[1:]) for n in nodes)))
-    assert [r["nodes"] for r in ranked][0] == units[-1] and ranked[-1]["nodes"] == units[0]
+    assert next(r["nodes"] for r in ranked) == units[-1] and ranked[-1]["nodes"] == units[0]
 
 
 def test_smallest_passing_search() -> None:
@@ -301,6 +408,7 @@ def test_smallest_passing_search() -> None:
         def passes(k: int) -> bool:
             calls.append(k)
             return k >= n
+
         return passes
 
     for count, need in [(40, 1), (40, 5), (40, 17), (40, 40), (1, 1), (7, 6)]:
@@ -328,23 +436,31 @@ def toy_onnx(calib_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():
         net[-1].bias -= net(tiles).median()
     path = tmp_path_factory.mktemp("toy") / "model.onnx"
-    torch.onnx.export(net, (tiles[:1],), str(path), input_names=["image"], output_names=["logits"], dynamo=False,
-                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+    torch.onnx.export(
+        net,
+        (tiles[:1],),
+        str(path),
+        input_names=["image"],
+        output_names=["logits"],
+        dynamo=False,
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+    )
     write_sidecar(path, {"kind": "onnx", "precision": "fp32", "tile": 64, "model": "toy"})
     return path
 
 
-def test_auto_exclude_keeps_sensitive_layers_in_float(toy_onnx: Path, calib_dir: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_auto_exclude_keeps_sensitive_layers_in_float(
+    toy_onnx: Path, calib_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from sam2ms import accuracy
     from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
     from sam2ms.errors import CheckFailed
 
     from conftest import run_cli
 
-    opts = CalibrateOptions(onnx=toy_onnx, calib_data=calib_dir, out=tmp_path / "q", batches=2, batch_size=2,
-                            holdout=3, progress=False)
+    opts = CalibrateOptions(
+        onnx=toy_onnx, calib_data=calib_dir, out=tmp_path / "q", batches=2, batch_size=2, holdout=3, progress=False
+    )
     try:
         plain = run_calibrate(opts)
     except CheckFailed as exc:  # the all-INT8 report, whether it passed or not
@@ -364,8 +480,9 @@ def test_auto_exclude_keeps_sensitive_layers_in_float(toy_onnx: Path, calib_dir:
     assert any(t["passed"] and t["units_in_float"] == units for t in search["trials"])
     assert all(not t["passed"] for t in search["trials"] if t["units_in_float"] < units)  # the fewest
     errors = [u["error"] for u in search["kept_float"]]
-    assert errors == sorted(errors, reverse=True) and all(len(u["modules"]) == len(u["nodes"]) for u in
-                                                          search["kept_float"])
+    assert errors == sorted(errors, reverse=True) and all(
+        len(u["modules"]) == len(u["nodes"]) for u in search["kept_float"]
+    )
     assert all(m.split(".")[0].isdigit() for u in search["kept_float"] for m in u["modules"])  # torch names: "3"
     model = onnx.load(str(tmp_path / "q" / "model.int8.onnx"))
     producer = {o: n for n in model.graph.node for o in n.output}
@@ -374,31 +491,71 @@ def test_auto_exclude_keeps_sensitive_layers_in_float(toy_onnx: Path, calib_dir:
             assert all(producer[i].op_type != "DequantizeLinear" for i in node.input if i in producer), node.name
     side = json.loads((tmp_path / "q" / "model.int8.onnx.json").read_text())
     assert set(kept) <= set(side["calibration"]["excluded_nodes"])
-    code, out, err = run_cli(["calibrate", str(toy_onnx), "--calib-data", str(calib_dir), "--calib-batches", "2",
-                              "--calib-batch-size", "2", "--holdout", "3", "--auto-exclude", "-o", str(tmp_path / "c")],
-                             capsys)
+    code, out, err = run_cli(
+        [
+            "calibrate",
+            str(toy_onnx),
+            "--calib-data",
+            str(calib_dir),
+            "--calib-batches",
+            "2",
+            "--calib-batch-size",
+            "2",
+            "--holdout",
+            "3",
+            "--auto-exclude",
+            "-o",
+            str(tmp_path / "c"),
+        ],
+        capsys,
+    )
     assert code == 0 and f"--auto-exclude kept {len(kept)} of" in out, err
 
 
-
 @pytest.mark.skipif(has_module("modelopt"), reason="NVIDIA ModelOpt is installed: the missing-library message is moot")
-def test_modelopt_missing_is_a_clear_error(fp32_onnx: Path, calib_dir: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_modelopt_missing_is_a_clear_error(
+    fp32_onnx: Path, calib_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from conftest import run_cli
 
-    code, _, err = run_cli(["calibrate", str(fp32_onnx), "--calib-data", str(calib_dir), "--quantizer", "modelopt",
-                            "--calib-batches", "1", "--holdout", "1", "-o", str(tmp_path)], capsys)
+    code, _, err = run_cli(
+        [
+            "calibrate",
+            str(fp32_onnx),
+            "--calib-data",
+            str(calib_dir),
+            "--quantizer",
+            "modelopt",
+            "--calib-batches",
+            "1",
+            "--holdout",
+            "1",
+            "-o",
+            str(tmp_path),
+        ],
+        capsys,
+    )
     assert code == 2 and "pip install 'nvidia-modelopt[onnx]'" in err and "Traceback" not in err
 
 
-@pytest.mark.skipif(not has_module("modelopt"), reason="NVIDIA ModelOpt not installed (pip install "
-                                                       "'nvidia-modelopt[onnx]', in its own environment)")
+@pytest.mark.skipif(
+    not has_module("modelopt"),
+    reason="NVIDIA ModelOpt not installed (pip install 'nvidia-modelopt[onnx]', in its own environment)",
+)
 def test_modelopt_quantizer(toy_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
     from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
     from sam2ms.errors import CheckFailed
 
-    opts = CalibrateOptions(onnx=toy_onnx, calib_data=calib_dir, out=tmp_path, batches=2, batch_size=2, holdout=2,
-                            quantizer="modelopt", progress=False)
+    opts = CalibrateOptions(
+        onnx=toy_onnx,
+        calib_data=calib_dir,
+        out=tmp_path,
+        batches=2,
+        batch_size=2,
+        holdout=2,
+        quantizer="modelopt",
+        progress=False,
+    )
     try:
         summary = run_calibrate(opts)
     except CheckFailed as exc:

@@ -119,10 +119,11 @@ def test_synth_scenes_have_roads_and_centerlines_are_thinner() -> None:
 
 # --- bad input --------------------------------------------------------------------------------
 
+
 def test_missing_and_empty_folders(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not found"):
         discover(tmp_path / "nope", "folder")
-    with pytest.raises(UsageError, match="images/ and masks/|needs"):
+    with pytest.raises(UsageError, match=r"images/ and masks/|needs"):
         discover(tmp_path, "folder")
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
@@ -141,7 +142,7 @@ def test_image_without_mask(tmp_path: Path) -> None:
 
 
 def test_mask_of_other_size(tmp_path: Path) -> None:
-    img, lbl = scene(0, 32)
+    img, _lbl = scene(0, 32)
     save(tmp_path / "images" / "a.png", img)
     save(tmp_path / "masks" / "a.png", np.zeros((16, 32), np.uint8))
     with pytest.raises(UsageError, match=r"a\.png: mask is 32x16 but its image a\.png is 32x32"):

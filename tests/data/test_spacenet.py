@@ -14,6 +14,7 @@ from fakes import COL, LAT, LON, RELEASES, RES, ROW, SIZE, make_spacenet
 
 pytestmark = pytest.mark.skipif(not has_module("rasterio"), reason="rasterio not installed (pip install 'sam2ms[geo]')")
 
+
 def _geodesic_pixel() -> tuple[float, float]:
     """(north-south, east-west) pixel size in metres, from pyproj's geodesic (an independent reference)."""
     from pyproj import Geod
@@ -33,8 +34,12 @@ def test_raw_spacenet_loads_into_masks_of_the_road_width(tmp_path: Path, release
     make_spacenet(tmp_path, release, 1)
     make_spacenet(tmp_path, release, 2)
     sources = discover(tmp_path, "spacenet", road_width=4.0)
-    assert len(sources) == 2 and [s.window for s in sources[0]] == [(0, 0, 1024), (276, 0, 1024), (0, 276, 1024),
-                                                                    (276, 276, 1024)]  # 1300² -> 1024² patches
+    assert len(sources) == 2 and [s.window for s in sources[0]] == [
+        (0, 0, 1024),
+        (276, 0, 1024),
+        (0, 276, 1024),
+        (276, 276, 1024),
+    ]  # 1300² -> 1024² patches
     assert sources[0][0].mask.suffix == ".geojson"
     image, mask = load_sample(sources[0][0])
     assert image.shape == (1024, 1024, 3) and image.dtype == np.uint8 and image.std() > 30  # 16-bit stretched
@@ -65,8 +70,10 @@ def test_stats_over_the_raw_layout(tmp_path: Path, capsys: pytest.CaptureFixture
 
     make_spacenet(tmp_path / "sn", "original", 1)
     make_spacenet(tmp_path / "sn", "original", 2)
-    code, out, err = run_cli(["stats", str(tmp_path / "sn"), "--layout", "spacenet", "-o", str(tmp_path / "s.json"),
-                              "--json", "--quiet"], capsys)
+    code, out, err = run_cli(
+        ["stats", str(tmp_path / "sn"), "--layout", "spacenet", "-o", str(tmp_path / "s.json"), "--json", "--quiet"],
+        capsys,
+    )
     assert code == 0, err
     stats = json.loads(out)
     assert stats["files"] == 2 and stats["bands"] == [1, 2, 3] and stats["dtypes"] == ["uint16"]

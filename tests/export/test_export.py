@@ -7,14 +7,30 @@ import onnx
 import pytest
 import torch
 
-from sam2ms.export.fp16 import op_input_dtypes
 from sam2ms.models import create_model
 from sam2ms.models.checkpoint import save_checkpoint
 
 from conftest import has_module, run_cli
 
-needs_rtx = pytest.mark.skipif(not has_module("tensorrt_rtx"),
-                               reason="tensorrt_rtx not installed (pip install 'sam2ms[rtx]')")
+needs_rtx = pytest.mark.skipif(
+    not has_module("tensorrt_rtx"), reason="tensorrt_rtx not installed (pip install 'sam2ms[rtx]')"
+)
+
+
+def op_input_dtypes(model: onnx.ModelProto) -> dict[str, set[str]]:
+    """For each operator type, the element types of its first inputs across the graph
+    (after shape inference): how the FP16 test verifies what runs in which precision."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    }
+    types.update({t.name: t.data_type for t in inferred.graph.initializer})
+    out: dict[str, set[str]] = {}
+    for node in inferred.graph.node:
+        if node.input and node.input[0] in types:
+            out.setdefault(node.op_type, set()).add(onnx.TensorProto.DataType.Name(types[node.input[0]]))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +109,17 @@ def test_hiera_t_export_parity_with_float_input(tmp_path: Path) -> None:
     from sam2ms.artifacts import read_sidecar
     from sam2ms.export.pipeline import ExportOptions, run_export
 
-    summary = run_export(ExportOptions(ckpt=ckpt, out=tmp_path / "out", tile=64, onnx_only=True, check_tiles=1,
-                                       input_format="float32"))
+    summary = run_export(
+        ExportOptions(ckpt=ckpt, out=tmp_path / "out", tile=64, onnx_only=True, check_tiles=1, input_format="float32")
+    )
     parity = summary["artifacts"][0]["parity"]
     assert parity["passed"] and parity["max_abs"] <= 1e-4
     side = read_sidecar(tmp_path / "out" / "model.onnx")
     assert side["input_format"] == "float32" and side["inputs"][0]["shape"] == ["N", 3, 64, 64]
-    assert onnx.load(str(tmp_path / "out" / "model.onnx")).graph.input[0].type.tensor_type.elem_type == \
-        onnx.TensorProto.FLOAT
+    assert (
+        onnx.load(str(tmp_path / "out" / "model.onnx")).graph.input[0].type.tensor_type.elem_type
+        == onnx.TensorProto.FLOAT
+    )
 
 
 @pytest.mark.slow
@@ -109,8 +128,24 @@ def test_real_plans_with_tensorrt_rtx(trained_nano: Path, tmp_path: Path, capsys
     sizes = {}
     for fp16 in (False, True):
         out = tmp_path / ("fp16" if fp16 else "fp32")
-        args = ["export", "--ckpt", str(trained_nano), "--tile", "64", "--batch", "1:2:4", "--target", "sm86,sm89",
-                "--builder", "tensorrt_rtx", "--check-tiles", "1", "-o", str(out), "--json"]
+        args = [
+            "export",
+            "--ckpt",
+            str(trained_nano),
+            "--tile",
+            "64",
+            "--batch",
+            "1:2:4",
+            "--target",
+            "sm86,sm89",
+            "--builder",
+            "tensorrt_rtx",
+            "--check-tiles",
+            "1",
+            "-o",
+            str(out),
+            "--json",
+        ]
         code, stdout, err = run_cli(args + (["--fp16"] if fp16 else []), capsys)
         assert code == 0, err
         plan = out / "engine.plan"
@@ -128,6 +163,7 @@ def test_real_plans_with_tensorrt_rtx(trained_nano: Path, tmp_path: Path, capsys
 
 # --- errors -----------------------------------------------------------------------------------
 
+
 def _err(args: list[str], capsys: pytest.CaptureFixture[str], code: int = 2) -> str:
     got, _, err = run_cli(["export", *args], capsys)
     assert got == code, err
@@ -144,17 +180,21 @@ def test_non_sam2ms_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "not a SAM2MS checkpoint" in _err(["--ckpt", str(tmp_path / "r.pth"), "-o", str(tmp_path / "o")], capsys)
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--tile", "100"], "multiple of 32"),
-    (["--builder", "onnx2trt"], "--builder onnx2trt"),
-    (["--batch", "4:2:8"], "min:opt:max"),
-    (["--batch", "1:4"], "min:opt:max"),
-    (["--batch", "0:1:2"], "min:opt:max"),
-    (["--workspace", "lots"], "--workspace"),
-    (["--opset", "16"], "'--opset'"),
-])
-def test_bad_options(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
-                     msg: str) -> None:
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--tile", "100"], "multiple of 32"),
+        (["--builder", "onnx2trt"], "--builder onnx2trt"),
+        (["--batch", "4:2:8"], "min:opt:max"),
+        (["--batch", "1:4"], "min:opt:max"),
+        (["--batch", "0:1:2"], "min:opt:max"),
+        (["--workspace", "lots"], "--workspace"),
+        (["--opset", "16"], "'--opset'"),
+    ],
+)
+def test_bad_options(
+    trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], msg: str
+) -> None:
     err = _err(["--ckpt", str(trained_nano), "-o", str(tmp_path / "o"), *args], capsys)
     assert msg in err
     assert not (tmp_path / "o" / "model.onnx").exists()
@@ -162,8 +202,9 @@ def test_bad_options(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureF
 
 @needs_rtx
 def test_unknown_target(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    err = _err(["--ckpt", str(trained_nano), "-o", str(tmp_path), "--builder", "tensorrt_rtx", "--target", "sm99"],
-               capsys)
+    err = _err(
+        ["--ckpt", str(trained_nano), "-o", str(tmp_path), "--builder", "tensorrt_rtx", "--target", "sm99"], capsys
+    )
     assert "sm99" in err and "sm89" in err
 
 
@@ -176,22 +217,26 @@ def test_unwritable_output(trained_nano: Path, tmp_path: Path, capsys: pytest.Ca
 def test_a_refused_export_leaves_no_empty_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     foreign = tmp_path / "foreign.pt"
     foreign.write_bytes(b"not a checkpoint")
-    assert "not a readable PyTorch checkpoint" in _err(["--ckpt", str(foreign), "-o", str(tmp_path / "out"),
-                                                        "--onnx-only"], capsys)
+    assert "not a readable PyTorch checkpoint" in _err(
+        ["--ckpt", str(foreign), "-o", str(tmp_path / "out"), "--onnx-only"], capsys
+    )
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.skipif(has_module("tensorrt"), reason="tensorrt is installed here")
 def test_missing_tensorrt_keeps_onnx(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    err = _err(["--ckpt", str(trained_nano), "-o", str(tmp_path), "--tile", "64", "--builder", "tensorrt",
-                "--no-check"], capsys)
+    err = _err(
+        ["--ckpt", str(trained_nano), "-o", str(tmp_path), "--tile", "64", "--builder", "tensorrt", "--no-check"],
+        capsys,
+    )
     assert "pip install 'sam2ms[trt]'" in err
     assert (tmp_path / "model.onnx").is_file() and (tmp_path / "model.onnx.json").is_file()
     assert not list(tmp_path.glob(".*tmp"))
 
 
-def test_failed_parity_exits_3(trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_parity_exits_3(
+    trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sam2ms import accuracy
 
     monkeypatch.setitem(accuracy.PARITY_THRESHOLDS, "fp32", accuracy.Thresholds(max_abs=0.0, min_mask_iou=1.0))
@@ -230,8 +275,14 @@ def test_parser_errors_are_reported_by_node(tmp_path: Path) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)])
     onnx.save(model, tmp_path / "bad.onnx")
     with pytest.raises(Sam2msError) as err:
-        build_plan(tmp_path / "bad.onnx", tmp_path / "bad.plan", builder="tensorrt_rtx",
-                   shapes=[[1, 3, 32, 32]] * 3, workspace=1 << 28, targets=["sm89"])
+        build_plan(
+            tmp_path / "bad.onnx",
+            tmp_path / "bad.plan",
+            builder="tensorrt_rtx",
+            shapes=[[1, 3, 32, 32]] * 3,
+            workspace=1 << 28,
+            targets=["sm89"],
+        )
     assert "mystery_node" in str(err.value) and "NoSuchOp" in str(err.value)
     assert not (tmp_path / "bad.plan").exists()
 
@@ -242,11 +293,18 @@ def _matmul_onnx(path: Path) -> Path:
     from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.from_array(np.ones((32, 32), np.float32), "w")
-    nodes = [helper.make_node("Relu", ["image"], ["a"]), helper.make_node("MatMul", ["a", "w"], ["b"]),
-             helper.make_node("Relu", ["b"], ["logits"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 32, 32])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 32, 32])],
-                              initializer=[w])
+    nodes = [
+        helper.make_node("Relu", ["image"], ["a"]),
+        helper.make_node("MatMul", ["a", "w"], ["b"]),
+        helper.make_node("Relu", ["b"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 32, 32])],
+        initializer=[w],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
     return path
 
@@ -273,8 +331,9 @@ def test_tensorrt_rtx_has_no_fp32_gemm_for_turing(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @needs_rtx
-def test_targets_follow_the_plan_precision(trained_nano: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_targets_follow_the_plan_precision(
+    trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import tensorrt_rtx as trt
 
     from sam2ms.export.tensorrt_build import default_targets, resolve_targets
@@ -283,12 +342,32 @@ def test_targets_follow_the_plan_precision(trained_nano: Path, tmp_path: Path,
     assert default_targets("fp16")[0] == "sm75"
     assert len(resolve_targets(trt, "tensorrt_rtx", None, "fp32")) == 3
     # Refused before minutes of export, for FP32 (the default precision) and INT8, not for FP16.
-    err = _err(["--ckpt", str(trained_nano), "-o", str(tmp_path / "a"), "--builder", "tensorrt_rtx",
-                "--target", "sm75,sm89"], capsys)
+    err = _err(
+        ["--ckpt", str(trained_nano), "-o", str(tmp_path / "a"), "--builder", "tensorrt_rtx", "--target", "sm75,sm89"],
+        capsys,
+    )
     assert "--target sm75: no FP32 plan" in err and "--fp16" in err
     assert not (tmp_path / "a" / "model.onnx").exists()
-    code, _, err = run_cli(["export", "--ckpt", str(trained_nano), "--tile", "64", "--fp16", "--batch", "1:1:2",
-                            "--builder", "tensorrt_rtx", "--target", "sm75", "--check-tiles", "1", "-o",
-                            str(tmp_path / "b")], capsys)
+    code, _, err = run_cli(
+        [
+            "export",
+            "--ckpt",
+            str(trained_nano),
+            "--tile",
+            "64",
+            "--fp16",
+            "--batch",
+            "1:1:2",
+            "--builder",
+            "tensorrt_rtx",
+            "--target",
+            "sm75",
+            "--check-tiles",
+            "1",
+            "-o",
+            str(tmp_path / "b"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "b" / "engine.plan.json").read_text())["targets"] == ["sm75"]

@@ -50,22 +50,35 @@ def test_official_sam2_checkpoint_loads_into_trunk(tmp_path: Path) -> None:
 
 def test_sam2_checkpoint_of_other_size_is_refused(tmp_path: Path) -> None:
     f = _official_sam2_file(tmp_path / "nano.pt", create_model("sam2ms_nano").encoder.state_dict())
-    with pytest.raises(UsageError, match="another SAM2 size|matching SAM2 size"):
+    with pytest.raises(UsageError, match=r"another SAM2 size|matching SAM2 size"):
         create_model("sam2ms_hiera_t", sam2_checkpoint=f)
 
 
 def _authors_state_dict(model: torch.nn.Module, prefix: str = "module.") -> dict[str, torch.Tensor]:
-    """Our weights renamed by hand to the authors' SAM2MSNet names (DESIGN.md's list)."""
-    renames = {"drb1.": "rfb1.", "drb2.": "rfb2.", "drb3.": "rfb3.", "drb4.": "rfb4.",
-               "mssm.x4321.": "x4_x3_x2_x1.", "mssm.x432.": "x4_x3_x2.", "mssm.x321.": "x3_x2_x1.",
-               "mssm.x43.": "x4_x3.", "mssm.x32.": "x3_x2.", "mssm.x21.": "x2_x1.",
-               "mssm.level2.": "level2.", "mssm.level1.": "level1.", "decoder.reduce4.": "x4_dem_4.",
-               "decoder.fuse3.": "output4.", "decoder.fuse2.": "output2.", "decoder.head.": "output1.",
-               "encoder.": "encoder."}
+    """Our weights renamed by hand to the authors' SAM2MSNet names (docs/architecture.md, model facts)."""
+    renames = {
+        "drb1.": "rfb1.",
+        "drb2.": "rfb2.",
+        "drb3.": "rfb3.",
+        "drb4.": "rfb4.",
+        "mssm.x4321.": "x4_x3_x2_x1.",
+        "mssm.x432.": "x4_x3_x2.",
+        "mssm.x321.": "x3_x2_x1.",
+        "mssm.x43.": "x4_x3.",
+        "mssm.x32.": "x3_x2.",
+        "mssm.x21.": "x2_x1.",
+        "mssm.level2.": "level2.",
+        "mssm.level1.": "level1.",
+        "decoder.reduce4.": "x4_dem_4.",
+        "decoder.fuse3.": "output4.",
+        "decoder.fuse2.": "output2.",
+        "decoder.head.": "output1.",
+        "encoder.": "encoder.",
+    }
     out = {}
     for k, v in model.state_dict().items():
         ours = next(p for p in renames if k.startswith(p))
-        out[prefix + renames[ours] + k[len(ours):]] = v.clone()
+        out[prefix + renames[ours] + k[len(ours) :]] = v.clone()
     # modules the authors define but never use
     out[prefix + "output3.0.weight"] = torch.zeros(64, 64, 3, 3)
     out[prefix + "x5_dem_4.0.weight"] = torch.zeros(64, 64, 3, 3)
@@ -84,8 +97,10 @@ def test_authors_weights_map_onto_ours(tmp_path: Path, prefix: str) -> None:
 
 
 def test_authors_large_model_is_recognised(tmp_path: Path) -> None:
-    sd = {"rfb1.branch0.0.conv.weight": torch.zeros(64, 144, 1, 1),
-          "encoder.blocks.0.block.norm1.weight": torch.zeros(144)}
+    sd = {
+        "rfb1.branch0.0.conv.weight": torch.zeros(64, 144, 1, 1),
+        "encoder.blocks.0.block.norm1.weight": torch.zeros(144),
+    }
     torch.save(sd, tmp_path / "l.pth")
     ck = read_checkpoint(tmp_path / "l.pth")
     assert ck.kind == "authors" and ck.model_name == "sam2ms_hiera_l"
@@ -105,8 +120,7 @@ def test_missing_and_unexpected_keys_are_named(tmp_path: Path) -> None:
 def test_own_format_round_trip(tmp_path: Path) -> None:
     model = _randomise(create_model("sam2ms_nano"), 3)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
-    f = save_checkpoint(tmp_path / "x.pt", model, image_size=256, epoch=4, step=40, optimizer=opt,
-                        metrics={"f1": 0.5})
+    f = save_checkpoint(tmp_path / "x.pt", model, image_size=256, epoch=4, step=40, optimizer=opt, metrics={"f1": 0.5})
     raw = torch.load(f, weights_only=True)  # the format needs no pickled classes
     assert raw["model_name"] == "sam2ms_nano" and raw["epoch"] == 4 and raw["metrics"]["f1"] == 0.5
     assert set(raw["weights"]["trainable"]) < set(raw["weights"]["full"])
@@ -127,7 +141,7 @@ def test_checkpoint_for_another_model_is_refused(tmp_path: Path) -> None:
 def test_corrupt_file_is_a_usage_error(tmp_path: Path, content: bytes) -> None:
     f = tmp_path / "broken.pt"
     f.write_bytes(content)
-    with pytest.raises(UsageError, match="broken.pt"):
+    with pytest.raises(UsageError, match=r"broken.pt"):
         create_model("sam2ms_nano", checkpoint=f)
 
 

@@ -23,7 +23,8 @@ REFERENCE = {  # case: (APLS, gt onto proposal, proposal onto gt) from the refer
 def test_extracted_scene_graph_matches_the_reference() -> None:
     got = apls(*synthetic_scene_case(1024, seed=1))
     assert (got["apls"], got["apls_gt_onto_prop"], got["apls_prop_onto_gt"]) == pytest.approx(
-        (0.985245, 0.98548, 0.98501), abs=1e-6)
+        (0.985245, 0.98548, 0.98501), abs=1e-6
+    )
 
 
 def _case(name: str) -> tuple[nx.MultiGraph, nx.MultiGraph]:

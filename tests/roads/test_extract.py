@@ -25,7 +25,7 @@ def test_a_gap_across_a_road_costs_apls_not_pixels() -> None:
     cut = scene.label.copy()
     for line in (e[2]["geometry"] for e in truth.edges(data=True) if e[2]["length"] > 150):
         x, y = line[len(line) // 2]
-        cut[int(y) - 12:int(y) + 12, int(x) - 12:int(x) + 12] = False  # a 24 px break in every long road
+        cut[int(y) - 12 : int(y) + 12, int(x) - 12 : int(x) + 12] = False  # a 24 px break in every long road
     lost = 1 - cut.sum() / scene.label.sum()
     intact, broken = apls(truth, mask_to_graph(scene.label))["apls"], apls(truth, mask_to_graph(cut))["apls"]
     assert lost < 0.08 and broken < intact - 0.3, (lost, intact, broken)
@@ -35,7 +35,7 @@ def test_a_long_road_is_one_edge() -> None:
     mask = np.zeros((200, 3000), bool)
     mask[95:104, 3:2997] = True  # crosses 12 windows of 256 px
     g = mask_to_graph(mask)
-    (_, _, data), = g.edges(data=True)
+    ((_, _, data),) = g.edges(data=True)
     assert g.number_of_nodes() == 2 and data["length"] == pytest.approx(2985, abs=12)
 
 
@@ -46,13 +46,14 @@ def test_blocks_give_the_whole_mask_graph(style: LabelStyle, block: int, halo: i
     borders: the same nodes, edges and lengths as the whole mask at once."""
     from sam2ms.roads.extract import raster_to_graph
 
-    mask = render_scene(1024, 1024, np.random.default_rng(5), style=style, scale=1.0 if style == "centerline"
-                        else 2.0).label
+    mask = render_scene(
+        1024, 1024, np.random.default_rng(5), style=style, scale=1.0 if style == "centerline" else 2.0
+    ).label
     reads: list[tuple[int, int]] = []
 
     def read(r: int, c: int, h: int, w: int) -> np.ndarray:
         reads.append((h, w))
-        return mask[r:r + h, c:c + w]
+        return mask[r : r + h, c : c + w]
 
     whole, blocks = mask_to_graph(mask), raster_to_graph(read, mask.shape[0], mask.shape[1], block=block, halo=halo)
     assert max(h for h, _ in reads) <= block + 2 * halo and len(reads) == (-(-1024 // block)) ** 2
@@ -69,8 +70,8 @@ def test_a_long_road_is_one_edge_across_blocks() -> None:
     rows = (350 + 250 * np.sin(np.arange(3000) / 300)).astype(int)
     for dr in range(-4, 5):
         mask[rows + dr, np.arange(3000)] = True  # a winding road through 12 x 3 blocks of 256 px
-    g = raster_to_graph(lambda r, c, h, w: mask[r:r + h, c:c + w], *mask.shape, block=256, halo=32)
-    (_, _, data), = g.edges(data=True)
+    g = raster_to_graph(lambda r, c, h, w: mask[r : r + h, c : c + w], *mask.shape, block=256, halo=32)
+    ((_, _, data),) = g.edges(data=True)
     assert g.number_of_nodes() == 2 and data["length"] > 3000
 
 
@@ -112,7 +113,7 @@ def test_georeferenced_coordinates_and_metric_lengths() -> None:
     mask[48:52, 0:400] = True
     transform = Affine(0.5, 0, 500_000, 0, -0.5, 4_000_000)
     g = mask_to_graph(mask, transform=transform, spacing=(0.5, 0.5))
-    (_, _, data), = g.edges(data=True)
+    ((_, _, data),) = g.edges(data=True)
     xs = sorted(d["x"] for _, d in g.nodes(data=True))
     assert 500_000 < xs[0] < 500_010 and 500_190 < xs[1] < 500_200
     assert data["length"] == pytest.approx(np.hypot(*np.diff(data["geometry"], axis=0).T).sum(), rel=1e-6)
@@ -123,7 +124,7 @@ def test_a_ring_road_is_one_closed_edge() -> None:
     yy, xx = np.mgrid[:120, :120]
     ring = (np.hypot(yy - 60, xx - 60) > 40) & (np.hypot(yy - 60, xx - 60) < 46)
     g = mask_to_graph(ring)
-    (u, v, data), = g.edges(data=True)
+    ((u, v, data),) = g.edges(data=True)
     assert u == v and data["length"] == pytest.approx(2 * np.pi * 43, rel=0.08)
 
 
@@ -136,7 +137,7 @@ def test_tile_scores_see_broken_roads_that_pixels_forgive() -> None:
     broken = reference.copy()
     ys, xs = np.nonzero(scene.label)
     for k in range(0, len(ys), max(1, len(ys) // 6)):  # six 10 px breaks along the roads
-        broken[0, ys[k] - 5:ys[k] + 5, xs[k] - 5:xs[k] + 5] = 0
+        broken[0, ys[k] - 5 : ys[k] + 5, xs[k] - 5 : xs[k] + 5] = 0
     same = tile_scores(reference, reference)
     assert same["apls"] == same["apls_min"] == same["topo_f1"] == 1.0 and same["topo_fp"] == same["topo_fn"] == 0
     pixels, graphs = agreement(reference, broken), tile_scores(reference, broken)
@@ -168,7 +169,8 @@ def _reference_merge(graph: Any, limit: float, spacing: tuple[float, float]) -> 
 
 def _snapshot(graph: Any) -> list[Any]:
     return [(n, graph.nodes[n]["row"], graph.nodes[n]["col"]) for n in graph.nodes] + sorted(
-        (str(u), str(v), round(d["length"], 9), d["pixels"].tobytes()) for u, v, d in graph.edges(data=True))
+        (str(u), str(v), round(d["length"], 9), d["pixels"].tobytes()) for u, v, d in graph.edges(data=True)
+    )
 
 
 def test_cleaning_a_speckled_mask_is_the_same_done_per_component() -> None:
@@ -181,7 +183,7 @@ def test_cleaning_a_speckled_mask_is_the_same_done_per_component() -> None:
     mask = _speckle(384, 0)
     mask[190:196, :] = True  # a road through the speckle
     spacing = (0.5, 0.5)
-    raw = extract.skeleton_graph(lambda r, c, h, w: mask[r:r + h, c:c + w], mask.shape[0], mask.shape[1], spacing)
+    raw = extract.skeleton_graph(lambda r, c, h, w: mask[r : r + h, c : c + w], mask.shape[0], mask.shape[1], spacing)
     extract._prune_spurs(raw, 12.0)
     ours, reference = copy.deepcopy(raw), copy.deepcopy(raw)
     extract._merge_close_nodes(ours, 4.0, spacing)

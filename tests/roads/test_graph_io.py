@@ -22,8 +22,17 @@ def _road_scene(path: Path) -> Path:
     img[:] = np.array(LAND, np.uint8)[:, None, None]
     img[:, 45:55, 5:695] = np.array(ROAD, np.uint8)[:, None, None]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="GTiff", height=100, width=700, count=3, dtype="uint8", crs="EPSG:32633",
-                       transform=from_origin(500_000, 4_000_000, 1.0, 1.0)) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=100,
+        width=700,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=from_origin(500_000, 4_000_000, 1.0, 1.0),
+    ) as ds:
         ds.write(img)
     return path
 
@@ -33,13 +42,17 @@ def test_infer_writes_the_scene_graph(tmp_path: Path, capsys: pytest.CaptureFixt
 
     from pixelwise import expected_probability, pixelwise_onnx
 
-    assert expected_probability(np.array([[ROAD]], np.uint8))[0, 0] > 0.5 > expected_probability(
-        np.array([[LAND]], np.uint8))[0, 0]
+    assert (
+        expected_probability(np.array([[ROAD]], np.uint8))[0, 0]
+        > 0.5
+        > expected_probability(np.array([[LAND]], np.uint8))[0, 0]
+    )
     src = _road_scene(tmp_path / "in" / "scene.tif")
     model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
     for fmt in ("geojson", "graphml"):
-        code, out, err = run_cli(["infer", model, str(src), "-o", str(tmp_path / "out"), "--format", fmt, "--quiet"],
-                                 capsys)
+        code, out, err = run_cli(
+            ["infer", model, str(src), "-o", str(tmp_path / "out"), "--format", fmt, "--quiet"], capsys
+        )
         assert code == 0, err
     gj = json.loads((tmp_path / "out" / "scene.graph.geojson").read_text())
     lines = [f for f in gj["features"] if f["geometry"]["type"] == "LineString"]
@@ -51,14 +64,16 @@ def test_infer_writes_the_scene_graph(tmp_path: Path, capsys: pytest.CaptureFixt
     assert 500_000 < x0 < 500_700 and 3_999_900 < y0 < 4_000_000
     graph, crs = read_graph(tmp_path / "out" / "scene.graph.graphml")
     assert str(crs) == "EPSG:32633" and graph.number_of_edges() == 1
-    (_, _, data), = graph.edges(data=True)
+    ((_, _, data),) = graph.edges(data=True)
     assert data["length"] == pytest.approx(lines[0]["properties"]["length_m"], abs=0.01)
     # the same graph from the mask written earlier
-    code, _, err = run_cli(["infer", model, str(src), "-o", str(tmp_path / "cog"), "--format", "tif", "--quiet"],
-                           capsys)
+    code, _, err = run_cli(
+        ["infer", model, str(src), "-o", str(tmp_path / "cog"), "--format", "tif", "--quiet"], capsys
+    )
     assert code == 0, err
-    code, out, err = run_cli(["graph", str(tmp_path / "cog" / "scene.mask.tif"), "-o", str(tmp_path / "g.geojson"),
-                              "--json"], capsys)
+    code, out, err = run_cli(
+        ["graph", str(tmp_path / "cog" / "scene.mask.tif"), "-o", str(tmp_path / "g.geojson"), "--json"], capsys
+    )
     assert code == 0 and json.loads(out)["edges"] == 1, err
     again = json.loads((tmp_path / "g.geojson").read_text())
     assert again["features"][0]["geometry"] == lines[0]["geometry"]
@@ -74,23 +89,28 @@ def _lonlat_grid(path: Path, shift_m: float = 0.0, drop_middle: bool = False) ->
                 if drop_middle and a == (1, 1) and b == (2, 1):
                     continue
                 coords = [[lon0 + (p[0] * 120 + shift_m) / m_lon, lat0 + p[1] * 120 / m_lat, 0.0] for p in (a, b)]
-                feats.append({"type": "Feature", "properties": {}, "geometry": {"type": "LineString",
-                                                                               "coordinates": coords}})
+                feats.append(
+                    {"type": "Feature", "properties": {}, "geometry": {"type": "LineString", "coordinates": coords}}
+                )
     path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
     return path
 
 
 def test_apls_command_on_lonlat_geojson(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     truth = _lonlat_grid(tmp_path / "truth.geojson")
-    code, out, err = run_cli(["apls", str(truth), str(_lonlat_grid(tmp_path / "same.geojson", shift_m=1.5)), "--json"],
-                             capsys)
+    code, out, err = run_cli(
+        ["apls", str(truth), str(_lonlat_grid(tmp_path / "same.geojson", shift_m=1.5)), "--json"], capsys
+    )
     assert code == 0, err
     same = json.loads(out)
-    assert set(same) >= {"apls", "apls_gt_onto_prop", "apls_prop_onto_gt", "topo_precision", "topo_recall",
-                         "topo_f1"} and same["apls"] > 0.98
+    assert (
+        set(same) >= {"apls", "apls_gt_onto_prop", "apls_prop_onto_gt", "topo_precision", "topo_recall", "topo_f1"}
+        and same["apls"] > 0.98
+    )
     assert same["topo_f1"] == 1.0  # 1.5 m off: every marble within its 4 m hole
-    code, out, err = run_cli(["apls", str(truth), str(_lonlat_grid(tmp_path / "cut.geojson", drop_middle=True)),
-                              "--json"], capsys)
+    code, out, err = run_cli(
+        ["apls", str(truth), str(_lonlat_grid(tmp_path / "cut.geojson", drop_middle=True)), "--json"], capsys
+    )
     cut = json.loads(out)
     assert code == 0 and cut["apls"] < same["apls"] - 0.05, err
     assert cut["topo_precision"] == 1.0 and cut["topo_recall"] < 1.0  # the cut street's holes stay empty
@@ -109,14 +129,26 @@ def test_graph_command_reads_a_large_mask_by_blocks(tmp_path: Path, capsys: pyte
 
     label = render_scene(1024, 1024, np.random.default_rng(5), style="boundary", scale=2.0).label
     mask = tmp_path / "scene.mask.tif"
-    with rasterio.open(mask, "w", driver="GTiff", height=1024, width=1024, count=1, dtype="uint8", crs="EPSG:32633",
-                       transform=from_origin(500_000, 4_000_000, 0.5, 0.5), tiled=True, blockxsize=256,
-                       blockysize=256) as ds:
+    with rasterio.open(
+        mask,
+        "w",
+        driver="GTiff",
+        height=1024,
+        width=1024,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=from_origin(500_000, 4_000_000, 0.5, 0.5),
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+    ) as ds:
         ds.write(label.astype(np.uint8)[None] * 255)
     summaries = []
     for block in (256, 2048):
-        code, out, err = run_cli(["graph", str(mask), "-o", str(tmp_path / f"b{block}.geojson"), "--block", str(block),
-                                  "--json"], capsys)
+        code, out, err = run_cli(
+            ["graph", str(mask), "-o", str(tmp_path / f"b{block}.geojson"), "--block", str(block), "--json"], capsys
+        )
         assert code == 0, err
         summaries.append(json.loads(out))
     assert summaries[0]["edges"] == summaries[1]["edges"] > 100 and summaries[0]["nodes"] == summaries[1]["nodes"]
@@ -139,8 +171,9 @@ def test_pixel_space_graphs_are_scored_in_pixels(tmp_path: Path, capsys: pytest.
     Image.fromarray(img).save(tmp_path / "in" / "scene.png")
     model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
     for fmt in ("geojson", "graphml"):
-        code, _, err = run_cli(["infer", model, str(tmp_path / "in"), "-o", str(tmp_path / fmt), "--format", fmt,
-                                "--quiet"], capsys)
+        code, _, err = run_cli(
+            ["infer", model, str(tmp_path / "in"), "-o", str(tmp_path / fmt), "--format", fmt, "--quiet"], capsys
+        )
         assert code == 0, err
     gj = tmp_path / "geojson" / "scene.graph.geojson"
     doc = json.loads(gj.read_text())
@@ -153,8 +186,7 @@ def test_pixel_space_graphs_are_scored_in_pixels(tmp_path: Path, capsys: pytest.
     assert code == 2 and "no CRS while the other network has one" in err
 
 
-def test_one_run_gives_the_georeferenced_mask_and_its_graph(tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_run_gives_the_georeferenced_mask_and_its_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``--format tif --graph geojson``: the COG mask and the graph (read back from it by blocks) in one
     run; the README's next step, ``sam2ms graph OUT/scene.mask.tif``, gives the same graph; graphing a
     PNG mask (no georeference) warns that its lengths are pixels."""
@@ -162,18 +194,34 @@ def test_one_run_gives_the_georeferenced_mask_and_its_graph(tmp_path: Path,
 
     src = _road_scene(tmp_path / "in" / "scene.tif")
     model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
-    code, out, err = run_cli(["infer", model, str(src), "-o", str(tmp_path / "out"), "--format", "tif", "--graph",
-                              "geojson", "--quiet", "--json"], capsys)
+    code, out, err = run_cli(
+        [
+            "infer",
+            model,
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "--format",
+            "tif",
+            "--graph",
+            "geojson",
+            "--quiet",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["scene.graph.geojson", "scene.mask.tif"]
     assert json.loads(out)["settings"]["graph"] == "geojson"
     one_run = json.loads((tmp_path / "out" / "scene.graph.geojson").read_text())
     assert one_run["crs"]["properties"]["name"] == "EPSG:32633"
-    code, out, err = run_cli(["graph", str(tmp_path / "out" / "scene.mask.tif"), "-o", str(tmp_path / "g.geojson"),
-                              "--json"], capsys)
+    code, out, err = run_cli(
+        ["graph", str(tmp_path / "out" / "scene.mask.tif"), "-o", str(tmp_path / "g.geojson"), "--json"], capsys
+    )
     assert code == 0 and json.loads(out)["units"] == "metres", err
     assert json.loads((tmp_path / "g.geojson").read_text())["features"] == one_run["features"]
     code, _, err = run_cli(["infer", model, str(src), "-o", str(tmp_path / "png"), "--quiet"], capsys)
-    code, out, err = run_cli(["graph", str(tmp_path / "png" / "scene.mask.png"), "-o", str(tmp_path / "p.geojson"),
-                              "--json"], capsys)
+    code, out, err = run_cli(
+        ["graph", str(tmp_path / "png" / "scene.mask.png"), "-o", str(tmp_path / "p.geojson"), "--json"], capsys
+    )
     assert code == 0 and json.loads(out)["units"] == "pixels" and "no georeference" in err

@@ -49,8 +49,9 @@ def test_holes_and_marbles_on_one_road() -> None:
 
 def test_a_proposal_without_a_node_near_the_origin_misses_every_hole() -> None:
     truth = lines_to_graph([[[0, 0], [100, 0]]])
-    far = topo(truth, lines_to_graph([[[10, 0], [100, 0]]]), origins=[n for n, d in truth.nodes(data=True)
-                                                                        if d["x"] == 0])
+    far = topo(
+        truth, lines_to_graph([[[10, 0], [100, 0]]]), origins=[n for n, d in truth.nodes(data=True) if d["x"] == 0]
+    )
     assert (far["topo_tp"], far["topo_fp"], far["topo_fn"]) == (0, 0, 5)
 
 

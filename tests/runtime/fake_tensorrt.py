@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import itertools
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class TensorIOMode(enum.Enum):
 class FakeContext:
     """An execution context: checks shapes against its profile, computes on execute."""
 
-    refuse: set[str] = set()  # method names that report failure (False)
+    refuse: ClassVar[set[str]] = set()  # method names that report failure (False)
 
     def __init__(self, engine: FakeEngine, runtime_config: Any = None) -> None:
         self.engine, self.runtime_config = engine, runtime_config
@@ -81,13 +81,14 @@ class FakeContext:
         size = int(np.prod(np.asarray(self.shape)))
         tiles = _MEMORY[self.addresses["image"]][:size].view(np.uint8).reshape(self.shape)
         out = self.logits(tiles).astype(np.float32).reshape(-1).view(np.uint8)
-        _MEMORY[self.addresses["logits"]][:out.size] = out
+        _MEMORY[self.addresses["logits"]][: out.size] = out
         return n > 0
 
 
 class FakeEngine:
-    def __init__(self, tile: int, batch: tuple[int, int, int], profiles: int = 1,
-                 output_dtype: DataType = DataType.FLOAT) -> None:
+    def __init__(
+        self, tile: int, batch: tuple[int, int, int], profiles: int = 1, output_dtype: DataType = DataType.FLOAT
+    ) -> None:
         self.tile, self.batch, self.num_optimization_profiles = tile, batch, profiles
         self.output_dtype, self.num_io_tensors = output_dtype, 2
         self.contexts: list[FakeContext] = []
@@ -161,15 +162,29 @@ def fake_tensorrt(engine: FakeEngine) -> SimpleNamespace:
             self.tempfile_control_flags = 3  # ALLOW_IN_MEMORY_FILES | ALLOW_TEMPORARY_FILES
 
         def deserialize_cuda_engine(self, blob: bytes) -> FakeEngine:
-            engine.loaded_with = {"engine_host_code_allowed": self.engine_host_code_allowed,
-                                  "tempfile_control_flags": self.tempfile_control_flags}
+            engine.loaded_with = {
+                "engine_host_code_allowed": self.engine_host_code_allowed,
+                "tempfile_control_flags": self.tempfile_control_flags,
+            }
             return engine
 
     rtx = isinstance(engine, RtxEngine)
-    extra = {"DynamicShapesKernelSpecializationStrategy": SimpleNamespace(EAGER="EAGER", LAZY="LAZY"),
-             "CudaGraphStrategy": SimpleNamespace(WHOLE_GRAPH_CAPTURE="WHOLE_GRAPH_CAPTURE")} if rtx else {}
-    return SimpleNamespace(__version__="1.7.fake" if rtx else "10.fake", Logger=Logger, Runtime=Runtime,
-                           TensorIOMode=TensorIOMode, DataType=DataType, **extra)
+    extra = (
+        {
+            "DynamicShapesKernelSpecializationStrategy": SimpleNamespace(EAGER="EAGER", LAZY="LAZY"),
+            "CudaGraphStrategy": SimpleNamespace(WHOLE_GRAPH_CAPTURE="WHOLE_GRAPH_CAPTURE"),
+        }
+        if rtx
+        else {}
+    )
+    return SimpleNamespace(
+        __version__="1.7.fake" if rtx else "10.fake",
+        Logger=Logger,
+        Runtime=Runtime,
+        TensorIOMode=TensorIOMode,
+        DataType=DataType,
+        **extra,
+    )
 
 
 class Stream:
@@ -242,10 +257,18 @@ def install(monkeypatch: Any, engine: FakeEngine) -> None:
     from sam2ms.runtime import cuda
     from sam2ms.runtime.backends import tensorrt_backend
 
-    monkeypatch.setattr(tensorrt_backend, "import_tensorrt", lambda flavour, purpose: (fake_tensorrt(engine),
-                                                                                        "tensorrt"))
-    for name, value in {"Stream": Stream, "DeviceBuffer": DeviceBuffer, "PinnedBuffer": PinnedBuffer,
-                        "Event": Event, "Graph": Graph, "copy_to_device": copy_to_device,
-                        "copy_to_host": copy_to_host, "require_device": lambda what: None,
-                        "device_name": lambda device=0: "Fake GPU"}.items():
+    monkeypatch.setattr(
+        tensorrt_backend, "import_tensorrt", lambda flavour, purpose: (fake_tensorrt(engine), "tensorrt")
+    )
+    for name, value in {
+        "Stream": Stream,
+        "DeviceBuffer": DeviceBuffer,
+        "PinnedBuffer": PinnedBuffer,
+        "Event": Event,
+        "Graph": Graph,
+        "copy_to_device": copy_to_device,
+        "copy_to_host": copy_to_host,
+        "require_device": lambda what: None,
+        "device_name": lambda device=0: "Fake GPU",
+    }.items():
         monkeypatch.setattr(cuda, name, value)

@@ -6,6 +6,8 @@ import pytest
 from sam2ms.runtime.blocks import BlockBlender, block_windows, plan_blocks
 from sam2ms.runtime.tiling import Grid, Stitcher
 
+pytestmark = pytest.mark.core  # runs without torch: make test-core
+
 
 def _whole(grid: Grid, probs: dict, valids: dict | None) -> tuple[np.ndarray, np.ndarray | None]:
     rows: list[np.ndarray] = []
@@ -22,12 +24,20 @@ def _whole(grid: Grid, probs: dict, valids: dict | None) -> tuple[np.ndarray, np
     return np.concatenate(rows), (np.concatenate(masks) if valids is not None else None)
 
 
-@pytest.mark.parametrize(("height", "width", "tile", "overlap", "block"),
-                         [(700, 900, 128, 16, 256), (700, 900, 128, 16, 100), (513, 257, 64, 8, 64),
-                          (90, 50, 64, 8, 32), (1000, 300, 256, 32, 4096)])
+@pytest.mark.parametrize(
+    ("height", "width", "tile", "overlap", "block"),
+    [
+        (700, 900, 128, 16, 256),
+        (700, 900, 128, 16, 100),
+        (513, 257, 64, 8, 64),
+        (90, 50, 64, 8, 32),
+        (1000, 300, 256, 32, 4096),
+    ],
+)
 @pytest.mark.parametrize("masked", [False, True])
-def test_blocks_equal_the_whole_scene_bit_for_bit(height: int, width: int, tile: int, overlap: int, block: int,
-                                                  masked: bool) -> None:
+def test_blocks_equal_the_whole_scene_bit_for_bit(
+    height: int, width: int, tile: int, overlap: int, block: int, masked: bool
+) -> None:
     rng = np.random.default_rng(height + block)
     grid = Grid(height, width, tile, overlap)
     probs = {(y, x): rng.random((tile, tile), dtype=np.float32) for _, y, x in grid.windows()}
@@ -44,11 +54,11 @@ def test_blocks_equal_the_whole_scene_bit_for_bit(height: int, width: int, tile:
         for _, y, x in windows:
             blender.add(y, x, probs[y, x], None if valids is None else valids[y, x])
         prob, valid = blender.result()
-        assert np.array_equal(prob, whole[b.row0:b.row1, b.col0:b.col1])
+        assert np.array_equal(prob, whole[b.row0 : b.row1, b.col0 : b.col1])
         if masked:
             assert valid is not None and whole_valid is not None
-            assert np.array_equal(valid, whole_valid[b.row0:b.row1, b.col0:b.col1])
-        covered[b.row0:b.row1, b.col0:b.col1] += 1
+            assert np.array_equal(valid, whole_valid[b.row0 : b.row1, b.col0 : b.col1])
+        covered[b.row0 : b.row1, b.col0 : b.col1] += 1
     assert (covered == 1).all()
 
 

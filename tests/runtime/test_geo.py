@@ -17,17 +17,36 @@ pytestmark = pytest.mark.skipif(not has_module("rasterio"), reason="rasterio not
 TILE = 64
 
 
-def write_geotiff(path: Path, bands: np.ndarray, *, nodata: float | None = None, colorinterp: tuple | None = None,
-                  origin: tuple[float, float] = (500_000.0, 4_000_000.0), res: float = 0.5) -> Path:
+def write_geotiff(
+    path: Path,
+    bands: np.ndarray,
+    *,
+    nodata: float | None = None,
+    colorinterp: tuple | None = None,
+    origin: tuple[float, float] = (500_000.0, 4_000_000.0),
+    res: float = 0.5,
+) -> Path:
     """A georeferenced (UTM 33N) GeoTIFF of ``bands`` (C x H x W)."""
     import rasterio
     from rasterio.transform import from_origin
 
     c, h, w = bands.shape
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="GTiff", height=h, width=w, count=c, dtype=str(bands.dtype),
-                       crs="EPSG:32633", transform=from_origin(*origin, res, res), nodata=nodata,
-                       tiled=True, blockxsize=64, blockysize=64) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=h,
+        width=w,
+        count=c,
+        dtype=str(bands.dtype),
+        crs="EPSG:32633",
+        transform=from_origin(*origin, res, res),
+        nodata=nodata,
+        tiled=True,
+        blockxsize=64,
+        blockysize=64,
+    ) as ds:
         ds.write(bands)
         if colorinterp:
             from rasterio.enums import ColorInterp
@@ -63,13 +82,28 @@ def test_uint16_four_band_scene_with_nodata(tmp_path: Path, capsys: pytest.Captu
     valid[:, :600] = False  # the left of the mosaic is empty
     valid[900:, 1000:] = False
     bands[:, ~valid] = 0
-    src = write_geotiff(tmp_path / "in" / "scene.tif", bands, nodata=0,
-                        colorinterp=("blue", "green", "red", "undefined"))
-    code, summary, err = _infer([str(pixelwise_onnx(tmp_path / "px.onnx", TILE)), str(src), "-o", str(tmp_path / "out"),
-                                 "--format", "tif", "--probabilities", "--scale", "0:4095", "--overlap", "8"], capsys)
+    src = write_geotiff(
+        tmp_path / "in" / "scene.tif", bands, nodata=0, colorinterp=("blue", "green", "red", "undefined")
+    )
+    code, summary, err = _infer(
+        [
+            str(pixelwise_onnx(tmp_path / "px.onnx", TILE)),
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "--format",
+            "tif",
+            "--probabilities",
+            "--scale",
+            "0:4095",
+            "--overlap",
+            "8",
+        ],
+        capsys,
+    )
     assert code == 0, err
     grid = Grid(h, w, TILE, 8)
-    empty = sum(not valid[y:y + TILE, x:x + TILE].any() for _, y, x in grid.windows())
+    empty = sum(not valid[y : y + TILE, x : x + TILE].any() for _, y, x in grid.windows())
     assert summary["empty_windows"] == empty > 0 and summary["tiles"] == len(grid) - empty
     assert summary["radiometry"]["stretch"] == "fixed" and summary["stage_seconds"]["overviews"] > 0
     expected = expected_probability(rgb)
@@ -82,13 +116,16 @@ def test_uint16_four_band_scene_with_nodata(tmp_path: Path, capsys: pytest.Captu
             assert ds.profile["tiled"] and ds.overviews(1) == [2, 4]
             assert ds.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION", ds.compression.name).upper() == "DEFLATE"
             assert np.array_equal(ds.read_masks(1) > 0, valid)  # exactly the input's nodata area
-            assert json.loads(ds.tags()["SAM2MS_RADIOMETRY"]) == {"bands": [3, 2, 1], "low": [0.0] * 3,
-                                                                  "high": [4095.0] * 3}
+            assert json.loads(ds.tags()["SAM2MS_RADIOMETRY"]) == {
+                "bands": [3, 2, 1],
+                "low": [0.0] * 3,
+                "high": [4095.0] * 3,
+            }
             out = ds.read(1)
         with rasterio.open(path, overview_level=0) as ov:  # the 2x overview, built from the file
             half = ov.read(1).astype(np.float64)
-        blocks = out[:h // 2 * 2, :w // 2 * 2].reshape(h // 2, 2, w // 2, 2).astype(np.float64)
-        full_blocks = valid[:h // 2 * 2, :w // 2 * 2].reshape(h // 2, 2, w // 2, 2).all(axis=(1, 3))
+        blocks = out[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).astype(np.float64)
+        full_blocks = valid[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).all(axis=(1, 3))
         if resampling == "nearest":
             assert set(np.unique(half)) <= {0, 255}
         else:
@@ -130,8 +167,17 @@ def test_float_and_single_band_scenes(tmp_path: Path, capsys: pytest.CaptureFixt
     refl = (rgb.astype(np.float32) / 255 * 0.6).transpose(2, 0, 1)  # reflectance-like floats
     write_geotiff(tmp_path / "in" / "float.tif", refl)
     write_geotiff(tmp_path / "in" / "grey.tif", rgb[None, ..., 1].astype(np.uint16) * 4)
-    code, summary, err = _infer([str(pixelwise_onnx(tmp_path / "px.onnx", TILE)), str(tmp_path / "in"), "-o",
-                                 str(tmp_path / "out"), "--format", "tif"], capsys)
+    code, summary, err = _infer(
+        [
+            str(pixelwise_onnx(tmp_path / "px.onnx", TILE)),
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--format",
+            "tif",
+        ],
+        capsys,
+    )
     assert code == 0 and summary["files"] == 2, err
     assert summary["radiometry"]["stretch"] == "auto"
 
@@ -141,17 +187,25 @@ def test_vrt_mosaic_runs_as_one_scene(tmp_path: Path, capsys: pytest.CaptureFixt
 
     bands, _ = uint16_scene(200, 260, 7)
     whole = write_geotiff(tmp_path / "whole" / "scene.tif", bands)
-    tiles = [write_geotiff(tmp_path / "tiles" / f"t{i}{j}.tif", bands[:, i * 100:(i + 1) * 100, j * 130:(j + 1) * 130],
-                           origin=(500_000.0 + j * 130 * 0.5, 4_000_000.0 - i * 100 * 0.5))
-             for i in range(2) for j in range(2)]
-    code, out, err = run_cli(["mosaic", *map(str, tiles), "-o", str(tmp_path / "mosaic.vrt"), "--json"], capsys)
+    tiles = [
+        write_geotiff(
+            tmp_path / "tiles" / f"t{i}{j}.tif",
+            bands[:, i * 100 : (i + 1) * 100, j * 130 : (j + 1) * 130],
+            origin=(500_000.0 + j * 130 * 0.5, 4_000_000.0 - i * 100 * 0.5),
+        )
+        for i in range(2)
+        for j in range(2)
+    ]
+    code, _out, err = run_cli(["mosaic", *map(str, tiles), "-o", str(tmp_path / "mosaic.vrt"), "--json"], capsys)
     assert code == 0, err
     with rasterio.open(tmp_path / "mosaic.vrt") as ds:  # GDAL reads it back as the scene
         assert (ds.width, ds.height) == (260, 200) and np.array_equal(ds.read(), bands)
     model = str(pixelwise_onnx(tmp_path / "px.onnx", TILE))
     for src, out_dir in ((whole, "a"), (tmp_path / "mosaic.vrt", "b")):
-        code, _, err = _infer([model, str(src), "-o", str(tmp_path / out_dir), "--format", "tif", "--scale", "0:4095",
-                               "--probabilities"], capsys)
+        code, _, err = _infer(
+            [model, str(src), "-o", str(tmp_path / out_dir), "--format", "tif", "--scale", "0:4095", "--probabilities"],
+            capsys,
+        )
         assert code == 0, err
     with rasterio.open(tmp_path / "a" / "scene.prob.tif") as a, rasterio.open(tmp_path / "b" / "mosaic.prob.tif") as b:
         assert np.array_equal(a.read(), b.read()) and a.transform == b.transform
@@ -174,8 +228,10 @@ def test_all_nodata_scene_is_refused_and_nothing_written(tmp_path: Path, capsys:
 
 def test_band_beyond_count_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = write_geotiff(tmp_path / "s.tif", np.zeros((3, 70, 70), np.uint16))
-    code, _, err = _infer([str(pixelwise_onnx(tmp_path / "px.onnx", TILE)), str(src), "-o", str(tmp_path / "out"),
-                           "--bands", "4,3,2"], capsys)
+    code, _, err = _infer(
+        [str(pixelwise_onnx(tmp_path / "px.onnx", TILE)), str(src), "-o", str(tmp_path / "out"), "--bands", "4,3,2"],
+        capsys,
+    )
     assert code == 2 and "s.tif: band 4 asked for" in err and "Traceback" not in err
 
 
@@ -183,21 +239,36 @@ def test_stats_normalise_every_scene_alike(tmp_path: Path, capsys: pytest.Captur
     for i in range(3):
         bands, _ = uint16_scene(90, 120, 10 + i)
         write_geotiff(tmp_path / "in" / f"s{i}.tif", bands * (i + 1), nodata=0)  # different brightness per scene
-    code, out, err = run_cli(["stats", str(tmp_path / "in"), "--bands", "3,2,1", "-o", str(tmp_path / "stats.json"),
-                              "--json", "--quiet"], capsys)
+    code, _out, err = run_cli(
+        ["stats", str(tmp_path / "in"), "--bands", "3,2,1", "-o", str(tmp_path / "stats.json"), "--json", "--quiet"],
+        capsys,
+    )
     assert code == 0, err
     stats = json.loads((tmp_path / "stats.json").read_text())
-    pooled = np.concatenate([(uint16_scene(90, 120, 10 + i)[0][[2, 1, 0]] * (i + 1)).reshape(3, -1)
-                             for i in range(3)], axis=1)
+    pooled = np.concatenate(
+        [(uint16_scene(90, 120, 10 + i)[0][[2, 1, 0]] * (i + 1)).reshape(3, -1) for i in range(3)], axis=1
+    )
     assert stats["bands"] == [3, 2, 1] and stats["pixels_sampled"] == pooled.shape[1]
     assert np.allclose(stats["low"], np.percentile(pooled, 2, axis=1))
     assert np.allclose(stats["high"], np.percentile(pooled, 98, axis=1))
     model = str(pixelwise_onnx(tmp_path / "px.onnx", TILE))
-    code, summary, err = _infer([model, str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--stats",
-                                 str(tmp_path / "stats.json")], capsys)
+    code, summary, err = _infer(
+        [model, str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--stats", str(tmp_path / "stats.json")], capsys
+    )
     assert code == 0 and summary["radiometry"]["low"] == stats["low"], err
-    code, _, err = _infer([model, str(tmp_path / "in"), "-o", str(tmp_path / "out2"), "--stats",
-                           str(tmp_path / "stats.json"), "--bands", "1,2,3"], capsys)
+    code, _, err = _infer(
+        [
+            model,
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out2"),
+            "--stats",
+            str(tmp_path / "stats.json"),
+            "--bands",
+            "1,2,3",
+        ],
+        capsys,
+    )
     assert code == 2 and "made for bands 3,2,1" in err
 
 
@@ -213,16 +284,23 @@ def test_trained_conversion_travels_to_the_deployment(tmp_path: Path, capsys: py
 
     trained = Radiometry(bands=(3, 2, 1), stretch="percentile", percentiles=(1.0, 99.0))
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "n.pt", create_model("sam2ms_nano"), image_size=TILE, epoch=0, step=0,
-                           extra={"radiometry": trained.as_dict()})
+    ckpt = save_checkpoint(
+        tmp_path / "n.pt",
+        create_model("sam2ms_nano"),
+        image_size=TILE,
+        epoch=0,
+        step=0,
+        extra={"radiometry": trained.as_dict()},
+    )
     run_export(ExportOptions(ckpt=ckpt, out=tmp_path / "x", tile=TILE, onnx_only=True, check_tiles=1))
     assert read_sidecar(tmp_path / "x" / "model.onnx")["radiometry"] == trained.as_dict()
     bands, _ = uint16_scene(70, 80, 8)
     src = write_geotiff(tmp_path / "s.tif", bands)
     code, summary, err = _infer([str(tmp_path / "x" / "model.onnx"), str(src), "-o", str(tmp_path / "o1")], capsys)
     assert code == 0 and Radiometry.from_dict(summary["radiometry"]) == trained, err
-    code, summary, err = _infer([str(tmp_path / "x" / "model.onnx"), str(src), "-o", str(tmp_path / "o2"),
-                                 "--stretch", "minmax"], capsys)
+    code, summary, err = _infer(
+        [str(tmp_path / "x" / "model.onnx"), str(src), "-o", str(tmp_path / "o2"), "--stretch", "minmax"], capsys
+    )
     assert code == 0 and summary["radiometry"]["stretch"] == "minmax" and summary["radiometry"]["bands"] == [3, 2, 1]
 
 
@@ -271,8 +349,15 @@ def test_mosaic_of_float_tiles_with_nan_nodata(tmp_path: Path) -> None:
 
     from sam2ms.mosaic import build_vrt
 
-    tiles = [write_geotiff(tmp_path / f"t{j}.tif", np.full((1, 10, 10), j + 1, np.float32), nodata=float("nan"),
-                           origin=(500_000.0 + j * 5.0, 4_000_000.0)) for j in range(2)]
+    tiles = [
+        write_geotiff(
+            tmp_path / f"t{j}.tif",
+            np.full((1, 10, 10), j + 1, np.float32),
+            nodata=float("nan"),
+            origin=(500_000.0 + j * 5.0, 4_000_000.0),
+        )
+        for j in range(2)
+    ]
     build_vrt(tiles, tmp_path / "m.vrt")  # NaN nodata is the same nodata in both members
     with rasterio.open(tmp_path / "m.vrt") as ds:
         assert ds.width == 20 and np.isnan(ds.nodata) and ds.read(1)[0, [0, 15]].tolist() == [1.0, 2.0]

@@ -22,6 +22,8 @@ from sam2ms.rasters import gdal_path
 from conftest import has_module, run_cli
 from pixelwise import pixelwise_onnx
 
+pytestmark = pytest.mark.core  # runs without torch: make test-core
+
 needs_gdal = pytest.mark.skipif(not has_module("rasterio"), reason="rasterio not installed (pip install 'sam2ms[geo]')")
 
 
@@ -38,8 +40,17 @@ def _tif(path: Path, seed: int) -> Path:
 
     img, _ = render_road_scene(100, 120, np.random.default_rng(seed))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="GTiff", height=100, width=120, count=3, dtype="uint8", crs="EPSG:32633",
-                       transform=from_origin(500_000, 4_000_000, 0.5, 0.5)) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=100,
+        width=120,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=from_origin(500_000, 4_000_000, 0.5, 0.5),
+    ) as ds:
         ds.write(np.moveaxis(img, -1, 0))
     return path
 
@@ -65,20 +76,29 @@ def test_stac_item_collection_picks_the_asset_and_names_outputs_by_item(tmp_path
     _png(tmp_path / "data" / "y" / "visual.png", 2)
 
     def item(name: str) -> dict:
-        return {"type": "Feature", "stac_version": "1.0.0", "id": f"scene-{name}", "geometry": None,
-                "properties": {}, "assets": {
-                    "visual": {"href": f"data/{name}/visual.png", "type": "image/png", "roles": ["visual"]},
-                    "thumbnail": {"href": f"data/{name}/thumb.jpg", "type": "image/jpeg"},
-                    "metadata": {"href": f"data/{name}/meta.xml", "type": "application/xml"}}}
+        return {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": f"scene-{name}",
+            "geometry": None,
+            "properties": {},
+            "assets": {
+                "visual": {"href": f"data/{name}/visual.png", "type": "image/png", "roles": ["visual"]},
+                "thumbnail": {"href": f"data/{name}/thumb.jpg", "type": "image/jpeg"},
+                "metadata": {"href": f"data/{name}/meta.xml", "type": "application/xml"},
+            },
+        }
 
     stac = tmp_path / "items.json"
     stac.write_text(json.dumps({"type": "FeatureCollection", "features": [item("x"), item("y")]}))
     inputs = resolve_inputs(str(stac), "visual")
-    assert [(i.path, i.name) for i in inputs] == [(tmp_path / "data" / "x" / "visual.png", Path("scene-x")),
-                                                  (tmp_path / "data" / "y" / "visual.png", Path("scene-y"))]
-    with pytest.raises(UsageError, match="2 raster assets.*--stac-asset"):
+    assert [(i.path, i.name) for i in inputs] == [
+        (tmp_path / "data" / "x" / "visual.png", Path("scene-x")),
+        (tmp_path / "data" / "y" / "visual.png", Path("scene-y")),
+    ]
+    with pytest.raises(UsageError, match=r"2 raster assets.*--stac-asset"):
         resolve_inputs(str(stac))  # visual and thumbnail are both images
-    with pytest.raises(UsageError, match="no asset 'B04'.*visual, thumbnail, metadata"):
+    with pytest.raises(UsageError, match=r"no asset 'B04'.*visual, thumbnail, metadata"):
         resolve_inputs(str(stac), "B04")
     (tmp_path / "bad.json").write_text(json.dumps({"type": "FeatureCollection", "features": [{"id": 1}]}))
     with pytest.raises(UsageError, match="not a STAC Item"):
@@ -86,10 +106,16 @@ def test_stac_item_collection_picks_the_asset_and_names_outputs_by_item(tmp_path
 
 
 def test_urls_become_gdal_paths() -> None:
-    got = {u: resolve_inputs(u)[0] for u in ("s3://bucket/tiles/a.tif", "gs://b/c.tif", "https://host/x/scene.tif",
-                                              "/vsiaz/container/d.tif")}
-    assert [gdal_path(i.path) for i in got.values()] == ["/vsis3/bucket/tiles/a.tif", "/vsigs/b/c.tif",
-                                                         "/vsicurl/https://host/x/scene.tif", "/vsiaz/container/d.tif"]
+    got = {
+        u: resolve_inputs(u)[0]
+        for u in ("s3://bucket/tiles/a.tif", "gs://b/c.tif", "https://host/x/scene.tif", "/vsiaz/container/d.tif")
+    }
+    assert [gdal_path(i.path) for i in got.values()] == [
+        "/vsis3/bucket/tiles/a.tif",
+        "/vsigs/b/c.tif",
+        "/vsicurl/https://host/x/scene.tif",
+        "/vsiaz/container/d.tif",
+    ]
     assert [str(i.name) for i in got.values()] == ["a", "c", "scene", "d"]
     with pytest.raises(UsageError, match="not a raster name"):
         resolve_inputs("s3://bucket/tiles/")
@@ -106,8 +132,11 @@ def http_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
-                               str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -123,8 +152,9 @@ def http_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
 
 
 @needs_gdal
-def test_infer_reads_urls_zip_members_and_lists_of_them(tmp_path: Path, http_folder: tuple[Path, str],
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_infer_reads_urls_zip_members_and_lists_of_them(
+    tmp_path: Path, http_folder: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     folder, url = http_folder
     _tif(folder / "remote.tif", 1)
     _tif(tmp_path / "member.tif", 2)

@@ -8,6 +8,7 @@ import random
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,6 +23,8 @@ from sam2ms.runtime.strands import Budget, StrandPool
 
 from conftest import has_module
 
+pytestmark = pytest.mark.core  # runs without torch: make test-core
+
 
 def _scenes(folder: Path, sizes: list[tuple[int, int]]) -> Path:
     for i, (h, w) in enumerate(sizes):
@@ -31,8 +34,11 @@ def _scenes(folder: Path, sizes: list[tuple[int, int]]) -> Path:
 
 
 def _digests(out: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())
-            if p.is_file() and not p.name.startswith(".")}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.iterdir())
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 # --- strands -----------------------------------------------------------------------------------
@@ -126,7 +132,9 @@ class _JitteryLane(SyntheticLane):
         return super().infer(batch)
 
 
-FORMATS = [dict(fmt="png"), dict(fmt="png", probabilities=True), dict(fmt="geojson")]
+FORMATS: list[dict[str, Any]] = [dict(fmt="png"), dict(fmt="png", probabilities=True)]
+if has_module("networkx") and has_module("skimage"):  # road graphs: [geo]
+    FORMATS.append(dict(fmt="geojson"))
 if has_module("rasterio"):
     FORMATS += [dict(fmt="tif", probabilities=True), dict(fmt="tif", graph="graphml")]
 
@@ -138,14 +146,16 @@ def test_outputs_do_not_depend_on_lanes_threads_or_timing(tmp_path: Path, kw: di
     run_inference(calm, InferOptions(src, tmp_path / "calm", batch=1, streams=1, workers=1, overlap=16, **kw))
     jittery = SyntheticBackend(64)
     jittery._lanes = [_JitteryLane(jittery._logits, 0.0, 0.0) for _ in range(3)]
-    summary = run_inference(jittery, InferOptions(src, tmp_path / "busy", batch=3, streams=3, workers=3,
-                                                  overlap=16, **kw))
+    summary = run_inference(
+        jittery, InferOptions(src, tmp_path / "busy", batch=3, streams=3, workers=3, overlap=16, **kw)
+    )
     assert summary["failed"] == 0 and summary["files"] == 3
     assert _digests(tmp_path / "calm") == _digests(tmp_path / "busy")
 
 
-def test_rows_are_written_top_to_bottom_off_the_scheduler_thread(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rows_are_written_top_to_bottom_off_the_scheduler_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = _scenes(tmp_path / "in", [(400, 300), (330, 200)])
     calls: list[tuple[str, str, int, int]] = []
     write = MaskWriter.write_encoded
@@ -187,15 +197,17 @@ def test_a_slow_writer_holds_back_the_scheduler(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(Budget, "take", recording)
     monkeypatch.setattr(MaskWriter, "write_encoded", slow)
     batch, streams = 3, 2
-    summary = run_inference(SyntheticBackend(64), InferOptions(src, tmp_path / "out", batch=batch, streams=streams,
-                                                               overlap=8))
+    summary = run_inference(
+        SyntheticBackend(64), InferOptions(src, tmp_path / "out", batch=batch, streams=streams, overlap=8)
+    )
     assert summary["tiles"] == 121
     assert most[batch * streams] <= batch * streams  # tiles of logits not yet blended: a batch per lane
     assert most[pipeline.ROWS_BUFFERED] <= pipeline.ROWS_BUFFERED  # window rows not yet written
 
 
-def test_an_error_in_a_writer_thread_stops_the_run_and_leaves_no_stage_files(tmp_path: Path,
-                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_error_in_a_writer_thread_stops_the_run_and_leaves_no_stage_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = _scenes(tmp_path / "in", [(300, 300), (300, 300), (300, 300)])
 
     def broken(*args: object) -> None:

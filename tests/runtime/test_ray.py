@@ -16,8 +16,10 @@ from sam2ms.data.synth import render_road_scene
 from conftest import has_module, run_cli
 from pixelwise import pixelwise_onnx
 
-pytestmark = pytest.mark.skipif(not (has_module("ray") and has_module("rasterio")),
-                                reason="ray or rasterio not installed (pip install 'sam2ms[ray,geo]')")
+pytestmark = pytest.mark.skipif(
+    not (has_module("ray") and has_module("rasterio")),
+    reason="ray or rasterio not installed (pip install 'sam2ms[ray,geo]')",
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,28 +54,33 @@ def scenes(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("block", [256, 8192])
-def test_png_outputs_equal_the_single_machine_run(model: str, scenes: Path, tmp_path: Path, block: int,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_png_outputs_equal_the_single_machine_run(
+    model: str, scenes: Path, tmp_path: Path, block: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, one, err = _infer([model, str(scenes), "-o", str(tmp_path / "one"), "--probabilities"], capsys)
     assert code == 0, err
-    code, summary, err = _infer([model, str(scenes), "-o", str(tmp_path / "ray"), "--probabilities", "--ray", "local",
-                                 "--block", str(block)], capsys)
+    code, summary, err = _infer(
+        [model, str(scenes), "-o", str(tmp_path / "ray"), "--probabilities", "--ray", "local", "--block", str(block)],
+        capsys,
+    )
     assert code == 0, err
     assert summary["files"] == 3 and summary["failed"] == 0
     assert summary["ray"]["blocks"] == (2 * 3 + 1 + 1 if block == 256 else 3)  # 300x520 in 256² blocks: 2 x 3
     assert sum(a["tiles"] for a in summary["ray"]["actors"].values()) == summary["tiles"] >= one["tiles"]
     assert summary["model"]["backend"] == [one["model"]["backend"]]  # where the actors ran it, as the one-machine run
     assert summary["model"]["device"] == [one["model"]["device"]]
-    one_files, ray_files = (sorted(p.relative_to(tmp_path / d) for p in (tmp_path / d).rglob("*.png"))
-                            for d in ("one", "ray"))
+    one_files, ray_files = (
+        sorted(p.relative_to(tmp_path / d) for p in (tmp_path / d).rglob("*.png")) for d in ("one", "ray")
+    )
     assert len(one_files) == 6 and one_files == ray_files
     for rel in one_files:
         assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "ray" / rel).read_bytes(), rel
     assert not (tmp_path / "ray" / ".sam2ms-blocks").exists()  # committed blocks removed once assembled
 
 
-def test_geotiff_with_nodata_in_blocks_equals_the_single_machine_run(model: str, tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_geotiff_with_nodata_in_blocks_equals_the_single_machine_run(
+    model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import rasterio
 
     bands, _ = uint16_scene(300, 410, 4)
@@ -90,8 +97,9 @@ def test_geotiff_with_nodata_in_blocks_equals_the_single_machine_run(model: str,
             assert (a.read_masks(1)[:60, :100] == 0).all()
 
 
-def test_resume_reuses_committed_blocks(model: str, scenes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_reuses_committed_blocks(
+    model: str, scenes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A run that dies after the blocks of a scene were committed: ``--resume`` infers none of them
     again and writes the outputs of an undisturbed run."""
     import sam2ms.runtime.ray_pipeline as rp
@@ -99,7 +107,7 @@ def test_resume_reuses_committed_blocks(model: str, scenes: Path, tmp_path: Path
     assert _infer([model, str(scenes), "-o", str(tmp_path / "one")], capsys)[0] == 0
     real = rp._assemble
 
-    def dies_on_s0(state, opts):  # noqa: ANN001, ANN202
+    def dies_on_s0(state, opts):
         if state.name == Path("s0"):
             raise OSError("disk full")
         return real(state, opts)
@@ -151,8 +159,9 @@ def _pids_titled(text: str) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc (Linux)")
 @pytest.mark.parametrize("victim", ["_Infer", "_read_block"])
-def test_a_killed_worker_is_replaced_and_the_outputs_are_whole(model: str, tmp_path: Path, victim: str,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_killed_worker_is_replaced_and_the_outputs_are_whole(
+    model: str, tmp_path: Path, victim: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``kill -9``, by PID, of the model actor's process (``_Infer``) or of a task worker reading
     a block (``_read_block``) the moment it appears mid-run: Ray restarts the actor or retries the
     task, and the outputs equal the single-machine run's."""
@@ -184,8 +193,9 @@ def test_a_killed_worker_is_replaced_and_the_outputs_are_whole(model: str, tmp_p
     killer.start()
     try:
         with open_model(model) as engine:
-            summary = run_inference_ray(model, InferOptions(tmp_path / "in", tmp_path / "ray"),
-                                        RayOptions(block=256, actors=1), engine.info)
+            summary = run_inference_ray(
+                model, InferOptions(tmp_path / "in", tmp_path / "ray"), RayOptions(block=256, actors=1), engine.info
+            )
     finally:
         stop.set()
         killer.join()

@@ -38,8 +38,22 @@ def _infer(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, di
 
 def test_pipeline_geometry_is_exact(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
-    code, summary, err = _infer([str(model), str(scenes), "-o", str(tmp_path / "out"), "--overlap", "16",
-                                 "--batch", "3", "--streams", "2", "--probabilities"], capsys)
+    code, summary, err = _infer(
+        [
+            str(model),
+            str(scenes),
+            "-o",
+            str(tmp_path / "out"),
+            "--overlap",
+            "16",
+            "--batch",
+            "3",
+            "--streams",
+            "2",
+            "--probabilities",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert summary["files"] == 3 and summary["failed"] == 0
     assert summary["tiles"] == 3 * 5 + 1 + 1  # 150x230 at stride 48, last snapped: 3 rows x 5 columns
@@ -65,7 +79,7 @@ from sam2ms.runtime.pipeline import InferOptions, run_inference
 from pathlib import Path
 import sam2ms.runtime.command, sam2ms.runtime.scenes, sam2ms.runtime.tiling, sam2ms.runtime.cuda
 import sam2ms.runtime.check
-s = run_inference(open_model({str(model)!r}), InferOptions(Path({str(scenes)!r}), Path({str(tmp_path / 'o')!r})))
+s = run_inference(open_model({str(model)!r}), InferOptions(Path({str(scenes)!r}), Path({str(tmp_path / "o")!r})))
 assert s["files"] == 3, s
 # no torch, and nothing of the export stage or the synthetic-data generator either
 bad = [m for m in ("torch", "torchvision", "sam2", "sam2ms.export", "sam2ms.data.synth") if m in sys.modules]
@@ -78,8 +92,9 @@ assert not bad, bad
 def test_bad_file_is_skipped_and_exit_1(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (scenes / "broken.png").write_bytes(b"not a png")
     Image.new("CMYK", (64, 64)).save(scenes / "cmyk.jpg")  # no band-by-band reading of CMYK
-    code, summary, err = _infer([str(pixelwise_onnx(tmp_path / "px.onnx", 64)), str(scenes), "-o",
-                                 str(tmp_path / "out")], capsys)
+    code, summary, err = _infer(
+        [str(pixelwise_onnx(tmp_path / "px.onnx", 64)), str(scenes), "-o", str(tmp_path / "out")], capsys
+    )
     assert code == 1
     assert summary["files"] == 3 and summary["failed"] == 2
     assert {Path(f["file"]).name for f in summary["failures"]} == {"broken.png", "cmyk.jpg"}
@@ -102,8 +117,11 @@ def test_kill_9_then_resume_leaves_no_temp_files(tmp_path: Path, capsys: pytest.
     args = [model, str(src), "--format", "tif", "--probabilities", "--batch", "8"]
     assert _infer([*args, "-o", str(tmp_path / "full")], capsys)[0] == 0
     part = tmp_path / "part"
-    proc = subprocess.Popen([sys.executable, "-m", "sam2ms.cli", "infer", *args, "-o", str(part), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sam2ms.cli", "infer", *args, "-o", str(part), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not list(part.glob(".*.stage.tif")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -122,8 +140,9 @@ def test_kill_9_then_resume_leaves_no_temp_files(tmp_path: Path, capsys: pytest.
             assert np.array_equal(a.read(), b.read()), f.name
 
 
-def test_resume_after_killed_run_gives_identical_outputs(tmp_path: Path, scenes: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_after_killed_run_gives_identical_outputs(
+    tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
     full, part = tmp_path / "full", tmp_path / "part"
     assert _infer([model, str(scenes), "-o", str(full), "--probabilities"], capsys)[0] == 0
@@ -141,15 +160,29 @@ def test_resume_after_killed_run_gives_identical_outputs(tmp_path: Path, scenes:
         assert f.read_bytes() == (part / f.relative_to(full)).read_bytes(), f
 
 
-def test_onnx_export_runs_with_sidecar_and_check_against(trained_nano: Path, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_onnx_export_runs_with_sidecar_and_check_against(
+    trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from sam2ms.export.pipeline import ExportOptions, run_export
 
     run_export(ExportOptions(ckpt=trained_nano, out=tmp_path / "exp", tile=64, onnx_only=True, check_tiles=1))
     src = tmp_path / "in"
     _scene(src / "a.png", 100, 120, 4)
-    code, summary, err = _infer([str(tmp_path / "exp" / "model.onnx"), str(src), "-o", str(tmp_path / "out"),
-                                 "--overlap", "16", "--check-against", str(trained_nano), "--check-tiles", "4"], capsys)
+    code, summary, err = _infer(
+        [
+            str(tmp_path / "exp" / "model.onnx"),
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "--overlap",
+            "16",
+            "--check-against",
+            str(trained_nano),
+            "--check-tiles",
+            "4",
+        ],
+        capsys,
+    )
     assert code == 0, err
     check = summary["check"]
     assert check["passed"] and check["tiles"] == 4 and check["max_abs"] < 1e-4
@@ -161,12 +194,22 @@ def test_onnx_export_runs_with_sidecar_and_check_against(trained_nano: Path, tmp
     assert code == 0, err and summary["model"]["backend"] == "torch"
 
 
-def test_check_against_other_weights_fails_with_3(trained_nano: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_against_other_weights_fails_with_3(
+    trained_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "in"
     _scene(src / "a.png", 64, 64, 4)
-    code, summary, err = _infer([str(pixelwise_onnx(tmp_path / "px.onnx", 64)), str(src), "-o",
-                                 str(tmp_path / "out"), "--check-against", str(trained_nano)], capsys)
+    code, summary, err = _infer(
+        [
+            str(pixelwise_onnx(tmp_path / "px.onnx", 64)),
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "--check-against",
+            str(trained_nano),
+        ],
+        capsys,
+    )
     assert code == 3 and not summary["check"]["passed"]
     assert "check against PyTorch failed" in err
 
@@ -180,12 +223,24 @@ def test_geotiff_keeps_crs_and_transform(tmp_path: Path, capsys: pytest.CaptureF
     src = tmp_path / "in" / "scene.tif"
     src.parent.mkdir()
     transform = from_origin(500000.0, 4200000.0, 0.5, 0.5)
-    with rasterio.open(src, "w", driver="GTiff", height=130, width=170, count=3, dtype="uint8",
-                       crs="EPSG:32633", transform=transform) as ds:
+    with rasterio.open(
+        src, "w", driver="GTiff", height=130, width=170, count=3, dtype="uint8", crs="EPSG:32633", transform=transform
+    ) as ds:
         ds.write(np.moveaxis(img, -1, 0))
-    code, summary, err = _infer([str(pixelwise_onnx(tmp_path / "px.onnx", 64)), str(src.parent), "-o",
-                                 str(tmp_path / "out"), "--format", "tif", "--probabilities", "--overlap", "16"],
-                                capsys)
+    code, _summary, err = _infer(
+        [
+            str(pixelwise_onnx(tmp_path / "px.onnx", 64)),
+            str(src.parent),
+            "-o",
+            str(tmp_path / "out"),
+            "--format",
+            "tif",
+            "--probabilities",
+            "--overlap",
+            "16",
+        ],
+        capsys,
+    )
     assert code == 0, err
     with rasterio.open(tmp_path / "out" / "scene.mask.tif") as out:
         assert out.crs.to_epsg() == 32633 and out.transform == transform
@@ -199,6 +254,7 @@ def test_geotiff_keeps_crs_and_transform(tmp_path: Path, capsys: pytest.CaptureF
 
 # --- refusals ---------------------------------------------------------------------------------
 
+
 def _refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     code, _, err = _infer(args, capsys)
     assert code == 2, err
@@ -210,15 +266,23 @@ def test_sidecar_mismatches(tmp_path: Path, scenes: Path, capsys: pytest.Capture
     from sam2ms.artifacts import write_sidecar
 
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
-    write_sidecar(model, {"tile": 64, "precision": "fp32",
-                          "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}})
+    write_sidecar(
+        model,
+        {
+            "tile": 64,
+            "precision": "fp32",
+            "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+        },
+    )
     out = str(tmp_path / "o")
     assert "built for 64px tiles" in _refused([str(model), str(scenes), "-o", out, "--tile", "128"], capsys)
-    write_sidecar(model, {"tile": 64, "precision": "fp32",
-                          "normalization": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}})
+    write_sidecar(
+        model, {"tile": 64, "precision": "fp32", "normalization": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
+    )
     assert "normalisation" in _refused([str(model), str(scenes), "-o", out], capsys)
-    write_sidecar(model, {"tile": 64, "precision": "fp32",
-                          "parity": {"passed": False, "failures": ["mask IoU 0.9 < 0.999"]}})
+    write_sidecar(
+        model, {"tile": 64, "precision": "fp32", "parity": {"passed": False, "failures": ["mask IoU 0.9 < 0.999"]}}
+    )
     assert "failed the parity check" in _refused([str(model), str(scenes), "-o", out], capsys)
 
 
@@ -254,15 +318,17 @@ def test_other_refusals(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixt
 
 @pytest.mark.slow
 @pytest.mark.skipif(not has_module("tensorrt_rtx") and not has_module("tensorrt"), reason="no TensorRT installed")
-def test_plan_without_gpu_is_a_clear_error(trained_nano: Path, tmp_path: Path, scenes: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_without_gpu_is_a_clear_error(
+    trained_nano: Path, tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from sam2ms.export.pipeline import ExportOptions, run_export
     from sam2ms.runtime.cuda import device_status
 
     if device_status()[0]:
         pytest.skip("a GPU is visible: the plan would run")
-    run_export(ExportOptions(ckpt=trained_nano, out=tmp_path / "exp", tile=64, batch="1:2:4", targets=["sm89"],
-                             check=False))
+    run_export(
+        ExportOptions(ckpt=trained_nano, out=tmp_path / "exp", tile=64, batch="1:2:4", targets=["sm89"], check=False)
+    )
     err = _refused([str(tmp_path / "exp" / "engine.plan"), str(scenes), "-o", str(tmp_path / "o")], capsys)
     assert "needs an NVIDIA GPU, but CUDA says:" in err
     assert "cudaError" in err or "cuda-python" in err  # the CUDA error by name, or the missing library
@@ -302,8 +368,12 @@ def test_check_against_judges_int8_by_its_targets(tmp_path: Path) -> None:
             return [self.lane] * count
 
     Image.fromarray(np.random.default_rng(4).integers(0, 256, (256, 256, 3), np.uint8)).save(tmp_path / "s.png")
-    reports = {p: check_against(Fixed(p, drop=True), Fixed("fp32", drop=False), tmp_path / "s.png", overlap=0,
-                                batch=4, limit=16) for p in ("int8", "fp16")}
+    reports = {
+        p: check_against(
+            Fixed(p, drop=True), Fixed("fp32", drop=False), tmp_path / "s.png", overlap=0, batch=4, limit=16
+        )
+        for p in ("int8", "fp16")
+    }
     assert 0.99 < reports["int8"]["mask_iou"] == reports["fp16"]["mask_iou"] < 0.995
     assert reports["int8"]["passed"] and reports["int8"]["targets"]["min_mask_iou"] == 0.98
     assert not reports["fp16"]["passed"] and reports["fp16"]["failures"]
@@ -320,8 +390,12 @@ def test_progress_counts_windows(tmp_path: Path, scenes: Path) -> None:
     totals: list[int] = []
     done: list[int] = []
     with open_model(pixelwise_onnx(tmp_path / "px.onnx", 64)) as engine:
-        summary = run_inference(engine, InferOptions(scenes, tmp_path / "out", overlap=16, batch=3),
-                                progress=done.append, on_start=totals.append)
+        summary = run_inference(
+            engine,
+            InferOptions(scenes, tmp_path / "out", overlap=16, batch=3),
+            progress=done.append,
+            on_start=totals.append,
+        )
     assert summary["tiles"] == 3 * 5 + 1 + 1 and summary["failed"] == 1
     assert totals == sorted(totals) and totals[-1] == sum(done) == summary["tiles"] + summary["empty_windows"]
     assert len(done) > 3  # batches, not files

@@ -22,12 +22,23 @@ from sam2ms.runtime.backends.tensorrt_backend import _TrtLane
 import fake_tensorrt as fake
 from conftest import run_cli
 
+pytestmark = pytest.mark.core  # runs without torch: make test-core
+
 
 def _plan(tmp_path: Path, **fields: object) -> Path:
     plan = tmp_path / "engine.plan"
     plan.write_bytes(b"fake plan")
-    write_sidecar(plan, {"kind": "tensorrt-plan", "tile": 32, "precision": "fp16", "input_format": "uint8",
-                         "builder": "tensorrt", **fields})
+    write_sidecar(
+        plan,
+        {
+            "kind": "tensorrt-plan",
+            "tile": 32,
+            "precision": "fp16",
+            "input_format": "uint8",
+            "builder": "tensorrt",
+            **fields,
+        },
+    )
     return plan
 
 
@@ -74,10 +85,12 @@ def test_buffers_follow_the_profile_and_output_shape_the_context(engine: fake.Fa
             lane.infer(_tiles(5))  # beyond the profile: TensorRT's False is not ignored
 
 
-@pytest.mark.parametrize("refused,message", [("address", "the address of 'image'"),
-                                             ("profile", "optimisation profile 0")])
-def test_false_results_are_errors(engine: fake.FakeEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                  refused: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "refused,message", [("address", "the address of 'image'"), ("profile", "optimisation profile 0")]
+)
+def test_false_results_are_errors(
+    engine: fake.FakeEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: str, message: str
+) -> None:
     monkeypatch.setattr(fake.FakeContext, "refuse", {refused})
     with open_model(_plan(tmp_path)) as backend, pytest.raises(Sam2msError, match=f"TensorRT refused {message}"):
         backend.lanes(1)
@@ -136,20 +149,37 @@ def test_cuda_graph_only_for_plans(tmp_path: Path) -> None:
 
 def test_plan_from_a_failed_onnx_is_refused(tmp_path: Path) -> None:
     failed = {"passed": False, "failures": ["mask IoU 0.9 < 0.995"]}
-    with pytest.raises(UsageError, match="built from an ONNX that failed its parity check.*mask IoU 0.9"):
+    with pytest.raises(UsageError, match=r"built from an ONNX that failed its parity check.*mask IoU 0.9"):
         open_model(_plan(tmp_path, parity_of_source_onnx=failed))
 
 
-def test_whole_tiled_run_through_the_tensorrt_lanes(engine: fake.FakeEngine, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_whole_tiled_run_through_the_tensorrt_lanes(
+    engine: fake.FakeEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from sam2ms.data.synth import render_road_scene
 
     image, _ = render_road_scene(70, 90, np.random.default_rng(3))
     (tmp_path / "in").mkdir()
     Image.fromarray(image).save(tmp_path / "in" / "s.png")
-    code, out, err = run_cli(["infer", str(_plan(tmp_path)), str(tmp_path / "in"), "-o", str(tmp_path / "out"),
-                              "--batch", "4", "--streams", "2", "--overlap", "8", "--probabilities", "--json",
-                              "--quiet"], capsys)
+    code, out, err = run_cli(
+        [
+            "infer",
+            str(_plan(tmp_path)),
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--batch",
+            "4",
+            "--streams",
+            "2",
+            "--overlap",
+            "8",
+            "--probabilities",
+            "--json",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     summary = json.loads(out)
     assert summary["input_bytes_per_tile"] == 32 * 32 * 3 and summary["model"]["device"] == "Fake GPU"
@@ -164,15 +194,21 @@ class _Err(enum.IntEnum):
     cudaErrorNoDevice = 100
 
 
-@pytest.mark.parametrize("code,expected", [
-    (_Err.cudaErrorInsufficientDriver, "cudaErrorInsufficientDriver: "),
-    (_Err.cudaErrorNoDevice, "no CUDA device visible (cudaErrorNoDevice)"),
-])
+@pytest.mark.parametrize(
+    "code,expected",
+    [
+        (_Err.cudaErrorInsufficientDriver, "cudaErrorInsufficientDriver: "),
+        (_Err.cudaErrorNoDevice, "no CUDA device visible (cudaErrorNoDevice)"),
+    ],
+)
 def test_cuda_errors_are_named(monkeypatch: pytest.MonkeyPatch, code: _Err, expected: str) -> None:
     from sam2ms.runtime import cuda
 
-    rt = SimpleNamespace(cudaError_t=_Err, cudaGetDeviceCount=lambda: (code, 0),
-                         cudaGetErrorName=lambda err: (_Err.cudaSuccess, err.name.encode()))
+    rt = SimpleNamespace(
+        cudaError_t=_Err,
+        cudaGetDeviceCount=lambda: (code, 0),
+        cudaGetErrorName=lambda err: (_Err.cudaSuccess, err.name.encode()),
+    )
     monkeypatch.setattr(cuda, "cudart", lambda: rt)
     count, why = cuda.device_status()
     assert count == 0 and why is not None and why.startswith(expected)

@@ -1,9 +1,13 @@
 """Tiling geometry and blending: exact for per-pixel models, seamless, bounded, padded."""
 
+import itertools
+
 import numpy as np
 import pytest
 
 from sam2ms.runtime.tiling import Grid, Stitcher, blend_ramp, pad_to_tile, window_origins
+
+pytestmark = pytest.mark.core  # runs without torch: make test-core
 
 
 def test_window_origins_snap_inward() -> None:
@@ -13,7 +17,7 @@ def test_window_origins_snap_inward() -> None:
     for length in (300, 513, 1000):
         o = window_origins(length, 256, 64)
         assert o[0] == 0 and o[-1] == length - 256
-        assert all(b - a <= 256 - 64 for a, b in zip(o, o[1:]))  # overlap at least O everywhere
+        assert all(b - a <= 256 - 64 for a, b in itertools.pairwise(o))  # overlap at least O everywhere
     with pytest.raises(ValueError):
         window_origins(500, 256, 256)
 
@@ -33,8 +37,8 @@ def _stitch(scene: np.ndarray, tile: int, overlap: int, model) -> np.ndarray:
     emitted = []
 
     def emit(y0: int, rows: np.ndarray, valid: np.ndarray | None) -> None:
-        assert np.isnan(out[y0:y0 + len(rows)]).all(), "row emitted twice"
-        out[y0:y0 + len(rows)] = rows
+        assert np.isnan(out[y0 : y0 + len(rows)]).all(), "row emitted twice"
+        out[y0 : y0 + len(rows)] = rows
         emitted.append(y0)
 
     st = Stitcher(grid, emit)
@@ -43,11 +47,11 @@ def _stitch(scene: np.ndarray, tile: int, overlap: int, model) -> np.ndarray:
     order = list(range(len(windows)))
     # Out-of-order completion inside a small in-flight window, as with several streams.
     for start in range(0, len(order), 3):
-        chunk = order[start:start + 3]
+        chunk = order[start : start + 3]
         rng.shuffle(chunk)
         for i in chunk:
             r, y, x = windows[i]
-            st.add(r, y, x, model(padded[y:y + tile, x:x + tile]))
+            st.add(r, y, x, model(padded[y : y + tile, x : x + tile]))
     assert st.done and emitted == sorted(emitted)
     return out
 

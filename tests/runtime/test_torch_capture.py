@@ -97,8 +97,7 @@ def test_captures_from_many_threads_are_serialised() -> None:
         inside = 0
         overlapped = False
 
-        def capture(self, fn: Callable[[Any], Any], static_in: Any, pool: Any,
-                    stream: Any) -> tuple[FakeGraph, Any]:
+        def capture(self, fn: Callable[[Any], Any], static_in: Any, pool: Any, stream: Any) -> tuple[FakeGraph, Any]:
             SlowGraphs.inside += 1
             SlowGraphs.overlapped |= SlowGraphs.inside > 1
             threading.Event().wait(0.02)
@@ -144,8 +143,10 @@ def fake_cuda_graphs(monkeypatch: pytest.MonkeyPatch) -> FakeGraphs:
 def test_captured_lane_gives_the_eager_lane_s_logits(trained_nano: Path, fake_cuda_graphs: FakeGraphs) -> None:
     rng = np.random.default_rng(2)
     batches = [rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8) for n in (2, 2, 1)]
-    with open_model(trained_nano, "torch", precision="bf16") as eager, \
-            open_model(trained_nano, "torch", precision="bf16", cuda_graph=True) as captured:
+    with (
+        open_model(trained_nano, "torch", precision="bf16") as eager,
+        open_model(trained_nano, "torch", precision="bf16", cuda_graph=True) as captured,
+    ):
         (e_lane,), (c_lane,) = eager.lanes(1), captured.lanes(1)
         outs = [c_lane.infer(b) for b in batches]
         for batch, out in zip(batches, outs):
@@ -165,15 +166,27 @@ def test_cuda_graph_needs_cuda(trained_nano: Path, capsys: pytest.CaptureFixture
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the capture would run")
     (tmp_path / "in").mkdir()
-    code, _, err = run_cli(["infer", str(trained_nano), str(tmp_path / "in"), "-o", str(tmp_path / "out"),
-                            "--backend", "torch", "--cuda-graph", "--quiet"], capsys)
+    code, _, err = run_cli(
+        [
+            "infer",
+            str(trained_nano),
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--backend",
+            "torch",
+            "--cuda-graph",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 2 and "needs a CUDA GPU" in err
 
 
 def test_cuda_graph_and_compile_are_exclusive(trained_nano: Path) -> None:
     with pytest.raises(UsageError, match="one or the other"):
         open_model(trained_nano, "torch", cuda_graph=True, compile="reduce-overhead")
-    with pytest.raises(UsageError, match="torch.compile mode"):
+    with pytest.raises(UsageError, match=r"torch.compile mode"):
         open_model(trained_nano, "torch", compile="fastest")
 
 
@@ -183,7 +196,11 @@ def test_torch_variants_parse() -> None:
     assert TorchVariant.parse("bf16+graph+cl") == TorchVariant("bf16", "graph", True)
     assert TorchVariant.parse("compile") == TorchVariant("fp32", "compile")
     assert TorchVariant.parse("fp16+reduce-overhead").open_kwargs() == {
-        "precision": "fp16", "cuda_graph": False, "channels_last": False, "compile": "reduce-overhead"}
+        "precision": "fp16",
+        "cuda_graph": False,
+        "channels_last": False,
+        "compile": "reduce-overhead",
+    }
     assert TorchVariant.parse("bf16+graph").label == "pytorch CUDA graph bf16"
     for bad in ("fp8", "bf16+graph+compile", "graph", "bf16+cl+graph", "bf16+"):
         with pytest.raises(UsageError, match="--torch"):
@@ -196,8 +213,17 @@ def test_bench_rows_of_the_fast_path(trained_nano: Path, fake_cuda_graphs: FakeG
     from sam2ms.bench.options import BenchOptions
     from sam2ms.bench.runner import run_bench
 
-    report = run_bench(BenchOptions(models=[trained_nano], batches=[2], iterations=2, warmup=1, accuracy_tiles=2,
-                                    torch_variants=["fp32", "bf16+graph", "fp32+cl"], isolate=False))
+    report = run_bench(
+        BenchOptions(
+            models=[trained_nano],
+            batches=[2],
+            iterations=2,
+            warmup=1,
+            accuracy_tiles=2,
+            torch_variants=["fp32", "bf16+graph", "fp32+cl"],
+            isolate=False,
+        )
+    )
     rows = {r["subject"]: r for r in report["rows"]}
     assert set(rows) == {"pytorch eager fp32", "pytorch CUDA graph bf16", "pytorch eager fp32 channels-last"}
     assert rows["pytorch CUDA graph bf16"]["precision"] == "bf16" and fake_cuda_graphs.captures

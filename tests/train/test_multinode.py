@@ -23,8 +23,24 @@ import torch
 from sam2ms.train.trainer import TrainConfig, Trainer
 
 WORKER = Path(__file__).with_name("torchrun_train.py")
-ARGS = ["--model", "sam2ms_nano", "--epochs", "2", "--batch", "2", "--image-size", "64", "--lossnet", "none",
-        "--eval-every", "0", "--save-every", "1", "--quiet", "--json"]
+ARGS = [
+    "--model",
+    "sam2ms_nano",
+    "--epochs",
+    "2",
+    "--batch",
+    "2",
+    "--image-size",
+    "64",
+    "--lossnet",
+    "none",
+    "--eval-every",
+    "0",
+    "--save-every",
+    "1",
+    "--quiet",
+    "--json",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -34,17 +50,41 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _job(data: Path, runs: list[Path], *extra: str, dump: Path | None = None, kill_second_at: int = 0,
-         timeout: float = 240) -> list[subprocess.CompletedProcess[str]]:
+def _job(
+    data: Path, runs: list[Path], *extra: str, dump: Path | None = None, kill_second_at: int = 0, timeout: float = 240
+) -> list[subprocess.CompletedProcess[str]]:
     """Launch a 2-node job (one torchrun per node; ``runs[i]`` is node i's -o) and wait for both."""
     port, procs = _free_port(), []
     for node, run in enumerate(runs):
-        env = {**ENV, **({"SAM2MS_TEST_DUMP": str(dump)} if dump else {}),
-               **({"SAM2MS_TEST_KILL_AT": str(kill_second_at)} if node == 1 and kill_second_at else {})}
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
-               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", f"job{port}",
-               "--rdzv-conf", f"is_host={int(node == 0)}",  # node 0 hosts the rendezvous store
-               str(WORKER), "--data", str(data), *ARGS, "-o", str(run), *extra]
+        env = {
+            **ENV,
+            **({"SAM2MS_TEST_DUMP": str(dump)} if dump else {}),
+            **({"SAM2MS_TEST_KILL_AT": str(kill_second_at)} if node == 1 and kill_second_at else {}),
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "2",
+            "--nproc_per_node",
+            "1",
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            f"127.0.0.1:{port}",
+            "--rdzv-id",
+            f"job{port}",
+            "--rdzv-conf",
+            f"is_host={int(node == 0)}",  # node 0 hosts the rendezvous store
+            str(WORKER),
+            "--data",
+            str(data),
+            *ARGS,
+            "-o",
+            str(run),
+            *extra,
+        ]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     done = []
     for p in procs:
@@ -78,7 +118,8 @@ def two_nodes(synth_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> t
 
 
 def test_two_nodes_train_what_one_process_with_their_global_batch_trains(
-        two_nodes: tuple[Path, Path], synth_folder: Path, tmp_path: Path) -> None:
+    two_nodes: tuple[Path, Path], synth_folder: Path, tmp_path: Path
+) -> None:
     run, dump = two_nodes
     rank0, rank1 = _dumps(dump)
     _assert_identical(rank0, rank1)  # replicas stay bit-identical, BatchNorm statistics included
@@ -88,8 +129,19 @@ def test_two_nodes_train_what_one_process_with_their_global_batch_trains(
     assert json.loads((run / "config.json").read_text())["world_size"] == 2
 
     one = tmp_path / "one"
-    Trainer(TrainConfig(data=synth_folder, output=one, model="sam2ms_nano", epochs=2, batch=4, image_size=64,
-                        lossnet="none", eval_every=0, progress=False)).fit()
+    Trainer(
+        TrainConfig(
+            data=synth_folder,
+            output=one,
+            model="sam2ms_nano",
+            epochs=2,
+            batch=4,
+            image_size=64,
+            lossnet="none",
+            eval_every=0,
+            progress=False,
+        )
+    ).fit()
     single = torch.load(one / "last.pt", weights_only=True)["weights"]["full"]
     # the same batches, the same BatchNorm statistics: losses agree to float rounding (without
     # synchronised BatchNorm they differ by ~2e-3 from the first step, running stats by ~0.1)
@@ -106,7 +158,8 @@ def test_two_nodes_train_what_one_process_with_their_global_batch_trains(
 
 
 def test_a_lost_node_stops_the_job_and_resume_finishes_it_identically(
-        two_nodes: tuple[Path, Path], synth_folder: Path, tmp_path: Path) -> None:
+    two_nodes: tuple[Path, Path], synth_folder: Path, tmp_path: Path
+) -> None:
     run = tmp_path / "run"
     first = _job(synth_folder, [run] * 2, "--auto-resume", kill_second_at=3, timeout=120)
     assert first[1].returncode == -9  # the "node" died (its agent was SIGKILLed)
@@ -122,12 +175,15 @@ def test_a_lost_node_stops_the_job_and_resume_finishes_it_identically(
         _assert_identical(mine, ref)
 
 
-def test_a_node_that_cannot_see_the_run_stops_every_rank(two_nodes: tuple[Path, Path], synth_folder: Path,
-                                                         tmp_path: Path) -> None:
+def test_a_node_that_cannot_see_the_run_stops_every_rank(
+    two_nodes: tuple[Path, Path], synth_folder: Path, tmp_path: Path
+) -> None:
     shutil.copytree(two_nodes[0], tmp_path / "shared")
     (tmp_path / "local").mkdir()
     jobs = _job(synth_folder, [tmp_path / "shared", tmp_path / "local"], "--resume", timeout=120)
     for p in jobs:  # every rank exits with the usage error (code 2), none waits for the other
         assert p.returncode != 0 and "exitcode  : 2" in p.stderr, p.stderr[-2000:]
-        assert ("error: the ranks disagree on whether the run folder (-o) holds last.pt (rank 0: True, rank 1: "
-                "False); put -o on storage that every node mounts") in p.stderr, p.stderr[-2000:]
+        assert (
+            "error: the ranks disagree on whether the run folder (-o) holds last.pt (rank 0: True, rank 1: "
+            "False); put -o on storage that every node mounts"
+        ) in p.stderr, p.stderr[-2000:]

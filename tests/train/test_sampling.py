@@ -30,5 +30,6 @@ def test_same_global_batch_same_samples_per_step() -> None:
     two = [rank_steps(13, 2, 0, world=2, rank=r, batch=2, accum=2) for r in range(2)]
     four_all = [rank_steps(13, 2, 0, world=4, rank=r, batch=2, accum=1) for r in range(4)]
     for k in range(len(four)):
-        assert sorted(i for r in range(4) for i in four_all[r][k][0]) == \
-            sorted(i for r in range(2) for mb in two[r][k] for i in mb)
+        assert sorted(i for r in range(4) for i in four_all[r][k][0]) == sorted(
+            i for r in range(2) for mb in two[r][k] for i in mb
+        )

@@ -32,8 +32,18 @@ def _worker(rank: int, init: str, out: str) -> None:
     for _ in range(2):  # two steps: running statistics accumulate
         y = bn(xr)
         (y * w[half]).sum().backward()
-    torch.save({"y": y.detach(), "gx": xr.grad, "gw": bn.weight.grad, "gb": bn.bias.grad,
-                "rm": bn.running_mean, "rv": bn.running_var, "n": bn.num_batches_tracked}, f"{out}/rank{rank}.pt")
+    torch.save(
+        {
+            "y": y.detach(),
+            "gx": xr.grad,
+            "gw": bn.weight.grad,
+            "gb": bn.bias.grad,
+            "rm": bn.running_mean,
+            "rv": bn.running_var,
+            "n": bn.num_batches_tracked,
+        },
+        f"{out}/rank{rank}.pt",
+    )
     td.destroy_process_group()
 
 

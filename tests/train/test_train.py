@@ -15,8 +15,19 @@ from sam2ms.train.trainer import TrainConfig, Trainer
 
 
 def _cfg(data: Path, out: Path, **kw: object) -> TrainConfig:
-    base = dict(data=data, output=out, model="sam2ms_nano", epochs=2, batch=2, image_size=32, lr=1e-3,
-                lossnet="none", progress=False, eval_every=1, seed=0)
+    base = dict(
+        data=data,
+        output=out,
+        model="sam2ms_nano",
+        epochs=2,
+        batch=2,
+        image_size=32,
+        lr=1e-3,
+        lossnet="none",
+        progress=False,
+        eval_every=1,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
 
@@ -59,8 +70,13 @@ def test_resume_reproduces_the_uninterrupted_run(synth_folder: Path, tmp_path: P
     a, b = read_checkpoint(full / "last.pt"), read_checkpoint(part / "last.pt")
     for k, v in a.state_dict.items():
         assert torch.equal(v, b.state_dict[k]), k
-    strip = lambda p: [{k: v for k, v in json.loads(ln).items() if k != "elapsed_s"}  # noqa: E731
-                       for ln in (p / "metrics.jsonl").read_text().splitlines()]
+
+    def strip(p: Path) -> list[dict[str, object]]:
+        return [
+            {k: v for k, v in json.loads(ln).items() if k != "elapsed_s"}
+            for ln in (p / "metrics.jsonl").read_text().splitlines()
+        ]
+
     assert strip(part) == strip(full)
 
 
@@ -103,12 +119,13 @@ def test_resume_keeps_the_global_batch(synth_folder: Path, tmp_path: Path) -> No
 
 
 def test_resume_needs_a_run(synth_folder: Path, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="last.pt not found"):
+    with pytest.raises(UsageError, match=r"last.pt not found"):
         Trainer(_cfg(synth_folder, tmp_path / "none", resume=True))
 
 
-@pytest.mark.parametrize("kw,msg", [({"image_size": 40}, "multiple of 32"), ({"amp": "int8"}, "--amp"),
-                                    ({"batch": 0}, "--batch")])
+@pytest.mark.parametrize(
+    "kw,msg", [({"image_size": 40}, "multiple of 32"), ({"amp": "int8"}, "--amp"), ({"batch": 0}, "--batch")]
+)
 def test_bad_options(synth_folder: Path, tmp_path: Path, kw: dict, msg: str) -> None:
     with pytest.raises(UsageError, match=msg):
         Trainer(_cfg(synth_folder, tmp_path / "r", **kw))
@@ -124,9 +141,34 @@ def test_bf16_autocast_step_on_cpu(synth_folder: Path, tmp_path: Path) -> None:
 def test_ddp_two_processes_with_torchrun(synth_folder: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "sam2ms.cli", "train", "--data", str(synth_folder), "--model", "sam2ms_nano", "--epochs", "1",
-           "--batch", "2", "--image-size", "32", "--lossnet", "none", "--quiet", "--json", "-o", str(run)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "sam2ms.cli",
+        "train",
+        "--data",
+        str(synth_folder),
+        "--model",
+        "sam2ms_nano",
+        "--epochs",
+        "1",
+        "--batch",
+        "2",
+        "--image-size",
+        "32",
+        "--lossnet",
+        "none",
+        "--quiet",
+        "--json",
+        "-o",
+        str(run),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # 7 train samples padded to 8 -> 4 per rank -> 2 steps of batch 2 per rank (global batch 4)

@@ -3,6 +3,7 @@ the folder), binds its artifact by size and SHA-256, and an ONNX without one run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -21,6 +22,8 @@ from sam2ms.schema import validate
 
 from conftest import json_values, run_cli
 from pixelwise import WEIGHTS, pixelwise_onnx
+
+pytestmark = pytest.mark.core  # runs without torch: make test-core
 
 JSON = json_values()
 
@@ -65,8 +68,13 @@ def test_an_unknown_builder_is_refused_and_never_imported(tmp_path: Path, tiles:
     _patched(plan, builder="helper")
     marker = tmp_path / "PWNED"
     (folder / "helper.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\n")
-    proc = subprocess.run([sys.executable, "-m", "sam2ms.cli", "infer", "engine.plan", str(tiles), "-o",
-                           str(tmp_path / "out")], cwd=folder, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sam2ms.cli", "infer", "engine.plan", str(tiles), "-o", str(tmp_path / "out")],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "unknown builder 'helper'" in proc.stderr and "Traceback" not in proc.stderr
     assert not marker.exists()
@@ -82,8 +90,9 @@ def test_import_tensorrt_looks_names_up_in_its_table(monkeypatch: pytest.MonkeyP
         import_tensorrt("os", "running a .plan")
 
 
-def test_a_sidecar_beside_another_model_is_refused(tmp_path: Path, tiles: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_sidecar_beside_another_model_is_refused(
+    tmp_path: Path, tiles: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "a").mkdir()
     model = pixelwise_onnx(tmp_path / "a" / "model.onnx", 64)
     other = tmp_path / "b" / "model.onnx"
@@ -102,8 +111,9 @@ def test_a_sidecar_beside_another_model_is_refused(tmp_path: Path, tiles: Path,
     assert _infer([str(model), str(tiles), "-o", str(tmp_path / "out")], capsys)[0] == 0
 
 
-def test_an_onnx_without_sidecar_runs_only_unverified(tmp_path: Path, tiles: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_onnx_without_sidecar_runs_only_unverified(
+    tmp_path: Path, tiles: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bare = pixelwise_onnx(tmp_path / "bare.onnx", 64, sidecar=False)
     code, _, err = _infer([str(bare), str(tiles), "-o", str(tmp_path / "out")], capsys)
     assert code == 2 and "no sidecar" in err and "--unverified" in err
@@ -121,26 +131,32 @@ def test_an_onnx_without_sidecar_runs_only_unverified(tmp_path: Path, tiles: Pat
     assert code == 2 and "a plan runs only with its sidecar" in err
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"tile": "abc"}, "tile: expected an integer"),
-    ({"tile": True}, "tile: expected an integer"),
-    ({"parity": {"passed": "false", "failures": []}}, "parity.passed: expected true or false, got string 'false'"),
-    ({"parity": ["passed"]}, "parity: expected an object"),
-    ({"parity": {"failures": []}}, "parity.passed: missing"),
-    ({"tile": _DROP}, "tile: missing"),
-    ({"normalization": {"mean": [0.5, 0.5], "std": [1, 1, 1]}}, "normalization.mean: expected a list of 3 items"),
-    ({"builder": "helper"}, "builder: unknown builder 'helper'"),
-    ({"precision": "fp8"}, "precision: expected one of"),
-    ({"surprise": 1}, "surprise: unknown key"),
-    ({"format_version": 99}, "sidecar format 99 is newer than this sam2ms reads"),
-    ({"format": "something"}, "not a sam2ms-sidecar file"),
-    ({"radiometry": {"bands": [0], "stretch": "none", "percentiles": [2, 98], "low": None, "high": None}},
-     "radiometry.bands[0]: expected an integer >= 1"),
-    ({"source_onnx": {"file": "../model.onnx"}}, "source_onnx.file: expected a plain file name"),
-    ({"artifact": "/etc/passwd"}, "artifact: expected a plain file name"),
-])
-def test_every_field_is_checked(tmp_path: Path, tiles: Path, capsys: pytest.CaptureFixture[str],
-                                changes: dict[str, object], message: str) -> None:
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"tile": "abc"}, "tile: expected an integer"),
+        ({"tile": True}, "tile: expected an integer"),
+        ({"parity": {"passed": "false", "failures": []}}, "parity.passed: expected true or false, got string 'false'"),
+        ({"parity": ["passed"]}, "parity: expected an object"),
+        ({"parity": {"failures": []}}, "parity.passed: missing"),
+        ({"tile": _DROP}, "tile: missing"),
+        ({"normalization": {"mean": [0.5, 0.5], "std": [1, 1, 1]}}, "normalization.mean: expected a list of 3 items"),
+        ({"builder": "helper"}, "builder: unknown builder 'helper'"),
+        ({"precision": "fp8"}, "precision: expected one of"),
+        ({"surprise": 1}, "surprise: unknown key"),
+        ({"format_version": 99}, "sidecar format 99 is newer than this sam2ms reads"),
+        ({"format": "something"}, "not a sam2ms-sidecar file"),
+        (
+            {"radiometry": {"bands": [0], "stretch": "none", "percentiles": [2, 98], "low": None, "high": None}},
+            "radiometry.bands[0]: expected an integer >= 1",
+        ),
+        ({"source_onnx": {"file": "../model.onnx"}}, "source_onnx.file: expected a plain file name"),
+        ({"artifact": "/etc/passwd"}, "artifact: expected a plain file name"),
+    ],
+)
+def test_every_field_is_checked(
+    tmp_path: Path, tiles: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, object], message: str
+) -> None:
     model = _patched(pixelwise_onnx(tmp_path / "px.onnx", 64), **changes)
     code, _, err = _infer([str(model), str(tiles), "-o", str(tmp_path / "out")], capsys)
     assert code == 2 and message in err, err
@@ -149,10 +165,16 @@ def test_every_field_is_checked(tmp_path: Path, tiles: Path, capsys: pytest.Capt
 
 def test_unreadable_sidecars_are_usage_errors(tmp_path: Path) -> None:
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
-    for text in (b"{", b'{"tile": NaN}', b"[" * 100_000 + b"]" * 100_000, b"1" * 5000, b"\xff\xfe",
-                 b" " * (17 << 20)):  # bad syntax, NaN, too deep, a 5000-digit int, not UTF-8, 17 MiB
+    for text in (
+        b"{",
+        b'{"tile": NaN}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b"1" * 5000,
+        b"\xff\xfe",
+        b" " * (17 << 20),
+    ):  # bad syntax, NaN, too deep, a 5000-digit int, not UTF-8, 17 MiB
         sidecar_path(model).write_bytes(text)
-        with pytest.raises(UsageError, match="px.onnx.json"):
+        with pytest.raises(UsageError, match=r"px.onnx.json"):
             read_sidecar(model)
 
 
@@ -164,7 +186,7 @@ def test_names_in_a_sidecar_stay_in_the_model_folder(tmp_path: Path) -> None:
     (folder / "local.onnx").write_bytes(b"x")
     artifact = folder / "model.int8.onnx"
     assert file_in_folder(artifact, "local.onnx", "source_onnx") == folder / "local.onnx"
-    with pytest.raises(UsageError, match="'model.onnx' is a link out of the model's folder"):
+    with pytest.raises(UsageError, match=r"'model.onnx' is a link out of the model's folder"):
         file_in_folder(artifact, "model.onnx", "source_onnx")
 
 
@@ -190,22 +212,29 @@ def test_the_hash_is_kept_per_version_of_the_file(tmp_path: Path, monkeypatch: p
 
 
 def _valid_sidecar() -> dict:
-    return {"format": "sam2ms-sidecar", "format_version": 1, "artifact": "model.onnx", "sha256": "0" * 64,
-            "size_bytes": 10, "tile": 64, "precision": "fp32", "kind": "onnx",
-            "parity": {"passed": True, "failures": [], "max_abs": 1e-6},
-            "openvino": {"version": "2026", "fp32": {"passed": True}, "bf16": {"measured": False, "why": "x"}}}
+    return {
+        "format": "sam2ms-sidecar",
+        "format_version": 1,
+        "artifact": "model.onnx",
+        "sha256": "0" * 64,
+        "size_bytes": 10,
+        "tile": 64,
+        "precision": "fp32",
+        "kind": "onnx",
+        "parity": {"passed": True, "failures": [], "max_abs": 1e-6},
+        "openvino": {"version": "2026", "fp32": {"passed": True}, "bf16": {"measured": False, "why": "x"}},
+    }
 
 
 @given(value=JSON)
 def test_any_json_is_a_sidecar_or_a_usage_error(value: object) -> None:
-    try:
+    with contextlib.suppress(UsageError):
         validate(value, SIDECAR_SCHEMA, "s.json", "re-export")
-    except UsageError:
-        pass
 
 
-@given(key=st.sampled_from(sorted(_valid_sidecar()) + ["calibration", "radiometry", "inputs", "builder", "x"]),
-       value=JSON)
+@given(
+    key=st.sampled_from([*sorted(_valid_sidecar()), "calibration", "radiometry", "inputs", "builder", "x"]), value=JSON
+)
 def test_any_field_edit_is_valid_or_a_usage_error(key: str, value: object) -> None:
     data = _valid_sidecar()
     data[key] = value

@@ -12,6 +12,8 @@ from PIL import Image
 from conftest import run_cli
 from pixelwise import pixelwise_onnx
 
+pytestmark = pytest.mark.core  # runs without torch: make test-core
+
 # (command line, the option its error must name); files need not exist: parsing comes first
 BAD = [
     (["infer", "m.onnx", "in", "-o", "out", "--threads", "-1"], "--threads"),
@@ -43,8 +45,9 @@ BAD = [
 
 
 @pytest.mark.parametrize("args,option", BAD, ids=[f"{a[0]} {o}" for a, o in BAD])
-def test_bad_numbers_are_refused_at_parse_time(args: list[str], option: str,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_numbers_are_refused_at_parse_time(
+    args: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run_cli(args, capsys)
     assert code == 2 and option in err and "Traceback" not in err, err
 
@@ -53,7 +56,8 @@ def test_bounds_that_depend_on_the_model(tmp_path: Path, capsys: pytest.CaptureF
     """--overlap must stay below the model's tile (from its sidecar), checked before any input is read."""
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "a.png")
     model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
-    code, _, err = run_cli(["infer", model, str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--overlap", "64"],
-                           capsys)
+    code, _, err = run_cli(
+        ["infer", model, str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--overlap", "64"], capsys
+    )
     assert code == 2 and "--overlap 64: must be in [0, tile=64)" in err
     assert not (tmp_path / "out").exists()

@@ -92,14 +92,22 @@ main()
 @pytest.mark.skipif(not has_module("rasterio"), reason="GeoTIFF outputs stage files: needs rasterio ([geo])")
 @pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_an_interrupted_run_leaves_no_temp_files_and_resumes_identically(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], sig: str, code: int) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sig: str, code: int
+) -> None:
     src = _scenes(tmp_path / "in", 4, 320)
+    rng = np.random.default_rng(8)
+    for i in (1, 2, 3):  # larger than s0: still under way when s0's finish sends the signal, however loaded the host
+        Image.fromarray(rng.integers(0, 256, (960, 960, 3), np.uint8)).save(src / f"s{i}.png")
     model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
     args = [model, str(src), "--format", "tif", "--probabilities", "--workers", "2", "--quiet"]
     assert _infer([*args, "-o", str(tmp_path / "full")], capsys)[0] == 0
     part = tmp_path / "part"
-    proc = subprocess.run([sys.executable, "-c", _INTERRUPT.format(sig=sig), *args, "-o", str(part)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT.format(sig=sig), *args, "-o", str(part)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr
     written = sorted(p.name for p in part.iterdir())
@@ -117,8 +125,9 @@ def test_a_bad_reference_is_refused_before_any_output(tmp_path: Path, capsys: py
     src = _scenes(tmp_path / "in", 1, 64)
     model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    code, _, err = _infer([model, str(src), "-o", str(tmp_path / "out"), "--check-against",
-                           str(tmp_path / "bad.pt")], capsys)
+    code, _, err = _infer(
+        [model, str(src), "-o", str(tmp_path / "out"), "--check-against", str(tmp_path / "bad.pt")], capsys
+    )
     assert code == 2 and "bad.pt" in err
     assert not list((tmp_path / "out").rglob("*.png")) if (tmp_path / "out").exists() else True
 
@@ -140,13 +149,15 @@ def test_a_full_disk_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.slow
-def test_export_to_a_full_disk_is_one_line(trained_nano: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_to_a_full_disk_is_one_line(
+    trained_nano: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
 
     monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space")))
     out = tmp_path / "deploy"
-    code, _, err = run_cli(["export", "--ckpt", str(trained_nano), "--tile", "64", "--onnx-only", "-o", str(out)],
-                           capsys)
+    code, _, err = run_cli(
+        ["export", "--ckpt", str(trained_nano), "--tile", "64", "--onnx-only", "-o", str(out)], capsys
+    )
     assert code == 1 and f"{out / 'model.onnx'}: could not write it" in err and "Traceback" not in err
     assert not out.exists()  # no partial artifact, no temp file, not even the folder the export created
 
@@ -172,8 +183,9 @@ def _external_data_model(folder: Path, location: str = "model.data") -> Path:
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_external_data_must_be_beside_the_model(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                backend: str) -> None:
+def test_external_data_must_be_beside_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
     if not has_module(backend):
         pytest.skip(f"{backend} is not installed")
     src = _scenes(tmp_path / "in", 1, 64)
@@ -188,8 +200,9 @@ def test_external_data_must_be_beside_the_model(tmp_path: Path, capsys: pytest.C
     assert code == 2 and str(escaping) in err and ("escapes model directory" in err or "outside the base" in err)
 
 
-def test_no_traceback_unless_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_traceback_unless_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sam2ms.runtime import pipeline
 
     def unforeseen(*args: object, **kwargs: object) -> None:

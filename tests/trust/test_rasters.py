@@ -16,15 +16,22 @@ from sam2ms.errors import UsageError
 from conftest import has_module, run_cli
 from pixelwise import pixelwise_onnx
 
+pytestmark = pytest.mark.core  # runs without torch: make test-core
+
 
 def png_claiming(path: Path, width: int, height: int) -> Path:
     """A few hundred bytes of PNG whose header claims ``width`` x ``height`` RGB pixels."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 4096))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 4096))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -39,8 +46,9 @@ def _infer(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, st
     return code, err
 
 
-def test_a_png_bomb_is_refused_from_its_header(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                               never_decoded: None) -> None:
+def test_a_png_bomb_is_refused_from_its_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], never_decoded: None
+) -> None:
     bomb = png_claiming(tmp_path / "bomb.png", 200_000, 200_000)
     assert bomb.stat().st_size < 1000
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
@@ -52,8 +60,9 @@ def test_a_png_bomb_is_refused_from_its_header(tmp_path: Path, capsys: pytest.Ca
         read_mask(bomb)
 
 
-def test_max_pixels_sets_the_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_max_pixels_sets_the_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     scene = tmp_path / "in" / "scene.png"
     scene.parent.mkdir()
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (200, 300, 3), np.uint8)).save(scene)
@@ -70,16 +79,30 @@ def test_max_pixels_sets_the_limit(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.skipif(not has_module("rasterio"), reason="needs rasterio ([geo])")
-def test_a_whole_scene_output_that_cannot_fit_is_refused_up_front(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_whole_scene_output_that_cannot_fit_is_refused_up_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A 200 000 x 200 000 tiled GeoTIFF (sparse: a few KB) read by windows is fine, and so is its PNG
     mask, written as its rows come; but a road graph of a PNG run is made from the mask held whole,
     which would take 37 GiB: refused before any window, pointing to --format tif."""
     import rasterio
 
     huge = tmp_path / "huge.tif"
-    with rasterio.open(huge, "w", driver="GTiff", width=200_000, height=200_000, count=3, dtype="uint8", tiled=True,
-                       blockxsize=512, blockysize=512, compress="deflate", sparse_ok=True, photometric="RGB"):
+    with rasterio.open(
+        huge,
+        "w",
+        driver="GTiff",
+        width=200_000,
+        height=200_000,
+        count=3,
+        dtype="uint8",
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="deflate",
+        sparse_ok=True,
+        photometric="RGB",
+    ):
         pass
     assert huge.stat().st_size < 10_000_000
     model = str(pixelwise_onnx(tmp_path / "px.onnx", 64))
@@ -90,8 +113,9 @@ def test_a_whole_scene_output_that_cannot_fit_is_refused_up_front(tmp_path: Path
     assert not list((tmp_path / "out").glob("*.png"))
 
 
-def test_stac_items_name_outputs_only_inside_the_output_folder(tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_stac_items_name_outputs_only_inside_the_output_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "a.png")
