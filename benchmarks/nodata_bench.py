@@ -32,7 +32,7 @@ from sam2ms.data.synth import render_road_scene
 _CHILD = """
 import json, sys
 from pathlib import Path
-from sam2ms.radiometry import Radiometry
+from sam2ms.geo.radiometry import Radiometry
 from sam2ms.runtime.backends import open_model
 from sam2ms.runtime.pipeline import InferOptions, run_inference
 model, src, out, threads = sys.argv[1:5]

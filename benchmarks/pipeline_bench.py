@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from sam2ms.data.synth import render_road_scene
+from sam2ms.geo.rasters import rasterio_or_none
 from sam2ms.preprocess import model_input
-from sam2ms.rasters import rasterio_or_none
 from sam2ms.runtime.backends import open_model
 from sam2ms.runtime.pipeline import InferOptions, run_inference
 

@@ -17,9 +17,9 @@ import numpy as np
 from sam2ms.data.layouts import AUTO, LAYOUTS, detect_layout, layout_images, resolve_layout
 from sam2ms.deps import require
 from sam2ms.errors import UsageError
+from sam2ms.geo.radiometry import Radiometry, Stretch
+from sam2ms.geo.rasters import find_inputs, open_scene
 from sam2ms.preprocess import model_input
-from sam2ms.radiometry import Radiometry, Stretch
-from sam2ms.rasters import find_inputs, open_scene
 from sam2ms.runtime.scenes import iter_windows
 from sam2ms.runtime.tiling import Grid
 

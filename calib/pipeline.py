@@ -15,8 +15,8 @@ from sam2ms.data.layouts import AUTO
 from sam2ms.digests import sha256_file
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.fileio import ensure_writable_dir
+from sam2ms.geo.radiometry import Radiometry
 from sam2ms.progress import progress_bar
-from sam2ms.radiometry import Radiometry
 from sam2ms.roads.score import tile_scores
 from sam2ms.runtime.probabilities import onnxruntime_probabilities, openvino_checks, openvino_failures
 

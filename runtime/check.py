@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from sam2ms.accuracy import judge
-from sam2ms.inputs import resolve_inputs
+from sam2ms.geo.inputs import resolve_inputs
+from sam2ms.geo.radiometry import Radiometry
+from sam2ms.geo.rasters import open_scene
 from sam2ms.metrics import RoadMetrics, sigmoid
 from sam2ms.preprocess import model_input
-from sam2ms.radiometry import Radiometry
-from sam2ms.rasters import open_scene
 
 from .backends import Backend
 from .scenes import iter_windows

@@ -12,9 +12,9 @@ from typing import Any
 import typer
 
 from sam2ms.errors import CheckFailed, Sam2msError, UsageError
-from sam2ms.inputs import names_one_raster
+from sam2ms.geo.inputs import names_one_raster
+from sam2ms.geo.raster_options import BANDS, PERCENTILES, SCALE, STATS, STRETCH, radiometry_from
 from sam2ms.preprocess import MAX_TILE
-from sam2ms.raster_options import BANDS, PERCENTILES, SCALE, STATS, STRETCH, radiometry_from
 
 from .blocks import DEFAULT_BLOCK
 

@@ -40,12 +40,12 @@ from sam2ms.deps import require
 from sam2ms.errors import UsageError
 from sam2ms.fileio import ensure_writable_dir, leftover_temps
 from sam2ms.folder_lock import FolderLock
-from sam2ms.inputs import Input, input_folders, resolve_inputs
+from sam2ms.geo.inputs import Input, input_folders, resolve_inputs
+from sam2ms.geo.radiometry import Radiometry
+from sam2ms.geo.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 from sam2ms.memory import limit_malloc_arenas
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_bytes_per_tile, model_input
-from sam2ms.radiometry import Radiometry
-from sam2ms.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 
 from .backends import Backend, Lane, ModelInfo
 from .scenes import FORMATS, GRAPH_FORMATS, MaskWriter, encode_rows, iter_windows, output_paths
@@ -63,7 +63,7 @@ GRAPH_MODULES = ["skimage", "scipy", "networkx"]
 class InferOptions:
     """What one run does (the CLI maps its flags here); :meth:`validate` resolves and checks it."""
 
-    source: str | Path  # resolved by sam2ms.inputs: a file, folder, @list, STAC JSON, GDAL path or URL
+    source: str | Path  # resolved by sam2ms.geo.inputs: a file, folder, @list, STAC JSON, GDAL path or URL
     out: Path
     overlap: int | None = None  # None: tile // 8 (128 px for 1024 tiles)
     batch: int = 4

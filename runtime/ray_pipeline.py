@@ -42,10 +42,10 @@ from sam2ms.deps import require
 from sam2ms.errors import UsageError
 from sam2ms.fileio import atomic_write, ensure_writable_dir
 from sam2ms.folder_lock import FolderLock
+from sam2ms.geo.radiometry import Stretch
+from sam2ms.geo.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import input_bytes_per_tile, model_input
-from sam2ms.radiometry import Stretch
-from sam2ms.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 
 from .backends import ModelInfo, open_model
 from .blocks import DEFAULT_BLOCK, Block, BlockBlender, block_windows, plan_blocks

@@ -1,6 +1,6 @@
 """Cutting scenes into windows and writing their masks.
 
-Windows come from :class:`sam2ms.rasters.Scene` (uint8 RGB + valid mask, one conversion for
+Windows come from :class:`sam2ms.geo.rasters.Scene` (uint8 RGB + valid mask, one conversion for
 every stage). Outputs are written as their rows arrive, to staged files renamed into place when
 the scene is complete: PNG masks compressed row block by row block (:mod:`sam2ms.png_writer`, the
 bytes Pillow writes), GeoTIFF outputs as Cloud-Optimized GeoTIFFs written block row by block row
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2ms.geo.rasters import Scene
 from sam2ms.memory import check_pixels
 from sam2ms.png_writer import PngRowWriter
-from sam2ms.rasters import Scene
 
 from .geotiff import CogWriter
 from .tiling import Grid, pad_to_tile

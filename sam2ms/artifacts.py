@@ -27,8 +27,8 @@ from .deps import TENSORRT_FLAVOURS
 from .digests import cached_sha256
 from .errors import UsageError
 from .fileio import write_json
+from .geo.radiometry import STRETCHES
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS, MAX_TILE
-from .radiometry import STRETCHES
 from .schema import (
     SHA256,
     SchemaError,

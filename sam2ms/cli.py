@@ -45,8 +45,8 @@ def _register_commands() -> None:
     from sam2ms.data.command import synth
     from sam2ms.demo import demo_command
     from sam2ms.export.command import export_command
+    from sam2ms.geo.mosaic import mosaic_command
     from sam2ms.model_commands import info, models
-    from sam2ms.mosaic import mosaic_command
     from sam2ms.raster_stats import stats_command
     from sam2ms.roads.command import apls_command, graph_command
     from sam2ms.runtime.command import infer_command

@@ -18,7 +18,7 @@ import numpy as np
 
 from .deps import require
 from .errors import UsageError
-from .rasters import open_image
+from .geo.rasters import open_image
 from .vectors import read_lines
 
 DEFAULT_ROAD_WIDTH = 4.0  # metres: a 2 m buffer each side of the centre-line (CRESI / SpaceNet baseline)

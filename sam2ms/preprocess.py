@@ -2,7 +2,7 @@
 
 numpy only (no torch), so the deployment runtime and the trainer preprocess a tile with the very
 same code: ImageNet mean/std on RGB in [0, 1], channels first. Rasters become uint8 RGB windows
-in :mod:`sam2ms.rasters` (with :mod:`sam2ms.radiometry`).
+in :mod:`sam2ms.geo.rasters` (with :mod:`sam2ms.geo.radiometry`).
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ import typer
 from .console import JSON_HELP, emit
 from .errors import UsageError
 from .fileio import write_json
+from .geo.radiometry import DEFAULT_PERCENTILES, STATS_FORMAT, Radiometry, parse_bands, parse_pair, valid_values
+from .geo.raster_options import BANDS
+from .geo.rasters import find_inputs, open_raster
 from .progress import progress_bar
-from .radiometry import DEFAULT_PERCENTILES, STATS_FORMAT, Radiometry, parse_bands, parse_pair, valid_values
-from .raster_options import BANDS
-from .rasters import find_inputs, open_raster
 
 SCENE_SIDE = 512  # decimated read per scene
 MAX_SAMPLES = 4_000_000  # pooled values per band at most

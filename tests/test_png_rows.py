@@ -1,4 +1,4 @@
-"""PNGs decoded strip by strip (sam2ms.png_rows) give Pillow's pixels, for every PNG filter type,
+"""PNGs decoded strip by strip (sam2ms.geo.png_rows) give Pillow's pixels, for every PNG filter type,
 and only as far as the windows asked for them reach."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from sam2ms.errors import UsageError
-from sam2ms.png_rows import PngRowBand, PngRowReader, png_layout
-from sam2ms.rasters import PngStreamRaster, open_raster, open_scene
+from sam2ms.geo.png_rows import PngRowBand, PngRowReader, png_layout
+from sam2ms.geo.rasters import PngStreamRaster, open_raster, open_scene
 
 pytestmark = pytest.mark.core  # runs without torch: make test-core
 

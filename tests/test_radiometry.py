@@ -7,7 +7,7 @@ import pytest
 
 from sam2ms.errors import UsageError
 from sam2ms.fileio import write_json
-from sam2ms.radiometry import Radiometry, Stretch, from_flags
+from sam2ms.geo.radiometry import Radiometry, Stretch, from_flags
 
 pytestmark = pytest.mark.core  # runs without torch: make test-core
 

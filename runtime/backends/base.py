@@ -50,7 +50,7 @@ class ModelInfo:
 
     @property
     def radiometry(self) -> dict[str, Any] | None:
-        """The raster conversion the model was trained with (sam2ms.radiometry), when recorded."""
+        """The raster conversion the model was trained with (sam2ms.geo.radiometry), when recorded."""
         return self.sidecar.get("radiometry")
 
 

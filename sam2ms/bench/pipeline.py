@@ -11,7 +11,7 @@ speed (:mod:`sam2ms.runtime.backends.synthetic_backend`) or a real model:
 * **the GIL**: the same engine holding the GIL for a fraction of each batch
   (``--engine-gil-fraction``), as PyTorch's launch-bound lanes do;
 * **one large scene** (``--single``, 6144² by default): the same engines over a single scene, where
-  nothing overlaps its decode but the decode itself (a PNG streams: :mod:`sam2ms.png_rows`);
+  nothing overlaps its decode but the decode itself (a PNG streams: :mod:`sam2ms.geo.png_rows`);
 * a model file: the pipeline against that model's lanes, measured alone in the same process.
 
 Each row has per-stage seconds (summed over threads) and each thread role's busy fraction of the

@@ -17,10 +17,10 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from ..geo.radiometry import Radiometry, Stretch
+from ..geo.rasters import open_scene
 from ..labels import VECTOR_SUFFIXES, rasterize_roads, read_mask
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
-from ..radiometry import Radiometry, Stretch
-from ..rasters import open_scene
 from .layouts import Sample
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import UsageError
+from ..geo.radiometry import Radiometry
+from ..geo.rasters import raster_size
 from ..labels import DEFAULT_ROAD_WIDTH, VECTOR_SUFFIXES
 from ..preprocess import IMAGE_SUFFIXES
-from ..radiometry import Radiometry
-from ..rasters import raster_size
 from ..vectors import read_lines
 
 T = TypeVar("T")  # what a split shuffles: samples, or whatever a test passes

@@ -403,7 +403,7 @@ def mask_raster_graph(path: Path, threshold: float = 0.5, block: int = BLOCK) ->
     """(graph, CRS) of a mask or probability raster written earlier (road where value / 255 >=
     ``threshold``, inside its valid mask), read ``block`` pixels at a time through
     :func:`scene_road_graph`: memory follows the block, not the scene."""
-    from sam2ms.rasters import open_raster
+    from sam2ms.geo.rasters import open_raster
 
     raster = open_raster(path)
     if raster.count != 1:

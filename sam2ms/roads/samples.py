@@ -27,7 +27,7 @@ from .lines import clip_to_box, lines_to_graph
 
 def _georeference(sample: Sample) -> tuple[Any, Any, int]:
     """(transform, crs, height) of the sample's scene; (None, None, height) without one."""
-    from sam2ms.rasters import open_raster
+    from sam2ms.geo.rasters import open_raster
 
     raster = open_raster(sample.image)
     try:

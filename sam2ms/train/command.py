@@ -8,7 +8,7 @@ import typer
 
 from sam2ms.console import JSON_HELP, emit, metric_rows, needs
 from sam2ms.errors import UsageError
-from sam2ms.raster_options import BANDS, PERCENTILES, ROAD_WIDTH, SCALE, STATS, STRETCH, radiometry_from
+from sam2ms.geo.raster_options import BANDS, PERCENTILES, ROAD_WIDTH, SCALE, STATS, STRETCH, radiometry_from
 
 
 def train(

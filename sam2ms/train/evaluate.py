@@ -12,9 +12,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.dataset import RoadDataset
 from ..data.layouts import Sample
+from ..geo.radiometry import Radiometry
 from ..metrics import RoadMetrics
 from ..progress import progress_bar
-from ..radiometry import Radiometry
 from .distributed import Dist
 
 

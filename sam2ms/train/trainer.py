@@ -33,13 +33,13 @@ from ..data.dataset import Augment, RoadDataset
 from ..data.layouts import discover, paper_split
 from ..errors import UsageError
 from ..fileio import atomic_write, write_json
+from ..geo.radiometry import Radiometry
 from ..labels import DEFAULT_ROAD_WIDTH
 from ..losses import SAM2MSLoss, build_lossnet
 from ..models import create_model
 from ..models.checkpoint import Checkpoint, read_checkpoint, save_checkpoint, set_rng_state
 from ..models.net import STRIDE
 from ..progress import progress_bar
-from ..radiometry import Radiometry
 from .distributed import Dist
 from .evaluate import evaluate
 from .sampling import rank_steps
@@ -81,7 +81,7 @@ class TrainConfig:
     sync_bn: bool = True  # BatchNorm statistics over the global batch when world > 1
     device: str = "auto"
     progress: bool = True
-    radiometry: dict[str, Any] | None = None  # sam2ms.radiometry.Radiometry.as_dict(); None: default (or resumed)
+    radiometry: dict[str, Any] | None = None  # sam2ms.geo.radiometry.Radiometry.as_dict(); None: default (or resumed)
     road_width: float = DEFAULT_ROAD_WIDTH
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -176,7 +176,7 @@ def test_image_smaller_than_patch(tmp_path: Path) -> None:
 
 
 def test_rgba_alpha_is_the_valid_mask(tmp_path: Path) -> None:
-    from sam2ms.rasters import open_scene
+    from sam2ms.geo.rasters import open_scene
 
     rgba = np.full((8, 8, 4), 200, np.uint8)
     rgba[..., 3] = 255

@@ -142,8 +142,8 @@ def test_same_bytes_reach_the_model_in_training_calibration_and_runtime(tmp_path
     from sam2ms.calib.data import calibration_images, sample_windows
     from sam2ms.data.dataset import load_sample
     from sam2ms.data.layouts import Sample
-    from sam2ms.radiometry import Radiometry
-    from sam2ms.rasters import open_scene
+    from sam2ms.geo.radiometry import Radiometry
+    from sam2ms.geo.rasters import open_scene
     from sam2ms.runtime.scenes import iter_windows
     from sam2ms.runtime.tiling import Grid
 
@@ -278,9 +278,9 @@ def test_trained_conversion_travels_to_the_deployment(tmp_path: Path, capsys: py
 
     from sam2ms.artifacts import read_sidecar
     from sam2ms.export.pipeline import ExportOptions, run_export
+    from sam2ms.geo.radiometry import Radiometry
     from sam2ms.models import create_model
     from sam2ms.models.checkpoint import save_checkpoint
-    from sam2ms.radiometry import Radiometry
 
     trained = Radiometry(bands=(3, 2, 1), stretch="percentile", percentiles=(1.0, 99.0))
     torch.manual_seed(0)
@@ -310,7 +310,7 @@ def test_every_kind_of_nodata_gives_the_valid_mask(tmp_path: Path, kind: str) ->
     from rasterio.enums import ColorInterp
 
     from sam2ms.calib.data import calibration_images, sample_windows
-    from sam2ms.rasters import open_scene
+    from sam2ms.geo.rasters import open_scene
 
     rgb, _ = render_road_scene(128, 128, np.random.default_rng(9))
     bands = np.moveaxis(rgb, -1, 0).copy()
@@ -347,7 +347,7 @@ def test_every_kind_of_nodata_gives_the_valid_mask(tmp_path: Path, kind: str) ->
 def test_mosaic_of_float_tiles_with_nan_nodata(tmp_path: Path) -> None:
     import rasterio
 
-    from sam2ms.mosaic import build_vrt
+    from sam2ms.geo.mosaic import build_vrt
 
     tiles = [
         write_geotiff(

@@ -16,8 +16,8 @@ from PIL import Image
 
 from sam2ms.data.synth import render_road_scene
 from sam2ms.errors import UsageError
-from sam2ms.inputs import names_one_raster, resolve_inputs
-from sam2ms.rasters import gdal_path
+from sam2ms.geo.inputs import names_one_raster, resolve_inputs
+from sam2ms.geo.rasters import gdal_path
 
 from conftest import has_module, run_cli
 from pixelwise import pixelwise_onnx

@@ -81,7 +81,7 @@ def test_resume_reproduces_the_uninterrupted_run(synth_folder: Path, tmp_path: P
 
 
 def test_run_records_its_raster_conversion(synth_folder: Path, tmp_path: Path) -> None:
-    from sam2ms.radiometry import Radiometry
+    from sam2ms.geo.radiometry import Radiometry
 
     conversion = Radiometry(bands=(3, 2, 1), stretch="minmax").as_dict()
     run = tmp_path / "run"

@@ -1,5 +1,5 @@
 """The raster-conversion flags, shared by every command that reads imagery (train, eval, infer,
-stats), so they read and behave the same everywhere (see :mod:`sam2ms.radiometry`)."""
+stats), so they read and behave the same everywhere (see :mod:`sam2ms.geo.radiometry`)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Real imagery is 11/12/16-bit, float reflectance, single-band or many-band (SpaceNet PS-RGB and
 PS-MS, WorldView, Pléiades, Sentinel-2); the model was trained on 8-bit RGB. Training, calibration
-and the runtime all read rasters through :mod:`sam2ms.rasters`, which calls :meth:`Stretch.apply`
+and the runtime all read rasters through :mod:`sam2ms.geo.rasters`, which calls :meth:`Stretch.apply`
 here, so the bytes that reach the model are made by one function whatever the stage.
 
 A conversion has two forms:
@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 STRETCHES = ("auto", "none", "percentile", "minmax", "fixed")
 DEFAULT_PERCENTILES = (2.0, 98.0)
@@ -270,8 +270,8 @@ def from_flags(
 
 def read_stats(path: Path) -> dict[str, Any]:
     """A ``sam2ms stats`` file, checked."""
-    from .fileio import read_format_json
-    from .schema import integer, json_value, list_of, number, record, validate
+    from ..fileio import read_format_json
+    from ..schema import integer, json_value, list_of, number, record, validate
 
     fix = "make it with sam2ms stats DATA -o stats.json"
     data = read_format_json(path, STATS_FORMAT, f"--stats {path}", fix)

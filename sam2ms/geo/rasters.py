@@ -4,7 +4,7 @@ Two readers with one small interface (:class:`Raster`): GeoTIFFs and GDAL VRT mo
 rasterio (any band count and data type, read window by window; nodata values, alpha bands and
 GDAL internal masks give the valid mask), and PNG/JPEG/TIFF through Pillow (decoded whole; an
 alpha channel is the mask). A :class:`Scene` pairs a raster with its resolved
-:class:`~sam2ms.radiometry.Stretch`, so ``scene.read(window)`` hands training, calibration and
+:class:`~sam2ms.geo.radiometry.Stretch`, so ``scene.read(window)`` hands training, calibration and
 the runtime the very same bytes.
 """
 
@@ -21,9 +21,9 @@ from typing import Any, cast
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import UsageError
-from .memory import check_pixels
-from .preprocess import IMAGE_SUFFIXES
+from ..errors import UsageError
+from ..memory import check_pixels
+from ..preprocess import IMAGE_SUFFIXES
 from .radiometry import Radiometry, Stretch, decimation
 
 GDAL_SUFFIXES = (".tif", ".tiff", ".vrt")
@@ -185,7 +185,7 @@ def _check_image_pixels(path: Path, width: int, height: int, mode: str, max_pixe
 
 
 class PngStreamRaster(Raster):
-    """A PNG decoded top to bottom while its windows are read (:mod:`sam2ms.png_rows`): the first
+    """A PNG decoded top to bottom while its windows are read (:mod:`sam2ms.geo.png_rows`): the first
     tile starts after one strip of rows, not after the whole file. For the inference pipeline, which
     reads windows in row-major order; the same pixels as :class:`PillowRaster`."""
 

@@ -10,7 +10,7 @@ previous strip's last row, unfiltered. The pixels are Pillow's, bit for bit; the
 rows a window row needs (benchmarks/RESULTS.md, issue 26).
 
 Streamed: non-interlaced 8-bit grayscale or RGB without a transparency chunk (what imagery PNGs
-are); any other PNG is decoded whole by :class:`sam2ms.rasters.PillowRaster`.
+are); any other PNG is decoded whole by :class:`sam2ms.geo.rasters.PillowRaster`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 from .radiometry import decimation
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"

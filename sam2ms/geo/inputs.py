@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from .errors import UsageError
+from ..errors import UsageError
+from ..schema import load_json
 from .rasters import RASTER_SUFFIXES, find_inputs, gdal_path, is_virtual
-from .schema import load_json
 
 URL_SCHEMES = {
     "s3://": "/vsis3/",

@@ -16,10 +16,10 @@ from typing import Any
 
 import typer
 
-from .console import JSON_HELP, emit
-from .deps import require
-from .errors import UsageError
-from .fileio import atomic_write
+from ..console import JSON_HELP, emit
+from ..deps import require
+from ..errors import UsageError
+from ..fileio import atomic_write
 from .rasters import find_inputs
 
 _GDAL_TYPES = {
