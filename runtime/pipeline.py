@@ -259,7 +259,7 @@ def default_overlap(tile: int) -> int:
     return tile // 8
 
 
-def _plan(opts: InferOptions) -> tuple[list[Input], int, int]:
+def plan_inputs(opts: InferOptions) -> tuple[list[Input], int, int]:
     """The inputs to run (sub-folders mirrored under ``out``), how many ``resume`` skips, and how
     many temporary files of an interrupted earlier run ``resume`` removed."""
     ensure_writable_dir(opts.out)
@@ -571,7 +571,7 @@ def run_inference(
     opts = opts.validate(info)
     limit_malloc_arenas()
     with FolderLock(ensure_writable_dir(opts.out)) as lock:
-        todo, skipped, removed = _plan(opts)
+        todo, skipped, removed = plan_inputs(opts)
         stats = Stats(skipped=skipped)
         started = time.perf_counter()
         with streaming_gdal_cache():

@@ -49,7 +49,7 @@ from sam2ms.preprocess import input_bytes_per_tile, model_input
 
 from .backends import ModelInfo, open_model
 from .blocks import DEFAULT_BLOCK, Block, BlockBlender, block_windows, plan_blocks
-from .pipeline import InferOptions, _plan, read_failure
+from .pipeline import InferOptions, plan_inputs, read_failure
 from .scenes import MaskWriter, check_output_memory, encode_rows, iter_windows
 from .tiling import Grid
 
@@ -342,7 +342,7 @@ def _run_ray(
     on_start: Callable[[int], None],
 ) -> dict[str, Any]:
     ray = _ray()
-    todo, skipped, removed = _plan(opts)
+    todo, skipped, removed = plan_inputs(opts)
     failures: list[dict[str, str]] = []
 
     def fail(path: Path, message: str) -> None:
