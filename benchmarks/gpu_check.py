@@ -172,6 +172,7 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
     from PIL import Image
 
     from sam2ms.bench.options import BenchOptions, TorchVariant
+    from sam2ms.bench.pipeline import write_tiled_tif
     from sam2ms.bench.report import save_report
     from sam2ms.bench.runner import run_bench
     from sam2ms.data.synth import render_road_scene
@@ -218,22 +219,7 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
     Image.fromarray(one).save(folders["one_png"] / f"scene{big}.png")
     skipped = []
     if importlib.util.find_spec("rasterio") is not None:
-        import rasterio
-
-        with rasterio.open(
-            folders["tif"] / "scene0.tif",
-            "w",
-            driver="GTiff",
-            height=scene_px,
-            width=scene_px,
-            count=3,
-            dtype="uint8",
-            tiled=True,
-            blockxsize=256,
-            blockysize=256,
-            compress="deflate",
-        ) as ds:
-            ds.write(np.moveaxis(image, -1, 0))
+        write_tiled_tif(folders["tif"] / "scene0.tif", image)
         for i in range(1, n_scenes):
             shutil.copyfile(folders["tif"] / "scene0.tif", folders["tif"] / f"scene{i}.tif")
     else:

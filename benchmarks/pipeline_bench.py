@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2ms.bench.pipeline import write_tiled_tif
 from sam2ms.data.synth import render_road_scene
 from sam2ms.geo.rasters import rasterio_or_none
 from sam2ms.preprocess import model_input
@@ -49,19 +50,7 @@ def _write_scene(path: Path, size: int, tile: int) -> None:
     rasterio = rasterio_or_none()
     path.parent.mkdir(parents=True, exist_ok=True)
     if rasterio is not None:
-        with rasterio.open(
-            path,
-            "w",
-            driver="GTiff",
-            height=size,
-            width=size,
-            count=3,
-            dtype="uint8",
-            tiled=True,
-            blockxsize=256,
-            blockysize=256,
-        ) as ds:
-            ds.write(np.moveaxis(image, -1, 0))
+        write_tiled_tif(path, image, compress=None)
     else:
         from PIL import Image
 

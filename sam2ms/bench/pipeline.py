@@ -108,24 +108,32 @@ def write_scenes(opts: PipelineBenchOptions, count: int | None = None, size: int
 
             Image.fromarray(image).save(temp, format="PNG")
         else:
-            import rasterio
-
-            with rasterio.open(
-                temp,
-                "w",
-                driver="GTiff",
-                height=size,
-                width=size,
-                count=3,
-                dtype="uint8",
-                tiled=True,
-                blockxsize=256,
-                blockysize=256,
-                compress="deflate",
-            ) as ds:
-                ds.write(np.moveaxis(image, -1, 0))
+            write_tiled_tif(temp, image)
         temp.replace(path)
     return folder
+
+
+def write_tiled_tif(path: Path, image: np.ndarray, compress: str | None = "deflate") -> None:
+    """``image`` (uint8 H x W x 3) as a GeoTIFF of 256² blocks: the scenes every pipeline
+    benchmark reads (what a satellite provider's COG looks like to a reader). Needs rasterio."""
+    import rasterio
+
+    options = {"compress": compress} if compress else {}
+    height, width = image.shape[:2]
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=height,
+        width=width,
+        count=3,
+        dtype="uint8",
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        **options,
+    ) as ds:
+        ds.write(np.moveaxis(image, -1, 0))
 
 
 #: One row, in a fresh process: pinned to ``cores``, the engine built, the pipeline run, VmHWM read.
