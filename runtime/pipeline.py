@@ -45,11 +45,12 @@ from sam2ms.geo.radiometry import Radiometry
 from sam2ms.geo.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 from sam2ms.memory import limit_malloc_arenas
 from sam2ms.metrics import sigmoid
-from sam2ms.preprocess import input_bytes_per_tile, model_input
+from sam2ms.preprocess import model_input
 
 from .backends import Backend, Lane, ModelInfo
 from .scenes import FORMATS, GRAPH_FORMATS, MaskWriter, encode_rows, iter_windows, output_paths
 from .strands import Budget, Strand, StrandPool
+from .summary import RunSummary
 from .tiling import Grid, Stitcher
 
 _DONE = object()
@@ -579,24 +580,12 @@ def run_inference(
             scheduler.run(todo)
         wall = time.perf_counter() - started
         stats.busy["scheduler"] = wall - scheduler.waited
-    return {
-        "model": backend.describe(),
-        "input": str(opts.source),
-        "output": str(opts.out),
-        "files": stats.files,
-        "skipped_existing": stats.skipped,
-        "removed_temp_files": removed,
-        "stale_lock": lock.stale_holder,
-        "failed": len(stats.failures),
-        "tiles": stats.tiles,
-        "empty_windows": stats.empty_windows,
-        "seconds": round(wall, 3),
-        "tiles_per_s": stats.tiles / wall if wall else 0.0,
-        "input_bytes_per_tile": input_bytes_per_tile(info.input_format, info.tile),
-        "megapixels_per_s": stats.pixels / 1e6 / wall if wall else 0.0,
-        "stage_seconds": {k: round(v, 3) for k, v in stats.seconds.items()},
-        "thread_busy": thread_busy(stats.busy, wall),
-        "settings": {
+    return RunSummary(
+        model=backend.describe(),
+        input=str(opts.source),
+        output=str(opts.out),
+        info=info,
+        settings={
             "tile": info.tile,
             "overlap": opts.overlap,
             "batch": opts.batch,
@@ -607,8 +596,18 @@ def run_inference(
             "probabilities": opts.probabilities,
             "graph": opts.graph,
         },
-        "radiometry": opts.radiometry.as_dict() if opts.radiometry else None,
-        "conversions": stats.conversions,
-        "outputs": stats.outputs,
-        "failures": stats.failures,
-    }
+        radiometry=opts.radiometry.as_dict() if opts.radiometry else None,
+        files=stats.files,
+        skipped_existing=stats.skipped,
+        removed_temp_files=removed,
+        stale_lock=lock.stale_holder,
+        tiles=stats.tiles,
+        empty_windows=stats.empty_windows,
+        pixels=stats.pixels,
+        seconds=wall,
+        stage_seconds=stats.seconds,
+        failures=stats.failures,
+        outputs=stats.outputs,
+        thread_busy=thread_busy(stats.busy, wall),
+        conversions=stats.conversions,
+    ).to_json()

@@ -45,12 +45,13 @@ from sam2ms.folder_lock import FolderLock
 from sam2ms.geo.radiometry import Stretch
 from sam2ms.geo.rasters import Scene, gdal_path, open_scene, streaming_gdal_cache
 from sam2ms.metrics import sigmoid
-from sam2ms.preprocess import input_bytes_per_tile, model_input
+from sam2ms.preprocess import model_input
 
 from .backends import ModelInfo, open_model
 from .blocks import DEFAULT_BLOCK, Block, BlockBlender, block_windows, plan_blocks
 from .pipeline import InferOptions, plan_inputs, read_failure
 from .scenes import MaskWriter, check_output_memory, encode_rows, iter_windows
+from .summary import RunSummary
 from .tiling import Grid
 
 WORK = ".sam2ms-blocks"  # committed blocks of unfinished scenes, under the output folder
@@ -330,7 +331,7 @@ def run_inference_ray(
     ray_opts = ray_opts.validate()
     opts = opts.validate(info)
     with FolderLock(ensure_writable_dir(opts.out)) as lock:
-        return {**_run_ray(model, opts, ray_opts, info, progress, on_start), "stale_lock": lock.stale_holder}
+        return _run_ray(model, opts, ray_opts, info, progress, on_start, lock.stale_holder).to_json()
 
 
 def _run_ray(
@@ -340,7 +341,8 @@ def _run_ray(
     info: ModelInfo,
     progress: Callable[[int], None],
     on_start: Callable[[int], None],
-) -> dict[str, Any]:
+    stale_lock: Any,
+) -> RunSummary:
     ray = _ray()
     todo, skipped, removed = plan_inputs(opts)
     failures: list[dict[str, str]] = []
@@ -440,8 +442,8 @@ def _run_ray(
     _prune_empty(opts.out / WORK)
     tiles = sum(int(actor["tiles"]) for actor in per_actor.values())
     wall = time.perf_counter() - started
-    return {
-        "model": {
+    return RunSummary(
+        model={
             "path": str(model),
             "kind": info.kind,
             "tile": info.tile,
@@ -450,20 +452,10 @@ def _run_ray(
             "backend": sorted({a["backend"] for a in per_actor.values()}) or [ray_opts.backend],
             "device": sorted({a["device"] for a in per_actor.values()}),
         },
-        "input": str(opts.source),
-        "output": str(opts.out),
-        "files": files,
-        "skipped_existing": skipped,
-        "removed_temp_files": removed,
-        "failed": len(failures),
-        "tiles": tiles,
-        "empty_windows": empty_windows,
-        "seconds": round(wall, 3),
-        "tiles_per_s": tiles / wall if wall else 0.0,
-        "input_bytes_per_tile": input_bytes_per_tile(info.input_format, info.tile),
-        "megapixels_per_s": pixels / 1e6 / wall if wall else 0.0,
-        "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
-        "settings": {
+        input=str(opts.source),
+        output=str(opts.out),
+        info=info,
+        settings={
             "tile": info.tile,
             "overlap": opts.overlap,
             "batch": opts.batch,
@@ -472,8 +464,19 @@ def _run_ray(
             "probabilities": opts.probabilities,
             "graph": opts.graph,
         },
-        "radiometry": opts.radiometry.as_dict() if opts.radiometry else None,
-        "ray": {
+        radiometry=opts.radiometry.as_dict() if opts.radiometry else None,
+        files=files,
+        skipped_existing=skipped,
+        removed_temp_files=removed,
+        stale_lock=stale_lock,
+        tiles=tiles,
+        empty_windows=empty_windows,
+        pixels=pixels,
+        seconds=wall,
+        stage_seconds=stages,
+        failures=failures,
+        outputs=outputs,
+        ray={
             "address": ray_opts.address or "local",
             "block": ray_opts.block,
             "blocks": len(items),
@@ -491,6 +494,4 @@ def _run_ray(
             "gpus_per_actor": per_actor_gpus if items else None,
             "first_block_s": round(first_block_s, 3) if first_block_s is not None else None,
         },
-        "outputs": outputs,
-        "failures": failures,
-    }
+    )

@@ -68,6 +68,8 @@ def test_png_outputs_equal_the_single_machine_run(
     )
     assert code == 0, err
     assert summary["files"] == 3 and summary["failed"] == 0
+    # one summary record (runtime/summary.py): the same keys, each run adding its own section
+    assert set(summary) - {"ray"} == set(one) - {"thread_busy", "conversions"}
     assert summary["ray"]["blocks"] == (2 * 3 + 1 + 1 if block == 256 else 3)  # 300x520 in 256² blocks: 2 x 3
     assert sum(a["tiles"] for a in summary["ray"]["actors"].values()) == summary["tiles"] >= one["tiles"]
     assert summary["model"]["backend"] == [one["model"]["backend"]]  # where the actors ran it, as the one-machine run
