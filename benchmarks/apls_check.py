@@ -25,7 +25,8 @@ from sam2ms.roads.topo import TopoParams, draw_origins, topo
 
 def _cases() -> dict:
     """The cases of tests/roads/test_apls.py, one large graph (no midpoints, sampled rule) and an
-    extracted graph against its scene's truth."""
+    extracted graph against its scene's truth.
+    """
     return {
         **apls_reference_cases(),
         "large_grid_625": (street_grid(25, 60), street_grid(25, 60, shift=(1.0, 1.0), drop={(30, 31)})),

@@ -166,7 +166,8 @@ def reference_suite(out: Path, quick: bool, timeout: float) -> dict[str, Any]:
 
 def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
     """PyTorch CUDA-stream lanes: tiles/s for K = 1, 2, 4 lanes, and the whole tiled pipeline, with
-    the engine a GPU user runs (BF16 replayed from CUDA graphs; ``quick``: FP32 eager)."""
+    the engine a GPU user runs (BF16 replayed from CUDA graphs; ``quick``: FP32 eager).
+    """
     import numpy as np
     import torch
     from PIL import Image
@@ -265,7 +266,8 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
 
 def cpu_bf16(out: Path, quick: bool, timeout: float) -> dict[str, Any]:
     """Issue 16's table on this host's CPU where it has native BF16 (``quick``: the nano model at
-    256² in FP32, a smoke test of this step on any CPU)."""
+    256² in FP32, a smoke test of this step on any CPU).
+    """
     from sam2ms.runtime.backends.base import cpu_has_native_bf16, cpu_name
 
     native = cpu_has_native_bf16()

@@ -76,7 +76,8 @@ def _peak_traced(run: Callable[[], object]) -> float:
 
 def texture_mask(size: int, seed: int = 1) -> np.ndarray:
     """What a poorly matched radiometry or an undertrained model gives: a speckle of tens of
-    thousands of small components (smoothed noise over a threshold: 39 342 at 2048²)."""
+    thousands of small components (smoothed noise over a threshold: 39 342 at 2048²).
+    """
     from scipy.ndimage import gaussian_filter
 
     noise = gaussian_filter(np.random.default_rng(seed).normal(size=(size, size)), 1.2)
@@ -86,7 +87,8 @@ def texture_mask(size: int, seed: int = 1) -> np.ndarray:
 def extraction(sizes: list[int], kinds: list[str]) -> list[dict]:
     """The whole mask at once (``mask_to_graph``) against the scene path, by blocks of
     ``BLOCK`` pixels with a halo (``raster_to_graph``); time and peak memory beyond the mask; for
-    road masks (``road``) and speckled ones (``texture``), whose cost must follow the roads."""
+    road masks (``road``) and speckled ones (``texture``), whose cost must follow the roads.
+    """
     from scipy.ndimage import label as components
 
     rows = []

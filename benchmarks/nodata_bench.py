@@ -47,7 +47,8 @@ print(json.dumps({"peak_rss_mib": hwm / 1024, **{k: s[k] for k in ("tiles", "emp
 
 def write_scene(path: Path, size: int, nodata: bool, seed: int = 0) -> float:
     """The bench scene (same pixels with or without nodata declared); returns its nodata fraction.
-    Written by 1024-row strips from a tiled 2048² synthetic scene, so the writer stays small."""
+    Written by 1024-row strips from a tiled 2048² synthetic scene, so the writer stays small.
+    """
     import rasterio
 
     base, _ = render_road_scene(2048, 2048, np.random.default_rng(seed), scale=2.0)

@@ -66,7 +66,8 @@ def big_file(mb: int, folder: Path) -> str:
 
 def _child(args: list[str]) -> tuple[float, float, int]:
     """Wall seconds, peak RSS (MiB, of that process alone: ``wait4``) and exit code of
-    ``python -m sam2ms.cli ARGS`` in a fresh process."""
+    ``python -m sam2ms.cli ARGS`` in a fresh process.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "sam2ms.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

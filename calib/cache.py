@@ -1,6 +1,7 @@
 """The calibration cache (``--calib-cache F``): activation ranges per tensor, tied to one model
 (its SHA-256) and one set of settings, so that a re-run writes a bit-identical INT8 model without
-reading calibration data, and a cache made for anything else is refused, never silently reused."""
+reading calibration data, and a cache made for anything else is refused, never silently reused.
+"""
 
 from __future__ import annotations
 

@@ -34,7 +34,8 @@ _LABEL_SUFFIXES = ("_mask", "_masks", "_label", "_labels", "_gt")
 @dataclass(frozen=True)
 class CalibrationImages:
     """The images calibration samples from, and what was found: the layout and how many label
-    files (masks, centre-lines) were left out."""
+    files (masks, centre-lines) were left out.
+    """
 
     source: Path
     files: list[Path]
@@ -60,7 +61,8 @@ def is_paired_label(path: Path, rasters: set[Path], root: Path) -> bool:
     ``_label``, ``_gt``) beside an ``x*`` image, or a file in a ``masks``/``labels``/``gt`` folder
     beside an ``images`` folder (``<split>_labels`` beside ``<split>``). Names alone decide nothing:
     ``internal_mask.tif`` with no ``internal*`` beside it is an image. Only folders under ``root``
-    (the folder given) count."""
+    (the folder given) count.
+    """
     stem = path.stem.lower()
     for suffix in _LABEL_SUFFIXES:
         prefix = stem[: -len(suffix)] if stem.endswith(suffix) else None
@@ -84,7 +86,8 @@ def is_paired_label(path: Path, rasters: set[Path], root: Path) -> bool:
 def calibration_images(source: str | Path, layout: str = AUTO) -> CalibrationImages:
     """The images under ``source`` to calibrate on, never a label: a dataset folder by its layout
     (the trainer's; ``auto`` detects it), else every raster but the labels paired with another by
-    name (:func:`is_paired_label`)."""
+    name (:func:`is_paired_label`).
+    """
     source = Path(source)
     if layout not in CALIB_LAYOUTS:
         raise UsageError(f"--layout {layout}: use one of {', '.join(CALIB_LAYOUTS)}")
@@ -116,7 +119,8 @@ def sample_windows(
     ``counts`` — e.g. calibration tiles and held-out tiles that never overlap.
 
     Scenes are cut into non-overlapping windows (the last snapped inward) and converted with
-    ``radiometry`` (the model's); windows with no valid pixel are left out."""
+    ``radiometry`` (the model's); windows with no valid pixel are left out.
+    """
     windows: list[tuple[Path, int, int]] = []
     sizes: dict[Path, tuple[int, int]] = {}
     stretches: dict[Path, Stretch] = {}
@@ -170,7 +174,8 @@ def _load(
 
 class TileReader:
     """ONNX Runtime's ``CalibrationDataReader`` protocol: yields ``{"image": batch}`` in the model's
-    input format, then None."""
+    input format, then None.
+    """
 
     def __init__(
         self,

@@ -1,5 +1,6 @@
 """Graph analysis for INT8: which nodes stay in float by default, and which PyTorch module each
-quantised node came from (for reports). Pure ``onnx``; no quantiser involved."""
+quantised node came from (for reports). Pure ``onnx``; no quantiser involved.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def default_exclusions(model: onnx.ModelProto) -> list[str]:
 def module_names(model: onnx.ModelProto, nodes: Iterable[str]) -> dict[str, str]:
     """The PyTorch module behind each node, from its parameter names (dynamo keeps them on Conv
     weights, and on the bias Add after a MatMul whose weight became a transposed constant) —
-    onnxslim drops the exporter's node metadata, so this is how a report can say which layer."""
+    onnxslim drops the exporter's node metadata, so this is how a report can say which layer.
+    """
     initializers = {t.name for t in model.graph.initializer}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:

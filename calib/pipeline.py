@@ -51,7 +51,8 @@ class CalibrateOptions:
 
     def validate(self) -> CalibrateOptions:
         """The option values alone (the one place method and quantizer names are checked); the
-        files are checked when the calibration starts."""
+        files are checked when the calibration starts.
+        """
         if self.method not in METHODS:
             raise UsageError(f"--calib-method {self.method}: use one of {', '.join(METHODS)}")
         if self.quantizer not in QUANTIZERS:
@@ -128,7 +129,8 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
 
         def openvino_record_of(path: Path) -> dict[str, Any]:
             """Measured once per written model (the search's accepted trial is the file kept): the
-            gates the sidecar records, FP32 and, where this CPU has it natively, BF16."""
+            gates the sidecar records, FP32 and, where this CPU has it natively, BF16.
+            """
             digest = sha256_file(path)
             if digest not in openvino_records:
                 openvino_records[digest] = openvino_checks(path, "int8", held, p32[:, None])
@@ -136,7 +138,8 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
 
         def openvino_passes(path: Path) -> bool:
             """With --openvino, a model must also pass every OpenVINO INT8 gate it will record (its
-            kernels differ; in BF16 too, where native), or the export would fail on it afterwards."""
+            kernels differ; in BF16 too, where native), or the export would fail on it afterwards.
+            """
             return not opts.openvino or not openvino_failures(path.name, openvino_record_of(path))
 
         kept: list[str] = []
@@ -213,7 +216,8 @@ def _auto_exclude(
 ) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     """Keep the fewest most-sensitive layers in float that make the held-out report pass (and
     ``also_passes``: OpenVINO's gate with --openvino); writes the chosen model to ``target`` and
-    returns (kept nodes, its report, what the search did)."""
+    returns (kept nodes, its report, what the search did).
+    """
     candidates = quantizer.candidates
     units = layer_units(candidates)
     trial = target.with_name(f".{target.name}.trial")

@@ -60,7 +60,8 @@ class _OneBatch:
 def _compute_with_progress(calibrator: Any, method: str, bar: Bar) -> Any:
     """``calibrator.compute_data()``, with a bar over the tensors for the entropy method, whose
     threshold search (2048 bins, every candidate) takes most of a calibration: ~95 s for the demo
-    model, where ONNX Runtime itself shows nothing but a few raw lines."""
+    model, where ONNX Runtime itself shows nothing but a few raw lines.
+    """
     collector: Any = getattr(calibrator, "collector", None)
     histograms = getattr(collector, "histogram_dict", None)
     if method != "entropy" or not histograms or not hasattr(collector, "get_entropy_threshold"):

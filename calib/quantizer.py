@@ -1,6 +1,7 @@
 """The contract every INT8 quantiser keeps (:class:`Quantizer`): ONNX Runtime's
 (:mod:`.quantize`) and NVIDIA ModelOpt's (:mod:`.modelopt_quantizer`) both implement it, and
-:func:`.quantize.open_quantizer` picks one by name."""
+:func:`.quantize.open_quantizer` picks one by name.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class Quantizer(ABC):
     of nodes kept in float. A context manager (it owns a temporary folder).
 
     Subclasses say how the model is prepared, how ranges are collected and how the INT8 graph is
-    written; the exclusions, the candidates for ``--auto-exclude`` and the report are shared."""
+    written; the exclusions, the candidates for ``--auto-exclude`` and the report are shared.
+    """
 
     name = "?"
 
@@ -60,7 +62,8 @@ class Quantizer(ABC):
     @abstractmethod
     def calibrate(self, reader: Any | None, bar: Bar | None = None) -> None:
         """Collect what the INT8 graph needs from ``reader`` (``{"image": batch}`` dicts, then None);
-        ``bar``: the calibration's progress display, for long steps after the reading."""
+        ``bar``: the calibration's progress display, for long steps after the reading.
+        """
 
     @abstractmethod
     def write(self, out: str | Path, keep_float: Iterable[str] = ()) -> Path:

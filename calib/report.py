@@ -26,6 +26,7 @@ def int8_accuracy(
     fp32_onnx: str | Path, int8_onnx: str | Path, tiles: np.ndarray, p32: np.ndarray | None = None
 ) -> dict[str, Any]:
     """The accuracy report for the sidecar, with its verdict (:func:`sam2ms.accuracy.judge_int8`). Pass ``p32``
-    (:func:`fp32_probabilities` of the same tiles) to avoid re-running FP32 for every trial."""
+    (:func:`fp32_probabilities` of the same tiles) to avoid re-running FP32 for every trial.
+    """
     p32 = fp32_probabilities(fp32_onnx, tiles) if p32 is None else p32
     return judge_int8_agreement(p32, onnxruntime_probabilities(int8_onnx, tiles, batch=2)[:, 0])

@@ -31,7 +31,8 @@ def rank_units(
 ) -> list[dict[str, Any]]:
     """Units sorted by the output error they cause alone (most harmful first).
 
-    ``error_with_only(nodes)`` quantises just ``nodes`` and returns the output error vs FP32."""
+    ``error_with_only(nodes)`` quantises just ``nodes`` and returns the output error vs FP32.
+    """
     ranked = []
     for unit in units:
         ranked.append({"nodes": unit, "error": float(error_with_only(unit))})
@@ -41,7 +42,8 @@ def rank_units(
 
 def smallest_passing(count: int, passes: Callable[[int], bool]) -> int | None:
     """The smallest k in 1..count with ``passes(k)``, assuming more kept-in-float never hurts:
-    doubling, then bisection (about 2·log2(count) trials). None when even ``count`` fails."""
+    doubling, then bisection (about 2·log2(count) trials). None when even ``count`` fails.
+    """
     failing, k, passing = 0, 1, None
     while k < count:
         if passes(k):

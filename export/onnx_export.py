@@ -96,7 +96,8 @@ def export_onnx(
     input_format: str = "uint8",
 ) -> OnnxExport:
     """Export ``model`` (eval mode, CPU) for ``tile`` x ``tile`` inputs in ``input_format`` and a
-    dynamic batch."""
+    dynamic batch.
+    """
     if input_format not in INPUT_FORMATS:
         raise UsageError(f"--input {input_format}: use one of {', '.join(INPUT_FORMATS)}")
     if exporter not in EXPORTERS:

@@ -32,7 +32,8 @@ STRIDE = 32
 @dataclass(frozen=True)
 class ExportOptions:
     """Everything ``sam2ms-export`` takes (see the CLI for meanings). ``calibration`` set means
-    ``--int8``: the FP32 ONNX is calibrated with those options after its export."""
+    ``--int8``: the FP32 ONNX is calibrated with those options after its export.
+    """
 
     ckpt: Path
     out: Path
@@ -123,7 +124,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = lambda _: None)
     """Run the export; returns the JSON summary. Raises CheckFailed (exit 3) after writing
     everything when a parity check (or, with ``int8``, the INT8 accuracy target) failed.
     The plan is built from the last precision written: INT8 > FP16 > FP32. An export refused
-    before it wrote anything leaves no output folder it created."""
+    before it wrote anything leaves no output folder it created.
+    """
     with new_folder_removed_on_failure(opts.out):
         return _run_export(opts, log)
 

@@ -81,7 +81,8 @@ def default_targets(precision: str) -> list[str]:
 
 def resolve_targets(trt: ModuleType, name: str, targets: list[str] | None, precision: str = "fp32") -> list[Any]:
     """Compute capabilities to build for (``tensorrt_rtx`` only). A target that cannot hold a plan
-    of ``precision`` (:data:`UNSUPPORTED_TARGETS`) is left out by default and refused when asked for."""
+    of ``precision`` (:data:`UNSUPPORTED_TARGETS`) is left out by default and refused when asked for.
+    """
     if name != "tensorrt_rtx":
         if targets:
             raise UsageError(
@@ -134,7 +135,8 @@ def build_plan(
     precision: str = "fp32",
 ) -> dict[str, Any]:
     """Build and write a plan for input ``shapes`` (min, opt, max: the optimisation profile);
-    returns the facts the sidecar records."""
+    returns the facts the sidecar records.
+    """
     if profiles < 1:
         raise UsageError(f"--profiles {profiles}: at least 1")
     trt, name = load_tensorrt(builder)
@@ -180,7 +182,8 @@ def build_plan(
 
 def _use_timing_cache(config: Any, name: str, path: str | Path | None) -> str:
     """Load a timing cache into the config where the library has one (TensorRT-RTX has none:
-    it tunes at run time and keeps a runtime cache instead)."""
+    it tunes at run time and keeps a runtime cache instead).
+    """
     if path is None:
         return "none"
     if name == "tensorrt_rtx":

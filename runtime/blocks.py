@@ -37,7 +37,8 @@ class Block:
 
 def plan_blocks(height: int, width: int, block: int) -> list[Block]:
     """The scene's blocks of ``block`` x ``block`` pixels (smaller at the right and bottom edges),
-    row-major; one block when the scene fits."""
+    row-major; one block when the scene fits.
+    """
     if block < 1:
         raise ValueError(f"block {block} must be positive")
     origins = [(r, c) for r in range(0, height, block) for c in range(0, width, block)]

@@ -37,7 +37,8 @@ def sample_tiles(
     max_pixels: int | None = None,
 ) -> np.ndarray:
     """Up to ``limit`` uint8 RGB windows (N x T x T x 3) with valid pixels, converted as the run
-    converts them, in input and window order."""
+    converts them, in input and window order.
+    """
     tiles: list[np.ndarray] = []
     for inp in resolve_inputs(source, stac_asset):
         try:
@@ -80,7 +81,8 @@ def check_against(
     max_pixels: int | None = None,
 ) -> dict[str, Any]:
     """Compare ``engine`` with the PyTorch ``reference`` (a checkpoint opened before the run, so that a
-    bad one fails before any output is written) on up to ``limit`` input windows."""
+    bad one fails before any output is written) on up to ``limit`` input windows.
+    """
     tile = engine.info.tile
     tiles = sample_tiles(source, tile, overlap, limit, radiometry, stac_asset, max_pixels)
     if not len(tiles):

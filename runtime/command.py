@@ -1,5 +1,6 @@
 """The ``infer`` command, shared by ``sam2ms infer`` and the ``sam2ms-infer`` alias. Imports no torch
-(unless ``--backend torch`` or ``--check-against`` asks for the PyTorch reference)."""
+(unless ``--backend torch`` or ``--check-against`` asks for the PyTorch reference).
+"""
 
 from __future__ import annotations
 
@@ -225,7 +226,8 @@ def infer_command(
 
 def _with_progress(label: str, run: Callable[..., dict[str, Any]], quiet: bool) -> dict[str, Any]:
     """``run(progress=..., on_start=...)`` under a progress bar of its units (files, or Ray's
-    blocks), or bare with --quiet."""
+    blocks), or bare with --quiet.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -177,7 +177,8 @@ class Event:
 
 class Graph:
     """A CUDA graph captured from the work ``enqueue()`` puts on ``stream`` (trtexec's
-    ``--useCudaGraph``): replaying it skips the per-kernel launch cost on the host."""
+    ``--useCudaGraph``): replaying it skips the per-kernel launch cost on the host.
+    """
 
     def __init__(self, stream: Stream, enqueue: Any) -> None:
         rt = cudart()

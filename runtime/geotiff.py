@@ -91,7 +91,8 @@ class CogWriter:
 
     def finish(self) -> float:
         """Write what is left, build the COG (overviews from the staging file) and move it into place;
-        returns the seconds the COG build took."""
+        returns the seconds the COG build took.
+        """
         from rasterio.shutil import copy
 
         rest = sum(len(r) for r in self._rows)

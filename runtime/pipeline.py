@@ -81,7 +81,8 @@ class InferOptions:
 
     def validate(self, info: ModelInfo) -> InferOptions:
         """A copy with the defaults that depend on the model resolved; a UsageError for anything
-        the model or the flags' own ranges do not allow."""
+        the model or the flags' own ranges do not allow.
+        """
         if self.fmt in GRAPH_FORMATS:  # the short form: a PNG mask and the graph
             return replace(self, fmt="png", graph=self.graph or self.fmt).validate(info)
         if self.fmt not in FORMATS:
@@ -122,7 +123,8 @@ class InferOptions:
 @dataclass
 class _SceneJob:
     """One input's state while its windows are in flight. ``stitcher``, ``remaining``, ``failed``
-    and ``valid_windows`` belong to the scene's blend strand; the writer to its write strand."""
+    and ``valid_windows`` belong to the scene's blend strand; the writer to its write strand.
+    """
 
     path: Path
     scene: Scene
@@ -157,7 +159,8 @@ STAGES = ("decode", "normalise", "infer", "blend", "encode", "write", "overviews
 @dataclass
 class Stats:
     """Seconds per stage (summed over threads), each thread's busy seconds, and counts, for the
-    JSON summary."""
+    JSON summary.
+    """
 
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     busy: dict[str, float] = field(default_factory=dict)  # thread name -> seconds at work
@@ -194,7 +197,8 @@ def _produce(
     register: Callable[[_SceneJob], bool],
 ) -> None:
     """Worker thread: open scenes and queue their windows in the model's input format (row-major
-    per scene). Always ends with ``_DONE``, also when it breaks, so the main loop never waits forever."""
+    per scene). Always ends with ``_DONE``, also when it breaks, so the main loop never waits forever.
+    """
     try:
         _produce_scenes(inputs, opts, tile, input_format, items, stats, fail, register)
     finally:
@@ -262,7 +266,8 @@ def default_overlap(tile: int) -> int:
 
 def plan_inputs(opts: InferOptions) -> tuple[list[Input], int, int]:
     """The inputs to run (sub-folders mirrored under ``out``), how many ``resume`` skips, and how
-    many temporary files of an interrupted earlier run ``resume`` removed."""
+    many temporary files of an interrupted earlier run ``resume`` removed.
+    """
     ensure_writable_dir(opts.out)
     inputs = resolve_inputs(opts.source, opts.stac_asset)
     outputs = {i: output_paths(opts.out / i.name, opts.fmt, opts.probabilities, opts.graph) for i in inputs}
@@ -280,7 +285,8 @@ def plan_inputs(opts: InferOptions) -> tuple[list[Input], int, int]:
 class _Scheduler:
     """One run: producer threads fill a bounded queue; the calling thread batches windows across
     files, keeps at most 2K batches in flight on K lanes and hands finished batches, in submission
-    order, to each scene's blend strand; blend strands hand finished rows to write strands."""
+    order, to each scene's blend strand; blend strands hand finished rows to write strands.
+    """
 
     def __init__(
         self,
@@ -310,7 +316,8 @@ class _Scheduler:
 
     def register(self, job: _SceneJob) -> bool:
         """A producer's new scene (its windows join the progress total); False (and its writer
-        dropped) once the run is interrupted."""
+        dropped) once the run is interrupted.
+        """
         # the stitcher's emit names what it needs, not the job (a job -> stitcher -> job cycle would
         # keep every finished scene's buffers until the garbage collector ran)
         job.blend, job.write = self.blend_pool.strand(), self.write_pool.strand()
@@ -328,7 +335,8 @@ class _Scheduler:
 
     def _abort_unfinished(self) -> None:
         """Drop the temporary files of every scene not yet written (Ctrl-C, SIGTERM, a crash), once
-        the blend and write threads have stopped."""
+        the blend and write threads have stopped.
+        """
         for pool in (self.blend_pool, self.write_pool):
             pool.stopped.set()
         for pool in (self.blend_pool, self.write_pool):
@@ -453,7 +461,8 @@ class _Scheduler:
 
     def _blend_empty(self, it: _Item) -> None:
         """A window with no valid pixels: zeros go into the blend (all of its pixels are masked in
-        the output) and the model never sees it."""
+        the output) and the model never sees it.
+        """
         t = self.backend.info.tile
         it.job.stitcher.add(it.row, it.y, it.x, np.zeros((t, t), np.float32), it.valid)
         it.job.remaining -= 1
@@ -535,7 +544,8 @@ class _Scheduler:
 
 def _by_scene(batch: list[_Item]) -> list[tuple[_SceneJob, list[_Item]]]:
     """A batch's windows as runs of consecutive windows of one scene, in batch order (the logits'
-    order)."""
+    order).
+    """
     groups: list[tuple[_SceneJob, list[_Item]]] = []
     for it in batch:
         if groups and groups[-1][0] is it.job:
@@ -548,7 +558,8 @@ def _by_scene(batch: list[_Item]) -> list[tuple[_SceneJob, list[_Item]]]:
 def thread_busy(busy: dict[str, float], wall: float) -> dict[str, dict[str, float]]:
     """Each thread's busy fraction of the wall time, by role (``scheduler``, ``decode``, ``lane``,
     ``blend``, ``write``): the mean over the role's threads and the busiest one. A role near 1 is
-    what limits the run."""
+    what limits the run.
+    """
     roles: dict[str, list[float]] = {}
     for name, seconds in busy.items():
         role = name.removeprefix("sam2ms-").split("_")[0]
@@ -567,7 +578,8 @@ def run_inference(
 ) -> dict[str, Any]:
     """Run over ``opts.source``; returns the JSON summary (``failures`` non-empty -> exit 1).
     Progress is counted in windows: ``on_start(total)`` is called as each scene is opened (the
-    total grows with the scenes read), ``progress(n)`` as windows are done."""
+    total grows with the scenes read), ``progress(n)`` as windows are done.
+    """
     info = backend.info
     opts = opts.validate(info)
     limit_malloc_arenas()

@@ -33,7 +33,8 @@ def openvino_checks(onnx_path: str | Path, precision: str, tiles: np.ndarray, re
     """OpenVINO's gates on this machine's CPU for a ``precision`` file, against FP32 ``reference``
     probabilities (N x 1 x T x T) of ``tiles``: in FP32 and, where the CPU has it natively, BF16
     (:func:`sam2ms.accuracy.gate_judge` says by which criteria), or why
-    BF16 was not measured. The runtime reads them from the sidecar's ``openvino`` field."""
+    BF16 was not measured. The runtime reads them from the sidecar's ``openvino`` field.
+    """
     from sam2ms.runtime.backends.openvino_backend import device_full_name, native_bf16
 
     ov = require("openvino", "--openvino")
@@ -57,7 +58,8 @@ def openvino_gate(
     onnx_path: str | Path, precision: str, run_precision: str, tiles: np.ndarray, reference: np.ndarray
 ) -> dict[str, Any]:
     """One of :func:`openvino_checks`' gates: OpenVINO running the ``precision`` file at
-    ``run_precision`` on ``tiles``, judged against ``reference``."""
+    ``run_precision`` on ``tiles``, judged against ``reference``.
+    """
     from sam2ms.runtime.backends.base import ModelInfo
     from sam2ms.runtime.backends.openvino_backend import OpenVinoBackend
 

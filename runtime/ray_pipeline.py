@@ -327,7 +327,8 @@ def run_inference_ray(
     on_start: Callable[[int], None] = lambda total: None,
 ) -> dict[str, Any]:
     """Run over ``opts.source`` on Ray (see the module docstring), holding the output folder's lock;
-    returns the single-machine summary plus a ``ray`` section (blocks, actors and their throughput)."""
+    returns the single-machine summary plus a ``ray`` section (blocks, actors and their throughput).
+    """
     ray_opts = ray_opts.validate()
     opts = opts.validate(info)
     with FolderLock(ensure_writable_dir(opts.out)) as lock:

@@ -33,7 +33,8 @@ def iter_windows(
 ) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray | None]]:
     """(window row, y, x, uint8 T x T x 3 window, T x T valid mask or None) in row-major order,
     only the windows at the (y, x) in ``only`` when given (a block's); a scene smaller than a tile
-    is read once and reflect-padded."""
+    is read once and reflect-padded.
+    """
     t = grid.tile
     windows = [w for w in grid.windows() if only is None or (w[1], w[2]) in only]
     if grid.needs_padding:
@@ -51,7 +52,8 @@ def encode_rows(
     prob: np.ndarray, valid: np.ndarray | None, threshold: float, probabilities: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Probability rows as written: the 0/255 mask and, when asked, uint8 probabilities, both 0
-    outside ``valid`` (per pixel, so blocks encoded apart equal the scene encoded at once)."""
+    outside ``valid`` (per pixel, so blocks encoded apart equal the scene encoded at once).
+    """
     mask = (prob >= threshold).astype(np.uint8) * 255
     prob8 = np.clip(np.rint(prob * 255), 0, 255).astype(np.uint8) if probabilities else None
     if valid is not None:
@@ -103,7 +105,8 @@ class MaskWriter:
 
     def write_encoded(self, y0: int, mask: np.ndarray, prob8: np.ndarray | None, valid: np.ndarray | None) -> None:
         """Rows ``[y0, y0 + len(mask))`` encoded by :func:`encode_rows` (in the pipeline's write
-        threads, or blocks inferred elsewhere), top to bottom."""
+        threads, or blocks inferred elsewhere), top to bottom.
+        """
         if self.fmt == "tif":
             for cog, rows in zip(self._cogs, (mask, prob8)):
                 cog.write(rows, valid)  # type: ignore[arg-type]
@@ -152,7 +155,8 @@ def check_output_memory(
     """Refuse (UsageError) a scene whose mask would be held whole and not fit the memory budget
     (:func:`sam2ms.memory.check_pixels`), before any of its windows is read: the road graph of a
     PNG run is extracted from the mask in memory. Masks and probabilities themselves are written as
-    their rows come (any size), and a GeoTIFF run's graph reads its mask back by blocks."""
+    their rows come (any size), and a GeoTIFF run's graph reads its mask back by blocks.
+    """
     if fmt != "tif" and graph is not None:
         check_pixels(
             f"{path}: its --graph {graph} from a --format {fmt} mask",

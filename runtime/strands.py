@@ -20,7 +20,8 @@ from typing import Any
 
 class StrandPool:
     """Threads shared by strands; the first exception a task raises is kept for the owner to re-raise
-    (:meth:`check`), and later tasks of every strand are dropped once one has failed."""
+    (:meth:`check`), and later tasks of every strand are dropped once one has failed.
+    """
 
     def __init__(self, threads: int, name: str) -> None:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
@@ -39,7 +40,8 @@ class StrandPool:
 
     def close(self) -> None:
         """Wait for every submitted task, also those that tasks submit to other strands of this
-        pool (tasks not started are dropped once ``stopped`` is set), then stop the threads."""
+        pool (tasks not started are dropped once ``stopped`` is set), then stop the threads.
+        """
         with self._idle:
             while self._pending:
                 self._idle.wait()
@@ -72,7 +74,8 @@ class Strand:
 
     def _run_one(self) -> None:
         """Run the oldest task, then hand the thread back (other strands get their turn) and
-        reschedule while tasks remain."""
+        reschedule while tasks remain.
+        """
         with self._lock:
             fn, args = self._tasks.popleft()
         try:
@@ -92,7 +95,8 @@ class Strand:
 
 class Budget:
     """At most ``limit`` units (tiles, row blocks) waiting in a stage; :meth:`take` blocks until the
-    stage has room (a single request larger than the limit waits for the stage to empty)."""
+    stage has room (a single request larger than the limit waits for the stage to empty).
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit, self._used = limit, 0

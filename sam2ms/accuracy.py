@@ -40,7 +40,8 @@ class Thresholds:
     0.9953 over all pixels) had an FP32 probability within 0.036 of 0.5 (benchmarks/RESULTS.md).
     A cut on all pixels then measures how undecided the model is, not the precision's error, and
     refused models that agree everywhere they are sure. ``max_abs_p999`` bounds the 99.9th
-    percentile of ``|Δp|`` (what could move a decided pixel: an overflow, a wrong LayerNorm)."""
+    percentile of ``|Δp|`` (what could move a decided pixel: an overflow, a wrong LayerNorm).
+    """
 
     max_abs: float | None
     min_mask_iou: float
@@ -65,7 +66,8 @@ GATE_MAX_TILES = 16
 def gate_tiles(tile: int) -> int:
     """The default number of parity tiles of ``tile`` pixels a side (the export's check, the gates
     measured at load): enough for :data:`GATE_PIXELS`, at least 2 and at most
-    :data:`GATE_MAX_TILES` (1024²: 2, 256²: 4, 64²: 16)."""
+    :data:`GATE_MAX_TILES` (1024²: 2, 256²: 4, 64²: 16).
+    """
     return min(GATE_MAX_TILES, max(2, -(-GATE_PIXELS // (tile * tile))))
 
 
@@ -76,7 +78,8 @@ INT8_TARGETS = {"min_mask_iou": 0.98, "max_f1_drop": 0.005}
 def judge_parity(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
     """Parity figures of ``candidate`` probabilities against ``reference`` and the verdict against
     :data:`PARITY_THRESHOLDS` (an unknown precision is held to the FP16 criteria). ``mask_iou`` is
-    over all pixels (reported); the verdict reads ``decisive_mask_iou`` (see :class:`Thresholds`)."""
+    over all pixels (reported); the verdict reads ``decisive_mask_iou`` (see :class:`Thresholds`).
+    """
     figures: dict[str, Any] = dict(probability_parity(reference, candidate))
     limits = PARITY_THRESHOLDS.get(precision, PARITY_THRESHOLDS["fp16"])
     ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
@@ -110,7 +113,8 @@ def judge_parity(precision: str, reference: np.ndarray, candidate: np.ndarray) -
 
 def judge_int8(figures: dict[str, Any]) -> dict[str, Any]:
     """The INT8 report (mask agreement with FP32 masks, ``f1_drop``) with its verdict against
-    :data:`INT8_TARGETS`."""
+    :data:`INT8_TARGETS`.
+    """
     failures = []
     if figures["mask_iou"] < INT8_TARGETS["min_mask_iou"]:
         failures.append(f"mask IoU to FP32 {figures['mask_iou']:.4f} < {INT8_TARGETS['min_mask_iou']}")
@@ -122,7 +126,8 @@ def judge_int8(figures: dict[str, Any]) -> dict[str, Any]:
 def judge_int8_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
     """INT8 ``candidate`` probabilities judged against FP32 ``reference`` ones (same shape): their
     :func:`~sam2ms.metrics.agreement` with the FP32 masks as truth, then :func:`judge_int8`. How the
-    calibration judges ONNX Runtime's INT8 and ``--openvino`` OpenVINO's."""
+    calibration judges ONNX Runtime's INT8 and ``--openvino`` OpenVINO's.
+    """
     figures = agreement(reference, candidate)
     return judge_int8({**figures, "tiles": len(reference), "reference": "fp32 masks", "f1_drop": 1.0 - figures["f1"]})
 
@@ -131,7 +136,8 @@ def judge(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[
     """``candidate`` probabilities judged against FP32 ``reference`` ones by the criteria of the
     artifact's precision: INT8 by :data:`INT8_TARGETS` (what its calibration promised), float
     precisions by :data:`PARITY_THRESHOLDS`. Every check of a deployed artifact goes through here
-    (``--check-against``, OpenVINO's gates), so none holds INT8 to a float precision's gate."""
+    (``--check-against``, OpenVINO's gates), so none holds INT8 to a float precision's gate.
+    """
     if precision == "int8":
         return judge_int8_agreement(reference, candidate)
     return judge_parity(precision, reference, candidate)
@@ -139,7 +145,8 @@ def judge(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[
 
 def needs_gate(file_precision: str, run_precision: str) -> bool:
     """Whether OpenVINO running a file of ``file_precision`` at ``run_precision`` computes otherwise
-    than the graph the export (or calibration) checked on ONNX Runtime: in BF16, or an INT8 file."""
+    than the graph the export (or calibration) checked on ONNX Runtime: in BF16, or an INT8 file.
+    """
     return run_precision == "bf16" or file_precision == "int8"
 
 
@@ -147,7 +154,8 @@ def gate_judge(file_precision: str, reference: np.ndarray) -> Callable[[str, np.
     """How OpenVINO's probabilities (N x 1 x T x T) at a run precision are judged against FP32
     ``reference`` ones (:func:`judge`): an INT8 file by the INT8 targets (as its
     calibration judged ONNX Runtime), a float file by its own parity criteria in FP32 and by
-    FP16's in BF16."""
+    FP16's in BF16.
+    """
 
     def verdict(run_precision: str, candidate: np.ndarray) -> dict[str, Any]:
         precision = file_precision if file_precision == "int8" or run_precision == "fp32" else "bf16"
@@ -158,7 +166,8 @@ def gate_judge(file_precision: str, reference: np.ndarray) -> Callable[[str, np.
 
 def parity_tiles(tile: int, count: int, seed: int = 0) -> np.ndarray:
     """``count`` synthetic road tiles as uint8 RGB windows: N x T x T x 3 (the tiles every accuracy
-    check and gate measures on: export parity, OpenVINO's gates at load)."""
+    check and gate measures on: export parity, OpenVINO's gates at load).
+    """
     from .data.synth import render_road_scene  # drawn only where a check runs (a deployment host reads verdicts)
 
     return np.stack([render_road_scene(tile, tile, np.random.default_rng([seed, 7919, i]))[0] for i in range(count)])

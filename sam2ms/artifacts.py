@@ -93,7 +93,8 @@ def write_sidecar(artifact: str | Path, fields: dict[str, Any]) -> Path:
 
 def _builder(value: Any, where: str) -> str:
     """The TensorRT library a plan was built with: a name looked up in a fixed table, never imported
-    as given."""
+    as given.
+    """
     if value not in TENSORRT_FLAVOURS:
         shown = repr(value[:40]) if isinstance(value, str) else describe(value)
         raise SchemaError(where, f"unknown builder {shown}: expected one of {', '.join(TENSORRT_FLAVOURS)}")
@@ -186,7 +187,8 @@ MAX_SIDECAR_BYTES = 16 << 20
 
 def file_in_folder(artifact: str | Path, name: str, what: str) -> Path:
     """``name`` (a plain file name a sidecar gives) as a file beside ``artifact``; a UsageError when
-    it resolves outside the artifact's folder (a symlink out)."""
+    it resolves outside the artifact's folder (a symlink out).
+    """
     folder = Path(artifact).resolve().parent
     candidate = folder / name
     if candidate.resolve().parent != folder:
@@ -199,7 +201,8 @@ def file_in_folder(artifact: str | Path, name: str, what: str) -> Path:
 
 def read_sidecar(artifact: str | Path) -> dict[str, Any]:
     """The sidecar of ``artifact``, checked: every field by :data:`SIDECAR_SCHEMA`, and the
-    artifact against it (size always, SHA-256 once per version of the file: :mod:`sam2ms.digests`)."""
+    artifact against it (size always, SHA-256 once per version of the file: :mod:`sam2ms.digests`).
+    """
     path = sidecar_path(artifact)
     if not path.is_file():
         raise UsageError(

@@ -35,7 +35,8 @@ def _main(
     ),
 ) -> None:
     """SAM2MS road extraction: train, export (ONNX, FP16, INT8, TensorRT), run tiled inference and
-    benchmark against PyTorch."""
+    benchmark against PyTorch.
+    """
 
 
 def _register_commands() -> None:

@@ -1,5 +1,6 @@
 """What every command prints: a JSON summary with ``--json``, else a small table, and the early
-check that names the extra a command needs when this host lacks it."""
+check that names the extra a command needs when this host lacks it.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def emit(summary: dict[str, Any], as_json: bool, table: list[tuple[str, str]] | 
 
 def needs(command: str, *modules: str) -> None:
     """Fail early, naming the extra to install, when ``command`` needs what this host lacks
-    (a deployment host has no PyTorch)."""
+    (a deployment host has no PyTorch).
+    """
     for module in ("torch", "sam2", *modules):
         require(module, f"sam2ms {command}")
 

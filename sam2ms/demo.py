@@ -53,7 +53,8 @@ def run_demo(
     out: Path, *, count: int = 120, size: int = 256, epochs: int = 10, seed: int = 0, progress: bool = True
 ) -> dict[str, Any]:
     """Run the demo into ``out`` (its data/ and run/ subfolders are the demo's own and are
-    replaced on a re-run); returns the summary also written to ``out/summary.json``."""
+    replaced on a re-run); returns the summary also written to ``out/summary.json``.
+    """
     import torch
 
     from .data.dataset import load_sample
@@ -128,7 +129,8 @@ def run_demo(
 def demo_failures(summary: dict[str, Any]) -> list[str]:
     """Every check of the run that failed, one line each: the export's (parity, INT8 target,
     OpenVINO's gates), the scene's check against PyTorch, and each benchmark row whose checks
-    failed (a path the runtime would refuse)."""
+    failed (a path the runtime would refuse).
+    """
     failures = [summary["export"]["failure"]] if summary["export"].get("failure") else []
     check = summary["scene"]["check"]
     if not check["passed"]:
@@ -186,7 +188,8 @@ def _benchmark(out: Path, export: dict[str, Any], ckpt: Path) -> dict[str, Any]:
     """``sam2ms bench`` of the ONNX artifacts (on ONNX Runtime, and OpenVINO where installed) against
     the PyTorch reference and its bf16 autocast where the CPU has native BF16, in one run: batches
     1 and 4, one stream (the plan needs a GPU: not run here; torch.compile's minutes of compiling
-    are left to ``sam2ms bench``)."""
+    are left to ``sam2ms bench``).
+    """
     import importlib.util
 
     from .bench.options import BenchOptions
@@ -221,7 +224,8 @@ def _benchmark(out: Path, export: dict[str, Any], ckpt: Path) -> dict[str, Any]:
 def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per artifact and the PyTorch reference: size, agreement with PyTorch FP32, and
     speed at the demo batch (also as a ratio to PyTorch); rows whose checks failed are marked as
-    in ``bench.md``."""
+    in ``bench.md``.
+    """
     from .bench.report import row_label
 
     speed = {r["subject"]: r for r in summary["bench"]["rows"] if r["batch"] == DEMO_BATCH}
@@ -274,7 +278,8 @@ def _export(ckpt: Path, folder: Path, tile: int, calib_data: Path) -> dict[str, 
     """Export the demo model (FP32, FP16, and INT8 calibrated on ``calib_data`` with
     --auto-exclude, and --reduce-range on a CPU without VNNI); OpenVINO's gates where it is
     installed; the plan only when tensorrt/tensorrt_rtx is importable. A missed INT8 target is
-    reported in the summary, not fatal: the rest of the chain runs on the FP32 model."""
+    reported in the summary, not fatal: the rest of the chain runs on the FP32 model.
+    """
     from importlib.util import find_spec
 
     from .calib.pipeline import CalibrateOptions

@@ -39,7 +39,8 @@ class MissingDependency(UsageError):
 
 def require(module: str, purpose: str) -> ModuleType:
     """Import ``module`` (e.g. ``onnxruntime.quantization``) or raise :class:`MissingDependency`
-    saying that ``purpose`` needs it and how to install it."""
+    saying that ``purpose`` needs it and how to install it.
+    """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -56,7 +57,8 @@ def import_tensorrt(flavour: str, purpose: str) -> tuple[ModuleType, str]:
     """The TensorRT library: ``tensorrt`` or ``tensorrt_rtx``, or ``auto`` (tensorrt first) — the one
     importer of the builder and the runtime. Returns (module, its name). ``flavour`` may come from a
     file (a plan's sidecar), so it is only ever looked up in :data:`TENSORRT_FLAVOURS`: any other
-    name is refused, never imported."""
+    name is refused, never imported.
+    """
     if flavour != "auto" and flavour not in TENSORRT_FLAVOURS:
         raise UsageError(f"unknown builder {flavour!r}: sam2ms runs plans of {' or '.join(TENSORRT_FLAVOURS)}")
     names = TENSORRT_FLAVOURS if flavour == "auto" else (flavour,)

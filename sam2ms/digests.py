@@ -21,7 +21,8 @@ from .fileio import write_json
 
 def cache_root() -> Path | None:
     """sam2ms's cache folder: ``$SAM2MS_CACHE_DIR`` (set but empty: no cache), else
-    ``$XDG_CACHE_HOME/sam2ms`` (``~/.cache/sam2ms``)."""
+    ``$XDG_CACHE_HOME/sam2ms`` (``~/.cache/sam2ms``).
+    """
     configured = os.environ.get("SAM2MS_CACHE_DIR")
     if configured is not None:
         return Path(configured) if configured else None
@@ -45,7 +46,8 @@ def _identity(path: Path) -> str:
 def cached_sha256(path: str | Path) -> str:
     """:func:`sha256_file`, remembered per version of the file (see the module docstring). An
     unreadable or foreign cache entry is ignored and rewritten; an unwritable cache only costs the
-    next run another hash."""
+    next run another hash.
+    """
     path = Path(path)
     root = cache_root()
     identity = _identity(path)

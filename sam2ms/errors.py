@@ -35,14 +35,16 @@ class CheckFailed(Sam2msError):
 
 class WriteFailed(Sam2msError, OSError):
     """A file could not be written (a full disk, a read-only folder): exit 1, naming the file;
-    still an OSError for callers that can live without the file (a cache)."""
+    still an OSError for callers that can live without the file (a cache).
+    """
 
 
 class Terminated(BaseException):
     """SIGTERM (a scheduler stopping the job, ``kill``), raised in the main thread. A BaseException
     like Ctrl-C's KeyboardInterrupt, so that the same clean-up runs (temporary files of unfinished
     outputs are removed, finished outputs stay, ``--resume`` continues) and no ``except Exception``
-    swallows it; not a KeyboardInterrupt, which click turns into exit 130 before we see it."""
+    swallows it; not a KeyboardInterrupt, which click turns into exit 130 before we see it.
+    """
 
     def __init__(self, signum: int) -> None:
         super().__init__(f"signal {signum}")

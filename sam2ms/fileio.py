@@ -34,7 +34,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
 def staged_file(path: str | Path) -> IO[bytes]:
     """A new temp file beside ``path`` (``.NAME.*.tmp``, which ``--resume`` clears after a crash),
     open for writing; :func:`commit_staged` moves it into place, :func:`abort_staged` drops it. For
-    outputs written piece by piece (:mod:`sam2ms.png_writer`)."""
+    outputs written piece by piece (:mod:`sam2ms.png_writer`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -78,7 +79,8 @@ TEMP_SUFFIXES = (".tmp", ".stage.tif")  # atomic_write's and the COG writer's st
 
 def leftover_temps(path: Path) -> list[Path]:
     """Temporary files that an interrupted write of ``path`` left beside it (``.NAME.*.tmp``,
-    ``.NAME.*.stage.tif``): a run killed with ``kill -9`` gets no chance to remove them."""
+    ``.NAME.*.stage.tif``): a run killed with ``kill -9`` gets no chance to remove them.
+    """
     if not path.parent.is_dir():
         return []
     return sorted(p for p in path.parent.glob(f".{glob.escape(path.name)}.*") if p.name.endswith(TEMP_SUFFIXES))
@@ -103,7 +105,8 @@ def ensure_writable_dir(folder: str | Path, flag: str = "-o") -> Path:
 @contextmanager
 def new_folder_removed_on_failure(folder: str | Path) -> Iterator[None]:
     """Run the body; if it fails and ``folder`` did not exist before it and is still empty, remove
-    it: a refused export (a foreign checkpoint, a bad opset) leaves no empty output folder behind."""
+    it: a refused export (a foreign checkpoint, a bad opset) leaves no empty output folder behind.
+    """
     folder = Path(folder)
     existed = folder.exists()
     try:
@@ -131,7 +134,8 @@ def read_format_json(
 ) -> dict[str, Any]:
     """Read a JSON document (at most ``max_bytes``, no NaN: :func:`sam2ms.schema.load_json`) whose
     ``format`` field must be ``expected_format``; anything else is a UsageError that starts with
-    ``what`` and ends with ``fix``."""
+    ``what`` and ends with ``fix``.
+    """
     from .errors import UsageError
     from .schema import load_json
 

@@ -44,13 +44,15 @@ def human_bytes(n: float) -> str:
 
 def pixel_limit(bytes_per_pixel: int, max_pixels: int | None) -> int:
     """The most pixels an image of ``bytes_per_pixel`` may have when decoded or assembled whole:
-    ``max_pixels`` where the user gave it, else what fits in :func:`budget_bytes`."""
+    ``max_pixels`` where the user gave it, else what fits in :func:`budget_bytes`.
+    """
     return max_pixels if max_pixels is not None else budget_bytes() // max(bytes_per_pixel, 1)
 
 
 def check_pixels(what: str, width: int, height: int, bytes_per_pixel: int, max_pixels: int | None, fix: str) -> None:
     """Refuse (UsageError) a ``width`` x ``height`` image that would exceed :func:`pixel_limit`,
-    before a byte of it is allocated."""
+    before a byte of it is allocated.
+    """
     pixels = width * height
     limit = pixel_limit(bytes_per_pixel, max_pixels)
     if pixels > limit:
@@ -74,7 +76,8 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     an arena keeps the pages of the large arrays freed in it; the pipeline's decode, blend and write
     threads all allocate tile- and row-sized arrays, which raised peak RSS by a quarter (4096²
     scenes: 1.0 GB instead of 0.8) at no gain in speed. Two arenas keep the speed and the memory
-    (benchmarks/RESULTS.md). The ``MALLOC_ARENA_MAX`` environment variable, when set, wins."""
+    (benchmarks/RESULTS.md). The ``MALLOC_ARENA_MAX`` environment variable, when set, wins.
+    """
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False
     try:

@@ -101,7 +101,8 @@ class RoadMetrics:
 
 def sigmoid(logits: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     """Road probability from logits, computed and returned in ``dtype`` (float32 on the runtime's
-    hot path, float64 where parity figures are measured)."""
+    hot path, float64 where parity figures are measured).
+    """
     x: np.ndarray = np.asarray(logits, dtype=dtype)
     return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=dtype)
 
@@ -121,7 +122,8 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 def probability_parity(reference: np.ndarray, candidate: np.ndarray, threshold: float = THRESHOLD) -> dict[str, float]:
     """How closely ``candidate`` probabilities follow ``reference`` (same shape): max and mean
     absolute difference, and the IoU of the two masks at ``threshold``. Used by every export and
-    runtime check against the PyTorch reference."""
+    runtime check against the PyTorch reference.
+    """
     reference = np.asarray(reference, dtype=np.float64)
     candidate = np.asarray(candidate, dtype=np.float64)
     if reference.shape != candidate.shape:
@@ -137,7 +139,8 @@ def probability_parity(reference: np.ndarray, candidate: np.ndarray, threshold: 
 def agreement(reference: np.ndarray, candidate: np.ndarray, threshold: float = THRESHOLD) -> dict[str, float]:
     """:func:`probability_parity` plus F1 and mIoU of ``candidate``'s masks with ``reference``'s
     masks as ground truth — how INT8 is judged against FP32 and every benchmark row against
-    PyTorch. When neither has a road pixel the two agree perfectly: F1 is 1, not 0."""
+    PyTorch. When neither has a road pixel the two agree perfectly: F1 is 1, not 0.
+    """
     acc = RoadMetrics()
     acc.update_batch(candidate, np.asarray(reference) >= threshold)
     m = acc.compute()

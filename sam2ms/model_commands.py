@@ -1,5 +1,6 @@
 """The ``info`` and ``models`` commands: the model registry and what each model costs. Outside the
-``sam2ms.models`` package on purpose: importing that package imports torch, and the CLI must not."""
+``sam2ms.models`` package on purpose: importing that package imports torch, and the CLI must not.
+"""
 
 from __future__ import annotations
 

@@ -42,7 +42,8 @@ _ROWS_AT_ONCE = 128
 
 def filter_rows(rows: np.ndarray, previous: np.ndarray) -> bytes:
     """PNG scanlines (filter byte + filtered bytes) of uint8 ``rows`` (n x W, one byte per pixel)
-    under ``previous`` (the row above the first; zeros at the top), filters chosen as Pillow does."""
+    under ``previous`` (the row above the first; zeros at the top), filters chosen as Pillow does.
+    """
     parts = []
     for start in range(0, len(rows), _ROWS_AT_ONCE):
         block = rows[start : start + _ROWS_AT_ONCE]
@@ -88,7 +89,8 @@ def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 class PngRowWriter:
     """An 8-bit grayscale PNG of ``height`` x ``width`` written in row blocks, top to bottom, to a
-    staged file that :meth:`finish` renames to ``path`` (:meth:`abort` removes it)."""
+    staged file that :meth:`finish` renames to ``path`` (:meth:`abort` removes it).
+    """
 
     def __init__(self, path: Path, height: int, width: int) -> None:
         self.path, self.height, self.width = Path(path), height, width

@@ -44,7 +44,8 @@ def model_input(windows: np.ndarray, input_format: str) -> np.ndarray:
 
 def input_shape(input_format: str, tile: int, batch: Any = "N") -> list[Any]:
     """The input tensor's shape for ``input_format``: NHWC for uint8, NCHW for float32 (``batch``
-    an int, or a name for a dynamic axis)."""
+    an int, or a name for a dynamic axis).
+    """
     return [batch, tile, tile, 3] if input_format == "uint8" else [batch, 3, tile, tile]
 
 
@@ -55,7 +56,8 @@ def input_bytes_per_tile(input_format: str, tile: int) -> int:
 
 def input_format_of(dtype: str) -> str:
     """The input format of a graph whose input element type is ``dtype`` (numpy, ONNX Runtime's
-    ``tensor(uint8)`` or a TensorRT ``DataType`` name)."""
+    ``tensor(uint8)`` or a TensorRT ``DataType`` name).
+    """
     name = str(dtype).lower().removeprefix("tensor(").removesuffix(")").rsplit(".", 1)[-1]
     if name == "uint8":
         return "uint8"

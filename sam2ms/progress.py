@@ -1,5 +1,6 @@
 """Progress bars (rich) for long work — training, evaluation, calibration; silent on non-main ranks
-and when disabled. Part of the core so that calibration never imports the trainer."""
+and when disabled. Part of the core so that calibration never imports the trainer.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class Bar:
 
     def line(self, label: str, total: int) -> Bar:
         """A further line in the same display (rich shows one live display at a time), for a step
-        inside this one's work."""
+        inside this one's work.
+        """
         if self._progress is None:
             return Bar()
         return Bar(self._progress, self._progress.add_task(label, total=total, info=""))

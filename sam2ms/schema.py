@@ -177,7 +177,8 @@ def list_of(item: Check, min_len: int = 0, max_len: int = MAX_ITEMS) -> Check:
 
 def record(fields: Mapping[str, Check], required: tuple[str, ...] = (), other: Check | None = None) -> Check:
     """An object with the keys of ``fields`` (those in ``required`` must be there); a key not in
-    ``fields`` is checked by ``other``, or refused when ``other`` is None."""
+    ``fields`` is checked by ``other``, or refused when ``other`` is None.
+    """
 
     def check(value: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -198,7 +199,8 @@ def record(fields: Mapping[str, Check], required: tuple[str, ...] = (), other: C
 
 def json_value(depth: int = MAX_DEPTH) -> Check:
     """Any JSON value nested at most ``depth`` deep: free-form records (report figures) that no
-    reader acts on."""
+    reader acts on.
+    """
 
     def check(value: Any, where: str, level: int = 0) -> Any:
         if level > depth:
@@ -222,7 +224,8 @@ SHA256 = string(pattern="[0-9a-f]{64}")
 
 def file_name() -> Check:
     """A plain file name: no folder part, not ``.``/``..``, no NUL. Names read from a file are
-    joined to that file's own folder, so they can never reach outside it."""
+    joined to that file's own folder, so they can never reach outside it.
+    """
 
     def check(value: Any, where: str) -> str:
         if (
@@ -240,7 +243,8 @@ def file_name() -> Check:
 
 def validate(value: Any, schema: Check, source: str, fix: str) -> Any:
     """``value`` checked by ``schema``; a :class:`~sam2ms.errors.UsageError` that starts with
-    ``source`` (the file) and ends with ``fix`` otherwise."""
+    ``source`` (the file) and ends with ``fix`` otherwise.
+    """
     try:
         return schema(value, "")
     except SchemaError as exc:
@@ -253,7 +257,8 @@ def _no_constants(name: str) -> NoReturn:
 
 def load_json(path: str | Path, what: str, fix: str, max_bytes: int) -> Any:
     """The JSON document in ``path``, read only when it is at most ``max_bytes`` long; NaN and
-    Infinity (which Python's parser takes) are refused like any other syntax error."""
+    Infinity (which Python's parser takes) are refused like any other syntax error.
+    """
     path = Path(path)
     try:
         size = path.stat().st_size

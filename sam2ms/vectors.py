@@ -48,7 +48,8 @@ FIX = "fix the file (roads are GeoJSON LineStrings) or export it again"
 
 def check_crs_name(name: Any, where: str) -> str:
     """A CRS named as GDAL may safely parse it: an authority code (``EPSG:32633``, an OGC URN) or
-    WKT. Anything else (a path, a PROJ string with ``+init=``) is refused."""
+    WKT. Anything else (a path, a PROJ string with ``+init=``) is refused.
+    """
     if not isinstance(name, str) or len(name) > 1 << 16 or not (_AUTHORITY.fullmatch(name) or _WKT.match(name)):
         raise SchemaError(where, f"expected a CRS as an authority code (EPSG:4326) or WKT, got {describe(name)}")
     return name
@@ -56,7 +57,8 @@ def check_crs_name(name: Any, where: str) -> str:
 
 def is_lonlat(crs_name: str) -> bool:
     """Whether coordinates in ``crs_name`` are longitude/latitude degrees (rasterio decides names
-    that are not WGS 84's own; without rasterio only WGS 84's are known)."""
+    that are not WGS 84's own; without rasterio only WGS 84's are known).
+    """
     if crs_name in _LONLAT_NAMES:
         return True
     try:
@@ -172,6 +174,7 @@ def read_lines(path: Path, labels: bool = False) -> tuple[list[dict[str, Any]], 
     null geometry is an empty one (GDAL writes SpaceNet's ``LINESTRING EMPTY``, an image without
     roads, as null) and pixel coordinates are refused; else (a network to score) a null geometry is
     refused. The file may take a sixteenth of the memory budget (Python's parsed JSON is about ten
-    times its text)."""
+    times its text).
+    """
     data = load_json(path, str(path), FIX, max_bytes=max(budget_bytes() // 16, 1 << 20))
     return parse_lines(data, str(path), labels)

@@ -28,7 +28,8 @@ except ImportError:  # hypothesis is a dev dependency (make test installs it); o
 @pytest.fixture(scope="session", autouse=True)
 def _threads() -> None:
     """Two torch threads (the CI machine's cores), one per worker under pytest-xdist (make test runs
-    two); nothing where torch is not installed (make test-core)."""
+    two); nothing where torch is not installed (make test-core).
+    """
     try:
         import torch
     except ImportError:
@@ -41,7 +42,8 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """Without torch (make test-core: a deployment host's install) only the test modules marked
-    ``core`` are collected; the others import torch, or build their models with it."""
+    ``core`` are collected; the others import torch, or build their models with it.
+    """
     if HAS_TORCH or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
         return None
     return "pytest.mark.core" not in collection_path.read_text()
@@ -49,7 +51,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Slow tests first: pytest-xdist hands tests out in this order, so the longest (the README
-    walk, minutes alone) start at once and the short ones fill the other worker meanwhile."""
+    walk, minutes alone) start at once and the short ones fill the other worker meanwhile.
+    """
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

@@ -1,5 +1,6 @@
 """Typed, seeded fake data of the real formats, shared by the tests (torchgeo's habit): files of
-the very layouts and encodings the real datasets use, small enough for a CPU test suite."""
+the very layouts and encodings the real datasets use, small enough for a CPU test suite.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """A 'model' whose output is a known per-pixel function of its input, so that every tiled result
-can be checked exactly against the function applied to the whole scene."""
+can be checked exactly against the function applied to the whole scene.
+"""
 
 from pathlib import Path
 
@@ -15,7 +16,8 @@ WEIGHTS = np.array([1.5, -2.0, 0.7], np.float32)
 
 def pixelwise_onnx(path: Path, tile: int, sidecar: bool = True) -> Path:
     """A 'model' whose logits are a per-pixel function of the input: a fixed 1x1 convolution; with
-    the sidecar an export would write beside it (``sidecar=False``: a bare ONNX)."""
+    the sidecar an export would write beside it (``sidecar=False``: a bare ONNX).
+    """
     w = numpy_helper.from_array(WEIGHTS.reshape(1, 3, 1, 1), "w")
     b = numpy_helper.from_array(np.array([0.1], np.float32), "b")
     node = helper.make_node("Conv", ["image", "w", "b"], ["logits"])

@@ -164,7 +164,8 @@ def test_road_graph_commands_name_the_geo_extra(tmp_path: Path) -> None:
 def test_small_mismatches_of_the_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A single INPUT that fails is one line; a graph is built from masks, not images; a missing
     local file is "not found" (no GDAL credentials hint); --streams beyond what a model runs is
-    refused; a Hiera model without SAM2 weights is warned about."""
+    refused; a Hiera model without SAM2 weights is warned about.
+    """
     import rasterio
 
     from pixelwise import pixelwise_onnx

@@ -42,7 +42,8 @@ def test_tiny_demo(tmp_path: Path) -> None:
 
 def test_demo_reports_every_failed_check() -> None:
     """The export's failure, the scene check and each refused bench row are listed, and the closing
-    table marks the refused rows as bench.md does."""
+    table marks the refused rows as bench.md does.
+    """
     from sam2ms.demo import demo_failures, summary_table
 
     def row(subject: str, ok: bool | None) -> dict:

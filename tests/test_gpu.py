@@ -1,6 +1,7 @@
 """GPU tests: the cuda-python memory/stream/event/graph layer, the PyTorch backend's CUDA-stream
 lanes and the TensorRT backend on a real GPU. Skipped, with the reason, wherever no NVIDIA GPU (or
-no TensorRT) is visible — CI machines have none. ``make gpu-check`` runs them on a lent GPU."""
+no TensorRT) is visible — CI machines have none. ``make gpu-check`` runs them on a lent GPU.
+"""
 
 from pathlib import Path
 
@@ -23,7 +24,8 @@ def _need_gpu() -> None:
 
 def _tensorrt_for_this_gpu() -> tuple[str, list[str]]:
     """(builder, export args) for whichever TensorRT is importable; skips with the reason where
-    tensorrt_rtx cannot target this GPU (it has no sm90: no H100/H200)."""
+    tensorrt_rtx cannot target this GPU (it has no sm90: no H100/H200).
+    """
     if has_module("tensorrt"):
         return "tensorrt", []
     if not has_module("tensorrt_rtx"):
@@ -179,7 +181,8 @@ def test_tensorrt_plan_matches_onnxruntime(
 
 def test_bench_reference_and_plan_rows_on_cuda(trained_nano: Path, tmp_path: Path) -> None:
     """The reference rows on a GPU: autocast variants, the H2D/compute/D2H split, device memory,
-    the device's own name, and PyTorch's multi-stream rows."""
+    the device's own name, and PyTorch's multi-stream rows.
+    """
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch sees no CUDA device")
@@ -208,7 +211,8 @@ def test_bench_reference_and_plan_rows_on_cuda(trained_nano: Path, tmp_path: Pat
 
 def test_torch_cuda_graph_lanes_match_eager(trained_nano: Path) -> None:
     """BF16 replayed from CUDA graphs (issue 26): two lanes capturing and replaying from their own
-    threads give eager BF16's logits, and masks within the BF16 gate of FP32."""
+    threads give eager BF16's logits, and masks within the BF16 gate of FP32.
+    """
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch sees no CUDA device")

@@ -70,7 +70,8 @@ def test_torch_free_modules_do_not_import_torch() -> None:
 )
 def test_missing_library_names_the_extra(tmp_path, args: list[str], blocked: str, extra: str) -> None:
     """On a host without the library (simulated: its import fails), the command says which extra
-    to install — exit 2, one line, no traceback."""
+    to install — exit 2, one line, no traceback.
+    """
     (tmp_path / "m.onnx").write_bytes(b"x")
     # openvino too: with it, auto would run the .onnx there and never need onnxruntime
     code = (
@@ -97,7 +98,8 @@ def test_console_script_reports_errors_without_traceback(tmp_path) -> None:
 def test_the_wheel_is_a_working_deployment_install(tmp_path) -> None:
     """The README's deployment install from a clone, as an artifact: the wheel built from this
     checkout, installed with [cpu] into a fresh venv (packages from the index), runs sam2ms-infer on
-    an exported ONNX — without torch, and with every package-dir mapping in place."""
+    an exported ONNX — without torch, and with every package-dir mapping in place.
+    """
     from pathlib import Path
 
     from pixelwise import pixelwise_onnx

@@ -1,5 +1,6 @@
 """PNGs decoded strip by strip (sam2ms.geo.png_rows) give Pillow's pixels, for every PNG filter type,
-and only as far as the windows asked for them reach."""
+and only as far as the windows asked for them reach.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 def _filtered(image: np.ndarray, kinds: list[int]) -> bytes:
     """PNG scanlines of ``image`` (H x W x C uint8), row y filtered with ``kinds[y]`` (0-4): the
-    encoder's side of the five filters, written from the PNG specification."""
+    encoder's side of the five filters, written from the PNG specification.
+    """
     h, w, c = image.shape
     x = image.reshape(h, w * c).astype(np.int16)
     out = bytearray()
@@ -53,7 +55,8 @@ def write_png(
     path: Path, image: np.ndarray, kinds: list[int], idat_size: int = 997, extra: bytes = b"", interlace: int = 0
 ) -> Path:
     """``image`` as a PNG with the given filter per row, its zlib stream cut into IDAT chunks of
-    ``idat_size`` bytes (rows span chunks)."""
+    ``idat_size`` bytes (rows span chunks).
+    """
     h, w, c = image.shape
     header = struct.pack(">IIBBBBB", w, h, 8, {1: 0, 3: 2}[c], 0, 0, interlace)
     stream = zlib.compress(_filtered(image, kinds), 6)

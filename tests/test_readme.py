@@ -71,7 +71,8 @@ LIGHT_DEFAULTS = {
 @dataclass(frozen=True)
 class Step:
     """What the walk does with the README commands matching ``pattern``: ``skip`` (the reason), or
-    run with ``code`` as the exit code and ``outputs`` as files that must exist afterwards."""
+    run with ``code`` as the exit code and ``outputs`` as files that must exist afterwards.
+    """
 
     pattern: str
     skip: str | None = None
@@ -184,7 +185,8 @@ WALK = [
 
 def readme_commands() -> list[str]:
     """The README's shell commands in order: continuations joined, comments and ``[optional]``
-    groups dropped, ``&&`` chains split."""
+    groups dropped, ``&&`` chains split.
+    """
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", README.read_text(), re.S):
         current = ""

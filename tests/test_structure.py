@@ -1,5 +1,6 @@
 """mypy sees the seams between the stages: a call across them with the wrong types is an error
-(before tools/typecheck.py, every import of sam2ms.runtime inside export/ was ``Any``)."""
+(before tools/typecheck.py, every import of sam2ms.runtime inside export/ was ``Any``).
+"""
 
 import subprocess
 import sys

@@ -52,7 +52,8 @@ def _import_time_names(tree: ast.Module, module: str, is_package: bool) -> Itera
 
 class ImportTimeContract(Contract):
     """``source_modules`` (and their submodules) never import ``forbidden_modules`` while being
-    imported. Options: source_modules, forbidden_modules (top-level names, e.g. torch)."""
+    imported. Options: source_modules, forbidden_modules (top-level names, e.g. torch).
+    """
 
     type_name = "import_time"
 

@@ -39,7 +39,8 @@ def package_dirs() -> dict[str, str]:
 
 def build_tree() -> dict[str, str]:
     """Link every package folder into ``.typecheck/`` at its installed place; the map from the
-    links' paths back to the checkout's (longest first)."""
+    links' paths back to the checkout's (longest first).
+    """
     shutil.rmtree(TREE, ignore_errors=True)
     mapping = {}
     for package, folder in sorted(package_dirs().items()):

@@ -55,7 +55,8 @@ def _auto_onnx_backend(providers: list[str] | None, precision: str, file_precisi
     float on an x86-64 CPU (OpenVINO FP32 ran our graphs 1.1-1.3x faster than ONNX Runtime on Zen 3
     and Zen 5: benchmarks/RESULTS.md); else ONNX Runtime, which also serves --providers cuda/tensorrt
     and INT8 files (their calibration measured ONNX Runtime's INT8 kernels; OpenVINO's need their
-    own gate: ``--backend openvino``). Decided without importing OpenVINO."""
+    own gate: ``--backend openvino``). Decided without importing OpenVINO.
+    """
     from importlib.util import find_spec
 
     cpu = not (providers and providers != ["cpu"])
@@ -87,7 +88,8 @@ def open_model(
     ``channels_last`` to checkpoints; ``device`` (CPU, GPU, NPU) to OpenVINO. An artifact runs
     only with its sidecar, which must match it (:func:`sam2ms.artifacts.read_sidecar`); an ONNX
     without one runs with ``unverified`` (its tile and input format then come from the graph, and
-    the summary says so)."""
+    the summary says so).
+    """
     path = Path(path)
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend}: use one of {', '.join(BACKENDS)}")

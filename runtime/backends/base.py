@@ -26,7 +26,8 @@ class Lane(Protocol):
     normalised float32 N x 3 x T x T) -> float32 N x 1 x T x T logits.
 
     ``last_split_ms`` is the device-side H2D / compute / D2H time of the last batch, measured with
-    CUDA events, where the lane runs on a GPU (None elsewhere)."""
+    CUDA events, where the lane runs on a GPU (None elsewhere).
+    """
 
     last_split_ms: dict[str, float] | None
 
@@ -69,7 +70,8 @@ class Backend(ABC):
     @abstractmethod
     def lanes(self, count: int) -> list[Lane]:
         """``count`` executors that may run concurrently from different threads. Calling it again
-        returns lanes already made (never more device buffers than the largest count asked for)."""
+        returns lanes already made (never more device buffers than the largest count asked for).
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release device memory, streams and sessions."""
@@ -105,7 +107,8 @@ class Backend(ABC):
 
 def reconcile_graph(path: Path, info: ModelInfo, input_format: str, graph_tile: int | None) -> ModelInfo:
     """``info`` completed with what an ONNX graph says of itself (input format, fixed tile), or a
-    UsageError where the graph, the sidecar and the request disagree."""
+    UsageError where the graph, the sidecar and the request disagree.
+    """
     tile = info.tile or graph_tile
     if tile is None:
         raise UsageError(f"{path}: the graph has no fixed tile size and no sidecar; pass --tile")
@@ -160,7 +163,8 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
 
 def cpu_has_vnni() -> bool:
     """AVX-512 VNNI, AVX-VNNI or AMX INT8: 8-bit dot products without the int16 intermediate whose
-    saturation makes oneDNN's (OpenVINO's) INT8 inaccurate with 8-bit weights on older CPUs."""
+    saturation makes oneDNN's (OpenVINO's) INT8 inaccurate with 8-bit weights on older CPUs.
+    """
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags())
 
 

@@ -71,7 +71,8 @@ def onnx_graph_tile(path: Path) -> int | None:
 
 class OnnxRuntimeBackend(Backend):
     """One session; ``InferenceSession.run`` is thread-safe, so lanes share it. The tile and the
-    input format come from the graph and must agree with the sidecar's (``info``)."""
+    input format come from the graph and must agree with the sidecar's (``info``).
+    """
 
     name = "onnxruntime"
 

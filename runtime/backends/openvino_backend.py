@@ -50,7 +50,8 @@ def _ov() -> Any:
 
 def cache_dir() -> Path | None:
     """Where compiled models are cached: ``$SAM2MS_OPENVINO_CACHE`` (empty: no cache), else
-    ``openvino/`` in sam2ms's cache folder (:func:`sam2ms.digests.cache_root`)."""
+    ``openvino/`` in sam2ms's cache folder (:func:`sam2ms.digests.cache_root`).
+    """
     configured = os.environ.get("SAM2MS_OPENVINO_CACHE")
     if configured is not None:
         return Path(configured) if configured else None
@@ -69,7 +70,8 @@ def device_full_name(core: Any, device: str) -> str:
 
 def reduce_range_hint(weight_bits: int | None) -> str:
     """Where OpenVINO's INT8 fails with 8-bit weights (``weight_bits`` as the calibration recorded
-    it) on a CPU without VNNI: the likely cause and fix."""
+    it) on a CPU without VNNI: the likely cause and fix.
+    """
     if cpu_has_vnni() or weight_bits == 7:
         return ""
     return (
@@ -89,7 +91,8 @@ def accuracy_gate(
     """OpenVINO's accuracy gate for ``path`` at ``run_precision``: the one recorded in the sidecar
     (``openvino.<precision>``, by ``sam2ms-export --openvino`` or ``sam2ms calibrate --openvino``),
     else ``measure()`` where :func:`needs_gate`, else None. A failed gate is a UsageError unless
-    ``allow_failed`` (the benchmark, which reports it)."""
+    ``allow_failed`` (the benchmark, which reports it).
+    """
     recorded = (sidecar.get("openvino") or {}).get(run_precision) or {}
     if isinstance(recorded.get("passed"), bool):
         gate = recorded
@@ -117,7 +120,8 @@ def accuracy_gate(
 
 def library_message(exc: BaseException) -> str:
     """OpenVINO's own words from one of its exceptions, without the C++ source locations and
-    blank lines it wraps them in (the first three lines that say something, up to 400 characters)."""
+    blank lines it wraps them in (the first three lines that say something, up to 400 characters).
+    """
     lines = [line.strip() for line in str(exc).splitlines()]
     said = [line for line in lines if line and not line.startswith(("Exception from src", "Check '"))]
     return ("; ".join(said[:3]) or type(exc).__name__)[:400]
@@ -139,7 +143,8 @@ class _OvLane:
 class OpenVinoBackend(Backend):
     """A model read from ONNX, compiled for ``device`` when lanes are first asked for (their
     count is OpenVINO's ``NUM_STREAMS``). The tile and input format come from the graph and must
-    agree with the sidecar's (``info``)."""
+    agree with the sidecar's (``info``).
+    """
 
     name = "openvino"
 
@@ -229,7 +234,8 @@ class OpenVinoBackend(Backend):
 
     def _cached_gate(self, allow_failed: bool) -> dict[str, Any]:
         """A gate measured at load is measured once per file, precision, OpenVINO version, device and
-        criteria on a machine: it is kept beside the compiled models (``CACHE_DIR``)."""
+        criteria on a machine: it is kept beside the compiled models (``CACHE_DIR``).
+        """
         criteria = dict(INT8_TARGETS) if self.file_precision == "int8" else asdict(PARITY_THRESHOLDS["bf16"])
         key = {
             "sha256": self.info.sidecar.get("sha256") or cached_sha256(self.path),
@@ -254,8 +260,8 @@ class OpenVinoBackend(Backend):
     def _measure_gate(self, allow_failed: bool) -> dict[str, Any]:
         """Measured now on the export's synthetic parity tiles against OpenVINO FP32 of the graph
         whose parity with PyTorch the export checked: this file (BF16 on a float file) or the FP32
-        ONNX an INT8 file was calibrated from, which must be beside it."""
-
+        ONNX an INT8 file was calibrated from, which must be beside it.
+        """
         reference_path, why = self._reference_graph()
         if reference_path is None:
             if allow_failed:
@@ -291,7 +297,8 @@ class OpenVinoBackend(Backend):
 
     def probabilities(self, tiles: np.ndarray) -> np.ndarray:
         """Probabilities of uint8 RGB windows (N x T x T x 3), one at a time on the first lane: the
-        parity checks' way of running a model (the export's and the accuracy gates')."""
+        parity checks' way of running a model (the export's and the accuracy gates').
+        """
         from sam2ms.metrics import sigmoid
         from sam2ms.preprocess import model_input
 

@@ -28,7 +28,8 @@ POOL = 4
 
 def road_logits(tile: int, count: int = POOL, seed: int = 0) -> np.ndarray:
     """``count`` float32 1 x T x T logit maps of drawn road scenes: about +4 on roads, -4 elsewhere,
-    with the per-pixel noise of a real model's output."""
+    with the per-pixel noise of a real model's output.
+    """
     from sam2ms.data.synth import render_road_scene
 
     rng = np.random.default_rng(seed)

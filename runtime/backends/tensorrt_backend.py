@@ -188,7 +188,8 @@ class TensorRTBackend(Backend):
 
     def _runtime_setup(self, trt: Any, eager_kernels: bool) -> tuple[Any, Any, bool]:
         """TensorRT-RTX: a runtime config with the kernel specialisation strategy, the runtime cache
-        loaded from beside the plan, and the library's own CUDA graph capture when asked for."""
+        loaded from beside the plan, and the library's own CUDA graph capture when asked for.
+        """
         if not hasattr(self.engine, "create_runtime_config"):
             return None, None, False
         config = self.engine.create_runtime_config()

@@ -29,7 +29,8 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 class _TorchLane:
     """One forward per batch, on the lane's own CUDA stream where there is one, eager or replayed
     from the lane's CUDA graphs (:mod:`.torch_capture`). On CUDA it also times host->device,
-    compute and device->host with CUDA events (``last_split_ms``)."""
+    compute and device->host with CUDA events (``last_split_ms``).
+    """
 
     def __init__(self, backend: TorchBackend) -> None:
         import torch
@@ -114,7 +115,8 @@ def cast_weights_once(model: Any, dtype: Any) -> int:
     only as long as one autocast region, and is off inside CUDA-graph capture), which is as many
     extra kernels as layers. Autocast runs exactly these ops (linear, convolutions) in the low
     precision, and casting a tensor already in it is a no-op, so the outputs stay bit-identical to
-    plain autocast; norms and free parameters stay FP32, as autocast keeps them."""
+    plain autocast; norms and free parameters stay FP32, as autocast keeps them.
+    """
     from torch import nn
 
     cast = 0
@@ -135,7 +137,8 @@ class TorchBackend(Backend):
     """Eager PyTorch on CUDA when available, else CPU: FP32, or autocast FP16/BF16 (weights cast
     once), optionally ``torch.compile``d in one of its modes, replayed from CUDA graphs
     (``cuda_graph``), in channels-last memory (``channels_last``). On the CPU one lane (PyTorch
-    parallelises inside); on CUDA any number, each on its own stream."""
+    parallelises inside); on CUDA any number, each on its own stream.
+    """
 
     name = "torch"
 
@@ -193,7 +196,8 @@ class TorchBackend(Backend):
 
     def forward(self, x: Any) -> Any:
         """uint8 N x T x T x 3 on the device -> float32 N x 1 x T x T logits (what a lane runs, or
-        captures): normalised like the exported graph, in the memory format and precision asked."""
+        captures): normalised like the exported graph, in the memory format and precision asked.
+        """
         import torch
 
         x = self.normalize(x).contiguous(memory_format=self._memory_format)

@@ -42,7 +42,8 @@ class GraphAPI(Protocol):
 
     def capture(self, fn: Callable[[Any], Any], static_in: Any, pool: Any, stream: Any) -> tuple[Graph, Any]:
         """Warm ``fn`` up on ``stream``, then capture ``fn(static_in)`` into ``pool``: the graph and
-        the output tensor each replay overwrites."""
+        the output tensor each replay overwrites.
+        """
 
 
 class TorchCudaGraphs:
@@ -88,7 +89,8 @@ class _Captured:
 class CapturedForward:
     """``fn`` (a device batch -> a device batch, no host synchronisation inside) for one lane,
     replayed from graphs: one per batch size, captured the first time no captured graph holds a
-    batch. ``lock`` is shared by the lanes of one model (captures one at a time)."""
+    batch. ``lock`` is shared by the lanes of one model (captures one at a time).
+    """
 
     def __init__(self, fn: Callable[[Any], Any], api: GraphAPI, device: Any, stream: Any, lock: threading.Lock) -> None:
         self._fn, self._api, self._device, self._stream, self._lock = fn, api, device, stream, lock
@@ -102,7 +104,8 @@ class CapturedForward:
 
     def load(self, host: Any) -> tuple[_Captured, int]:
         """Copy the host batch ``host`` (N x ...) into the input of the graph that runs it (captured
-        now if none holds N), asynchronously on the lane's stream; (that graph, N)."""
+        now if none holds N), asynchronously on the lane's stream; (that graph, N).
+        """
         n, rest = int(host.shape[0]), tuple(host.shape[1:])
         fits = [shape for shape in self._graphs if shape[0] >= n and shape[1:] == rest]
         run = self._graphs[min(fits)] if fits else self._capture(host)
@@ -114,7 +117,8 @@ class CapturedForward:
     @staticmethod
     def replay(run: _Captured, n: int) -> Any:
         """Run the graph on what :meth:`load` put in; the first ``n`` rows of its output (a view
-        that the lane's next batch overwrites: copy it out first)."""
+        that the lane's next batch overwrites: copy it out first).
+        """
         run.graph.replay()
         return run.static_out[:n]
 

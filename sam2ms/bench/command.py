@@ -109,7 +109,8 @@ def bench_command(
     work: Path = typer.Option(Path("pipeline_bench"), help="--pipeline: folder for the scenes (kept for reuse)."),
 ) -> None:
     """Latency, throughput, memory and accuracy of models against the PyTorch reference; with
-    --pipeline, what the tiled pipeline delivers around an engine."""
+    --pipeline, what the tiled pipeline delivers around an engine.
+    """
     from rich.console import Console
 
     from .options import BenchOptions

@@ -1,7 +1,8 @@
 """Peak host memory during a measurement: a sampler thread reading the resident set size.
 
 ``ru_maxrss``/VmHWM are process-lifetime peaks and cannot separate one benchmark row from the
-next; sampling /proc/self/statm every few milliseconds can (a short spike may be missed)."""
+next; sampling /proc/self/statm every few milliseconds can (a short spike may be missed).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """What one ``sam2ms bench`` run measures (:class:`BenchOptions`): read by the runner and by the
-subjects it builds, so it sits below both."""
+subjects it builds, so it sits below both.
+"""
 
 from __future__ import annotations
 

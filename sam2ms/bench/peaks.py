@@ -30,7 +30,8 @@ DEVICE_PEAKS: dict[str, dict[str, float]] = {
 
 def peak_tflops(device: str, precision: str, cores: int | None = None) -> float | None:
     """The dense peak for ``device`` (as torch/nvidia-smi name it, or this host's CPU, ``cores`` of
-    it) at ``precision``."""
+    it) at ``precision``.
+    """
     name = device.lower()
     for fragment, peaks in DEVICE_PEAKS.items():
         if fragment in name:
@@ -43,7 +44,8 @@ def peak_tflops(device: str, precision: str, cores: int | None = None) -> float 
 
 def _flop_per_cycle(flags: set[str], half_width_avx512: bool = False) -> dict[str, int]:
     """FLOP (ops for INT8) per cycle per core by precision, from the CPU's instruction sets;
-    ``half_width_avx512``: AVX-512 runs on 256-bit datapaths (AMD Zen 4), so its rates are AVX2's."""
+    ``half_width_avx512``: AVX-512 runs on 256-bit datapaths (AMD Zen 4), so its rates are AVX2's.
+    """
     wide = "avx512f" in flags and not half_width_avx512
     per = {"fp32": 64 if wide else 32 if {"avx2", "fma"} <= flags else 16}
     if "amx_bf16" in flags:
@@ -68,13 +70,15 @@ def _field(text: str, name: str) -> str:
 
 def half_width_avx512(cpuinfo: str) -> bool:
     """AMD family 25 (0x19: Zen 3 and Zen 4): Zen 4 executes AVX-512 as two 256-bit halves (Zen 5,
-    family 26, has full 512-bit datapaths), so its AVX-512 peak per cycle is AVX2's."""
+    family 26, has full 512-bit datapaths), so its AVX-512 peak per cycle is AVX2's.
+    """
     return _field(cpuinfo, "vendor_id") == "AuthenticAMD" and _field(cpuinfo, "cpu family") == "25"
 
 
 def cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> dict[str, Any] | None:
     """This host's CPU peak: cores x FLOP/cycle x clock per precision, with its inputs (None off Linux).
-    ``cores``: the ones a benchmark's ``--threads`` uses (at most the CPUs this process may run on)."""
+    ``cores``: the ones a benchmark's ``--threads`` uses (at most the CPUs this process may run on).
+    """
     from sam2ms.runtime.backends.base import cpu_flags
 
     try:

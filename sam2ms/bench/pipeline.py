@@ -91,7 +91,8 @@ def _core_counts() -> tuple[int, ...]:
 
 def write_scenes(opts: PipelineBenchOptions, count: int | None = None, size: int | None = None) -> Path:
     """The benchmark's scenes (drawn roads, seeded; reused when already there): PNG, or tiled
-    GeoTIFF (256² blocks, deflate) with ``io="tif"``; ``count`` x ``size``² (default: the options')."""
+    GeoTIFF (256² blocks, deflate) with ``io="tif"``; ``count`` x ``size``² (default: the options').
+    """
     from sam2ms.data.synth import render_road_scene
 
     count, size = count or opts.scenes, size or opts.size
@@ -115,7 +116,8 @@ def write_scenes(opts: PipelineBenchOptions, count: int | None = None, size: int
 
 def write_tiled_tif(path: Path, image: np.ndarray, compress: str | None = "deflate") -> None:
     """``image`` (uint8 H x W x 3) as a GeoTIFF of 256² blocks: the scenes every pipeline
-    benchmark reads (what a satellite provider's COG looks like to a reader). Needs rasterio."""
+    benchmark reads (what a satellite provider's COG looks like to a reader). Needs rasterio.
+    """
     import rasterio
 
     options = {"compress": compress} if compress else {}

@@ -85,13 +85,15 @@ def _times(ratio: dict[str, Any] | None) -> str:
 def row_label(row: dict[str, Any]) -> str:
     """A row's subject as every table prints it: marked where its checks failed (the artifact's own
     export or calibration checks, or the gate its backend measured), so no table shows a refused
-    path as if it could be deployed."""
+    path as if it could be deployed.
+    """
     return str(row["subject"]) + (" (checks FAILED)" if row.get("checks_passed") is False else "")
 
 
 def markdown(report: dict[str, Any]) -> str:
     """One table row per measurement: throughput against the best PyTorch row of its batch (the
-    headline) and against eager FP32, the FLOP rate and its fraction of the device's peak."""
+    headline) and against eager FP32, the FLOP rate and its fraction of the device's peak.
+    """
     head = (
         "| subject | backend | precision | batch | streams | p50 ms | p90 ms | p99 ms | tiles/s | GFLOP/s "
         "| % of peak | × best PyTorch | × PyTorch FP32 | mask IoU | F1 vs ref |\n|" + " --- |" * 15
@@ -179,7 +181,8 @@ def save_report(
     plot_path: str | Path | None = None,
 ) -> str:
     """Write whichever of the JSON report, markdown table and plot are asked for (atomically) —
-    ``stem`` asks for all three as ``stem.json``, ``stem.md`` and ``stem.png``; returns the table."""
+    ``stem`` asks for all three as ``stem.json``, ``stem.md`` and ``stem.png``; returns the table.
+    """
     from sam2ms.fileio import atomic_write, write_json
 
     if stem is not None:

@@ -66,7 +66,8 @@ def check_batches(label: str, info: Any, batches: list[int]) -> None:
 @dataclass
 class Shared:
     """What every subject's measurement takes from the first one (the reference): its tile, the
-    accuracy tiles and their probabilities. Picklable: it crosses into each subject's process."""
+    accuracy tiles and their probabilities. Picklable: it crosses into each subject's process.
+    """
 
     tile: int | None = None
     model_name: str | None = None
@@ -97,7 +98,8 @@ def measure_subject(
     subject: Subject, opts: BenchOptions, shared: Shared, log: Callable[[str], None] = lambda _: None
 ) -> Measured:
     """Every (batch, streams) row of one subject; returns the updated shared state, the rows and
-    what was skipped. Runs in the subject's own process when the benchmark isolates subjects."""
+    what was skipped. Runs in the subject's own process when the benchmark isolates subjects.
+    """
     if opts.threads and subject.label.startswith("pytorch"):
         import torch
 
@@ -154,7 +156,8 @@ def _stderr_log(message: str) -> None:
 
 def _isolated(subject: Subject, opts: BenchOptions, shared: Shared) -> Measured:
     """:func:`measure_subject` in a fresh process: runtimes that keep busy thread pools (OpenVINO's
-    TBB, ONNX Runtime's spinning threads, PyTorch's OpenMP) cannot slow the subjects after them."""
+    TBB, ONNX Runtime's spinning threads, PyTorch's OpenMP) cannot slow the subjects after them.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -256,7 +259,8 @@ def _row(
 def _checks_passed(backend: Any) -> bool | None:
     """What the artifact's own export checks said (parity, or INT8 accuracy) and, where the backend
     computes otherwise than the checked graph, its accuracy gate (OpenVINO's BF16, INT8); None
-    when nothing was checked."""
+    when nothing was checked.
+    """
     verdicts = [Sidecar(backend.info.sidecar).passed, (backend.accuracy_gate or {}).get("passed")]
     known = [v for v in verdicts if v is not None]
     return all(known) if known else None
@@ -277,7 +281,8 @@ def _ratio(row: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any] |
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
     """Each row against two PyTorch rows of the same batch: the *best* (highest throughput among
     the PyTorch variants that keep mask IoU >= 0.995 with FP32: the headline, since a user can
-    simply run that) and eager FP32 (the reference every accuracy figure refers to)."""
+    simply run that) and eager FP32 (the reference every accuracy figure refers to).
+    """
     refs = {r["batch"]: r for r in rows if r["reference"] and r["streams"] == 1}
     best: dict[int, dict[str, Any]] = {}
 

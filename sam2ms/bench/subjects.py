@@ -1,5 +1,6 @@
 """What a benchmark measures: the artifacts given, then the PyTorch reference variants of the
-checkpoint they were exported from (found through their sidecars), at the artifacts' tile."""
+checkpoint they were exported from (found through their sidecars), at the artifacts' tile.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class Subject:
 
 def synthetic_tiles(tile: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded synthetic road tiles at training scale: (N x T x T x 3 uint8 RGB, N x T x T labels).
-    Each subject gets them in its own input format (:func:`sam2ms.preprocess.model_input`)."""
+    Each subject gets them in its own input format (:func:`sam2ms.preprocess.model_input`).
+    """
     from sam2ms.data.synth import render_road_scene
 
     rng = np.random.default_rng([seed, tile, 77])
@@ -58,7 +60,8 @@ def find_checkpoint(model: Path, recorded: dict[str, Any]) -> Path | None:
     """The checkpoint a sidecar names: its path as recorded (often relative to where the export
     ran), else that path under each folder above the artifact — accepted only when its SHA-256 is
     the recorded one, so a different file of the same name (or any other file a sidecar points
-    at) is never loaded as the reference."""
+    at) is never loaded as the reference.
+    """
     path, digest = recorded.get("path"), recorded.get("sha256")
     if not path or not digest:
         return None
@@ -82,7 +85,8 @@ def _backends_for(model: Path, asked: list[str]) -> list[str]:
 def preflight(opts: BenchOptions) -> None:
     """What would otherwise abort a benchmark after minutes of measuring, refused before it starts
     (exit 2): a model file that is missing or of no known kind, a sidecar that does not check out,
-    an asked batch outside a plan's optimisation profile (from its sidecar)."""
+    an asked batch outside a plan's optimisation profile (from its sidecar).
+    """
     from sam2ms.artifacts import Sidecar
     from sam2ms.runtime.backends import MODEL_SUFFIXES
 
@@ -107,7 +111,8 @@ def preflight(opts: BenchOptions) -> None:
 
 def cannot_run_here(backend: str) -> str | None:
     """Why this host cannot run ``backend`` at all (its library, or for TensorRT a CUDA device),
-    else None: such a subject becomes a row marked "not run here", not an abort."""
+    else None: such a subject becomes a row marked "not run here", not an abort.
+    """
     from importlib.util import find_spec
 
     from sam2ms.deps import INSTALL
@@ -135,7 +140,8 @@ def _openvino_has_bf16() -> bool:
 def torch_variants(asked: list[str]) -> list[str]:
     """``auto``: FP32 and the fastest configurations PyTorch offers here: bf16 autocast on CPUs
     with native BF16 (AVX-512 BF16, AMX), fp16 and bf16 autocast on GPUs and bf16 replayed from
-    CUDA graphs, torch.compile."""
+    CUDA graphs, torch.compile.
+    """
     if asked != ["auto"]:
         return list(dict.fromkeys(["fp32", *asked]))
     import torch
@@ -150,7 +156,8 @@ def torch_variants(asked: list[str]) -> list[str]:
 def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
     """The artifacts to measure on each backend asked (OpenVINO at each precision this CPU runs
     natively), then the PyTorch reference variants (when torch and a checkpoint are there); and
-    the subjects left out, with why."""
+    the subjects left out, with why.
+    """
     from sam2ms.runtime.backends import open_model
 
     found, skipped = [], []
@@ -224,7 +231,8 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
 
 def artifact_tile(models: list[Path]) -> int | None:
     """The tile of the first exported artifact: the PyTorch reference runs at it, whatever size the
-    checkpoint was trained at (the authors train at 352 px and deploy at 1024 px)."""
+    checkpoint was trained at (the authors train at 352 px and deploy at 1024 px).
+    """
     from sam2ms.runtime.backends.onnxruntime_backend import onnx_graph_tile
 
     for model in models:

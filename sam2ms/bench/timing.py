@@ -1,5 +1,6 @@
 """Timing one benchmark row: every lane runs its batches concurrently from its own thread, as
-``sam2ms-infer --streams`` runs them, with host memory sampled meanwhile."""
+``sam2ms-infer --streams`` runs them, with host memory sampled meanwhile.
+"""
 
 from __future__ import annotations
 

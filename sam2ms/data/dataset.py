@@ -28,7 +28,8 @@ from .layouts import Sample
 class Augment:
     """The paper's augmentation: rotation within +-30 degrees, horizontal flip with p = 0.5.
 
-    ``vflip`` (0 by default) adds the authors' vertical flip."""
+    ``vflip`` (0 by default) adds the authors' vertical flip.
+    """
 
     rotation: float = 30.0
     hflip: float = 0.5
@@ -47,7 +48,8 @@ def load_sample(
     sample: Sample, radiometry: Radiometry | None = None, cache: dict[Path, Stretch] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The window's uint8 RGB image (converted by the shared radiometry, exactly as the runtime
-    converts it) and boolean mask; ``cache`` keeps each scene's stretch across its patches."""
+    converts it) and boolean mask; ``cache`` keeps each scene's stretch across its patches.
+    """
     scene = open_scene(sample.image, radiometry, cache)
     try:
         left, top, size = sample.window or (0, 0, max(scene.height, scene.width))

@@ -53,7 +53,8 @@ class Sample:
 
 def patch_origins(length: int, patch: int) -> list[int]:
     """Start offsets of the fewest ``patch`` windows covering ``length``, evenly spread, the last
-    snapped to the end (1300 -> [0, 276]; 1500 -> [0, 476]; 1024 -> [0])."""
+    snapped to the end (1300 -> [0, 276]; 1500 -> [0, 476]; 1024 -> [0]).
+    """
     if length <= patch:
         return [0]
     n = math.ceil((length - patch) / patch) + 1
@@ -139,14 +140,16 @@ SPACENET_RELEASES = (("PS-RGB", "geojson_roads"), ("RGB-PanSharpen", "geojson/sp
 
 def spacenet_id(stem: str) -> tuple[str, str] | None:
     """(AOI, image number) of a SpaceNet file stem in any release's naming: ``RGB-PanSharpen_AOI_2_Vegas_img1``,
-    ``SN3_roads_train_AOI_2_Vegas_PS-RGB_img1`` and ``spacenetroads_AOI_2_Vegas_img1`` -> (AOI_2_Vegas, img1)."""
+    ``SN3_roads_train_AOI_2_Vegas_PS-RGB_img1`` and ``spacenetroads_AOI_2_Vegas_img1`` -> (AOI_2_Vegas, img1).
+    """
     m = re.search(r"(AOI_\d+_[A-Za-z]+).*_(img\d+)$", stem)
     return (m.group(1), m.group(2)) if m else None
 
 
 def _spacenet_raw_pairs(root: Path) -> list[tuple[Path, Path]]:
     """SpaceNet 3 as distributed: images in PS-RGB/ or RGB-PanSharpen/ folders, GeoJSON centre-lines
-    in the release's label folder beside them, matched by AOI and image number."""
+    in the release's label folder beside them, matched by AOI and image number.
+    """
     pairs = []
     for image_dir, label_rel in SPACENET_RELEASES:
         for images in sorted(d for d in root.rglob(image_dir) if d.is_dir()):
@@ -165,7 +168,8 @@ def _spacenet_raw_pairs(root: Path) -> list[tuple[Path, Path]]:
 
 def _spacenet_pairs(root: Path) -> list[tuple[Path, Path]]:
     """SpaceNet roads: the raw release (see :func:`_spacenet_raw_pairs`), or images/ with already
-    rasterised masks/, matched by the ``AOI_*_img<N>`` id or by the same stem."""
+    rasterised masks/, matched by the ``AOI_*_img<N>`` id or by the same stem.
+    """
     images, masks = root / "images", root / "masks"
     if not (images.is_dir() and masks.is_dir()):
         pairs = _spacenet_raw_pairs(root)
@@ -221,7 +225,8 @@ _PAIR_FINDERS = {
 def detect_layout(root: Path) -> str | None:
     """The layout a dataset folder is in, by its markers: ``images/`` + ``masks/`` (folder; also
     rasterised SpaceNet), ``*_sat.jpg`` (DeepGlobe), ``PS-RGB/`` or ``RGB-PanSharpen/`` (SpaceNet as
-    released), ``<split>/`` + ``<split>_labels/`` (Massachusetts); None for a folder of plain images."""
+    released), ``<split>/`` + ``<split>_labels/`` (Massachusetts); None for a folder of plain images.
+    """
     if (root / "images").is_dir() and (root / "masks").is_dir():
         return "folder"
     if next(root.rglob("*_sat.jpg"), None) is not None:
@@ -250,7 +255,8 @@ def resolve_layout(root: Path, layout: str) -> str:
 
 def layout_images(root: Path, layout: str) -> tuple[list[Path], int]:
     """The images of a dataset in ``layout`` (never a file the layout calls a label) and the number
-    of label files left out: what calibration samples its tiles from."""
+    of label files left out: what calibration samples its tiles from.
+    """
     pairs = _PAIR_FINDERS[layout](root)
     return list(dict.fromkeys(image for image, _ in pairs)), len({label for _, label in pairs})
 
@@ -291,7 +297,8 @@ def paper_split(
     sources: list[list[T]], seed: int = 0, train_fraction: float = 0.7, group: int = 100
 ) -> tuple[list[T], list[T]]:
     """The paper's split: shuffle source images (seeded), take groups of 100, and put 70% of each
-    group in train and 30% in test. Returns (train, test) samples."""
+    group in train and 30% in test. Returns (train, test) samples.
+    """
     import numpy as np
 
     order = np.random.default_rng(seed).permutation(len(sources))

@@ -125,7 +125,8 @@ def _roads(rng: np.random.Generator, h: int, w: int, scale: float) -> list[Road]
 @dataclass(frozen=True)
 class SyntheticScene:
     """A drawn scene: uint8 H x W x 3 image, bool H x W road label, and the roads' centre-lines
-    (the ground truth a road graph is scored against)."""
+    (the ground truth a road graph is scored against).
+    """
 
     image: np.ndarray
     label: np.ndarray

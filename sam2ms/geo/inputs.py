@@ -36,7 +36,8 @@ RASTER_MEDIA = ("image/tiff", "image/jp2", "image/png", "image/jpeg", "applicati
 @dataclass(frozen=True)
 class Input:
     """One raster to read (``path``: a local file or a GDAL virtual path) and its outputs' base
-    name relative to the output folder (``name``: ``sub/scene`` -> ``OUT/sub/scene.mask.png``)."""
+    name relative to the output folder (``name``: ``sub/scene`` -> ``OUT/sub/scene.mask.png``).
+    """
 
     path: Path
     name: Path
@@ -71,7 +72,8 @@ def _one(entry: str, base: Path, stac_asset: str | None) -> list[Input]:
 
 def _stac(path: Path, key: str | None) -> list[Input]:
     """The inputs of a STAC document. Its hrefs are followed (naming rasters is what the document is
-    for, and the user named it as INPUT); its item ids only name outputs, made safe as file names."""
+    for, and the user named it as INPUT); its item ids only name outputs, made safe as file names.
+    """
     doc = load_json(path, str(path), "pass a STAC Item or ItemCollection", max_bytes=256 << 20)
     items = doc.get("features") if isinstance(doc, dict) and doc.get("type") == "FeatureCollection" else [doc]
     if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("assets"), dict) for i in items):
@@ -91,7 +93,8 @@ def _stac(path: Path, key: str | None) -> list[Input]:
 
 def _file_name(text: str) -> str:
     """An item id as an output name: word characters, dots and dashes, never a hidden or parent
-    name (``../x`` -> ``_.._x``)."""
+    name (``../x`` -> ``_.._x``).
+    """
     name = re.sub(r"[^\w.-]", "_", text)[:200]
     return "_" + name if name.startswith(".") or not name else name
 
@@ -126,7 +129,8 @@ def _asset(path: Path, item: dict[str, Any], key: str | None) -> dict[str, Any]:
 
 def names_one_raster(source: str | Path) -> bool:
     """``source`` names a single raster (not a folder, list or STAC document): its failure is a
-    usage error (exit 2), where one input among many only fails itself."""
+    usage error (exit 2), where one input among many only fails itself.
+    """
     text = str(source)
     if text.startswith("@"):
         return False
@@ -135,7 +139,8 @@ def names_one_raster(source: str | Path) -> bool:
 
 def input_folders(source: str | Path) -> list[Path]:
     """The local folders ``source`` names, itself or in its ``@list`` (an output folder must not be
-    one of them, nor lie inside one: its outputs would be read as inputs by the next run)."""
+    one of them, nor lie inside one: its outputs would be read as inputs by the next run).
+    """
     text = str(source)
     if text.startswith("@"):
         listing = Path(text[1:])

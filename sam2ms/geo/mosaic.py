@@ -82,7 +82,8 @@ def _both_nan(a: Any, b: Any) -> bool:
 
 def build_vrt(paths: list[Path], out: Path) -> dict[str, Any]:
     """Write the VRT of ``paths`` (one CRS, pixel size, band count and data type; members on one
-    pixel grid) to ``out``; returns its size and members."""
+    pixel grid) to ``out``; returns its size and members.
+    """
     members = _members(paths)
     first = members[0]
     rx, ry = first["transform"].a, first["transform"].e  # ry < 0 (north up)

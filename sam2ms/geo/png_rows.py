@@ -37,7 +37,8 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 def png_layout(path: Path) -> tuple[bytes, list[tuple[int, int]]] | None:
     """The IHDR data and the (offset, length) of each IDAT chunk of a PNG that can be streamed, else
-    None (not a PNG, interlaced, palette, alpha, transparency, 16-bit: decode it whole)."""
+    None (not a PNG, interlaced, palette, alpha, transparency, 16-bit: decode it whole).
+    """
     with open(path, "rb") as f:
         if f.read(8) != SIGNATURE:
             return None
@@ -136,7 +137,8 @@ class PngRowReader:
 
 class PngRowBand:
     """Windows of a streamed PNG read in row-major order: the rows from the latest window's top down
-    are held, decoded strip by strip as windows reach further (an earlier row restarts the decode)."""
+    are held, decoded strip by strip as windows reach further (an earlier row restarts the decode).
+    """
 
     def __init__(self, path: Path, ihdr: bytes, idat: list[tuple[int, int]]) -> None:
         self._layout = (path, ihdr, idat)
@@ -173,7 +175,8 @@ class PngRowBand:
 
     def decimated(self, side: int) -> np.ndarray:
         """The whole image at every k-th row and column (k from :func:`decimation`), in one pass of
-        a separate decode."""
+        a separate decode.
+        """
         k = decimation(self.height, self.width, side)
         reader, kept = PngRowReader(*self._layout), []
         try:

@@ -42,7 +42,8 @@ Sampler = Callable[[tuple[int, ...], int], tuple[np.ndarray, "np.ndarray | None"
 @dataclass(frozen=True)
 class Stretch:
     """A conversion resolved for one scene: 1-based ``bands`` (one band is repeated to RGB) and
-    per band the raw ``low``/``high`` mapped to 0/255; ``low`` None passes 8-bit data through."""
+    per band the raw ``low``/``high`` mapped to 0/255; ``low`` None passes 8-bit data through.
+    """
 
     bands: tuple[int, ...]
     low: tuple[float, ...] | None = None
@@ -76,7 +77,8 @@ class Radiometry:
     None: the bands whose colour interpretation is red/green/blue, else the first three).
     ``stretch``: ``auto`` (none for 8-bit data, percentile otherwise), ``none``, ``percentile``
     (per-band ``percentiles`` of each scene), ``minmax``, or ``fixed`` (``low``/``high``: one value
-    for all bands or one per band, from ``--scale`` or a ``sam2ms stats`` file)."""
+    for all bands or one per band, from ``--scale`` or a ``sam2ms stats`` file).
+    """
 
     bands: tuple[int, ...] | None = None
     stretch: str = "auto"
@@ -238,7 +240,8 @@ def from_flags(
     default: Radiometry | None = None,
 ) -> Radiometry:
     """The conversion the command-line asks for; flags not given keep ``default`` (e.g. what the
-    model was trained with), or the built-in default."""
+    model was trained with), or the built-in default.
+    """
     base = default or Radiometry()
     if scale is not None and stats is not None:
         raise UsageError("--scale and --stats both fix the stretch; pass one of them")

@@ -1,5 +1,6 @@
 """The raster-conversion flags, shared by every command that reads imagery (train, eval, infer,
-stats), so they read and behave the same everywhere (see :mod:`sam2ms.geo.radiometry`)."""
+stats), so they read and behave the same everywhere (see :mod:`sam2ms.geo.radiometry`).
+"""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def radiometry_from(
     recorded: dict[str, Any] | None = None,
 ) -> Radiometry | None:
     """The conversion the flags ask for, starting from ``recorded`` (the model's); None when no
-    flag was given and nothing is recorded, so a runtime can still fall back to its model's."""
+    flag was given and nothing is recorded, so a runtime can still fall back to its model's.
+    """
     if recorded is None and all(v is None for v in (bands, stretch, percentiles, scale, stats)):
         return None
     return from_flags(bands, stretch, percentiles, scale, stats, Radiometry.from_dict(recorded))

@@ -37,7 +37,7 @@ _MODE_BYTES = {"RGB": 3, "RGBA": 4, "L": 1, "LA": 2, "I;16": 2, "I;16B": 2, "I;1
 
 
 def rasterio_or_none() -> Any:
-    """rasterio where installed (the ``geo`` extra); without it Pillow reads 8-bit TIFFs whole."""
+    """Rasterio where installed (the ``geo`` extra); without it Pillow reads 8-bit TIFFs whole."""
     try:
         import rasterio
     except ImportError:
@@ -51,7 +51,8 @@ GDAL_CACHE_BYTES = 64 * 2**20
 def streaming_gdal_cache() -> AbstractContextManager[object]:
     """A 64 MiB GDAL block cache for a streaming run: windows and output blocks pass through once,
     and GDAL's default (5 % of RAM) would let memory grow with the scene (measured in
-    benchmarks/RESULTS.md). ``GDAL_CACHEMAX`` in the environment wins."""
+    benchmarks/RESULTS.md). ``GDAL_CACHEMAX`` in the environment wins.
+    """
     rasterio = rasterio_or_none()
     if rasterio is None or "GDAL_CACHEMAX" in os.environ:
         return nullcontext()
@@ -66,7 +67,8 @@ def is_virtual(path: str | Path) -> bool:
 def gdal_path(path: str | Path) -> str:
     """The string GDAL opens: the ``//`` that :class:`~pathlib.Path` folds restored in a
     ``/vsicurl/`` URL and after an archive prefix (``/vsizip//abs/a.zip/m.tif``: an archive path
-    after the prefix is absolute; the ``{...}`` form passes as it is)."""
+    after the prefix is absolute; the ``{...}`` form passes as it is).
+    """
     text = re.sub(r"^(/vsicurl(?:_streaming)?/file:)/+", r"\1///", str(path))  # file:///abs/path
     text = re.sub(r"^(/vsi(?:zip|tar|gzip|7z|rar)/)(?![/{])", r"\1/", text)
     return re.sub(r"^(/vsicurl(?:_streaming)?/(?!file:)[a-z]+:)/(?!/)", r"\1//", text)
@@ -187,7 +189,8 @@ def _check_image_pixels(path: Path, width: int, height: int, mode: str, max_pixe
 class PngStreamRaster(Raster):
     """A PNG decoded top to bottom while its windows are read (:mod:`sam2ms.geo.png_rows`): the first
     tile starts after one strip of rows, not after the whole file. For the inference pipeline, which
-    reads windows in row-major order; the same pixels as :class:`PillowRaster`."""
+    reads windows in row-major order; the same pixels as :class:`PillowRaster`.
+    """
 
     def __init__(self, path: Path, layout: tuple[bytes, list[tuple[int, int]]], max_pixels: int | None = None) -> None:
         from .png_rows import PngRowBand
@@ -214,7 +217,8 @@ def open_image(path: Path, max_pixels: int | None = None) -> Image.Image:
     """A decoded Pillow image, or a UsageError naming the file and the fix. Its size is read from
     the header and checked before anything is decoded (:func:`sam2ms.memory.check_pixels`: half the
     available memory for the image and our array of it, or ``max_pixels``), so a few bytes of header
-    claiming 200 000 x 200 000 pixels are refused at once."""
+    claiming 200 000 x 200 000 pixels are refused at once.
+    """
     try:
         img = Image.open(path)
         try:
@@ -269,7 +273,8 @@ class RasterioRaster(Raster):
 
     def _valid(self, bands: tuple[int, ...], data: np.ndarray, **read: Any) -> np.ndarray | None:
         """The valid mask of a read: the dataset mask (alpha band or internal mask), else pixels where
-        any of the chosen bands differs from its nodata value."""
+        any of the chosen bands differs from its nodata value.
+        """
         if not self.masked:
             return None
         if self._per_dataset:
@@ -301,7 +306,8 @@ class RasterioRaster(Raster):
 
 def _check_vrt_members(path: Path, members: Sequence[str]) -> None:
     """Every file a VRT mosaic refers to must open, or the mosaic fails here, by name, and not
-    half-way through a run."""
+    half-way through a run.
+    """
     rasterio = rasterio_or_none()
     for member in members:
         if member.startswith("/vsi"):
@@ -337,7 +343,8 @@ def open_raster(path: Path, max_pixels: int | None = None, stream: bool = False)
     """GeoTIFFs and VRTs through rasterio when installed (windowed), anything else through Pillow
     (decoded whole: ``max_pixels`` bounds it, see :func:`open_image`); GDAL virtual paths (object
     storage, URLs) through rasterio only. ``stream``: a reader of windows in row-major order (the
-    inference pipeline), which gets PNGs decoded as it goes where they allow it."""
+    inference pipeline), which gets PNGs decoded as it goes where they allow it.
+    """
     if is_virtual(path):
         if rasterio_or_none() is None:
             raise UsageError(f"{gdal_path(path)}: object storage and URLs are read through GDAL; install sam2ms[geo]")
@@ -369,7 +376,8 @@ def open_scene(
 ) -> Scene:
     """A scene ready to read, converted as ``radiometry`` asks (default: :class:`Radiometry`);
     ``cache`` keeps per-scene stretches for scenes opened again (training reads a scene per patch);
-    ``max_pixels`` bounds an image decoded whole (:func:`open_image`)."""
+    ``max_pixels`` bounds an image decoded whole (:func:`open_image`).
+    """
     raster = open_raster(path, max_pixels, stream)
     try:
         stretch = cache.get(path) if cache is not None else None
@@ -387,7 +395,8 @@ def open_scene(
 
 def raster_size(path: Path, radiometry: Radiometry | None = None) -> tuple[int, int]:
     """(width, height) from the header only; with ``radiometry``, also checks that its bands can
-    be chosen from this raster (so a dataset fails by name before training starts)."""
+    be chosen from this raster (so a dataset fails by name before training starts).
+    """
     if is_virtual(path) or (path.suffix.lower() in GDAL_SUFFIXES and rasterio_or_none() is not None):
         raster = open_raster(path)
         raster.close()

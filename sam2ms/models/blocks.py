@@ -13,7 +13,8 @@ from torch import nn
 
 class ConvBN(nn.Module):
     """Conv (no bias) + BatchNorm, deliberately *without* ReLU: the authors' ``BasicConv2d``
-    declares a ReLU but never applies it, and their trained weights expect that."""
+    declares a ReLU but never applies it, and their trained weights expect that.
+    """
 
     def __init__(
         self,
@@ -40,7 +41,8 @@ def cbr(cin: int, cout: int) -> nn.Sequential:
 class DRB(nn.Module):
     """Dimension-reduction block (the authors' ``RFB_modified``): four receptive-field branches
     (1x1; and for k = 3, 5, 7: 1x1 -> 1xk -> kx1 -> 3x3 dilated k), concatenated and fused by a
-    3x3 conv, plus a 1x1 residual projection, then ReLU. Maps any width to ``cout`` (64)."""
+    3x3 conv, plus a 1x1 residual projection, then ReLU. Maps any width to ``cout`` (64).
+    """
 
     branch1: nn.Module  # branches 1-3 are made by setattr below
     branch2: nn.Module

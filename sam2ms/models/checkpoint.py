@@ -72,7 +72,8 @@ class Checkpoint:
 
 def torch_load(path: str | Path, missing_hint: str) -> Any:
     """``torch.load(weights_only=True)`` on CPU, with one-line UsageErrors for a missing file
-    (``missing_hint`` says where to get it) or one that is not a readable checkpoint."""
+    (``missing_hint`` says where to get it) or one that is not a readable checkpoint.
+    """
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: not found; {missing_hint}")
@@ -128,7 +129,8 @@ def _infer_author_model(sd: dict[str, torch.Tensor]) -> str | None:
 
 def map_author_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename the authors' keys to ours; unused modules are dropped, unknown keys kept as-is
-    (so that loading reports them by name as unexpected)."""
+    (so that loading reports them by name as unexpected).
+    """
     out: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
         if key.startswith(AUTHOR_UNUSED):

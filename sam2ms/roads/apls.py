@@ -44,7 +44,8 @@ MIDPOINT_SNAP = 5.0  # metres: insert_point_into_G's default, used for the midpo
 @dataclass(frozen=True)
 class AplsParams:
     """The reference command line's defaults, except ``min_path_length``: 10 m as SpaceNet's
-    scoring describes it (the reference CLI passes 0.001)."""
+    scoring describes it (the reference CLI passes 0.001).
+    """
 
     linestring_delta: float = 50.0
     is_curved_eps: float = -1.0
@@ -58,7 +59,8 @@ class AplsParams:
 class _Net:
     """A road graph being edited: nodes (id -> x, y), edges (u, v, geometry, length) and its
     segments bucketed on a grid of ``CELL`` metres, so that snapping a point looks only at the
-    segments near it."""
+    segments near it.
+    """
 
     def __init__(self) -> None:
         self.xy: dict[int, np.ndarray] = {}
@@ -141,7 +143,8 @@ class _Net:
 
     def nearest_edge(self, point: np.ndarray, radius: float) -> tuple[int, float]:
         """(edge index, distance) of the live edge nearest to ``point`` among those within
-        ``radius`` ((-1, inf) when there is none); ties go to the earliest segment."""
+        ``radius`` ((-1, inf) when there is none); ties go to the earliest segment.
+        """
         (x0, y0) = np.floor((point - radius) / CELL).astype(int)
         (x1, y1) = np.floor((point + radius) / CELL).astype(int)
         ids = [i for cx in range(x0, x1 + 1) for cy in range(y0, y1 + 1) for i in self._cells.get((cx, cy), ())]
@@ -233,7 +236,8 @@ def _control_points(net: _Net, params: AplsParams, large: bool) -> list[int]:
 
 def _one_way(native: _Net, control: list[int], prime: _Net, min_len: float) -> tuple[float, int]:
     """APLS of ``native``'s control points snapped onto ``prime``: (score, number of paths scored),
-    vectorised over the control-point matrix."""
+    vectorised over the control-point matrix.
+    """
     d_native = native.distances(control, control)
     have = np.array([n in prime.xy for n in control], bool)
     present = [n for n, h in zip(control, have) if h]
@@ -252,7 +256,8 @@ def _one_way(native: _Net, control: list[int], prime: _Net, min_len: float) -> t
 
 def apls(truth: Any, proposal: Any, params: AplsParams | None = None) -> dict[str, Any]:
     """APLS of a proposal road graph against the truth (networkx graphs, metres; see the module
-    docstring): ``apls``, ``apls_gt_onto_prop``, ``apls_prop_onto_gt`` and the counts behind them."""
+    docstring): ``apls``, ``apls_gt_onto_prop``, ``apls_prop_onto_gt`` and the counts behind them.
+    """
     params = params or AplsParams()
     if truth.number_of_nodes() == 0 or proposal.number_of_nodes() == 0:
         both_empty = truth.number_of_nodes() == proposal.number_of_nodes() == 0

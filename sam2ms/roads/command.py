@@ -1,5 +1,6 @@
 """The ``graph`` and ``apls`` commands: road graphs from masks written earlier, and APLS between
-any two road networks."""
+any two road networks.
+"""
 
 from __future__ import annotations
 

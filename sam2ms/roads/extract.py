@@ -67,7 +67,8 @@ def _add_skeleton(
     """Add to ``graph`` the skeleton chains of ``window`` (a mask read at ``offset`` = (row, col) of
     the scene) that lie in ``core`` = (row0, row1, col0, col1), in scene pixels. A chain leaving the
     core ends at a *border node* halfway between its last pixel inside and its first outside, keyed
-    by that pixel pair, so that the neighbouring block's piece of the same chain meets it there."""
+    by that pixel pair, so that the neighbouring block's piece of the same chain meets it there.
+    """
     ski = require("skimage.morphology", "road graphs")
     from scipy.ndimage import convolve
 
@@ -134,7 +135,8 @@ def _add_skeleton(
 
 def _border(graph: Any, p: np.ndarray, q: np.ndarray) -> tuple[Any, np.ndarray]:
     """The border node between scene pixels ``p`` and ``q`` of one chain (added when new) and
-    its position as a one-row array."""
+    its position as a one-row array.
+    """
     key = ("b", tuple(sorted((tuple(p.tolist()), tuple(q.tolist())))))
     mid = (p + q) / 2.0
     if key not in graph:
@@ -151,7 +153,8 @@ def skeleton_graph(
     ``block`` pixels at a time, each block read with ``halo`` pixels around it, and the blocks'
     pieces meet at border nodes (:func:`_add_skeleton`), so memory follows the block, not the scene.
     The skeleton inside a block equals the whole scene's where no mask blob wider than about twice
-    the halo crosses the block's edge."""
+    the halo crosses the block's edge.
+    """
     nx = require("networkx", "road graphs")
     graph = nx.MultiGraph()
     for r0 in range(0, height, block):
@@ -199,7 +202,8 @@ def _merge_close_nodes(graph: Any, limit: float, spacing: tuple[float, float]) -
     Contraction never leaves a connected component, so each component is done on its own, scanning
     only its edges (in the graph's order: the same merges as a scan of the whole graph each time):
     the cost follows each component's size, not their number times the graph's (a texture-like
-    mask of ~60 000 specks took minutes the other way)."""
+    mask of ~60 000 specks took minutes the other way).
+    """
     nx = require("networkx", "road graphs")
     order = {n: i for i, n in enumerate(graph.nodes)}
     for component in list(nx.connected_components(graph)):
@@ -218,7 +222,8 @@ def _merge_in_component(graph: Any, nodes: list[Any], limit: float, spacing: tup
 
 def contract(graph: Any, u: Any, v: Any, spacing: tuple[float, float], nx: Any) -> None:
     """Merge node ``v`` into ``u`` at their midpoint, dropping the edges between them and
-    re-anchoring ``u``'s edges there."""
+    re-anchoring ``u``'s edges there.
+    """
     row = (graph.nodes[u]["row"] + graph.nodes[v]["row"]) / 2
     col = (graph.nodes[u]["col"] + graph.nodes[v]["col"]) / 2
     graph.remove_edges_from([(u, v, k) for k in list(graph[u][v])])
@@ -281,7 +286,8 @@ def _close_gaps(graph: Any, limit: float, angle: float, spacing: tuple[float, fl
 
 def _dissolve_pass_through(graph: Any, spacing: tuple[float, float], kinds: tuple[str, ...] = ("j", "e", "b")) -> None:
     """Nodes (of these ``kinds``) left with two edges join their edges into one: after pruning or
-    merging, and the block borders a road crosses."""
+    merging, and the block borders a road crosses.
+    """
     for n in [n for n in graph.nodes if graph.degree(n) == 2 and n[0] in kinds]:
         edges = list(graph.edges(n, keys=True, data=True))
         if len(edges) != 2 or any(v == n for _, v, _, _ in edges):
@@ -310,7 +316,8 @@ def mask_to_graph(
 ) -> Any:
     """The cleaned road graph of a boolean mask (see the module docstring). ``transform`` (an
     affine of the scene) maps pixel centres to the scene's CRS for ``x``/``y`` and ``geometry``;
-    ``spacing`` = (row, column) metres per pixel for lengths and the cleaning distances."""
+    ``spacing`` = (row, column) metres per pixel for lengths and the cleaning distances.
+    """
     return raster_to_graph(
         lambda r, c, h, w: mask[r : r + h, c : c + w],
         mask.shape[0],
@@ -335,7 +342,8 @@ def raster_to_graph(
 ) -> Any:
     """:func:`mask_to_graph` of a mask read by windows (``read(row, col, h, w)`` -> boolean
     array), ``block`` pixels at a time: the raw skeleton graph is joined over the blocks
-    (:func:`skeleton_graph`) and cleaned as one, so cleaning sees roads across block borders."""
+    (:func:`skeleton_graph`) and cleaned as one, so cleaning sees roads across block borders.
+    """
     nx = require("networkx", "road graphs")
     measure = require("skimage.measure", "road graphs")
     params = params or CleanParams()
@@ -365,7 +373,8 @@ def raster_to_graph(
 
 def _remove_small_components(graph: Any, min_length: float, nx: Any) -> None:
     """Remove the connected components whose edges are shorter than ``min_length`` in total (one
-    pass over the edges, not a subgraph per component)."""
+    pass over the edges, not a subgraph per component).
+    """
     components = list(nx.connected_components(graph))
     index = {n: i for i, component in enumerate(components) for n in component}
     lengths = [0.0] * len(components)
@@ -392,7 +401,8 @@ def scene_road_graph(
     block: int = BLOCK,
 ) -> Any:
     """:func:`raster_to_graph` for a scene read by windows: metric spacing from its georeference
-    (pixels when it has none), coordinates in its CRS."""
+    (pixels when it has none), coordinates in its CRS.
+    """
     from sam2ms.labels import pixel_metres
 
     spacing = pixel_metres(transform, crs, height) if crs is not None and transform is not None else (1.0, 1.0)
@@ -402,7 +412,8 @@ def scene_road_graph(
 def mask_raster_graph(path: Path, threshold: float = 0.5, block: int = BLOCK) -> tuple[Any, Any]:
     """(graph, CRS) of a mask or probability raster written earlier (road where value / 255 >=
     ``threshold``, inside its valid mask), read ``block`` pixels at a time through
-    :func:`scene_road_graph`: memory follows the block, not the scene."""
+    :func:`scene_road_graph`: memory follows the block, not the scene.
+    """
     from sam2ms.geo.rasters import open_raster
 
     raster = open_raster(path)
@@ -430,7 +441,8 @@ def mask_raster_graph(path: Path, threshold: float = 0.5, block: int = BLOCK) ->
 
 def draw_graph(image: np.ndarray, graph: Any) -> np.ndarray:
     """``image`` (uint8 H x W x 3) with the graph drawn over it in pixel coordinates: edges yellow
-    (closed gaps orange), junctions red, dead ends blue."""
+    (closed gaps orange), junctions red, dead ends blue.
+    """
     from PIL import Image, ImageDraw
 
     canvas = Image.fromarray(image.copy())

@@ -1,6 +1,7 @@
 """Polyline operations on N x 2 numpy arrays: the few that road graphs need (length, nearest
 point, interpolation, cutting), with shapely's semantics for simple lines, so that the APLS port
-can follow CosmiQ's reference step by step without shapely."""
+can follow CosmiQ's reference step by step without shapely.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def cumulative(line: np.ndarray) -> np.ndarray:
 
 def nearest(line: np.ndarray, point: np.ndarray) -> tuple[float, float]:
     """(distance from ``point`` to the line, distance along the line of the nearest point); the
-    first segment wins a tie, as in shapely's ``project``."""
+    first segment wins a tie, as in shapely's ``project``.
+    """
     a, b = line[:-1], line[1:]
     ab = b - a
     denom = (ab**2).sum(axis=1)
@@ -51,7 +53,8 @@ def points_along(line: np.ndarray, distances: np.ndarray) -> np.ndarray:
 
 def cut(line: np.ndarray, d: float) -> list[np.ndarray]:
     """The line cut ``d`` along it: two lines, or the line itself when ``d`` is at or beyond an
-    end (the reference's ``cut_linestring``)."""
+    end (the reference's ``cut_linestring``).
+    """
     cum = cumulative(line)
     if d <= 0.0 or d >= cum[-1]:
         return [line]
@@ -66,7 +69,8 @@ def cut(line: np.ndarray, d: float) -> list[np.ndarray]:
 
 def apply_affine(transform: Any, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``transform`` (an ``affine.Affine``) applied to coordinate arrays, written out: ``*`` on
-    tuples is deprecated in affine 3 and ``@`` is missing from older releases."""
+    tuples is deprecated in affine 3 and ``@`` is missing from older releases.
+    """
     a, b, c, d, e, f = tuple(transform)[:6]
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     return a * xs + b * ys + c, d * xs + e * ys + f

@@ -93,7 +93,8 @@ def _wkt(coords: np.ndarray) -> str:
 
 def read_graph(path: Path) -> tuple[Any, Any]:
     """(graph, CRS) of a GeoJSON or GraphML road network; GeoJSON without a ``crs`` member is
-    lon/lat (RFC 7946); a graph written without georeference has CRS None (pixel coordinates)."""
+    lon/lat (RFC 7946); a graph written without georeference has CRS None (pixel coordinates).
+    """
     if not path.is_file():
         raise UsageError(f"{path}: not found; pass a GeoJSON or GraphML road network")
     if path.suffix.lower() == ".graphml":
@@ -124,7 +125,8 @@ def read_graph(path: Path) -> tuple[Any, Any]:
 
 def _checked_graph(nx: Any, raw: Any) -> tuple[Any, Any]:
     """A GraphML graph as :func:`read_graph` returns it, every node position and edge geometry
-    checked as GeoJSON's are (:mod:`sam2ms.vectors`)."""
+    checked as GeoJSON's are (:mod:`sam2ms.vectors`).
+    """
     crs = raw.graph.get("crs") or None
     lonlat = crs is not None and is_lonlat(check_crs_name(crs, "graph crs"))
     graph = nx.MultiGraph()
@@ -161,7 +163,8 @@ def utm_crs(lon: float, lat: float) -> str:
 
 def metric_crs(graph: Any, crs: Any) -> Any:
     """The CRS APLS measures ``graph`` in: its own when projected in metres, else the UTM zone
-    of its centre."""
+    of its centre.
+    """
     from rasterio.crs import CRS
 
     require("rasterio", "APLS on georeferenced graphs")

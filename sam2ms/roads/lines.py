@@ -1,6 +1,7 @@
 """Road graphs from polylines, as the APLS reference builds them from SpaceNet's GeoJSON labels:
 a node at every line end and at every vertex that two or more lines share, each line split at
-its nodes. Lines that merely cross between vertices are not connected (as in the reference)."""
+its nodes. Lines that merely cross between vertices are not connected (as in the reference).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from . import geometry
 
 def lines_to_graph(polylines: Iterable[Any]) -> Any:
     """A networkx MultiGraph (``x``/``y`` nodes, ``geometry`` and planar ``length`` edges) of
-    polylines in one metric CRS."""
+    polylines in one metric CRS.
+    """
     nx = require("networkx", "road graphs")
     lines = [np.asarray(p, float)[:, :2] for p in polylines]
     lines = [line for line in lines if len(line) >= 2]
@@ -81,7 +83,8 @@ def clip_to_box(line: np.ndarray, width: float, height: float) -> list[np.ndarra
 
 def split_at_crossings(lines: list[np.ndarray]) -> list[np.ndarray]:
     """The lines with a vertex added wherever two segments cross (or touch), so that
-    :func:`lines_to_graph` joins them there: for drawn networks whose crossings are junctions."""
+    :func:`lines_to_graph` joins them there: for drawn networks whose crossings are junctions.
+    """
     segs = [(k, i, line[i], line[i + 1]) for k, line in enumerate(lines) for i in range(len(line) - 1)]
     if not segs:
         return lines

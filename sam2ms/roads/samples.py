@@ -39,7 +39,8 @@ def _georeference(sample: Sample) -> tuple[Any, Any, int]:
 
 def _label_lines_in_pixels(sample: Sample, transform: Any, crs: Any) -> list[np.ndarray]:
     """The GeoJSON centre-lines of ``sample`` as (column, row) positions in the scene's pixels
-    (pixel corners at integers), reprojected into the scene's CRS first when theirs differs."""
+    (pixel corners at integers), reprojected into the scene's CRS first when theirs differs.
+    """
     from rasterio.crs import CRS
     from rasterio.warp import transform_geom
 
@@ -57,7 +58,8 @@ def _label_lines_in_pixels(sample: Sample, transform: Any, crs: Any) -> list[np.
 
 def sample_graphs(sample: Sample, label: np.ndarray, prob: np.ndarray, threshold: float = THRESHOLD) -> tuple[Any, Any]:
     """(truth graph, predicted graph) of one evaluation window: ``label`` is its mask and ``prob``
-    the prediction at the label's resolution (H x W)."""
+    the prediction at the label's resolution (H x W).
+    """
     transform, crs, height = _georeference(sample)
     frame, (sy, sx) = None, (1.0, 1.0)  # pixels
     if transform is not None and crs is not None:

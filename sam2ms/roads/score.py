@@ -5,7 +5,8 @@ as one metre (APLS's 50 m / 4 m / 10 m and TOPO's 150 m / 30 m / 4 m become pixe
 are 0.3-1 m per pixel).
 
 Over many tiles APLS is the mean of the tiles' scores (with the lowest beside it) and TOPO comes
-from the tiles' summed hole counts, as the SpaceNet reference totals both over a test set."""
+from the tiles' summed hole counts, as the SpaceNet reference totals both over a test set.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def graph_pairs(
     reference: np.ndarray, candidate: np.ndarray, threshold: float = THRESHOLD
 ) -> list[tuple[Any, Any]] | None:
     """(reference graph, candidate graph) of each tile (N x H x W probabilities); None when the
-    road-graph libraries (sam2ms[geo]) are not installed."""
+    road-graph libraries (sam2ms[geo]) are not installed.
+    """
     if not have_graph_libraries():
         return None
     from .extract import mask_to_graph
@@ -54,7 +56,8 @@ def graph_scores(truth: Any, proposal: Any) -> dict[str, Any]:
 
 def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
     """Many tiles' :func:`graph_scores` as one: mean and lowest APLS, TOPO of the summed counts
-    (empty without scores)."""
+    (empty without scores).
+    """
     from .topo import scores_from_counts
 
     if not scores:
@@ -74,5 +77,6 @@ def pairs_scores(pairs: list[tuple[Any, Any]] | None) -> dict[str, Any]:
 
 def tile_scores(reference: np.ndarray, candidate: np.ndarray, threshold: float = THRESHOLD) -> dict[str, Any]:
     """APLS and TOPO over tiles of ``candidate``'s graphs against ``reference``'s; empty when the
-    road-graph libraries are not installed."""
+    road-graph libraries are not installed.
+    """
     return pairs_scores(graph_pairs(reference, candidate, threshold))

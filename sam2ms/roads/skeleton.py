@@ -17,7 +17,8 @@ _OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)
 
 def _neighbour_lists(skeleton: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
     """The skeleton's pixels ((row, col), row-major order) and, for each, the numbers of its
-    8-neighbours in ``_OFFSETS`` order."""
+    8-neighbours in ``_OFFSETS`` order.
+    """
     sk = np.pad(skeleton.astype(bool), 1)
     width = sk.shape[1]
     flat = np.flatnonzero(sk)

@@ -1,5 +1,6 @@
 """Seeded synthetic road networks with known geometry, for tests, benchmarks and reference checks
-(the graph counterpart of :mod:`sam2ms.data.synth`)."""
+(the graph counterpart of :mod:`sam2ms.data.synth`).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def street_grid(
 ) -> Any:
     """An n x n street grid ``step`` metres apart, moved by ``shift``, without the edges in ``drop``
     (pairs of node numbers ``i * n + j``); ``wiggle`` bends each street into a 6-vertex polyline
-    by up to that many metres (seeded)."""
+    by up to that many metres (seeded).
+    """
     rng = np.random.default_rng(seed)
     dropped = set(drop)
     xy = {i * n + j: np.array([j * step + shift[0], i * step + shift[1]]) for i in range(n) for j in range(n)}
@@ -45,14 +47,16 @@ def street_grid(
 def scene_graph(roads: list[Road], height: int, width: int) -> Any:
     """The ground-truth graph of a synthetic scene: its roads' centre-lines, clipped to the scene,
     in the pixel-centre frame of :func:`sam2ms.roads.extract.mask_to_graph` (x = column + 0.5),
-    one pixel = one metre. Roads join where they cross or branch, as drawn."""
+    one pixel = one metre. Roads join where they cross or branch, as drawn.
+    """
     lines = [part for road in roads for part in clip_to_box(np.asarray(road.points, float) + 0.5, width, height)]
     return lines_to_graph(split_at_crossings(lines))
 
 
 def synthetic_scene_case(size: int = 1024, seed: int = 1) -> tuple[Any, Any]:
     """A synthetic scene's drawn centre-lines (truth) against the graph extracted from its label
-    mask (proposal): what extraction gains and loses, as a reference case."""
+    mask (proposal): what extraction gains and loses, as a reference case.
+    """
     from sam2ms.data.synth import render_scene
 
     from .extract import mask_to_graph
@@ -63,7 +67,8 @@ def synthetic_scene_case(size: int = 1024, seed: int = 1) -> tuple[Any, Any]:
 
 def apls_reference_cases() -> dict[str, tuple[Any, Any]]:
     """(truth, proposal) graphs on which APLS is checked against CosmiQ's reference
-    (tests/roads/test_apls.py holds the reference's scores, benchmarks/apls_check.py runs it)."""
+    (tests/roads/test_apls.py holds the reference's scores, benchmarks/apls_check.py runs it).
+    """
     truth = street_grid(4, 120)
     return {
         "identical": (truth, street_grid(4, 120)),

@@ -1,6 +1,6 @@
 """TOPO, the holes-and-marbles road metric (Biagioni & Eriksson 2012, as graph papers from
 Sat2Graph on report it), as CosmiQ's reference (github CosmiQ/apls, ``apls/topo_metric.py``)
-computes it beside APLS, with the settings of that reference's scoring command (``apls.py``):
+computes it beside APLS, with the settings of that reference's scoring command (``apls.py``).
 
 1. ``origins`` (500) truth nodes are drawn at random, with replacement (the reference's
    ``np.random.choice``; seeded here, so scores repeat).
@@ -35,7 +35,8 @@ KD_NEIGHBOURS = 500  # the reference's k-d ball query returns at most this many 
 @dataclass(frozen=True)
 class TopoParams:
     """The settings of the reference's scoring command (``apls.py``: ``topo_subgraph_radius``,
-    ``topo_interval``, ``topo_hole_size``; ``max_nodes`` origins)."""
+    ``topo_interval``, ``topo_hole_size``; ``max_nodes`` origins).
+    """
 
     subgraph_radius: float = 150.0
     interval: float = 30.0
@@ -64,7 +65,8 @@ class _Positions:
 
     def holes(self, origin: Any, params: TopoParams) -> np.ndarray:
         """The origin's connected subgraph within the radius, as points: its nodes, then the
-        interval points of its edges (the order in which the reference inserts them)."""
+        interval points of its edges (the order in which the reference inserts them).
+        """
         import networkx as nx
 
         o = np.array([self.graph.nodes[origin]["x"], self.graph.nodes[origin]["y"]])
@@ -136,7 +138,8 @@ def topo(
 ) -> dict[str, Any]:
     """TOPO precision, recall and F1 of a proposal road graph against the truth (networkx graphs,
     metres; see the module docstring), with the summed counts and the number of origins.
-    ``origins`` (truth node names) replaces the seeded draw, e.g. to compare with the reference."""
+    ``origins`` (truth node names) replaces the seeded draw, e.g. to compare with the reference.
+    """
     params = params or TopoParams()
     if truth.number_of_nodes() == 0 or proposal.number_of_nodes() == 0:
         empty = truth.number_of_nodes() == proposal.number_of_nodes() == 0

@@ -73,7 +73,8 @@ def evaluate(
     with ``radiometry`` (the model's conversion); ``with_apls`` adds APLS (mean and lowest over
     the windows) and TOPO (summed counts) of each prediction's road graph against its label's
     (:mod:`sam2ms.roads.samples`: SpaceNet GeoJSON where the layout has it, metres where the
-    scene is georeferenced)."""
+    scene is georeferenced).
+    """
     dist = dist or Dist.single()
     mine = samples[dist.rank :: dist.world]
     loader = DataLoader(

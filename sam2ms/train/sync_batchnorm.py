@@ -79,7 +79,8 @@ class _CpuSyncBatchNorm(torch.autograd.Function):
 
 class CpuSyncBatchNorm2d(nn.BatchNorm2d):
     """``BatchNorm2d`` whose training statistics span every rank (same parameters and buffers, so the
-    same checkpoints). Not a ``torch.nn.SyncBatchNorm``: DDP refuses those on CPU modules."""
+    same checkpoints). Not a ``torch.nn.SyncBatchNorm``: DDP refuses those on CPU modules.
+    """
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not self.training or not td.is_initialized() or td.get_world_size() == 1:
@@ -98,7 +99,8 @@ class CpuSyncBatchNorm2d(nn.BatchNorm2d):
 def synchronise_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` with every BatchNorm synchronised over the process group: torch's
     ``SyncBatchNorm`` (fused kernels) on accelerators, :class:`CpuSyncBatchNorm2d` on CPU. The
-    returned module is the one to train (torch's converter may return a new one)."""
+    returned module is the one to train (torch's converter may return a new one).
+    """
     if device.type != "cpu":
         synced: nn.Module = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
         return synced

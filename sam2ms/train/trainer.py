@@ -241,7 +241,8 @@ class Trainer:
 
     def _keep_global_batch(self, path: Path) -> None:
         """Resume on another number of processes: keep the run's samples per step (and so its exact
-        batch sequence) by changing ``accum``; refuse where ``world x batch`` cannot make it up."""
+        batch sequence) by changing ``accum``; refuse where ``world x batch`` cannot make it up.
+        """
         cfg, recorded, per_round = self.cfg, self.pos.global_batch, self.dist.world * self.cfg.batch
         if not recorded or recorded == per_round * cfg.accum:
             return
@@ -258,7 +259,8 @@ class Trainer:
         replicas identical only while every rank applies the same all-reduced update, so a
         divergence (a non-deterministic op, a rank that read other data) is caught at the next
         checkpoint. Without synchronised BatchNorm the running statistics are rank-local until
-        DDP's next broadcast from rank 0 (whose copy is saved), so they are left out then."""
+        DDP's next broadcast from rank 0 (whose copy is saved), so they are left out then.
+        """
         if self._digest is None or self._digest[0] != self.pos.global_step:
             h = hashlib.sha256()
             tensors: list[tuple[str, torch.Tensor]] = [

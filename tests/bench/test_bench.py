@@ -173,7 +173,8 @@ def test_bench_errors(small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_reference_runs_at_the_artifact_tile(trained_nano: Path, tmp_path: Path) -> None:
     """A checkpoint trained at 64 px, exported at 96 px: the PyTorch reference runs at 96 px
-    (the authors train at 352 px and deploy at 1024 px)."""
+    (the authors train at 352 px and deploy at 1024 px).
+    """
     from sam2ms.bench.runner import run_bench
     from sam2ms.export.pipeline import ExportOptions, run_export
 
@@ -243,7 +244,8 @@ def test_what_cannot_run_is_found_first_and_listed(
 ) -> None:
     """A plan on a host without a GPU is a row marked "not run here" beside the measured ones, not an
     abort after them; a batch outside its profile and a file of no known kind are refused before
-    anything is measured."""
+    anything is measured.
+    """
     from sam2ms.artifacts import write_sidecar
     from sam2ms.bench.subjects import cannot_run_here
 

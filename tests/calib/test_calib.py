@@ -79,7 +79,8 @@ def test_reader_samples_tiles_and_scenes(calib_dir: Path) -> None:
 
 def test_calibration_reads_images_never_labels(tmp_path: Path) -> None:
     """A dataset folder (the README's DeepGlobe example, sam2ms synth's images/ + masks/) gives its
-    images only; a plain folder leaves out files named as labels; both say what they left out."""
+    images only; a plain folder leaves out files named as labels; both say what they left out.
+    """
     from sam2ms.calib.data import calibration_images
     from sam2ms.data.synth import write_synthetic_dataset
 
@@ -355,7 +356,8 @@ def test_each_method_gives_its_own_ranges(
 ) -> None:
     """Entropy and percentile must clip ranges, not silently fall back to minmax (ORT's default
     entropy histogram has a single candidate threshold). 512 histogram bins instead of 2048: ORT's
-    KL search costs ~220 s on 2 cores at 2048 bins, and the point holds at any size above 128."""
+    KL search costs ~220 s on 2 cores at 2048 bins, and the point holds at any size above 128.
+    """
     from sam2ms.calib import quantize
 
     for method in ("entropy", "percentile"):
@@ -422,7 +424,8 @@ def test_smallest_passing_search() -> None:
 @pytest.fixture(scope="module")
 def toy_onnx(calib_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small FP32 conv net with its sidecar whose masks are half road, half background, so INT8
-    flips pixels (the tiny trained nano sees no roads at 64 px, and agrees perfectly)."""
+    flips pixels (the tiny trained nano sees no roads at 64 px, and agrees perfectly).
+    """
     import torch
 
     from sam2ms.artifacts import write_sidecar

@@ -108,7 +108,8 @@ def test_label_in_another_crs_is_reprojected(tmp_path: Path) -> None:
 
 def test_eval_graphs_read_the_geojson_in_metres(tmp_path: Path) -> None:
     """``eval --apls`` on SpaceNet: the truth graph is the window's GeoJSON centre-lines (clipped,
-    built as the APLS reference builds it), the prediction's graph is in the same metric frame."""
+    built as the APLS reference builds it), the prediction's graph is in the same metric frame.
+    """
     if not (has_module("pyproj") and has_module("networkx") and has_module("skimage")):
         pytest.skip("pyproj, networkx and scikit-image needed (pip install 'sam2ms[dev]')")
     import networkx as nx

@@ -19,7 +19,8 @@ needs_rtx = pytest.mark.skipif(
 
 def op_input_dtypes(model: onnx.ModelProto) -> dict[str, set[str]]:
     """For each operator type, the element types of its first inputs across the graph
-    (after shape inference): how the FP16 test verifies what runs in which precision."""
+    (after shape inference): how the FP16 test verifies what runs in which precision.
+    """
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {
         v.name: v.type.tensor_type.elem_type

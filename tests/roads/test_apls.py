@@ -1,7 +1,8 @@
 """APLS against CosmiQ's reference: the expected scores below are what ``apls/apls.py`` (github
 CosmiQ/apls, commit 4a78807; make_graphs with is_curved_eps=-1, linestring_delta=50,
 max_snap_dist=4, min_path_length=10) gives on the same graphs — reproduced by
-``benchmarks/apls_check.py``, which runs both."""
+``benchmarks/apls_check.py``, which runs both.
+"""
 
 import networkx as nx
 import pytest

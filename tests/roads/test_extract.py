@@ -43,7 +43,8 @@ def test_a_long_road_is_one_edge() -> None:
 @pytest.mark.parametrize("style", ["centerline", "boundary"])
 def test_blocks_give_the_whole_mask_graph(style: LabelStyle, block: int, halo: int) -> None:
     """Thinned and traced block by block (a scene larger than memory), joined at the blocks'
-    borders: the same nodes, edges and lengths as the whole mask at once."""
+    borders: the same nodes, edges and lengths as the whole mask at once.
+    """
     from sam2ms.roads.extract import raster_to_graph
 
     mask = render_scene(
@@ -155,7 +156,8 @@ def _speckle(size: int, seed: int) -> np.ndarray:
 
 def _reference_merge(graph: Any, limit: float, spacing: tuple[float, float]) -> None:
     """The merge as first written: always the first short edge of the whole graph, rescanned after
-    each merge (quadratic in the number of components)."""
+    each merge (quadratic in the number of components).
+    """
     import networkx as nx
 
     from sam2ms.roads.extract import contract
@@ -175,7 +177,8 @@ def _snapshot(graph: Any) -> list[Any]:
 
 def test_cleaning_a_speckled_mask_is_the_same_done_per_component() -> None:
     """Merging component by component (and judging only near-aligned gap pairs exactly) gives the
-    graph the whole-graph rescans gave, on a mask of a few thousand specks and a road."""
+    graph the whole-graph rescans gave, on a mask of a few thousand specks and a road.
+    """
     import copy
 
     from sam2ms.roads import extract

@@ -121,7 +121,8 @@ def test_apls_command_on_lonlat_geojson(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_graph_command_reads_a_large_mask_by_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``sam2ms graph --block``: a GeoTIFF mask thinned block by block gives the graph of the
-    whole mask at once (same nodes, edges and length)."""
+    whole mask at once (same nodes, edges and length).
+    """
     import rasterio
     from rasterio.transform import from_origin
 
@@ -159,7 +160,8 @@ def test_graph_command_reads_a_large_mask_by_blocks(tmp_path: Path, capsys: pyte
 def test_pixel_space_graphs_are_scored_in_pixels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A scene without georeference gives graphs in pixel coordinates, marked as such in GeoJSON
     (``pixel_coordinates``; GraphML: no crs): sam2ms apls scores two of them in pixels, whatever
-    their format, instead of reading [289.8, 168.8] as longitude/latitude."""
+    their format, instead of reading [289.8, 168.8] as longitude/latitude.
+    """
     from PIL import Image
 
     from pixelwise import pixelwise_onnx
@@ -189,7 +191,8 @@ def test_pixel_space_graphs_are_scored_in_pixels(tmp_path: Path, capsys: pytest.
 def test_one_run_gives_the_georeferenced_mask_and_its_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``--format tif --graph geojson``: the COG mask and the graph (read back from it by blocks) in one
     run; the README's next step, ``sam2ms graph OUT/scene.mask.tif``, gives the same graph; graphing a
-    PNG mask (no georeference) warns that its lengths are pixels."""
+    PNG mask (no georeference) warns that its lengths are pixels.
+    """
     from pixelwise import pixelwise_onnx
 
     src = _road_scene(tmp_path / "in" / "scene.tif")

@@ -1,7 +1,8 @@
 """TOPO against CosmiQ's reference: the expected counts below are what ``apls/topo_metric.py``
 (github CosmiQ/apls, commit 4a78807; compute_topo with apls.py's settings: 150 m subgraphs,
 30 m interval, 4 m holes) gives on the same graphs from the same origins (our seeded draw) —
-reproduced by ``benchmarks/apls_check.py``, which runs both."""
+reproduced by ``benchmarks/apls_check.py``, which runs both.
+"""
 
 import networkx as nx
 import pytest
@@ -37,7 +38,8 @@ def test_extracted_scene_graph_matches_the_reference() -> None:
 
 def test_holes_and_marbles_on_one_road() -> None:
     """A 100 m road from origin (0, 0): holes at both ends and at 30, 60, 90 m. A proposal 5 m
-    short keeps every hole but the far end; one 3 m off sideways still fills all (4 m holes)."""
+    short keeps every hole but the far end; one 3 m off sideways still fills all (4 m holes).
+    """
     truth = lines_to_graph([[[0, 0], [100, 0]]])
     start = [n for n, d in truth.nodes(data=True) if d["x"] == 0]
     short = topo(truth, lines_to_graph([[[0, 0], [95, 0]]]), origins=start)

@@ -57,7 +57,8 @@ def write_geotiff(
 
 def uint16_scene(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A 4-band (blue, green, red, NIR) 12-bit scene from a synthetic road scene, and its 8-bit RGB
-    as a 0:4095 scale gives it back (x * 16 + 8 -> rint((x * 16 + 8) * 255 / 4095))."""
+    as a 0:4095 scale gives it back (x * 16 + 8 -> rint((x * 16 + 8) * 255 / 4095)).
+    """
     rgb, _ = render_road_scene(h, w, np.random.default_rng(seed))
     raw = rgb.astype(np.uint16) * 16 + 8
     bands = np.stack([raw[..., 2], raw[..., 1], raw[..., 0], raw[..., 1] // 2 + 7])
@@ -273,7 +274,7 @@ def test_stats_normalise_every_scene_alike(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_trained_conversion_travels_to_the_deployment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """checkpoint -> sidecar -> runtime default; flags still override it."""
+    """Checkpoint -> sidecar -> runtime default; flags still override it."""
     import torch
 
     from sam2ms.artifacts import read_sidecar

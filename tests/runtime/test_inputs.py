@@ -1,5 +1,6 @@
 """INPUT beyond files and folders: @lists, STAC items, GDAL virtual paths and URLs (served from a
-local HTTP server and a zip archive here; /vsis3/ and /vsigs/ go through the same GDAL reader)."""
+local HTTP server and a zip archive here; /vsis3/ and /vsigs/ go through the same GDAL reader).
+"""
 
 import json
 import socket
@@ -124,7 +125,8 @@ def test_urls_become_gdal_paths() -> None:
 @pytest.fixture()
 def http_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
     """A folder served over HTTP on localhost by another process (GDAL's requests hold the GIL: a
-    server thread in this process would wait on them), with no proxy for it."""
+    server thread in this process would wait on them), with no proxy for it.
+    """
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     folder = tmp_path / "served"

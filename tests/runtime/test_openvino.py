@@ -162,7 +162,8 @@ def test_bf16_plumbing_with_a_stand_in_capability(
     """Every BF16 path that this CPU would otherwise refuse — the export's gate, the gate read or
     measured at load, the bench row — run with OpenVINO told the CPU has BF16. OpenVINO then runs
     FP32 under the BF16 hint, so this checks the plumbing (and that the summary says what really
-    ran), not BF16's numerics: test_bf16_runs_with_its_gate_where_native does that on such a CPU."""
+    ran), not BF16's numerics: test_bf16_runs_with_its_gate_where_native does that on such a CPU.
+    """
     import shutil
 
     from sam2ms.accuracy import parity_tiles
@@ -245,7 +246,8 @@ def test_gate_is_read_from_the_sidecar_measured_where_needed_and_refused_when_fa
 @pytest.fixture(scope="module")
 def int8_export(trained_nano: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 64 px export folder, made once: model.onnx and model.int8.onnx calibrated through the CLI
-    with --openvino (targets relaxed so that the tiny model passes)."""
+    with --openvino (targets relaxed so that the tiny model passes).
+    """
     import contextlib
     import io
     import sys
@@ -378,7 +380,8 @@ def test_auto_exclude_with_openvino_searches_until_openvino_passes_too(
 ) -> None:
     """ONNX Runtime passes at once (targets relaxed); OpenVINO's gates (here a stand-in whose FP32
     gate always passes and whose BF16 gate passes once a layer is back in float) must make
-    --auto-exclude keep layers anyway: every gate the sidecar will record counts, BF16 too."""
+    --auto-exclude keep layers anyway: every gate the sidecar will record counts, BF16 too.
+    """
     import onnx
 
     from sam2ms import accuracy

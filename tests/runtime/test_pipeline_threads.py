@@ -1,5 +1,6 @@
 """The pipeline's threads: ordered strands, bounded stages, and outputs that do not depend on which
-thread did what — checked with the synthetic engine (no model)."""
+thread did what — checked with the synthetic engine (no model).
+"""
 
 from __future__ import annotations
 
@@ -179,7 +180,8 @@ def test_rows_are_written_top_to_bottom_off_the_scheduler_thread(
 
 def test_a_slow_writer_holds_back_the_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Back-pressure: with the writer slow, logits waiting to be blended and rows waiting to be
-    written stay within their bounds instead of piling up."""
+    written stay within their bounds instead of piling up.
+    """
     src = _scenes(tmp_path / "in", [(600, 600)])
     most: dict[int, int] = {}
     take = Budget.take

@@ -1,6 +1,7 @@
 """sam2ms-infer --ray on a local Ray cluster (one per module: Ray takes seconds to start): the same
 outputs as the single-machine runtime, bit for bit, scenes split into blocks or not; resume of
-committed blocks; bad inputs failing alone."""
+committed blocks; bad inputs failing alone.
+"""
 
 import json
 from collections.abc import Iterator
@@ -106,7 +107,8 @@ def test_resume_reuses_committed_blocks(
     model: str, scenes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A run that dies after the blocks of a scene were committed: ``--resume`` infers none of them
-    again and writes the outputs of an undisturbed run."""
+    again and writes the outputs of an undisturbed run.
+    """
     import sam2ms.runtime.ray_pipeline as rp
 
     assert _infer([model, str(scenes), "-o", str(tmp_path / "one")], capsys)[0] == 0
@@ -169,7 +171,8 @@ def test_a_killed_worker_is_replaced_and_the_outputs_are_whole(
 ) -> None:
     """``kill -9``, by PID, of the model actor's process (``_Infer``) or of a task worker reading
     a block (``_read_block``) the moment it appears mid-run: Ray restarts the actor or retries the
-    task, and the outputs equal the single-machine run's."""
+    task, and the outputs equal the single-machine run's.
+    """
     import os
     import signal
     import threading

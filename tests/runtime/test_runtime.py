@@ -105,7 +105,8 @@ def test_bad_file_is_skipped_and_exit_1(tmp_path: Path, scenes: Path, capsys: py
 @pytest.mark.skipif(not has_module("rasterio"), reason="rasterio not installed (pip install 'sam2ms[geo]')")
 def test_kill_9_then_resume_leaves_no_temp_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A real ``kill -9`` while a COG is being staged; ``--resume`` completes with the outputs of
-    an undisturbed run and removes the hidden files the killed run left."""
+    an undisturbed run and removes the hidden files the killed run left.
+    """
     import os
     import signal
     import time
@@ -336,7 +337,8 @@ def test_plan_without_gpu_is_a_clear_error(
 
 class _RedIsRoad:
     """A lane whose logits say 'road' where the red byte is >= 128; ``drop`` turns red == 128 (1/128
-    of the road pixels) into background: an engine that agrees with the reference at mask IoU 0.992."""
+    of the road pixels) into background: an engine that agrees with the reference at mask IoU 0.992.
+    """
 
     last_split_ms = None
 
@@ -353,7 +355,8 @@ class _RedIsRoad:
 
 def test_check_against_judges_int8_by_its_targets(tmp_path: Path) -> None:
     """A model agreeing with PyTorch at mask IoU 0.992 passes as INT8 (calibration's targets: IoU >= 0.98,
-    F1 drop <= 0.5 points) and fails as FP16 (0.995): the check uses the artifact's own criteria."""
+    F1 drop <= 0.5 points) and fails as FP16 (0.995): the check uses the artifact's own criteria.
+    """
     from sam2ms.runtime.backends import Backend, ModelInfo
     from sam2ms.runtime.check import check_against
 
@@ -382,7 +385,8 @@ def test_check_against_judges_int8_by_its_targets(tmp_path: Path) -> None:
 
 def test_progress_counts_windows(tmp_path: Path, scenes: Path) -> None:
     """One large scene is not one step: the bar's total grows by each scene's windows as it opens,
-    and every window done (empty, failed or inferred) advances it, so it ends full."""
+    and every window done (empty, failed or inferred) advances it, so it ends full.
+    """
     from sam2ms.runtime.backends import open_model
     from sam2ms.runtime.pipeline import InferOptions, run_inference
 

@@ -1,7 +1,8 @@
 """The TensorRT backend's own logic on the CPU, through fakes of TensorRT and cuda-python
 (tests/runtime/fake_tensorrt.py): profile sharing, checked bool results, buffers and output shapes from the
 context, unsupported I/O types, CUDA events and graphs, and a whole tiled run. Plus CUDA error
-reporting with faked error codes. The real library runs in tests/test_gpu.py (skipped without a GPU)."""
+reporting with faked error codes. The real library runs in tests/test_gpu.py (skipped without a GPU).
+"""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def test_lanes_share_one_profile_and_compute(engine: fake.FakeEngine, tmp_path: 
 
 def test_plans_are_read_with_host_code_forbidden(engine: fake.FakeEngine, tmp_path: Path) -> None:
     """A plan can carry host code (embedded plugins, a lean runtime) that TensorRT would load from
-    temporary files: the runtime forbids both before it reads any plan."""
+    temporary files: the runtime forbids both before it reads any plan.
+    """
     with open_model(_plan(tmp_path)):
         assert engine.loaded_with == {"engine_host_code_allowed": False, "tempfile_control_flags": 0}
 
@@ -119,7 +121,8 @@ def test_cuda_graph_is_captured_once_per_batch_size(engine: fake.FakeEngine, tmp
 
 def test_tensorrt_rtx_runtime_config_and_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Eager kernels when asked (bench, --check-against), the library's own CUDA graphs, and the
-    runtime cache kept beside the plan for the next process."""
+    runtime cache kept beside the plan for the next process.
+    """
     from sam2ms.runtime.backends.tensorrt_backend import runtime_cache_path
 
     engine = fake.RtxEngine(32, (1, 2, 4))

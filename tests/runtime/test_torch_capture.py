@@ -1,7 +1,8 @@
 """The PyTorch backend's fast path, on the CPU: weights cast once, and the CUDA-graph capture
 logic (one graph per lane and batch size, padded tails, outputs copied out before the next
 replay) against a fake graph API that replays by calling the function again. The real capture
-runs in ``make gpu-check`` (tests/test_gpu.py)."""
+runs in ``make gpu-check`` (tests/test_gpu.py).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from conftest import run_cli  # noqa: E402
 
 class FakeGraph:
     """A captured graph whose replay runs ``fn`` again and writes into the captured output, as a
-    real replay overwrites the same device memory."""
+    real replay overwrites the same device memory.
+    """
 
     def __init__(self, fn: Callable[[Any], Any], static_in: Any, static_out: Any) -> None:
         self.fn, self.static_in, self.static_out, self.replays = fn, static_in, static_out, 0
@@ -209,7 +211,8 @@ def test_torch_variants_parse() -> None:
 
 def test_bench_rows_of_the_fast_path(trained_nano: Path, fake_cuda_graphs: FakeGraphs) -> None:
     """``sam2ms bench --torch fp32,bf16+graph,fp32+cl``: rows for the captured and channels-last
-    variants, judged against eager FP32 (in-process, so the fake graph API is the one used)."""
+    variants, judged against eager FP32 (in-process, so the fake graph API is the one used).
+    """
     from sam2ms.bench.options import BenchOptions
     from sam2ms.bench.runner import run_bench
 

@@ -94,7 +94,8 @@ def test_run_records_its_raster_conversion(synth_folder: Path, tmp_path: Path) -
 
 def test_auto_resume_starts_or_continues(synth_folder: Path, tmp_path: Path) -> None:
     """--auto-resume (what a job scheduler's relaunch reruns): a new run where -o has no last.pt
-    (the logs of an attempt that died before its first checkpoint are dropped), else a resume."""
+    (the logs of an attempt that died before its first checkpoint are dropped), else a resume.
+    """
     run = tmp_path / "run"
     run.mkdir()
     (run / "steps.jsonl").write_text('{"step": 1, "loss": 99.0}\n')  # a dead attempt's line

@@ -1,4 +1,4 @@
-"""``sam2ms train`` for torchrun in the multi-node tests, with two test-only hooks (environment):
+"""``sam2ms train`` for torchrun in the multi-node tests, with two test-only hooks (environment variables).
 
 * ``SAM2MS_TEST_DUMP=DIR``: after training, every rank saves its own weights to ``DIR/rankR.pt``
   (the run writes rank 0's only), so a test can compare the replicas;

@@ -1,5 +1,6 @@
 """Model folders from strangers: a sidecar is data (one schema, names in fixed tables, files inside
-the folder), binds its artifact by size and SHA-256, and an ONNX without one runs only when asked."""
+the folder), binds its artifact by size and SHA-256, and an ONNX without one runs only when asked.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def _patched(model: Path, **changes: object) -> Path:
 
 def test_an_unknown_builder_is_refused_and_never_imported(tmp_path: Path, tiles: Path) -> None:
     """The probe of the issue: a plan's sidecar naming ``helper`` beside a ``helper.py``, run from that
-    folder (``python -m`` puts it first on sys.path): exit 2, and the helper never runs."""
+    folder (``python -m`` puts it first on sys.path): exit 2, and the helper never runs.
+    """
     folder = tmp_path / "model"
     folder.mkdir()
     plan = folder / "engine.plan"

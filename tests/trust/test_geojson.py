@@ -1,5 +1,6 @@
 """Road GeoJSON and GraphML from other tools: every feature checked before it reaches GDAL or the
-scorer; what is not a road network is refused by the feature's index, never scored as 'no road'."""
+scorer; what is not a road network is refused by the feature's index, never scored as 'no road'.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Every numeric option is bounded where it is parsed: a bad value is exit 2 naming the option,
-before any file is opened or any library sees it (``--threads -1`` once reached OpenVINO)."""
+before any file is opened or any library sees it (``--threads -1`` once reached OpenVINO).
+"""
 
 from __future__ import annotations
 

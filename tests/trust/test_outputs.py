@@ -1,5 +1,6 @@
 """Output folders: never the input, one run at a time, nothing half-written after Ctrl-C, SIGTERM or a
-full disk, and every check that can fail runs before the first output is written."""
+full disk, and every check that can fail runs before the first output is written.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Rasters from strangers: the memory an image takes is bounded from its header, before a byte of it
-is decoded, and whole-scene outputs are refused up front when they cannot fit."""
+is decoded, and whole-scene outputs are refused up front when they cannot fit.
+"""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def test_a_whole_scene_output_that_cannot_fit_is_refused_up_front(
 ) -> None:
     """A 200 000 x 200 000 tiled GeoTIFF (sparse: a few KB) read by windows is fine, and so is its PNG
     mask, written as its rows come; but a road graph of a PNG run is made from the mask held whole,
-    which would take 37 GiB: refused before any window, pointing to --format tif."""
+    which would take 37 GiB: refused before any window, pointing to --format tif.
+    """
     import rasterio
 
     huge = tmp_path / "huge.tif"
