@@ -24,6 +24,7 @@ class StrandPool:
     """
 
     def __init__(self, threads: int, name: str) -> None:
+        """``threads`` worker threads named ``name``_N (their names show in the busy fractions)."""
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self.error: BaseException | None = None
         self.stopped = threading.Event()
@@ -31,6 +32,7 @@ class StrandPool:
         self._idle = threading.Condition()
 
     def strand(self) -> Strand:
+        """A new ordered queue of tasks on this pool's threads (one per scene and stage)."""
         return Strand(self)
 
     def check(self) -> None:
@@ -58,12 +60,14 @@ class Strand:
     """Tasks that run in submission order, never two at once, on a pool's threads."""
 
     def __init__(self, pool: StrandPool) -> None:
+        """An empty strand on ``pool`` (:meth:`StrandPool.strand` makes them)."""
         self._pool = pool
         self._tasks: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._lock = threading.Lock()
         self._scheduled = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)`` after this strand's earlier tasks; returns at once."""
         self._pool._count(1)
         with self._lock:
             self._tasks.append((fn, args))
@@ -99,10 +103,12 @@ class Budget:
     """
 
     def __init__(self, limit: int) -> None:
+        """A budget of ``limit`` units, none taken."""
         self.limit, self._used = limit, 0
         self._cond = threading.Condition()
 
     def take(self, n: int = 1, abandon: threading.Event | None = None) -> None:
+        """Take ``n`` units, waiting for room; ``abandon`` set (the run is failing) stops the wait."""
         with self._cond:
             while self._used and self._used + n > self.limit:
                 if abandon is not None and abandon.is_set():
@@ -111,10 +117,12 @@ class Budget:
             self._used += n
 
     def give(self, n: int = 1) -> None:
+        """Return ``n`` units (the stage passed them on) and wake the waiters."""
         with self._cond:
             self._used -= n
             self._cond.notify_all()
 
     @property
     def used(self) -> int:
+        """Units taken and not yet given back."""
         return self._used

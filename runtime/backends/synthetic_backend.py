@@ -53,9 +53,13 @@ class SyntheticLane:
     last_split_ms: dict[str, float] | None = None
 
     def __init__(self, logits: np.ndarray, engine_ms: float, gil_fraction: float) -> None:
+        """A lane returning rows of ``logits`` (the backend's drawn road logits)."""
         self._logits, self._engine_ms, self._gil_fraction = logits, engine_ms, gil_fraction
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Spend the batch's time (spinning for the GIL-holding part, sleeping for the rest) and
+        return logits picked by each tile's digest (the same tile always gets the same logits).
+        """
         seconds = self._engine_ms * len(batch) / 1000.0
         held_until = time.perf_counter() + seconds * self._gil_fraction
         while time.perf_counter() < held_until:  # Python bytecode: holds the GIL between switches
@@ -73,6 +77,9 @@ class SyntheticBackend(Backend):
     def __init__(
         self, tile: int, engine_ms: float = 0.0, gil_fraction: float = 0.0, input_format: str = "uint8", seed: int = 0
     ) -> None:
+        """An engine of ``engine_ms`` per tile per lane (0: free), holding the GIL for
+        ``gil_fraction`` of it, taking ``input_format`` tiles of ``tile`` pixels.
+        """
         if engine_ms < 0:
             raise ValueError(f"engine_ms {engine_ms}: must be >= 0")
         if not 0.0 <= gil_fraction <= 1.0:
@@ -86,10 +93,12 @@ class SyntheticBackend(Backend):
         self._lock = threading.Lock()
 
     def lanes(self, count: int) -> list[SyntheticLane]:  # type: ignore[override]
+        """``count`` lanes, made once (:meth:`Backend.lanes`)."""
         with self._lock:
             while len(self._lanes) < count:
                 self._lanes.append(SyntheticLane(self._logits, self.engine_ms, self.gil_fraction))
             return self._lanes[:count]
 
     def device_name(self) -> str:
+        """What the engine stands in for, by its speed."""
         return f"synthetic engine, {self.engine_ms:g} ms/tile, GIL held {self.gil_fraction:.0%}"

@@ -31,7 +31,10 @@ WARMUP = 3  # eager runs before a capture: cuDNN/cuBLAS choose their kernels, th
 
 
 class Graph(Protocol):
-    def replay(self) -> None: ...
+    """A captured graph (``torch.cuda.CUDAGraph``, or a test's fake)."""
+
+    def replay(self) -> None:
+        """Launch the captured work again on the current stream."""
 
 
 class GraphAPI(Protocol):
@@ -50,11 +53,13 @@ class TorchCudaGraphs:
     """:class:`GraphAPI` on ``torch.cuda``."""
 
     def pool(self) -> Any:
+        """``torch.cuda.graph_pool_handle()``."""
         import torch
 
         return torch.cuda.graph_pool_handle()
 
     def capture(self, fn: Callable[[Any], Any], static_in: Any, pool: Any, stream: Any) -> tuple[Graph, Any]:
+        """PyTorch's recipe: :data:`WARMUP` runs on ``stream``, then ``torch.cuda.graph``."""
         import torch
 
         stream.wait_stream(torch.cuda.current_stream())
@@ -93,6 +98,7 @@ class CapturedForward:
     """
 
     def __init__(self, fn: Callable[[Any], Any], api: GraphAPI, device: Any, stream: Any, lock: threading.Lock) -> None:
+        """Nothing is captured yet: the first :meth:`load` of each batch size captures."""
         self._fn, self._api, self._device, self._stream, self._lock = fn, api, device, stream, lock
         self._pool: Any = None
         self._graphs: dict[tuple[int, ...], _Captured] = {}  # by input shape
