@@ -79,6 +79,22 @@ class InferOptions:
     stac_asset: str | None = None  # the asset of each STAC item to read (None: the item's only raster)
     max_pixels: int | None = None  # an image decoded or assembled whole (None: half the available memory)
 
+    def settings(self, tile: int, *, threads: bool = True) -> dict[str, Any]:
+        """The summary's ``settings``: what shaped the outputs, and with ``threads`` the local run's
+        lanes and decoders (a Ray run has actors instead).
+        """
+        local = {"streams": self.streams, "workers": self.workers} if threads else {}
+        return {
+            "tile": tile,
+            "overlap": self.overlap,
+            "batch": self.batch,
+            **local,
+            "threshold": self.threshold,
+            "format": self.fmt,
+            "probabilities": self.probabilities,
+            "graph": self.graph,
+        }
+
     def validate(self, info: ModelInfo) -> InferOptions:
         """A copy with the defaults that depend on the model resolved; a UsageError for anything
         the model or the flags' own ranges do not allow.
@@ -597,17 +613,7 @@ def run_inference(
         input=str(opts.source),
         output=str(opts.out),
         info=info,
-        settings={
-            "tile": info.tile,
-            "overlap": opts.overlap,
-            "batch": opts.batch,
-            "streams": opts.streams,
-            "workers": opts.workers,
-            "threshold": opts.threshold,
-            "format": opts.fmt,
-            "probabilities": opts.probabilities,
-            "graph": opts.graph,
-        },
+        settings=opts.settings(info.tile),
         radiometry=opts.radiometry.as_dict() if opts.radiometry else None,
         files=stats.files,
         skipped_existing=stats.skipped,
