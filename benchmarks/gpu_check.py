@@ -179,7 +179,7 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
     from sam2ms.data.synth import render_road_scene
     from sam2ms.models import create_model
     from sam2ms.models.checkpoint import save_checkpoint
-    from sam2ms.runtime.backends import open_model
+    from sam2ms.runtime.backends import BackendOptions, open_model
     from sam2ms.runtime.pipeline import InferOptions, run_inference
 
     name, tile, scene_px, n_scenes = ("sam2ms_nano", 256, 1024, 2) if quick else ("sam2ms_hiera_t", 1024, 4096, 8)
@@ -227,11 +227,11 @@ def stream_pipeline(out: Path, quick: bool) -> dict[str, Any]:
         del folders["tif"]
         skipped.append("pipeline over tiled GeoTIFFs: rasterio is not installed here ([geo])")
     pipeline: dict[str, dict[int, Any]] = {kind: {} for kind in folders}
-    with open_model(ckpt, "torch", tile=tile) as backend:  # PyTorch on a CPU has one lane
+    with open_model(ckpt, "torch", BackendOptions(tile=tile)) as backend:  # PyTorch on a CPU has one lane
         counts = [k for k in (1, 2, 4) if backend.info.max_lanes is None or k <= backend.info.max_lanes]
     for kind, folder in folders.items():
         for k in counts:
-            with open_model(ckpt, "torch", tile=tile, **variant.open_kwargs()) as backend:
+            with open_model(ckpt, "torch", variant.backend_options(tile)) as backend:
                 s = run_inference(
                     backend,
                     InferOptions(

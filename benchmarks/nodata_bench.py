@@ -33,12 +33,12 @@ _CHILD = """
 import json, sys
 from pathlib import Path
 from sam2ms.geo.radiometry import Radiometry
-from sam2ms.runtime.backends import open_model
+from sam2ms.runtime.backends import BackendOptions, open_model
 from sam2ms.runtime.pipeline import InferOptions, run_inference
 model, src, out, threads = sys.argv[1:5]
 opts = InferOptions(Path(src), Path(out), fmt="tif", probabilities=True,
                     radiometry=Radiometry(stretch="fixed", low=(0.0,), high=(4095.0,)))
-s = run_inference(open_model(model, threads=int(threads)), opts)
+s = run_inference(open_model(model, "auto", BackendOptions(threads=int(threads))), opts)
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(json.dumps({"peak_rss_mib": hwm / 1024, **{k: s[k] for k in ("tiles", "empty_windows", "seconds",
                   "tiles_per_s", "stage_seconds", "failed")}}))

@@ -29,16 +29,17 @@ from sam2ms.bench.pipeline import write_tiled_tif
 from sam2ms.data.synth import render_road_scene
 from sam2ms.geo.rasters import rasterio_or_none
 from sam2ms.preprocess import model_input
-from sam2ms.runtime.backends import open_model
+from sam2ms.runtime.backends import BackendOptions, open_model
 from sam2ms.runtime.pipeline import InferOptions, run_inference
 
 _CHILD = """
 import json, sys
 from pathlib import Path
-from sam2ms.runtime.backends import open_model
+from sam2ms.runtime.backends import BackendOptions, open_model
 from sam2ms.runtime.pipeline import InferOptions, run_inference
 model, src, out, fmt, threads = sys.argv[1:6]
-s = run_inference(open_model(model, threads=int(threads)), InferOptions(Path(src), Path(out), fmt=fmt))
+engine = open_model(model, "auto", BackendOptions(threads=int(threads)))
+s = run_inference(engine, InferOptions(Path(src), Path(out), fmt=fmt))
 # VmHWM is this program's own peak; ru_maxrss would also count the parent's pages before exec.
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(json.dumps({"peak_rss_mib": hwm / 1024, "tiles": s["tiles"], "seconds": s["seconds"]}))
@@ -67,7 +68,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
 
-    backend = open_model(args.onnx, threads=args.threads)
+    backend = open_model(args.onnx, "auto", BackendOptions(threads=args.threads))
     tile = backend.info.tile
     geo = rasterio_or_none() is not None
     suffix, fmt = (".tif", "tif") if geo else (".png", "png")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ import typer
 from sam2ms.errors import CheckFailed, Sam2msError, UsageError
 from sam2ms.geo.inputs import names_one_raster
 from sam2ms.geo.raster_options import BANDS, PERCENTILES, SCALE, STATS, STRETCH, radiometry_from
-from sam2ms.preprocess import MAX_TILE
 
 from .blocks import DEFAULT_BLOCK
 
@@ -36,18 +36,14 @@ def infer_command(
         None, "--stac-asset", help="The asset of each STAC item to read (default: the item's only raster asset)."
     ),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (mirrors INPUT's sub-folders)."),
-    tile: int | None = typer.Option(
-        None, min=32, max=MAX_TILE, help="Tile size; must match the model's (default: from the sidecar)."
-    ),
+    tile: int | None = typer.Option(None, help="Tile size; must match the model's (default: from the sidecar)."),
     overlap: int | None = typer.Option(
-        None, min=0, help="Overlap between windows in pixels, blended with a cosine ramp (default: tile/8)."
+        None, help="Overlap between windows in pixels, blended with a cosine ramp (default: tile/8)."
     ),
-    batch: int = typer.Option(4, min=1, max=4096, help="Windows per batch (across files)."),
-    streams: int = typer.Option(
-        1, min=1, max=64, help="Concurrent lanes (CUDA streams + execution contexts for TensorRT)."
-    ),
-    workers: int = typer.Option(2, min=1, max=256, help="Decode/preprocess threads."),
-    threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Probability threshold for the binary mask."),
+    batch: int = typer.Option(4, help="Windows per batch (across files)."),
+    streams: int = typer.Option(1, help="Concurrent lanes (CUDA streams + execution contexts for TensorRT)."),
+    workers: int = typer.Option(2, help="Decode/preprocess threads."),
+    threshold: float = typer.Option(0.5, help="Probability threshold for the binary mask."),
     fmt: str = typer.Option(
         "png",
         "--format",
@@ -78,11 +74,11 @@ def infer_command(
     device: str = typer.Option("CPU", help="OpenVINO device: CPU | GPU | NPU."),
     providers: str | None = typer.Option(None, help="ONNX Runtime providers, e.g. cuda,cpu (default cpu)."),
     threads: int | None = typer.Option(
-        None, min=1, max=1024, help="ONNX Runtime / OpenVINO / PyTorch CPU threads (default: all cores)."
+        None, help="ONNX Runtime / OpenVINO / PyTorch CPU threads (default: all cores)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Skip inputs whose outputs already exist."),
     check_against: Path | None = typer.Option(None, help="PyTorch checkpoint to compare the model with."),
-    check_tiles: int = typer.Option(8, min=1, help="Tiles for --check-against."),
+    check_tiles: int = typer.Option(8, help="Tiles for --check-against."),
     bands: str | None = BANDS,
     stretch: str | None = STRETCH,
     percentiles: str | None = PERCENTILES,
@@ -102,22 +98,18 @@ def infer_command(
     ),
     block: int = typer.Option(
         DEFAULT_BLOCK,
-        min=256,
         help="With --ray: scenes larger than this many pixels a side are cut into blocks of it (the unit of work).",
     ),
     ray_actors: int | None = typer.Option(
-        None, min=1, help="With --ray: model actors (default: autoscale from 1 to the cluster's GPUs, or CPU slots)."
+        None, help="With --ray: model actors (default: autoscale from 1 to the cluster's GPUs, or CPU slots)."
     ),
     ray_gpus_per_actor: float | None = typer.Option(
-        None, min=0.0, help="With --ray: GPUs per model actor (default: 1 where the cluster has GPUs, else 0)."
+        None, help="With --ray: GPUs per model actor (default: 1 where the cluster has GPUs, else 0)."
     ),
-    ray_cpus_per_actor: float = typer.Option(
-        1.0, min=0.0, help="With --ray: CPUs per model actor (give --threads alike)."
-    ),
+    ray_cpus_per_actor: float = typer.Option(1.0, help="With --ray: CPUs per model actor (give --threads alike)."),
     max_pixels: int | None = typer.Option(
         None,
         "--max-pixels",
-        min=1,
         help="Largest image decoded whole (PNG/JPEG inputs) or output held "
         "whole (png/geojson/graphml), in pixels (default: what fits in "
         "half the memory available).",
@@ -131,21 +123,20 @@ def infer_command(
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
 ) -> None:
     """Tiled inference over tiles or whole scenes; writes masks and a JSON summary."""
-    from .backends import open_model
+    from .backends import BackendOptions, open_model
     from .pipeline import InferOptions
 
-    engine = open_model(
-        model,
-        backend,
-        providers=providers.split(",") if providers else None,
-        tile=tile,
+    how = BackendOptions(
+        precision=precision,
         threads=threads,
+        providers=tuple(providers.split(",")) if providers else None,
+        device=device,
+        tile=tile,
         eager_kernels=check_against is not None,
         cuda_graph=cuda_graph,
-        precision=precision,
-        device=device,
         unverified=unverified,
     )
+    engine = open_model(model, backend, how)
     reference = None
     try:
         radiometry = radiometry_from(bands, stretch, percentiles, scale, stats, engine.info.radiometry)
@@ -164,9 +155,10 @@ def infer_command(
             stac_asset=stac_asset,
             radiometry=radiometry,
             max_pixels=max_pixels,
+            check_tiles=check_tiles,
         ).validate(engine.info)
         if check_against is not None:  # opened (and so checked) before the first tile runs
-            reference = open_model(check_against, "torch", tile=engine.info.tile)
+            reference = open_model(check_against, "torch", BackendOptions(tile=engine.info.tile))
         if ray is None:
             from .pipeline import run_inference
 
@@ -174,15 +166,6 @@ def infer_command(
         else:
             from .ray_pipeline import RayOptions, run_inference_ray
 
-            kwargs = {
-                "providers": providers.split(",") if providers else None,
-                "tile": tile,
-                "threads": threads,
-                "cuda_graph": cuda_graph,
-                "precision": precision,
-                "device": device,
-                "unverified": unverified,
-            }
             ray_opts = RayOptions(
                 address=None if ray == "local" else ray,
                 actors=ray_actors,
@@ -190,7 +173,7 @@ def infer_command(
                 cpus_per_actor=ray_cpus_per_actor,
                 block=block,
                 backend=backend,
-                model_kwargs=tuple(kwargs.items()),
+                model=replace(how, eager_kernels=False),  # each actor runs; only this process compares
             )
             run = functools.partial(run_inference_ray, model, opts, ray_opts, engine.info)
             summary = _with_progress("infer on Ray (blocks)", run, quiet)
@@ -203,7 +186,7 @@ def infer_command(
                 source,
                 overlap=opts.overlap or 0,
                 batch=batch,
-                limit=check_tiles,
+                limit=opts.check_tiles,
                 radiometry=opts.radiometry,
                 stac_asset=stac_asset,
                 max_pixels=max_pixels,

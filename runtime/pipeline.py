@@ -60,6 +60,10 @@ ROWS_BUFFERED = 2
 GRAPH_MODULES = ["skimage", "scipy", "networkx"]
 
 
+#: The most windows per batch, lanes and decoding threads one run may ask for.
+MAX_BATCH, MAX_STREAMS, MAX_WORKERS = 4096, 64, 256
+
+
 @dataclass(frozen=True)
 class InferOptions:
     """What one run does (the CLI maps its flags here); :meth:`validate` resolves and checks it."""
@@ -78,6 +82,7 @@ class InferOptions:
     radiometry: Radiometry | None = None  # None: the model's (from its sidecar/checkpoint), else the default
     stac_asset: str | None = None  # the asset of each STAC item to read (None: the item's only raster)
     max_pixels: int | None = None  # an image decoded or assembled whole (None: half the available memory)
+    check_tiles: int = 8  # windows compared with ``--check-against``'s PyTorch reference
 
     def settings(self, tile: int, *, threads: bool = True) -> dict[str, Any]:
         """The summary's ``settings``: what shaped the outputs, and with ``threads`` the local run's
@@ -97,7 +102,9 @@ class InferOptions:
 
     def validate(self, info: ModelInfo) -> InferOptions:
         """A copy with the defaults that depend on the model resolved; a UsageError for anything
-        the model or the flags' own ranges do not allow.
+        the model or the flags' own ranges do not allow. Every range is checked here (the CLI
+        checks none), so a run built in Python is held to the same as one typed at a shell; side-effect
+        free (it reads the file system, to compare folders, and writes nothing).
         """
         if self.fmt in GRAPH_FORMATS:  # the short form: a PNG mask and the graph
             return replace(self, fmt="png", graph=self.graph or self.fmt).validate(info)
@@ -107,8 +114,15 @@ class InferOptions:
             raise UsageError(f"--graph {self.graph}: use one of {', '.join(GRAPH_FORMATS)}")
         for module in (["rasterio"] if self.fmt == "tif" else []) + (GRAPH_MODULES if self.graph else []):
             require(module, f"--format {self.fmt}" + (f" --graph {self.graph}" if self.graph else ""))
-        if self.batch < 1 or self.streams < 1 or self.workers < 1:
-            raise UsageError("--batch, --streams and --workers must be at least 1")
+        for flag, value, most in (
+            ("--batch", self.batch, MAX_BATCH),
+            ("--streams", self.streams, MAX_STREAMS),
+            ("--workers", self.workers, MAX_WORKERS),
+            ("--check-tiles", self.check_tiles, None),
+            ("--max-pixels", 1 if self.max_pixels is None else self.max_pixels, None),
+        ):
+            if value < 1 or (most is not None and value > most):
+                raise UsageError(f"{flag} {value}: use 1 to {most}" if most else f"{flag} {value}: must be at least 1")
         if info.max_lanes is not None and self.streams > info.max_lanes:
             raise UsageError(
                 f"--streams {self.streams}: {Path(info.path).name} runs at most {info.max_lanes} "

@@ -60,11 +60,11 @@ def openvino_gate(
     """One of :func:`openvino_checks`' gates: OpenVINO running the ``precision`` file at
     ``run_precision`` on ``tiles``, judged against ``reference``.
     """
-    from sam2ms.runtime.backends.base import ModelInfo
+    from sam2ms.runtime.backends.base import BackendOptions, ModelInfo
     from sam2ms.runtime.backends.openvino_backend import OpenVinoBackend
 
     info = ModelInfo(str(onnx_path), "onnx", 0, precision)  # the graph's own tile; no sidecar (being written)
-    with OpenVinoBackend(Path(onnx_path), info, precision=run_precision, gate=False) as backend:
+    with OpenVinoBackend(Path(onnx_path), info, BackendOptions(precision=run_precision), gate=False) as backend:
         verdict = gate_judge(precision, reference)(run_precision, backend.probabilities(tiles))
     return {**verdict, "measured_by": "export"}
 

@@ -32,7 +32,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from sam2ms.geo.rasters import Scene, gdal_path, open_scene, streaming_gdal_cach
 from sam2ms.metrics import sigmoid
 from sam2ms.preprocess import model_input
 
-from .backends import ModelInfo, open_model
+from .backends import BackendOptions, ModelInfo, open_model
 from .blocks import DEFAULT_BLOCK, Block, BlockBlender, block_windows, plan_blocks
 from .pipeline import InferOptions, plan_inputs, read_failure
 from .scenes import MaskWriter, check_output_memory, encode_rows, iter_windows
@@ -68,13 +68,19 @@ class RayOptions:
     cpus_per_actor: float = 1.0
     block: int = DEFAULT_BLOCK
     backend: str = "auto"
-    model_kwargs: tuple[tuple[str, Any], ...] = ()  # open_model's keyword arguments
+    model: BackendOptions = field(default_factory=BackendOptions)  # how each actor opens the model
 
     def validate(self) -> RayOptions:
         if self.block < 256:
             raise UsageError(f"--block {self.block}: use at least 256 pixels (default {DEFAULT_BLOCK})")
         if self.actors is not None and self.actors < 1:
             raise UsageError(f"--ray-actors {self.actors}: must be at least 1")
+        for flag, share in (
+            ("--ray-gpus-per-actor", self.gpus_per_actor),
+            ("--ray-cpus-per-actor", self.cpus_per_actor),
+        ):
+            if share is not None and share < 0:
+                raise UsageError(f"{flag} {share}: must be at least 0")
         return self
 
 
@@ -131,8 +137,8 @@ def _read_block(row: dict[str, Any]) -> dict[str, Any]:
 class _Infer:
     """One model per actor, run over each block's windows in batches."""
 
-    def __init__(self, model: str, backend: str, kwargs: dict[str, Any], batch: int) -> None:
-        self.backend = open_model(model, backend, **kwargs)
+    def __init__(self, model: str, backend: str, options: BackendOptions, batch: int) -> None:
+        self.backend = open_model(model, backend, options)
         self.lane = self.backend.lanes(1)[0]
         self.batch = batch
         self.name = f"{os.uname().nodename}:{os.getpid()}"
@@ -404,7 +410,7 @@ def _run_ray(
                 fn_constructor_kwargs={
                     "model": str(model),
                     "backend": ray_opts.backend,
-                    "kwargs": dict(ray_opts.model_kwargs),
+                    "options": ray_opts.model,
                     "batch": opts.batch,
                 },
             )

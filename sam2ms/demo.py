@@ -150,7 +150,7 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
     from .data.synth import render_road_scene
     from .metrics import RoadMetrics
     from .roads.score import graph_pairs, pairs_scores
-    from .runtime.backends import open_model
+    from .runtime.backends import BackendOptions, open_model
     from .runtime.check import check_against
     from .runtime.pipeline import InferOptions, default_overlap, run_inference
 
@@ -164,7 +164,7 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
             source=folder / "input", out=folder / "output", batch=DEMO_BATCH, streams=2, probabilities=True
         )
         result = run_inference(engine, opts)
-        with open_model(ckpt, "torch", tile=engine.info.tile) as reference:
+        with open_model(ckpt, "torch", BackendOptions(tile=engine.info.tile)) as reference:
             result["check"] = check_against(
                 engine, reference, folder / "input", overlap=default_overlap(size), batch=DEMO_BATCH
             )

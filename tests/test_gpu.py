@@ -218,14 +218,14 @@ def test_torch_cuda_graph_lanes_match_eager(trained_nano: Path) -> None:
         pytest.skip("torch sees no CUDA device")
     from concurrent.futures import ThreadPoolExecutor
 
-    from sam2ms.runtime.backends import open_model
+    from sam2ms.runtime.backends import BackendOptions, open_model
 
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8) for n in (4, 4, 3, 4, 1, 4)]
     with (
-        open_model(trained_nano, "torch", precision="fp32") as fp32,
-        open_model(trained_nano, "torch", precision="bf16") as eager,
-        open_model(trained_nano, "torch", precision="bf16", cuda_graph=True) as captured,
+        open_model(trained_nano, "torch", BackendOptions(precision="fp32")) as fp32,
+        open_model(trained_nano, "torch", BackendOptions(precision="bf16")) as eager,
+        open_model(trained_nano, "torch", BackendOptions(precision="bf16", cuda_graph=True)) as captured,
     ):
         lanes = captured.lanes(2)
         with ThreadPoolExecutor(2) as pool:

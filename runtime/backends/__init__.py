@@ -17,13 +17,13 @@ from sam2ms.artifacts import Sidecar, sidecar_path
 from sam2ms.errors import UsageError
 from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS
 
-from .base import Backend, Lane, ModelInfo
+from .base import Backend, BackendOptions, Lane, ModelInfo
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
 _BY_SUFFIX = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime", ".pt": "torch", ".pth": "torch"}
 MODEL_SUFFIXES = tuple(_BY_SUFFIX)
 
-__all__ = ["BACKENDS", "MODEL_SUFFIXES", "Backend", "Lane", "ModelInfo", "open_model"]
+__all__ = ["BACKENDS", "MODEL_SUFFIXES", "Backend", "BackendOptions", "Lane", "ModelInfo", "open_model"]
 
 
 def _check_sidecar(path: Path, side: Sidecar, tile: int | None, allow_failed: bool = False) -> int:
@@ -50,7 +50,7 @@ def _check_sidecar(path: Path, side: Sidecar, tile: int | None, allow_failed: bo
     return side.tile
 
 
-def _auto_onnx_backend(providers: list[str] | None, precision: str, file_precision: str) -> str:
+def _auto_onnx_backend(providers: tuple[str, ...] | None, precision: str, file_precision: str) -> str:
     """OpenVINO for a CPU run where it is installed and either BF16 is asked for or the file is
     float on an x86-64 CPU (OpenVINO FP32 ran our graphs 1.1-1.3x faster than ONNX Runtime on Zen 3
     and Zen 5: benchmarks/RESULTS.md); else ONNX Runtime, which also serves --providers cuda/tensorrt
@@ -59,37 +59,20 @@ def _auto_onnx_backend(providers: list[str] | None, precision: str, file_precisi
     """
     from importlib.util import find_spec
 
-    cpu = not (providers and providers != ["cpu"])
+    cpu = not (providers and providers != ("cpu",))
     wants = precision == "bf16" or (file_precision != "int8" and platform.machine().lower() in ("x86_64", "amd64"))
     return "openvino" if cpu and wants and find_spec("openvino") is not None else "onnxruntime"
 
 
-def open_model(
-    path: str | Path,
-    backend: str = "auto",
-    *,
-    providers: list[str] | None = None,
-    tile: int | None = None,
-    threads: int | None = None,
-    allow_failed: bool = False,
-    eager_kernels: bool = False,
-    cuda_graph: bool = False,
-    precision: str = "fp32",
-    compile: str | None = None,
-    channels_last: bool = False,
-    device: str = "CPU",
-    unverified: bool = False,
-) -> Backend:
-    """Load ``path`` with ``backend`` (auto: by file suffix) — the one way every backend is built.
-    Artifacts whose export checks failed are refused unless ``allow_failed`` (the benchmark, which
-    reports their accuracy). ``eager_kernels`` (timed or compared runs) applies to TensorRT plans,
-    ``cuda_graph`` to plans and to checkpoints on CUDA; ``precision`` to checkpoints (fp32, or
-    fp16/bf16 autocast) and OpenVINO (fp32, bf16); ``compile`` (a torch.compile mode) and
-    ``channels_last`` to checkpoints; ``device`` (CPU, GPU, NPU) to OpenVINO. An artifact runs
-    only with its sidecar, which must match it (:func:`sam2ms.artifacts.read_sidecar`); an ONNX
-    without one runs with ``unverified`` (its tile and input format then come from the graph, and
-    the summary says so).
+def open_model(path: str | Path, backend: str = "auto", options: BackendOptions | None = None) -> Backend:
+    """Load ``path`` with ``backend`` (auto: by file suffix), run as ``options`` say — the one way
+    every backend is built (:class:`BackendOptions` lists what each field applies to). Artifacts whose
+    export checks failed are refused unless ``options.allow_failed`` (the benchmark, which reports
+    their accuracy). An artifact runs only with its sidecar, which must match it
+    (:func:`sam2ms.artifacts.read_sidecar`); an ONNX without one runs with ``options.unverified``
+    (its tile and input format then come from the graph, and the summary says so).
     """
+    opts = (options or BackendOptions()).validate()
     path = Path(path)
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend}: use one of {', '.join(BACKENDS)}")
@@ -101,15 +84,15 @@ def open_model(
             f"{path}: unknown model kind {path.suffix!r}; pass a .plan (with its .json sidecar), "
             "an .onnx or a .pt checkpoint"
         )
-    if natural == "torch" and unverified:
+    if natural == "torch" and opts.unverified:
         raise UsageError(f"--unverified: {path.name} is a checkpoint, which has no sidecar to skip; drop the flag")
-    if natural == "tensorrt" and unverified:
+    if natural == "tensorrt" and opts.unverified:
         raise UsageError(
             f"--unverified: a plan runs only with its sidecar (it names the TensorRT library and the "
             f"batch profile); keep {sidecar_path(path).name} beside {path.name}"
         )
     side = None
-    if natural != "torch" and (sidecar_path(path).is_file() or not unverified):
+    if natural != "torch" and (sidecar_path(path).is_file() or not opts.unverified):
         if natural == "onnxruntime" and not sidecar_path(path).is_file():
             raise UsageError(
                 f"{path}: no sidecar ({sidecar_path(path).name}): export with sam2ms-export, which "
@@ -117,29 +100,27 @@ def open_model(
             )
         side = Sidecar.read(path)
     if natural == "onnxruntime" and backend == "auto":
-        natural = _auto_onnx_backend(providers, precision, side.precision if side else "fp32")
+        natural = _auto_onnx_backend(opts.providers, opts.precision, side.precision if side else "fp32")
     chosen = natural if backend == "auto" else backend
     if chosen == "openvino" and natural == "onnxruntime":
         natural = "openvino"  # both run .onnx files
     if chosen != natural:
         raise UsageError(f"--backend {backend} cannot run {path.name}: {natural} runs {path.suffix} files")
-    if cuda_graph and chosen not in ("tensorrt", "torch"):
+    if opts.cuda_graph and chosen not in ("tensorrt", "torch"):
         raise UsageError(
             f"--cuda-graph: TensorRT plans and checkpoints on CUDA are captured into CUDA graphs, not {path.name}"
         )
     if chosen == "torch":
         from .torch_backend import TorchBackend
 
-        return TorchBackend(
-            path, tile, precision=precision, compile=compile, cuda_graph=cuda_graph, channels_last=channels_last
-        )
+        return TorchBackend(path, opts)
     if side is None:
-        info = ModelInfo(str(path), "onnx", tile or 0, "fp32", unverified=True)
+        info = ModelInfo(str(path), "onnx", opts.tile or 0, "fp32", unverified=True)
     else:
         info = ModelInfo(
             str(path),
             "tensorrt-plan" if chosen == "tensorrt" else "onnx",
-            _check_sidecar(path, side, tile, allow_failed),
+            _check_sidecar(path, side, opts.tile, opts.allow_failed),
             side.precision,
             input_format=side.input_format,
             sidecar=side.data,
@@ -147,18 +128,16 @@ def open_model(
     if chosen == "tensorrt":
         from .tensorrt_backend import TensorRTBackend
 
-        return TensorRTBackend(path, info, eager_kernels=eager_kernels, cuda_graph=cuda_graph)
+        return TensorRTBackend(path, info, opts)
     if chosen == "openvino":
         from .openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(
-            path, info, precision=precision, threads=threads, device=device, allow_failed=allow_failed
-        )
-    if precision != "fp32":
+        return OpenVinoBackend(path, info, opts)
+    if opts.precision != "fp32":
         raise UsageError(
-            f"--precision {precision}: ONNX Runtime runs the precision of the model file; for BF16 "
+            f"--precision {opts.precision}: ONNX Runtime runs the precision of the model file; for BF16 "
             "use --backend openvino (pip install 'sam2ms[openvino]')"
         )
     from .onnxruntime_backend import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(path, info, providers, threads)
+    return OnnxRuntimeBackend(path, info, opts)

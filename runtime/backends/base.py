@@ -55,6 +55,59 @@ class ModelInfo:
         return self.sidecar.get("radiometry")
 
 
+#: Precisions a run may ask for (``--precision``); which backend runs which is the backend's to say.
+RUN_PRECISIONS = ("fp32", "fp16", "bf16")
+#: ``torch.compile`` modes a checkpoint may run under.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+#: The most CPU threads one model may be given (``--threads``).
+MAX_THREADS = 1024
+#: The smallest tile a run may ask for (``--tile``); the largest is :data:`sam2ms.preprocess.MAX_TILE`.
+MIN_TILE = 32
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """How to open and run one model, whichever backend runs it: one object that ``open_model``, every
+    backend and a Ray actor read alike, instead of a keyword list each backend read its own way.
+
+    The lane count (``--streams``) is not here: a run asks for its lanes (:meth:`Backend.lanes`),
+    and OpenVINO sizes its streams from that. Fields a backend has no use for keep their defaults
+    (``open_model`` refuses a request one cannot honour: a CUDA graph of an ONNX, BF16 on ONNX Runtime).
+    """
+
+    precision: str = "fp32"  # checkpoints: fp32 | fp16 | bf16 autocast; OpenVINO: fp32 | bf16
+    threads: int | None = None  # CPU threads: ONNX Runtime intra-op, OpenVINO, PyTorch on a CPU
+    providers: tuple[str, ...] | None = None  # ONNX Runtime: cpu, cuda, tensorrt (None: cpu)
+    device: str = "CPU"  # OpenVINO's device: CPU | GPU | NPU
+    cache_dir: Path | None = None  # compiled models (OpenVINO); None: $SAM2MS_OPENVINO_CACHE or sam2ms's cache
+    tile: int | None = None  # must match the artifact's (None: the sidecar's, or the graph's)
+    eager_kernels: bool = False  # TensorRT: no kernel autotuning at run time (timed or compared runs)
+    cuda_graph: bool = False  # TensorRT plans and checkpoints on CUDA: replay captured CUDA graphs
+    compile: str | None = None  # checkpoints: a torch.compile mode (COMPILE_MODES)
+    channels_last: bool = False  # checkpoints: NHWC memory format
+    allow_failed: bool = False  # open an artifact whose checks failed (the benchmark, which reports it)
+    unverified: bool = False  # an ONNX without a sidecar, run with what its graph says
+
+    def validate(self) -> BackendOptions:
+        """This object, once every field is in range and consistent with the others; else a
+        UsageError naming the flag. Side-effect free: nothing is opened or imported.
+        """
+        if self.precision not in RUN_PRECISIONS:
+            raise UsageError(f"--precision {self.precision}: use one of {', '.join(RUN_PRECISIONS)}")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise UsageError(f"--threads {self.threads}: use 1 to {MAX_THREADS}")
+        if self.tile is not None and not MIN_TILE <= self.tile <= MAX_TILE:
+            raise UsageError(f"--tile {self.tile}: use {MIN_TILE} to {MAX_TILE} pixels")
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise UsageError(f"torch.compile mode {self.compile}: use one of {', '.join(COMPILE_MODES)}")
+        if self.cuda_graph and self.compile is not None:
+            raise UsageError(
+                "--cuda-graph captures the eager model; torch.compile's reduce-overhead mode is its "
+                "compiled counterpart: use one or the other"
+            )
+        return self
+
+
 BackendT = TypeVar("BackendT", bound="Backend")
 
 

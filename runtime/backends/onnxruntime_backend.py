@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from sam2ms.errors import UsageError
 from sam2ms.preprocess import input_format_of, tile_of_shape
 
 from .. import cuda
-from .base import Backend, Lane, ModelInfo, reconcile_graph
+from .base import Backend, BackendOptions, Lane, ModelInfo, reconcile_graph
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
@@ -22,7 +23,7 @@ def _ort() -> Any:
     return require("onnxruntime", "running an ONNX model")
 
 
-def resolve_providers(names: list[str] | None) -> list[str]:
+def resolve_providers(names: Sequence[str] | None) -> list[str]:
     """Map ``cpu,cuda,tensorrt`` to ONNX Runtime provider names, refusing unavailable ones."""
     names = names or ["cpu"]
     unknown = [n for n in names if n not in PROVIDERS]
@@ -76,12 +77,12 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path, info: ModelInfo, providers: list[str] | None, threads: int | None = None) -> None:
+    def __init__(self, path: Path, info: ModelInfo, options: BackendOptions) -> None:
         ort = _ort()
         opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        self.providers = resolve_providers(providers)
+        if options.threads:
+            opts.intra_op_num_threads = options.threads
+        self.providers = resolve_providers(options.providers)
         try:
             self._session = ort.InferenceSession(str(path), opts, providers=self.providers)
         except Exception as exc:  # noqa: BLE001 - ORT's own exception types (Fail, InvalidProtobuf, ...)

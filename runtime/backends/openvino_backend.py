@@ -38,7 +38,7 @@ from sam2ms.errors import UsageError
 from sam2ms.fileio import write_json
 from sam2ms.preprocess import input_format_of, tile_of_shape
 
-from .base import Backend, Lane, ModelInfo, cpu_has_vnni, reconcile_graph
+from .base import Backend, BackendOptions, Lane, ModelInfo, cpu_has_vnni, reconcile_graph
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 DEVICES = ("CPU", "GPU", "NPU")
@@ -152,14 +152,12 @@ class OpenVinoBackend(Backend):
         self,
         path: Path,
         info: ModelInfo,
+        options: BackendOptions,
         *,
-        precision: str = "fp32",
-        threads: int | None = None,
-        device: str = "CPU",
-        allow_failed: bool = False,
         gate: bool = True,
     ) -> None:
         ov = _ov()
+        precision, device = options.precision, options.device
         if precision not in PRECISIONS:
             raise UsageError(
                 f"--precision {precision}: OpenVINO runs fp32 or bf16 (an FP16 or INT8 model file "
@@ -179,8 +177,8 @@ class OpenVinoBackend(Backend):
                 f"--precision bf16: {device_full_name(self.core, device)} has no native BF16 (OpenVINO "
                 f"offers {offers}) and would quietly run FP32; use --precision fp32 here"
             )
-        self.path, self.device, self.precision, self.threads = path, device, precision, threads
-        self.cache = cache_dir()
+        self.path, self.device, self.precision, self.threads = path, device, precision, options.threads
+        self.cache = options.cache_dir if options.cache_dir is not None else cache_dir()
         try:
             model = self.core.read_model(str(path))
         except RuntimeError as exc:  # OpenVINO reports a file it cannot parse as a RuntimeError
@@ -206,8 +204,8 @@ class OpenVinoBackend(Backend):
                 self.info.sidecar,
                 self.file_precision,
                 precision,
-                lambda: self._cached_gate(allow_failed),
-                allow_failed,
+                lambda: self._cached_gate(options.allow_failed),
+                options.allow_failed,
             )
 
     def _config(self, precision: str, streams: int) -> dict[str, Any]:
@@ -273,7 +271,8 @@ class OpenVinoBackend(Backend):
             )
         tiles = parity_tiles(self.info.tile, gate_tiles(self.info.tile))  # as many as the export's check
         info = ModelInfo(str(reference_path), "onnx", self.info.tile, "fp32", input_format=self.info.input_format)
-        with OpenVinoBackend(reference_path, info, threads=self.threads, device=self.device) as fp32:
+        as_fp32 = BackendOptions(threads=self.threads, device=self.device, cache_dir=self.cache)
+        with OpenVinoBackend(reference_path, info, as_fp32) as fp32:
             reference = fp32.probabilities(tiles)
         return {
             **gate_judge(self.file_precision, reference)(self.precision, self.probabilities(tiles)),

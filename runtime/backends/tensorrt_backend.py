@@ -33,7 +33,7 @@ from sam2ms.fileio import atomic_write
 from sam2ms.preprocess import input_format_of
 
 from .. import cuda
-from .base import Backend, Lane, ModelInfo, pad_batch
+from .base import Backend, BackendOptions, Lane, ModelInfo, pad_batch
 
 #: I/O types the runtime can stage through numpy (bf16/fp8 have no numpy type).
 _NUMPY_IO = {"FLOAT": np.float32, "HALF": np.float16, "UINT8": np.uint8, "INT8": np.int8, "INT32": np.int32}
@@ -149,10 +149,10 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
 
-    def __init__(self, path: Path, info: ModelInfo, *, eager_kernels: bool = False, cuda_graph: bool = False) -> None:
+    def __init__(self, path: Path, info: ModelInfo, options: BackendOptions) -> None:
         trt, flavour = import_tensorrt(info.sidecar.get("builder") or "auto", "running a .plan")
         cuda.require_device(f"running the TensorRT plan {path}")
-        self.path, self.flavour, self.cuda_graph = Path(path), flavour, cuda_graph
+        self.path, self.flavour, self.cuda_graph = Path(path), flavour, options.cuda_graph
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         # A plan can carry host code (embedded plugin libraries, a lean runtime) that TensorRT loads
@@ -182,7 +182,7 @@ class TensorRTBackend(Backend):
         lo, _, hi = self.engine.get_tensor_profile_shape(self.input_name, 0)
         self.profiles = int(self.engine.num_optimization_profiles)
         self.info = replace(info, min_batch=int(lo[0]), max_batch=int(hi[0]), max_lanes=None)
-        self.runtime_config, self._runtime_cache, self.native_graphs = self._runtime_setup(trt, eager_kernels)
+        self.runtime_config, self._runtime_cache, self.native_graphs = self._runtime_setup(trt, options.eager_kernels)
         self._lanes: list[_TrtLane] = []
         self._device = cuda.device_name()
 

@@ -17,13 +17,11 @@ from typing import Any
 import numpy as np
 
 from sam2ms.deps import require
-from sam2ms.errors import UsageError
 
-from .base import Backend, Lane, ModelInfo
+from .base import Backend, BackendOptions, Lane, ModelInfo
 from .torch_capture import CapturedForward, graph_api
 
 AUTOCAST = {"fp16": "float16", "bf16": "bfloat16"}
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 class _TorchLane:
@@ -142,46 +140,37 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(
-        self,
-        path: Path,
-        tile: int | None,
-        device: str = "auto",
-        precision: str = "fp32",
-        compile: str | None = None,
-        cuda_graph: bool = False,
-        channels_last: bool = False,
-    ) -> None:
+    def __init__(self, path: Path, options: BackendOptions) -> None:
         torch = require("torch", "the PyTorch backend (or run the exported .onnx/.plan instead)")
         from sam2ms.models import create_model
         from sam2ms.models.byte_input import ByteInput
         from sam2ms.models.checkpoint import read_checkpoint
 
-        if precision not in ("fp32", *AUTOCAST):
-            raise UsageError(f"torch precision {precision}: use fp32, {', '.join(AUTOCAST)}")
-        if compile is not None and compile not in COMPILE_MODES:
-            raise UsageError(f"torch.compile mode {compile}: use one of {', '.join(COMPILE_MODES)}")
-        if cuda_graph and compile is not None:
-            raise UsageError(
-                "--cuda-graph captures the eager model; torch.compile's reduce-overhead mode is its "
-                "compiled counterpart: use one or the other"
-            )
+        precision, tile = options.precision, options.tile
         ckpt = read_checkpoint(path)
         size = tile or int(ckpt.raw.get("image_size", 1024))  # the authors' weights carry none: 1024
-        use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+        use_cuda = torch.cuda.is_available()
         self.torch_device = torch.device("cuda" if use_cuda else "cpu")
-        self.graph_api = graph_api(self.torch_device) if cuda_graph else None
+        if options.threads and not use_cuda:
+            torch.set_num_threads(options.threads)  # process-wide: PyTorch has no per-model pool
+        self.graph_api = graph_api(self.torch_device) if options.cuda_graph else None
         self.capture_lock = threading.Lock()
         wrapped = ByteInput(create_model(ckpt.model_name, checkpoint=path)).eval().requires_grad_(False)
-        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self._memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         wrapped = wrapped.to(self.torch_device).to(memory_format=self._memory_format)
         self.precision = precision
         self._autocast_dtype = getattr(torch, AUTOCAST[precision]) if precision in AUTOCAST else None
         if self._autocast_dtype is not None:
             cast_weights_once(wrapped.model, self._autocast_dtype)
         self.normalize = wrapped.normalize
-        self.model = torch.compile(wrapped.model, mode=compile) if compile is not None else wrapped.model
-        self.options = {"compile": compile, "cuda_graph": cuda_graph, "channels_last": channels_last}
+        self.model = (
+            torch.compile(wrapped.model, mode=options.compile) if options.compile is not None else wrapped.model
+        )
+        self.options = {
+            "compile": options.compile,
+            "cuda_graph": options.cuda_graph,
+            "channels_last": options.channels_last,
+        }
         self.info = ModelInfo(
             path=str(path),
             kind="checkpoint",

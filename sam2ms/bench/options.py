@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sam2ms.errors import UsageError
+from sam2ms.runtime.backends.base import BackendOptions
 
 TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
 #: How a PyTorch variant runs, after its precision: ``+graph`` replayed from CUDA graphs (one per
@@ -53,14 +53,15 @@ class TorchVariant:
         how = "eager" if self.run == "eager" else TORCH_RUNS[self.run]
         return f"pytorch {how} {self.precision}" + (" channels-last" if self.channels_last else "")
 
-    def open_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``open_model`` that run it."""
-        return {
-            "precision": self.precision,
-            "cuda_graph": self.run == "graph",
-            "channels_last": self.channels_last,
-            "compile": None if self.run in ("eager", "graph") else ("default" if self.run == "compile" else self.run),
-        }
+    def backend_options(self, tile: int | None = None) -> BackendOptions:
+        """How ``open_model`` runs this variant (at ``tile``)."""
+        return BackendOptions(
+            precision=self.precision,
+            tile=tile,
+            cuda_graph=self.run == "graph",
+            channels_last=self.channels_last,
+            compile=None if self.run in ("eager", "graph") else ("default" if self.run == "compile" else self.run),
+        )
 
 
 @dataclass

@@ -149,8 +149,8 @@ if hasattr(os, "sched_setaffinity"):
 from sam2ms.runtime.pipeline import InferOptions, run_inference
 from sam2ms.preprocess import model_input
 if args["model"]:
-    from sam2ms.runtime.backends import open_model
-    backend = open_model(args["model"], threads=args["cores"])
+    from sam2ms.runtime.backends import BackendOptions, open_model
+    backend = open_model(args["model"], "auto", BackendOptions(threads=args["cores"]))
 else:
     from sam2ms.runtime.backends.synthetic_backend import SyntheticBackend
     backend = SyntheticBackend(args["tile"], args["engine_ms"], args["gil_fraction"])

@@ -5,7 +5,7 @@ checkpoint they were exported from (found through their sidecars), at the artifa
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,9 +158,11 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
     natively), then the PyTorch reference variants (when torch and a checkpoint are there); and
     the subjects left out, with why.
     """
-    from sam2ms.runtime.backends import open_model
+    from sam2ms.runtime.backends import BackendOptions, open_model
 
     found, skipped = [], []
+    # artifacts are measured whatever their checks said (the report marks them)
+    measured = BackendOptions(threads=opts.threads, allow_failed=True, unverified=opts.unverified)
     for m in (m for m in opts.models if m.suffix != ".pt"):
         for backend in _backends_for(m, opts.backend.split(",")):
             why = cannot_run_here(backend)
@@ -171,15 +173,7 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
                 found.append(
                     Subject(
                         m.name,
-                        partial(
-                            open_model,
-                            m,
-                            backend,
-                            threads=opts.threads,
-                            allow_failed=True,
-                            eager_kernels=True,
-                            unverified=opts.unverified,
-                        ),
+                        partial(open_model, m, backend, replace(measured, eager_kernels=True)),
                     )
                 )
                 continue
@@ -191,22 +185,16 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
                 found.append(
                     Subject(
                         label,
-                        partial(
-                            open_model,
-                            m,
-                            "openvino",
-                            threads=opts.threads,
-                            precision=precision,
-                            allow_failed=True,
-                            unverified=opts.unverified,
-                        ),
+                        partial(open_model, m, "openvino", replace(measured, precision=precision)),
                     )
                 )
     if opts.cuda_graph and cannot_run_here("tensorrt") is None:  # each plan twice: plain, and from a CUDA graph
         found += [
             Subject(
                 f"{m.name} (CUDA graph)",
-                partial(open_model, m, "tensorrt", allow_failed=True, eager_kernels=True, cuda_graph=True),
+                partial(
+                    open_model, m, "tensorrt", BackendOptions(allow_failed=True, eager_kernels=True, cuda_graph=True)
+                ),
             )
             for m in opts.models
             if m.suffix in (".plan", ".engine")
@@ -222,7 +210,7 @@ def subjects(opts: BenchOptions) -> tuple[list[Subject], list[dict[str, str]]]:
             found.append(
                 Subject(
                     variant.label,
-                    partial(open_model, ckpt, "torch", tile=tile, **variant.open_kwargs()),
+                    partial(open_model, ckpt, "torch", variant.backend_options(tile)),
                     reference=variant == TorchVariant(),
                 )
             )

@@ -26,7 +26,7 @@ def _gate(gate: dict[str, Any] | None) -> dict[str, Any]:
     return gate
 
 
-from sam2ms.runtime.backends import open_model  # noqa: E402
+from sam2ms.runtime.backends import BackendOptions, open_model  # noqa: E402
 from sam2ms.runtime.backends.openvino_backend import OpenVinoBackend, accuracy_gate, native_bf16  # noqa: E402
 
 NATIVE_BF16 = native_bf16(ov.Core())
@@ -140,15 +140,15 @@ def test_exported_model_agrees_with_onnxruntime_and_pytorch(
 def test_bf16_is_refused_without_native_support(tmp_path: Path) -> None:
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
     with pytest.raises(UsageError, match=r"no native BF16 .* would quietly run FP32"):
-        open_model(model, "openvino", precision="bf16")
+        open_model(model, "openvino", BackendOptions(precision="bf16"))
     with pytest.raises(UsageError, match="no native BF16"):  # auto takes OpenVINO for BF16, which refuses it
-        open_model(model, precision="bf16")
+        open_model(model, "auto", BackendOptions(precision="bf16"))
 
 
 @pytest.mark.skipif(not NATIVE_BF16, reason="this CPU has no native BF16")
 def test_bf16_runs_with_its_gate_where_native(tmp_path: Path) -> None:
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
-    with open_model(model, "openvino", precision="bf16") as backend:
+    with open_model(model, "openvino", BackendOptions(precision="bf16")) as backend:
         gate = backend.accuracy_gate
         assert gate is not None and gate["passed"] and gate["reference"] == "openvino-fp32 of px.onnx"
         assert backend.lanes(1)[0].infer(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 1, 64, 64)
@@ -184,13 +184,13 @@ def test_bf16_plumbing_with_a_stand_in_capability(
     assert recorded["thresholds"]["decisive_margin"] == 0.05 and recorded["decisive_mask_iou"] >= 0.999  # FP16's
     sidecar = json.loads(Path(f"{onnx_path}.json").read_text())
     write_json(Path(f"{onnx_path}.json"), {**sidecar, "openvino": record})
-    with open_model(onnx_path, "openvino", precision="bf16") as backend:
+    with open_model(onnx_path, "openvino", BackendOptions(precision="bf16")) as backend:
         backend.lanes(1)  # compiled: OpenVINO tells what it runs
         described = backend.describe()
     assert described["accuracy_gate"] == recorded and described["precision"] == "bf16"
     assert described["executed_precision"] == ("bf16" if NATIVE_BF16 else "f32")  # what OpenVINO really ran
     bare = pixelwise_onnx(tmp_path / "px.onnx", 64)  # no gate recorded in its sidecar: measured at load, cached
-    with open_model(bare, "openvino", precision="bf16") as backend:
+    with open_model(bare, "openvino", BackendOptions(precision="bf16")) as backend:
         gate = _gate(backend.accuracy_gate)
         assert gate["reference"] == "openvino-fp32 of px.onnx" and gate["passed"]
     assert len(list((_cache / "gates").glob("*.bf16.json"))) == 1
@@ -342,7 +342,8 @@ def test_int8_gate_recorded_by_calibration_or_measured_at_load(
         "calibrated from, is not beside it.*calibrate --openvino",
     ):
         open_model(int8_deploy, "openvino")
-    with open_model(int8_deploy, "openvino", allow_failed=True) as backend:  # the benchmark runs it, unjudged
+    unjudged = BackendOptions(allow_failed=True)  # how the benchmark runs it
+    with open_model(int8_deploy, "openvino", unjudged) as backend:
         assert _gate(backend.accuracy_gate)["passed"] is None and _gate(backend.accuracy_gate)["measured"] is False
     pixelwise_onnx(source, 64)  # another graph under the source's name
     with pytest.raises(UsageError, match="not the FP32 ONNX it was calibrated from"):
@@ -353,26 +354,26 @@ def test_int8_gate_recorded_by_calibration_or_measured_at_load(
 def test_auto_runs_float_onnx_on_openvino_and_int8_on_onnxruntime(int8_deploy: Path) -> None:
     assert open_model(int8_deploy.parent / "model.onnx").name == "openvino"  # faster on every x86 CPU measured
     assert open_model(int8_deploy).name == "onnxruntime"  # the INT8 its calibration gated
-    assert open_model(int8_deploy, precision="bf16" if NATIVE_BF16 else "fp32").name == (
+    assert open_model(int8_deploy, "auto", BackendOptions(precision="bf16" if NATIVE_BF16 else "fp32")).name == (
         "openvino" if NATIVE_BF16 else "onnxruntime"
     )  # BF16 asked for: OpenVINO
     with pytest.raises(UsageError, match="--providers cuda: not available in this onnxruntime"):  # ORT serves GPUs
-        open_model(int8_deploy.parent / "model.onnx", providers=["cuda"])
+        open_model(int8_deploy.parent / "model.onnx", "auto", BackendOptions(providers=("cuda",)))
 
 
 def test_bad_requests(tmp_path: Path) -> None:
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
     with pytest.raises(UsageError, match="--device TPU"):
-        open_model(model, "openvino", device="TPU")
+        open_model(model, "openvino", BackendOptions(device="TPU"))
     with pytest.raises(UsageError, match="fp32 or bf16"):
-        open_model(model, "openvino", precision="fp16")
+        open_model(model, "openvino", BackendOptions(precision="fp16"))
     with pytest.raises(UsageError, match="ONNX Runtime runs the precision of the model file"):
-        open_model(model, "onnxruntime", precision="bf16")
+        open_model(model, "onnxruntime", BackendOptions(precision="bf16"))
     with pytest.raises(UsageError, match="was built for 64px tiles"):  # the sidecar says so
-        open_model(model, "openvino", tile=32)
+        open_model(model, "openvino", BackendOptions(tile=32))
     bare = pixelwise_onnx(tmp_path / "bare.onnx", 64, sidecar=False)
     with pytest.raises(UsageError, match="takes 64px tiles but 32 was asked for"):  # the graph says so
-        open_model(bare, "openvino", tile=32, unverified=True)
+        open_model(bare, "openvino", BackendOptions(tile=32, unverified=True))
 
 
 def test_auto_exclude_with_openvino_searches_until_openvino_passes_too(

@@ -74,7 +74,7 @@ def test_runtime_imports_no_torch(tmp_path: Path, scenes: Path) -> None:
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
     code = f"""
 import sys
-from sam2ms.runtime.backends import open_model
+from sam2ms.runtime.backends import BackendOptions, open_model
 from sam2ms.runtime.pipeline import InferOptions, run_inference
 from pathlib import Path
 import sam2ms.runtime.command, sam2ms.runtime.scenes, sam2ms.runtime.tiling, sam2ms.runtime.cuda
@@ -315,6 +315,63 @@ def test_other_refusals(tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixt
     assert "ONNX Runtime cannot load it (" in err and "Protobuf parsing failed" in err  # the library's words
     if has_module("openvino"):
         assert "OpenVINO cannot read it (Unable to read the model" in _refused([*bad, "openvino"], capsys)
+
+
+#: Each flag with a value out of its range, and what the refusal must say. The CLI checks no range
+#: itself: these come from InferOptions / BackendOptions / RayOptions.validate.
+OUT_OF_RANGE = [
+    (["--batch", "0"], "--batch 0: use 1 to 4096"),
+    (["--batch", "4097"], "--batch 4097: use 1 to 4096"),
+    (["--streams", "65"], "--streams 65: use 1 to 64"),
+    (["--workers", "0"], "--workers 0: use 1 to 256"),
+    (["--threshold", "1"], "--threshold 1.0: must be between 0 and 1"),
+    (["--threshold", "-0.5"], "--threshold -0.5: must be between 0 and 1"),
+    (["--overlap", "-1"], "--overlap -1: must be in [0, tile=64)"),
+    (["--threads", "0"], "--threads 0: use 1 to 1024"),
+    (["--tile", "16"], "--tile 16: use 32 to"),
+    (["--check-tiles", "0"], "--check-tiles 0: must be at least 1"),
+    (["--max-pixels", "0"], "--max-pixels 0: must be at least 1"),
+    (["--ray", "local", "--block", "128"], "--block 128: use at least 256"),
+    (["--ray", "local", "--ray-cpus-per-actor", "-1"], "--ray-cpus-per-actor -1.0: must be at least 0"),
+]
+
+
+@pytest.mark.parametrize(("flags", "said"), OUT_OF_RANGE, ids=[" ".join(f) for f, _ in OUT_OF_RANGE])
+def test_out_of_range_flags_are_refused_before_anything_runs(
+    flags: list[str], said: str, tmp_path: Path, scenes: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sam2ms.artifacts import write_sidecar
+
+    model = pixelwise_onnx(tmp_path / "px.onnx", 64)
+    write_sidecar(model, {"tile": 64, "precision": "fp32"})
+    if "--ray" in flags and not has_module("ray"):
+        pytest.skip("ray is not installed ([ray])")
+    assert said in _refused([str(model), str(scenes), "-o", str(tmp_path / "o"), *flags], capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_options_hold_their_ranges_without_the_cli(tmp_path: Path) -> None:
+    """A run built in Python gets the checks the CLI gets: validate() holds every range."""
+    from sam2ms.errors import UsageError
+    from sam2ms.runtime.backends import BackendOptions, ModelInfo
+    from sam2ms.runtime.pipeline import InferOptions
+
+    info = ModelInfo("m.onnx", "onnx", 64, "fp32")
+    base = InferOptions(tmp_path / "in", tmp_path / "out")
+    assert base.validate(info).overlap == 8  # the model's default resolved, nothing else changed
+    for bad in ({"batch": 0}, {"streams": 99}, {"workers": 300}, {"threshold": 0.0}, {"check_tiles": 0}):
+        with pytest.raises(UsageError, match="--" + next(iter(bad)).replace("_", "-")):
+            InferOptions(tmp_path / "in", tmp_path / "out", **bad).validate(info)
+    assert BackendOptions(threads=4, tile=64).validate() == BackendOptions(threads=4, tile=64)
+    for refused, said in (
+        (BackendOptions(precision="fp8"), "--precision fp8"),
+        (BackendOptions(threads=2000), "--threads 2000"),
+        (BackendOptions(tile=1 << 20), "--tile"),
+        (BackendOptions(compile="fastest"), "torch.compile mode fastest"),
+        (BackendOptions(cuda_graph=True, compile="reduce-overhead"), "use one or the other"),
+    ):
+        with pytest.raises(UsageError, match=said):
+            refused.validate()
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from PIL import Image
 
 from sam2ms.artifacts import write_sidecar
 from sam2ms.errors import Sam2msError, UsageError
-from sam2ms.runtime.backends import open_model
+from sam2ms.runtime.backends import BackendOptions, open_model
 from sam2ms.runtime.backends.tensorrt_backend import _TrtLane
 
 import fake_tensorrt as fake
@@ -111,7 +111,7 @@ def test_plan_input_must_match_the_sidecar(engine: fake.FakeEngine, tmp_path: Pa
 
 def test_cuda_graph_is_captured_once_per_batch_size(engine: fake.FakeEngine, tmp_path: Path) -> None:
     fake.Graph.captured = 0
-    with open_model(_plan(tmp_path), cuda_graph=True) as backend:
+    with open_model(_plan(tmp_path), "auto", BackendOptions(cuda_graph=True)) as backend:
         lane = backend.lanes(1)[0]
         for n in (2, 2, 3, 2):
             x = _tiles(n, n)
@@ -135,7 +135,7 @@ def test_tensorrt_rtx_runtime_config_and_cache(monkeypatch: pytest.MonkeyPatch, 
     cache = runtime_cache_path(plan)
     assert cache.read_bytes() == b"kernels for the fake GPU"
     fake.Graph.captured = 0
-    with open_model(plan, eager_kernels=True, cuda_graph=True) as backend:
+    with open_model(plan, "auto", BackendOptions(eager_kernels=True, cuda_graph=True)) as backend:
         assert engine.config.dynamic_shapes_kernel_specialization_strategy == "EAGER"
         assert engine.config.cuda_graph_strategy == "WHOLE_GRAPH_CAPTURE"
         assert engine.config.cache is not None
@@ -147,7 +147,7 @@ def test_tensorrt_rtx_runtime_config_and_cache(monkeypatch: pytest.MonkeyPatch, 
 def test_cuda_graph_only_for_plans(tmp_path: Path) -> None:
     (tmp_path / "m.onnx").write_bytes(b"x")
     with pytest.raises(UsageError, match="--cuda-graph"):
-        open_model(tmp_path / "m.onnx", cuda_graph=True, unverified=True)
+        open_model(tmp_path / "m.onnx", "auto", BackendOptions(cuda_graph=True, unverified=True))
 
 
 def test_plan_from_a_failed_onnx_is_refused(tmp_path: Path) -> None:

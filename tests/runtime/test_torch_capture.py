@@ -17,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sam2ms.errors import UsageError  # noqa: E402
-from sam2ms.runtime.backends import open_model, torch_backend  # noqa: E402
+from sam2ms.runtime.backends import BackendOptions, open_model, torch_backend  # noqa: E402
 from sam2ms.runtime.backends.torch_capture import CapturedForward, graph_api  # noqa: E402
 
 from conftest import run_cli  # noqa: E402
@@ -146,8 +146,8 @@ def test_captured_lane_gives_the_eager_lane_s_logits(trained_nano: Path, fake_cu
     rng = np.random.default_rng(2)
     batches = [rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8) for n in (2, 2, 1)]
     with (
-        open_model(trained_nano, "torch", precision="bf16") as eager,
-        open_model(trained_nano, "torch", precision="bf16", cuda_graph=True) as captured,
+        open_model(trained_nano, "torch", BackendOptions(precision="bf16")) as eager,
+        open_model(trained_nano, "torch", BackendOptions(precision="bf16", cuda_graph=True)) as captured,
     ):
         (e_lane,), (c_lane,) = eager.lanes(1), captured.lanes(1)
         outs = [c_lane.infer(b) for b in batches]
@@ -187,9 +187,9 @@ def test_cuda_graph_needs_cuda(trained_nano: Path, capsys: pytest.CaptureFixture
 
 def test_cuda_graph_and_compile_are_exclusive(trained_nano: Path) -> None:
     with pytest.raises(UsageError, match="one or the other"):
-        open_model(trained_nano, "torch", cuda_graph=True, compile="reduce-overhead")
+        open_model(trained_nano, "torch", BackendOptions(cuda_graph=True, compile="reduce-overhead"))
     with pytest.raises(UsageError, match=r"torch.compile mode"):
-        open_model(trained_nano, "torch", compile="fastest")
+        open_model(trained_nano, "torch", BackendOptions(compile="fastest"))
 
 
 def test_torch_variants_parse() -> None:
@@ -197,12 +197,12 @@ def test_torch_variants_parse() -> None:
 
     assert TorchVariant.parse("bf16+graph+cl") == TorchVariant("bf16", "graph", True)
     assert TorchVariant.parse("compile") == TorchVariant("fp32", "compile")
-    assert TorchVariant.parse("fp16+reduce-overhead").open_kwargs() == {
-        "precision": "fp16",
-        "cuda_graph": False,
-        "channels_last": False,
-        "compile": "reduce-overhead",
-    }
+    assert TorchVariant.parse("fp16+reduce-overhead").backend_options(64) == BackendOptions(
+        precision="fp16", tile=64, compile="reduce-overhead"
+    )
+    assert TorchVariant.parse("bf16+graph+cl").backend_options() == BackendOptions(
+        precision="bf16", cuda_graph=True, channels_last=True
+    )
     assert TorchVariant.parse("bf16+graph").label == "pytorch CUDA graph bf16"
     for bad in ("fp8", "bf16+graph+compile", "graph", "bf16+cl+graph", "bf16+"):
         with pytest.raises(UsageError, match="--torch"):
