@@ -64,6 +64,38 @@ def _auto_onnx_backend(providers: tuple[str, ...] | None, precision: str, file_p
     return "openvino" if cpu and wants and find_spec("openvino") is not None else "onnxruntime"
 
 
+#: What each backend reads of :class:`BackendOptions` beyond what any may be given (the tile, CPU
+#: threads, the kernels hint, the cache folder, allow_failed, unverified): a request for anything
+#: else is refused by :func:`_refuse_unread`, never dropped in silence.
+_READS = {
+    "tensorrt": {"cuda_graph"},
+    "onnxruntime": {"providers"},
+    "openvino": {"precision", "device"},
+    "torch": {"precision", "cuda_graph", "compile", "channels_last"},
+}
+_FLAGS = {
+    "precision": "--precision",
+    "device": "--device",
+    "providers": "--providers",
+    "cuda_graph": "--cuda-graph",
+    "compile": "torch.compile",
+    "channels_last": "channels-last",
+}
+
+
+def _refuse_unread(opts: BackendOptions, chosen: str, path: Path) -> None:
+    """A UsageError for an option ``chosen`` would not read (``--device GPU`` on a plan,
+    ``--precision bf16`` on a plan, which runs the precision it was built with).
+    """
+    default = BackendOptions()
+    for name, flag in _FLAGS.items():
+        value = getattr(opts, name)
+        if value == getattr(default, name) or name in _READS[chosen] or (name == "providers" and value == ("cpu",)):
+            continue
+        shown = ",".join(value) if isinstance(value, tuple) else ("" if isinstance(value, bool) else value)
+        raise UsageError(f"{flag} {shown}".strip() + f": {chosen} does not take it ({path.name}); drop it")
+
+
 def open_model(path: str | Path, backend: str = "auto", options: BackendOptions | None = None) -> Backend:
     """Load ``path`` with ``backend`` (auto: by file suffix), run as ``options`` say — the one way
     every backend is built (:class:`BackendOptions` lists what each field applies to). Artifacts whose
@@ -110,6 +142,12 @@ def open_model(path: str | Path, backend: str = "auto", options: BackendOptions 
         raise UsageError(
             f"--cuda-graph: TensorRT plans and checkpoints on CUDA are captured into CUDA graphs, not {path.name}"
         )
+    if chosen == "onnxruntime" and opts.precision != "fp32":
+        raise UsageError(
+            f"--precision {opts.precision}: ONNX Runtime runs the precision of the model file; for BF16 "
+            "use --backend openvino (pip install 'sam2ms[openvino]')"
+        )
+    _refuse_unread(opts, chosen, path)
     if chosen == "torch":
         from .torch_backend import TorchBackend
 
@@ -133,11 +171,6 @@ def open_model(path: str | Path, backend: str = "auto", options: BackendOptions 
         from .openvino_backend import OpenVinoBackend
 
         return OpenVinoBackend(path, info, opts)
-    if opts.precision != "fp32":
-        raise UsageError(
-            f"--precision {opts.precision}: ONNX Runtime runs the precision of the model file; for BF16 "
-            "use --backend openvino (pip install 'sam2ms[openvino]')"
-        )
     from .onnxruntime_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, info, opts)

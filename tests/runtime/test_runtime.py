@@ -460,3 +460,24 @@ def test_progress_counts_windows(tmp_path: Path, scenes: Path) -> None:
     assert summary["tiles"] == 3 * 5 + 1 + 1 and summary["failed"] == 1
     assert totals == sorted(totals) and totals[-1] == sum(done) == summary["tiles"] + summary["empty_windows"]
     assert len(done) > 3  # batches, not files
+
+
+def test_an_option_the_backend_does_not_read_is_refused(tmp_path: Path) -> None:
+    """Every backend reads one BackendOptions; what it would ignore is refused, naming the flag."""
+    from sam2ms.artifacts import write_sidecar
+    from sam2ms.errors import UsageError
+    from sam2ms.runtime.backends import BackendOptions, open_model
+
+    model = pixelwise_onnx(tmp_path / "px.onnx", 64)
+    write_sidecar(model, {"tile": 64, "precision": "fp32"})
+    with open_model(model, "onnxruntime", BackendOptions(providers=("cpu",), threads=1)) as engine:
+        assert engine.name == "onnxruntime"
+    for refused, said in (
+        (BackendOptions(device="GPU"), "--device GPU: onnxruntime does not take it"),
+        (BackendOptions(channels_last=True), "channels-last: onnxruntime does not take it"),
+        (BackendOptions(compile="default"), "torch.compile default: onnxruntime does not take it"),
+        (BackendOptions(precision="bf16"), "ONNX Runtime runs the precision of the model file"),
+        (BackendOptions(cuda_graph=True), "--cuda-graph: TensorRT plans and checkpoints"),
+    ):
+        with pytest.raises(UsageError, match=said):
+            open_model(model, "onnxruntime", refused)
