@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2ms.accuracy import Verdict
 from sam2ms.artifacts import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from sam2ms.data.layouts import AUTO
 from sam2ms.digests import sha256_file
@@ -144,12 +145,12 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
 
         kept: list[str] = []
         search = None
-        if opts.auto_exclude and quantizer.candidates and not (report["passed"] and openvino_passes(target)):
+        if opts.auto_exclude and quantizer.candidates and not (report.passed and openvino_passes(target)):
             kept, report, search = _auto_exclude(
                 quantizer, target, calib[:RANKING_TILES], held, p32, log, opts.progress, openvino_passes
             )
         log("measuring the road graphs of INT8 against FP32 (APLS, TOPO)")
-        report = {**report, **tile_scores(p32, onnxruntime_probabilities(target, held, batch=2)[:, 0])}
+        report = report.noted(**tile_scores(p32, onnxruntime_probabilities(target, held, batch=2)[:, 0]))
         facts = {**quantizer.facts(kept), "data": images.as_dict(), "seconds": round(time.perf_counter() - started, 2)}
     extra: dict[str, Any] = {}
     if opts.openvino:
@@ -177,7 +178,7 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
             "precision": "int8",
             "source_onnx": {"file": opts.onnx.name, "sha256": side.get("sha256")},
             "calibration": {**facts, "skipped_files": skipped},
-            "accuracy_vs_fp32": report,
+            "accuracy_vs_fp32": report.to_json(),
             **extra,
         },
     )
@@ -185,14 +186,14 @@ def run_calibrate(opts: CalibrateOptions, log: Callable[[str], None] = lambda _:
         "artifact": str(target),
         "bytes": target.stat().st_size,
         "calibration": facts,
-        "accuracy_vs_fp32": report,
+        "accuracy_vs_fp32": report.to_json(),
         "skipped_files": skipped,
         **extra,
     }
     failures = []
-    if not report["passed"]:
+    if not report.passed:
         hint = "" if opts.auto_exclude else " (try --auto-exclude)"
-        failures.append("INT8 accuracy target missed: " + "; ".join(report["failures"]) + hint)
+        failures.append("INT8 accuracy target missed: " + "; ".join(report.failures) + hint)
     if opts.openvino:
         from sam2ms.runtime.backends.openvino_backend import reduce_range_hint
 
@@ -213,7 +214,7 @@ def _auto_exclude(
     log: Callable[[str], None],
     progress: bool,
     also_passes: Callable[[Path], bool],
-) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+) -> tuple[list[str], Verdict, dict[str, Any]]:
     """Keep the fewest most-sensitive layers in float that make the held-out report pass (and
     ``also_passes``: OpenVINO's gate with --openvino); writes the chosen model to ``target`` and
     returns (kept nodes, its report, what the search did).
@@ -228,16 +229,16 @@ def _auto_exclude(
         quantizer.write(trial, [c for c in candidates if c not in chosen])
         return float(np.mean(np.square(fp32_probabilities(trial, ranking_tiles) - reference)))
 
-    reports: dict[int, dict[str, Any]] = {}
+    reports: dict[int, Verdict] = {}
     searched: dict[int, bool] = {}  # what each trial's verdict was, OpenVINO's gate included
 
     def passes(k: int) -> bool:
         quantizer.write(trial, [n for unit in ranked[:k] for n in unit["nodes"]])
         reports[k] = int8_accuracy(quantizer.fp32, trial, held, p32)
-        ok = reports[k]["passed"] and also_passes(trial)
+        ok = bool(reports[k].passed) and also_passes(trial)
         log(
-            f"  {k} of {len(units)} units in float: mask IoU {reports[k]['mask_iou']:.4f}, "
-            f"F1 drop {100 * reports[k]['f1_drop']:.2f} points -> {'ok' if ok else 'miss'}"
+            f"  {k} of {len(units)} units in float: mask IoU {reports[k].figures['mask_iou']:.4f}, "
+            f"F1 drop {100 * reports[k].figures['f1_drop']:.2f} points -> {'ok' if ok else 'miss'}"
         )
         searched[k] = ok
         return ok
@@ -261,7 +262,13 @@ def _auto_exclude(
         "kept_float": ranked[:k],
         "kept_layers": len(kept),
         "trials": [
-            {"units_in_float": n, **{key: r[key] for key in ("mask_iou", "f1_drop", "passed")}, "accepted": searched[n]}
+            {
+                "units_in_float": n,
+                "mask_iou": r.figures["mask_iou"],
+                "f1_drop": r.figures["f1_drop"],
+                "passed": r.passed,
+                "accepted": searched[n],
+            }
             for n, r in sorted(reports.items())
         ],
     }

@@ -9,11 +9,10 @@ against ground truth (where both models' errors partly coincide).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from sam2ms.accuracy import judge_int8_agreement
+from sam2ms.accuracy import Verdict, judge_int8_agreement
 from sam2ms.runtime.probabilities import onnxruntime_probabilities
 
 
@@ -24,7 +23,7 @@ def fp32_probabilities(fp32_onnx: str | Path, tiles: np.ndarray) -> np.ndarray:
 
 def int8_accuracy(
     fp32_onnx: str | Path, int8_onnx: str | Path, tiles: np.ndarray, p32: np.ndarray | None = None
-) -> dict[str, Any]:
+) -> Verdict:
     """The accuracy report for the sidecar, with its verdict (:func:`sam2ms.accuracy.judge_int8`). Pass ``p32``
     (:func:`fp32_probabilities` of the same tiles) to avoid re-running FP32 for every trial.
     """

@@ -176,10 +176,10 @@ def _run_export(opts: ExportOptions, log: Callable[[str], None]) -> dict[str, An
     for precision, path, seconds in onnx_files:
         parity = None
         if opts.check:
-            parity = judge_parity(precision, reference, onnxruntime_probabilities(path, tiles))  # type: ignore[arg-type]
-            parities[precision] = parity
-            if not parity["passed"]:
-                failures.append(f"{path.name} ({precision}): " + "; ".join(parity["failures"]))
+            verdict = judge_parity(precision, reference, onnxruntime_probabilities(path, tiles))  # type: ignore[arg-type]
+            parity = parities[precision] = verdict.to_json()
+            if not verdict.passed:
+                failures.append(f"{path.name} ({precision}): " + "; ".join(verdict.failures))
         fields = {
             **common,
             "kind": "onnx",

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from sam2ms.accuracy import judge
+from sam2ms.accuracy import Verdict, judge
 from sam2ms.geo.inputs import resolve_inputs
 from sam2ms.geo.radiometry import Radiometry
 from sam2ms.geo.rasters import open_scene
@@ -79,31 +78,28 @@ def check_against(
     radiometry: Radiometry | None = None,
     stac_asset: str | None = None,
     max_pixels: int | None = None,
-) -> dict[str, Any]:
+) -> Verdict:
     """Compare ``engine`` with the PyTorch ``reference`` (a checkpoint opened before the run, so that a
     bad one fails before any output is written) on up to ``limit`` input windows.
     """
     tile = engine.info.tile
     tiles = sample_tiles(source, tile, overlap, limit, radiometry, stac_asset, max_pixels)
     if not len(tiles):
-        return {"tiles": 0, "passed": False, "failures": ["no readable input tiles to compare on"]}
+        return Verdict(False, ("no readable input tiles to compare on",), {"tiles": 0})
     ref, ref_s = _probabilities(reference, tiles, batch)
     got, got_s = _probabilities(engine, tiles, min(batch, engine.info.max_batch or batch))
-    report: dict[str, Any] = {**judge(engine.info.precision, ref, got), "reference": "pytorch-fp32"}
     acc = RoadMetrics()
     acc.update_batch(got, ref >= 0.5)
     m = acc.compute()
     from sam2ms.roads.score import tile_scores
 
-    report.update(
-        {
-            "f1": m["f1"],
-            "miou": m["miou"],
-            **tile_scores(ref, got),
-            "checkpoint": reference.info.path,
-            "precision": engine.info.precision,
-            "seconds_per_tile": {"engine": got_s, "pytorch": ref_s},
-            "speedup_vs_pytorch": ref_s / got_s if got_s else None,
-        }
+    return judge(engine.info.precision, ref, got).noted(
+        reference="pytorch-fp32",
+        f1=m["f1"],
+        miou=m["miou"],
+        **tile_scores(ref, got),
+        checkpoint=reference.info.path,
+        precision=engine.info.precision,
+        seconds_per_tile={"engine": got_s, "pytorch": ref_s},
+        speedup_vs_pytorch=ref_s / got_s if got_s else None,
     )
-    return report

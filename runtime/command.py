@@ -125,7 +125,9 @@ def infer_command(
     """Tiled inference over tiles or whole scenes; writes masks and a JSON summary."""
     from .backends import BackendOptions, open_model
     from .pipeline import InferOptions
+    from .ray_pipeline import RayOptions
 
+    # every number is checked before the model is opened (a bad one costs no model load)
     how = BackendOptions(
         precision=precision,
         threads=threads,
@@ -135,28 +137,37 @@ def infer_command(
         eager_kernels=check_against is not None,
         cuda_graph=cuda_graph,
         unverified=unverified,
-    )
+    ).validate()
+    asked = InferOptions(
+        source=source,
+        out=output,
+        overlap=overlap,
+        batch=batch,
+        streams=streams,
+        workers=workers,
+        threshold=threshold,
+        fmt=fmt,
+        probabilities=probabilities,
+        graph=graph,
+        resume=resume,
+        stac_asset=stac_asset,
+        max_pixels=max_pixels,
+        check_tiles=check_tiles,
+    ).check_flags()
+    ray_opts = RayOptions(
+        address=None if ray == "local" else ray,
+        actors=ray_actors,
+        gpus_per_actor=ray_gpus_per_actor,
+        cpus_per_actor=ray_cpus_per_actor,
+        block=block,
+        backend=backend,
+        model=replace(how, eager_kernels=False),  # each actor runs; only this process compares
+    ).validate()
     engine = open_model(model, backend, how)
     reference = None
     try:
         radiometry = radiometry_from(bands, stretch, percentiles, scale, stats, engine.info.radiometry)
-        opts = InferOptions(
-            source=source,
-            out=output,
-            overlap=overlap,
-            batch=batch,
-            streams=streams,
-            workers=workers,
-            threshold=threshold,
-            fmt=fmt,
-            probabilities=probabilities,
-            graph=graph,
-            resume=resume,
-            stac_asset=stac_asset,
-            radiometry=radiometry,
-            max_pixels=max_pixels,
-            check_tiles=check_tiles,
-        ).validate(engine.info)
+        opts = replace(asked, radiometry=radiometry).validate(engine.info)
         if check_against is not None:  # opened (and so checked) before the first tile runs
             reference = open_model(check_against, "torch", BackendOptions(tile=engine.info.tile))
         if ray is None:
@@ -164,17 +175,8 @@ def infer_command(
 
             summary = _with_progress("infer (windows)", functools.partial(run_inference, engine, opts), quiet)
         else:
-            from .ray_pipeline import RayOptions, run_inference_ray
+            from .ray_pipeline import run_inference_ray
 
-            ray_opts = RayOptions(
-                address=None if ray == "local" else ray,
-                actors=ray_actors,
-                gpus_per_actor=ray_gpus_per_actor,
-                cpus_per_actor=ray_cpus_per_actor,
-                block=block,
-                backend=backend,
-                model=replace(how, eager_kernels=False),  # each actor runs; only this process compares
-            )
             run = functools.partial(run_inference_ray, model, opts, ray_opts, engine.info)
             summary = _with_progress("infer on Ray (blocks)", run, quiet)
         if reference is not None:
@@ -185,12 +187,12 @@ def infer_command(
                 reference,
                 source,
                 overlap=opts.overlap or 0,
-                batch=batch,
+                batch=opts.batch,
                 limit=opts.check_tiles,
                 radiometry=opts.radiometry,
-                stac_asset=stac_asset,
-                max_pixels=max_pixels,
-            )
+                stac_asset=opts.stac_asset,
+                max_pixels=opts.max_pixels,
+            ).to_json()
     finally:
         engine.close()
         if reference is not None:

@@ -100,20 +100,16 @@ class InferOptions:
             "graph": self.graph,
         }
 
-    def validate(self, info: ModelInfo) -> InferOptions:
-        """A copy with the defaults that depend on the model resolved; a UsageError for anything
-        the model or the flags' own ranges do not allow. Every range is checked here (the CLI
-        checks none), so a run built in Python is held to the same as one typed at a shell; side-effect
-        free (it reads the file system, to compare folders, and writes nothing).
+    def check_flags(self) -> InferOptions:
+        """This object, once every value that needs no model is in range (counts, threshold, the
+        overlap's sign, format names); a UsageError naming the flag otherwise. The CLI calls it
+        before the model is opened, so a bad number costs no model load; :meth:`validate` calls it
+        too. Side-effect free.
         """
-        if self.fmt in GRAPH_FORMATS:  # the short form: a PNG mask and the graph
-            return replace(self, fmt="png", graph=self.graph or self.fmt).validate(info)
-        if self.fmt not in FORMATS:
+        if self.fmt not in FORMATS + GRAPH_FORMATS:
             raise UsageError(f"--format {self.fmt}: use one of {', '.join(FORMATS + GRAPH_FORMATS)}")
         if self.graph is not None and self.graph not in GRAPH_FORMATS:
             raise UsageError(f"--graph {self.graph}: use one of {', '.join(GRAPH_FORMATS)}")
-        for module in (["rasterio"] if self.fmt == "tif" else []) + (GRAPH_MODULES if self.graph else []):
-            require(module, f"--format {self.fmt}" + (f" --graph {self.graph}" if self.graph else ""))
         for flag, value, most in (
             ("--batch", self.batch, MAX_BATCH),
             ("--streams", self.streams, MAX_STREAMS),
@@ -123,6 +119,24 @@ class InferOptions:
         ):
             if value < 1 or (most is not None and value > most):
                 raise UsageError(f"{flag} {value}: use 1 to {most}" if most else f"{flag} {value}: must be at least 1")
+        if self.overlap is not None and self.overlap < 0:
+            raise UsageError(f"--overlap {self.overlap}: must be at least 0")
+        if not 0.0 < self.threshold < 1.0:
+            raise UsageError(f"--threshold {self.threshold}: must be between 0 and 1")
+        return self
+
+    def validate(self, info: ModelInfo) -> InferOptions:
+        """A copy with the defaults that depend on the model resolved; a UsageError for anything
+        the model or the flags' own ranges do not allow (:meth:`check_flags`, then what depends on
+        the model and the folders). Every range is checked here or there, none in the CLI, so a run
+        built in Python is held to the same as one typed at a shell. Side-effect free (it reads the
+        file system, to compare folders, and writes nothing).
+        """
+        self.check_flags()
+        if self.fmt in GRAPH_FORMATS:  # the short form: a PNG mask and the graph
+            return replace(self, fmt="png", graph=self.graph or self.fmt).validate(info)
+        for module in (["rasterio"] if self.fmt == "tif" else []) + (GRAPH_MODULES if self.graph else []):
+            require(module, f"--format {self.fmt}" + (f" --graph {self.graph}" if self.graph else ""))
         if info.max_lanes is not None and self.streams > info.max_lanes:
             raise UsageError(
                 f"--streams {self.streams}: {Path(info.path).name} runs at most {info.max_lanes} "
@@ -135,10 +149,8 @@ class InferOptions:
                 "profile"
             )
         overlap = default_overlap(info.tile) if self.overlap is None else self.overlap
-        if not 0 <= overlap < info.tile:
+        if overlap >= info.tile:
             raise UsageError(f"--overlap {overlap}: must be in [0, tile={info.tile})")
-        if not 0.0 < self.threshold < 1.0:
-            raise UsageError(f"--threshold {self.threshold}: must be between 0 and 1")
         out = Path(self.out).resolve()
         for folder in input_folders(self.source):
             if folder.resolve() == out or folder.resolve() in out.parents:

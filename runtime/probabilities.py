@@ -66,7 +66,7 @@ def openvino_gate(
     info = ModelInfo(str(onnx_path), "onnx", 0, precision)  # the graph's own tile; no sidecar (being written)
     with OpenVinoBackend(Path(onnx_path), info, BackendOptions(precision=run_precision), gate=False) as backend:
         verdict = gate_judge(precision, reference)(run_precision, backend.probabilities(tiles))
-    return {**verdict, "measured_by": "export"}
+    return verdict.noted(measured_by="export").to_json()
 
 
 def openvino_failures(name: str, record: dict[str, Any]) -> list[str]:

@@ -20,8 +20,8 @@ a float precision's gate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,34 @@ class Thresholds:
     min_mask_iou: float
     decisive_margin: float = 0.0
     max_abs_p999: float | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One check's outcome, whoever measured it: ``passed`` (None: not measured, ``figures`` say
+    why), the ``failures`` in words, and the ``figures`` it was decided on (free-form, recorded as
+    measured). Sidecars, summaries and the gate cache hold its :meth:`to_json`; a recorded one is
+    read back by :meth:`from_json`.
+    """
+
+    passed: bool | None
+    failures: tuple[str, ...] = ()
+    figures: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as sidecars have always held it: the figures, then ``passed`` and ``failures``."""
+        return {**self.figures, "passed": self.passed, "failures": list(self.failures)}
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> Verdict:
+        """A recorded verdict (a sidecar's, already checked by its schema, or the gate cache's)."""
+        passed = record.get("passed")
+        figures = {k: v for k, v in record.items() if k not in ("passed", "failures")}
+        return cls(passed if isinstance(passed, bool) else None, tuple(record.get("failures") or ()), figures)
+
+    def noted(self, **figures: Any) -> Verdict:
+        """This verdict with more figures (who measured it, against what)."""
+        return replace(self, figures={**self.figures, **figures})
 
 
 #: Parity of an exported graph (ONNX Runtime) or a deployed model (``--check-against``) with PyTorch.
@@ -75,7 +103,7 @@ def gate_tiles(tile: int) -> int:
 INT8_TARGETS = {"min_mask_iou": 0.98, "max_f1_drop": 0.005}
 
 
-def judge_parity(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+def judge_parity(precision: str, reference: np.ndarray, candidate: np.ndarray) -> Verdict:
     """Parity figures of ``candidate`` probabilities against ``reference`` and the verdict against
     :data:`PARITY_THRESHOLDS` (an unknown precision is held to the FP16 criteria). ``mask_iou`` is
     over all pixels (reported); the verdict reads ``decisive_mask_iou`` (see :class:`Thresholds`).
@@ -99,19 +127,11 @@ def judge_parity(precision: str, reference: np.ndarray, candidate: np.ndarray) -
             else ""
         )
         failures.append(f"mask IoU{where} {figures['decisive_mask_iou']:.5f} < {limits.min_mask_iou}")
-    figures.update(
-        {
-            "reference": "pytorch-fp32",
-            "tiles": len(reference),
-            "thresholds": asdict(limits),
-            "passed": not failures,
-            "failures": failures,
-        }
-    )
-    return figures
+    figures.update({"reference": "pytorch-fp32", "tiles": len(reference), "thresholds": asdict(limits)})
+    return Verdict(not failures, tuple(failures), figures)
 
 
-def judge_int8(figures: dict[str, Any]) -> dict[str, Any]:
+def judge_int8(figures: dict[str, Any]) -> Verdict:
     """The INT8 report (mask agreement with FP32 masks, ``f1_drop``) with its verdict against
     :data:`INT8_TARGETS`.
     """
@@ -120,10 +140,10 @@ def judge_int8(figures: dict[str, Any]) -> dict[str, Any]:
         failures.append(f"mask IoU to FP32 {figures['mask_iou']:.4f} < {INT8_TARGETS['min_mask_iou']}")
     if figures["f1_drop"] > INT8_TARGETS["max_f1_drop"]:
         failures.append(f"F1 drop {100 * figures['f1_drop']:.2f} points > {100 * INT8_TARGETS['max_f1_drop']:.1f}")
-    return {**figures, "targets": dict(INT8_TARGETS), "passed": not failures, "failures": failures}
+    return Verdict(not failures, tuple(failures), {**figures, "targets": dict(INT8_TARGETS)})
 
 
-def judge_int8_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+def judge_int8_agreement(reference: np.ndarray, candidate: np.ndarray) -> Verdict:
     """INT8 ``candidate`` probabilities judged against FP32 ``reference`` ones (same shape): their
     :func:`~sam2ms.metrics.agreement` with the FP32 masks as truth, then :func:`judge_int8`. How the
     calibration judges ONNX Runtime's INT8 and ``--openvino`` OpenVINO's.
@@ -132,7 +152,7 @@ def judge_int8_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[s
     return judge_int8({**figures, "tiles": len(reference), "reference": "fp32 masks", "f1_drop": 1.0 - figures["f1"]})
 
 
-def judge(precision: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+def judge(precision: str, reference: np.ndarray, candidate: np.ndarray) -> Verdict:
     """``candidate`` probabilities judged against FP32 ``reference`` ones by the criteria of the
     artifact's precision: INT8 by :data:`INT8_TARGETS` (what its calibration promised), float
     precisions by :data:`PARITY_THRESHOLDS`. Every check of a deployed artifact goes through here
@@ -150,14 +170,14 @@ def needs_gate(file_precision: str, run_precision: str) -> bool:
     return run_precision == "bf16" or file_precision == "int8"
 
 
-def gate_judge(file_precision: str, reference: np.ndarray) -> Callable[[str, np.ndarray], dict[str, Any]]:
+def gate_judge(file_precision: str, reference: np.ndarray) -> Callable[[str, np.ndarray], Verdict]:
     """How OpenVINO's probabilities (N x 1 x T x T) at a run precision are judged against FP32
     ``reference`` ones (:func:`judge`): an INT8 file by the INT8 targets (as its
     calibration judged ONNX Runtime), a float file by its own parity criteria in FP32 and by
     FP16's in BF16.
     """
 
-    def verdict(run_precision: str, candidate: np.ndarray) -> dict[str, Any]:
+    def verdict(run_precision: str, candidate: np.ndarray) -> Verdict:
         precision = file_precision if file_precision == "int8" or run_precision == "fp32" else "bf16"
         return judge(precision, reference[:, 0], candidate[:, 0])
 

@@ -167,7 +167,7 @@ def _infer_scene(out: Path, onnx_model: Path, ckpt: Path, size: int, seed: int) 
         with open_model(ckpt, "torch", BackendOptions(tile=engine.info.tile)) as reference:
             result["check"] = check_against(
                 engine, reference, folder / "input", overlap=default_overlap(size), batch=DEMO_BATCH
-            )
+            ).to_json()
     finally:
         engine.close()
     prob = np.asarray(Image.open(folder / "output" / "scene.prob.png"), dtype=np.float32) / 255

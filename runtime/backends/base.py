@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from sam2ms.accuracy import Verdict
 from sam2ms.errors import UsageError
 from sam2ms.preprocess import MAX_TILE
 
@@ -118,7 +119,7 @@ class Backend(ABC):
     info: ModelInfo
     #: A gate the backend measured or read for computing otherwise than the checked graph
     #: (OpenVINO's BF16 and INT8): ``passed`` False means its masks are not to be trusted.
-    accuracy_gate: dict[str, Any] | None = None
+    accuracy_gate: Verdict | None = None
 
     @abstractmethod
     def lanes(self, count: int) -> list[Lane]:

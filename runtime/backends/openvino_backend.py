@@ -30,7 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from sam2ms.accuracy import INT8_TARGETS, PARITY_THRESHOLDS, gate_judge, gate_tiles, needs_gate, parity_tiles
+from sam2ms.accuracy import (
+    INT8_TARGETS,
+    PARITY_THRESHOLDS,
+    Verdict,
+    gate_judge,
+    gate_tiles,
+    needs_gate,
+    parity_tiles,
+)
 from sam2ms.artifacts import file_in_folder
 from sam2ms.deps import require
 from sam2ms.digests import cache_root, cached_sha256
@@ -85,9 +93,9 @@ def accuracy_gate(
     sidecar: dict[str, Any],
     file_precision: str,
     run_precision: str,
-    measure: Callable[[], dict[str, Any]],
+    measure: Callable[[], Verdict],
     allow_failed: bool = False,
-) -> dict[str, Any] | None:
+) -> Verdict | None:
     """OpenVINO's accuracy gate for ``path`` at ``run_precision``: the one recorded in the sidecar
     (``openvino.<precision>``, by ``sam2ms-export --openvino`` or ``sam2ms calibrate --openvino``),
     else ``measure()`` where :func:`needs_gate`, else None. A failed gate is a UsageError unless
@@ -95,12 +103,12 @@ def accuracy_gate(
     """
     recorded = (sidecar.get("openvino") or {}).get(run_precision) or {}
     if isinstance(recorded.get("passed"), bool):
-        gate = recorded
+        gate = Verdict.from_json(recorded)
     elif needs_gate(file_precision, run_precision):
         gate = measure()
     else:
         return None
-    if gate.get("passed") is False and not allow_failed:
+    if gate.passed is False and not allow_failed:
         what = "INT8" if file_precision == "int8" else run_precision.upper()
         if file_precision == "int8" and run_precision == "bf16":
             what += " with BF16"
@@ -112,8 +120,8 @@ def accuracy_gate(
                 "OpenVINO" + (f"; or {hint}" if hint else "")
             )
         raise UsageError(
-            f"{path}: {what} on OpenVINO failed its accuracy gate ({'; '.join(gate['failures'])}, "
-            f"against {gate['reference']}); {fix}"
+            f"{path}: {what} on OpenVINO failed its accuracy gate ({'; '.join(gate.failures)}, "
+            f"against {gate.figures.get('reference')}); {fix}"
         )
     return gate
 
@@ -230,7 +238,7 @@ class OpenVinoBackend(Backend):
         self.compile_seconds = time.perf_counter() - started
         self._streams, self._lanes = streams, []
 
-    def _cached_gate(self, allow_failed: bool) -> dict[str, Any]:
+    def _cached_gate(self, allow_failed: bool) -> Verdict:
         """A gate measured at load is measured once per file, precision, OpenVINO version, device and
         criteria on a machine: it is kept beside the compiled models (``CACHE_DIR``).
         """
@@ -248,14 +256,14 @@ class OpenVinoBackend(Backend):
             cached = json.loads(where.read_text()) if where and where.is_file() else {}
         except (OSError, ValueError):
             cached = {}  # unreadable: measured again and rewritten
-        if cached.get("key") == key:
-            return dict(cached["gate"])
+        if cached.get("key") == key and isinstance(cached.get("gate"), dict):
+            return Verdict.from_json(cached["gate"])
         gate = self._measure_gate(allow_failed)
-        if where is not None and gate.get("passed") is not None:
-            write_json(where, {"key": key, "gate": gate})
+        if where is not None and gate.passed is not None:
+            write_json(where, {"key": key, "gate": gate.to_json()})
         return gate
 
-    def _measure_gate(self, allow_failed: bool) -> dict[str, Any]:
+    def _measure_gate(self, allow_failed: bool) -> Verdict:
         """Measured now on the export's synthetic parity tiles against OpenVINO FP32 of the graph
         whose parity with PyTorch the export checked: this file (BF16 on a float file) or the FP32
         ONNX an INT8 file was calibrated from, which must be beside it.
@@ -263,7 +271,7 @@ class OpenVinoBackend(Backend):
         reference_path, why = self._reference_graph()
         if reference_path is None:
             if allow_failed:
-                return {"passed": None, "measured": False, "why": why}
+                return Verdict(None, figures={"measured": False, "why": why})
             raise UsageError(
                 f"{self.path}: OpenVINO's INT8 accuracy on this file is unrecorded and cannot be measured "
                 f"here ({why}); record it with `sam2ms calibrate --openvino` (or sam2ms-export --int8 "
@@ -274,11 +282,8 @@ class OpenVinoBackend(Backend):
         as_fp32 = BackendOptions(threads=self.threads, device=self.device, cache_dir=self.cache)
         with OpenVinoBackend(reference_path, info, as_fp32) as fp32:
             reference = fp32.probabilities(tiles)
-        return {
-            **gate_judge(self.file_precision, reference)(self.precision, self.probabilities(tiles)),
-            "reference": f"openvino-fp32 of {reference_path.name}",
-            "measured_by": "runtime",
-        }
+        verdict = gate_judge(self.file_precision, reference)(self.precision, self.probabilities(tiles))
+        return verdict.noted(reference=f"openvino-fp32 of {reference_path.name}", measured_by="runtime")
 
     def _reference_graph(self) -> tuple[Path | None, str]:
         """The FP32 graph a gate is measured against, or None and why it is not at hand."""
@@ -327,7 +332,7 @@ class OpenVinoBackend(Backend):
             **super().describe(),
             "openvino_device": self.device,
             "inference_precision": self.precision,
-            "accuracy_gate": self.accuracy_gate,
+            "accuracy_gate": self.accuracy_gate.to_json() if self.accuracy_gate else None,
             "executed_precision": self.executed_precision(),
             "threads": self.threads,
             "streams": self._streams or None,

@@ -26,6 +26,7 @@ from sam2ms.artifacts import Sidecar
 from sam2ms.errors import UsageError
 from sam2ms.metrics import RoadMetrics, agreement, sigmoid
 from sam2ms.preprocess import model_input
+from sam2ms.runtime.backends.base import Backend
 
 from .host import host, versions
 from .options import BenchOptions
@@ -256,12 +257,13 @@ def _row(
     }
 
 
-def _checks_passed(backend: Any) -> bool | None:
+def _checks_passed(backend: Backend) -> bool | None:
     """What the artifact's own export checks said (parity, or INT8 accuracy) and, where the backend
     computes otherwise than the checked graph, its accuracy gate (OpenVINO's BF16, INT8); None
     when nothing was checked.
     """
-    verdicts = [Sidecar(backend.info.sidecar).passed, (backend.accuracy_gate or {}).get("passed")]
+    gate = backend.accuracy_gate
+    verdicts = [Sidecar(backend.info.sidecar).passed, gate.passed if gate is not None else None]
     known = [v for v in verdicts if v is not None]
     return all(known) if known else None
 

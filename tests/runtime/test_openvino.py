@@ -20,12 +20,13 @@ from pixelwise import expected_probability, pixelwise_onnx
 ov = pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
 
 
-def _gate(gate: dict[str, Any] | None) -> dict[str, Any]:
-    """A gate that must be there."""
+def _gate(gate: Verdict | None) -> dict[str, Any]:
+    """A gate that must be there, as its record (what sidecars and the summary hold)."""
     assert gate is not None
-    return gate
+    return gate.to_json()
 
 
+from sam2ms.accuracy import Verdict  # noqa: E402
 from sam2ms.runtime.backends import BackendOptions, open_model  # noqa: E402
 from sam2ms.runtime.backends.openvino_backend import OpenVinoBackend, accuracy_gate, native_bf16  # noqa: E402
 
@@ -149,8 +150,8 @@ def test_bf16_is_refused_without_native_support(tmp_path: Path) -> None:
 def test_bf16_runs_with_its_gate_where_native(tmp_path: Path) -> None:
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
     with open_model(model, "openvino", BackendOptions(precision="bf16")) as backend:
-        gate = backend.accuracy_gate
-        assert gate is not None and gate["passed"] and gate["reference"] == "openvino-fp32 of px.onnx"
+        gate = _gate(backend.accuracy_gate)
+        assert gate["passed"] and gate["reference"] == "openvino-fp32 of px.onnx"
         assert backend.lanes(1)[0].infer(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 1, 64, 64)
         assert isinstance(backend, OpenVinoBackend)
         assert backend.executed_precision() == "bf16" and backend.info.precision == "bf16"
@@ -217,9 +218,9 @@ def test_bf16_plumbing_with_a_stand_in_capability(
 def test_gate_is_read_from_the_sidecar_measured_where_needed_and_refused_when_failed() -> None:
     measured: list[bool] = []
 
-    def measure() -> dict:
+    def measure() -> Verdict:
         measured.append(True)
-        return {"passed": True, "failures": [], "reference": "openvino-fp32"}
+        return Verdict(True, figures={"reference": "openvino-fp32"})
 
     failed = {
         "openvino": {"bf16": {"passed": False, "failures": ["mask IoU 0.98 < 0.995"], "reference": "pytorch-fp32"}}
@@ -314,7 +315,7 @@ def test_int8_gate_recorded_by_calibration_or_measured_at_load(
     assert (recorded["tiles"], recorded["reference"], recorded["measured_by"]) == (3, "fp32 masks", "export")
     assert {"mask_iou", "f1_drop", "max_abs", "targets"} <= set(recorded)
     with open_model(int8_deploy, "openvino") as backend:  # recorded: read, not measured
-        assert backend.accuracy_gate == recorded and backend.describe()["accuracy_gate"] == recorded
+        assert _gate(backend.accuracy_gate) == recorded and backend.describe()["accuracy_gate"] == recorded
     assert not (_cache / "gates").exists()
 
     del sidecar["openvino"]  # an INT8 file calibrated without --openvino: measured at load, once per machine
@@ -324,7 +325,7 @@ def test_int8_gate_recorded_by_calibration_or_measured_at_load(
     assert gate["measured_by"] == "runtime" and gate["reference"] == "openvino-fp32 of model.onnx"
     assert gate["tiles"] == 16 and gate["passed"] and len(list((_cache / "gates").iterdir())) == 1  # gate_tiles
     with open_model(int8_deploy, "openvino") as backend:
-        assert backend.accuracy_gate == gate  # from the cache
+        assert _gate(backend.accuracy_gate) == gate  # from the cache
     monkeypatch.setitem(accuracy.INT8_TARGETS, "min_mask_iou", 1.01)  # other criteria: measured again, refused
     code, _, err = _infer(
         [str(int8_deploy), str(int8_deploy.parent), "-o", str(int8_deploy.parent / "m"), "--backend", "openvino"],

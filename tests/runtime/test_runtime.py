@@ -326,7 +326,8 @@ OUT_OF_RANGE = [
     (["--workers", "0"], "--workers 0: use 1 to 256"),
     (["--threshold", "1"], "--threshold 1.0: must be between 0 and 1"),
     (["--threshold", "-0.5"], "--threshold -0.5: must be between 0 and 1"),
-    (["--overlap", "-1"], "--overlap -1: must be in [0, tile=64)"),
+    (["--overlap", "-1"], "--overlap -1: must be at least 0"),
+    (["--overlap", "64"], "--overlap 64: must be in [0, tile=64)"),
     (["--threads", "0"], "--threads 0: use 1 to 1024"),
     (["--tile", "16"], "--tile 16: use 32 to"),
     (["--check-tiles", "0"], "--check-tiles 0: must be at least 1"),
@@ -431,7 +432,7 @@ def test_check_against_judges_int8_by_its_targets(tmp_path: Path) -> None:
     reports = {
         p: check_against(
             Fixed(p, drop=True), Fixed("fp32", drop=False), tmp_path / "s.png", overlap=0, batch=4, limit=16
-        )
+        ).to_json()
         for p in ("int8", "fp16")
     }
     assert 0.99 < reports["int8"]["mask_iou"] == reports["fp16"]["mask_iou"] < 0.995

@@ -1,5 +1,7 @@
-"""Every numeric option is bounded where it is parsed: a bad value is exit 2 naming the option,
-before any file is opened or any library sees it (``--threads -1`` once reached OpenVINO).
+"""Every numeric option is bounded before any file is opened or any library sees it (``--threads -1``
+once reached OpenVINO): a bad value is exit 2 naming the option. ``infer``'s are checked by its
+options' own ``check_flags`` / ``validate`` (so a run built in Python gets them too), the other
+commands' where typer parses them.
 """
 
 from __future__ import annotations
