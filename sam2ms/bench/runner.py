@@ -31,6 +31,7 @@ from sam2ms.runtime.backends.base import Backend
 from .host import host, versions
 from .options import BenchOptions
 from .peaks import mfu, peak_tflops
+from .rows import BenchRow
 from .stats import latency_ms, throughput
 from .subjects import Subject, preflight, subjects, synthetic_tiles
 from .timing import measure
@@ -92,7 +93,7 @@ class Shared:
         check_batches(label, info, opts.batches)
 
 
-Measured = tuple["Shared", list[dict[str, Any]], list[dict[str, str]]]  # shared state, rows, skipped
+Measured = tuple["Shared", list[BenchRow], list[dict[str, str]]]  # shared state, rows, skipped
 
 
 def measure_subject(
@@ -105,7 +106,7 @@ def measure_subject(
         import torch
 
         torch.set_num_threads(opts.threads)
-    rows: list[dict[str, Any]] = []
+    rows: list[BenchRow] = []
     skipped: list[dict[str, str]] = []
     backend = subject.open()
     try:
@@ -171,7 +172,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -
     opts.validate()
     preflight(opts)
     shared = Shared()
-    rows: list[dict[str, Any]] = []
+    rows: list[BenchRow] = []
     todo, skipped = subjects(opts)
     if not any(s.reference for s in todo):
         log(
@@ -194,7 +195,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -
             continue
         rows += more
         skipped += left
-    _add_ratios(rows)
+    add_ratios(rows)
     return {
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -207,7 +208,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = lambda _: None) -
         "iterations": opts.iterations,
         "warmup": opts.warmup,
         "accuracy_tiles": opts.accuracy_tiles,
-        "rows": rows,
+        "rows": [r.to_json() for r in rows],
         "skipped": skipped,
     }
 
@@ -220,7 +221,7 @@ def _judge(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict
 
 def _row(
     subject: Subject,
-    backend: Any,
+    backend: Backend,
     device: str,
     flops: float | None,
     accuracy: dict[str, Any],
@@ -229,32 +230,32 @@ def _row(
     tile: int,
     m: dict[str, Any],
     threads: int | None,
-) -> dict[str, Any]:
+) -> BenchRow:
     lat = latency_ms(m["latency"])
     thr = throughput(m["tiles"], m["wall"], tile)
     precision = backend.info.precision
     peak = peak_tflops(device, precision, cores=threads)
     device_mb = backend.device_peak_mb()
-    return {
-        "subject": subject.label,
-        "backend": backend.name,
-        "kind": backend.info.kind,
-        "precision": precision,
-        "reference": subject.reference,
-        "device": device,
-        "batch": batch,
-        "streams": streams,
-        "latency_ms": lat,
-        "throughput": thr,
-        "split_ms": m["split_ms"],
-        "memory_mb": {"host_rss_increase": m["host_rss_increase_mb"], "device_peak": device_mb},
-        "checks_passed": _checks_passed(backend),
-        "flops_per_tile": flops,
-        "peak_tflops": peak,
-        "mfu": mfu(flops, thr["tiles_per_s"], peak),
-        "pid": os.getpid(),
-        "accuracy": accuracy,
-    }
+    return BenchRow(
+        subject=subject.label,
+        backend=backend.name,
+        kind=backend.info.kind,
+        precision=precision,
+        reference=subject.reference,
+        device=device,
+        batch=batch,
+        streams=streams,
+        latency_ms=lat,
+        throughput=thr,
+        split_ms=m["split_ms"],
+        memory_mb={"host_rss_increase": m["host_rss_increase_mb"], "device_peak": device_mb},
+        checks_passed=_checks_passed(backend),
+        flops_per_tile=flops,
+        peak_tflops=peak,
+        mfu=mfu(flops, thr["tiles_per_s"], peak),
+        pid=os.getpid(),
+        accuracy=accuracy,
+    )
 
 
 def _checks_passed(backend: Backend) -> bool | None:
@@ -268,37 +269,21 @@ def _checks_passed(backend: Backend) -> bool | None:
     return all(known) if known else None
 
 
-def _ratio(row: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any] | None:
-    return (
-        None
-        if base is None
-        else {
-            "throughput": row["throughput"]["tiles_per_s"] / base["throughput"]["tiles_per_s"],
-            "latency_p50": row["latency_ms"]["p50"] / base["latency_ms"]["p50"],
-            "subject": base["subject"],
-        }
-    )
-
-
-def _add_ratios(rows: list[dict[str, Any]]) -> None:
+def add_ratios(rows: list[BenchRow]) -> None:
     """Each row against two PyTorch rows of the same batch: the *best* (highest throughput among
     the PyTorch variants that keep mask IoU >= 0.995 with FP32: the headline, since a user can
     simply run that) and eager FP32 (the reference every accuracy figure refers to).
     """
-    refs = {r["batch"]: r for r in rows if r["reference"] and r["streams"] == 1}
-    best: dict[int, dict[str, Any]] = {}
-
-    def speed(row: dict[str, Any]) -> float:
-        return float(row["throughput"]["tiles_per_s"])
-
+    refs = {r.batch: r for r in rows if r.reference and r.streams == 1}
+    best: dict[int, BenchRow] = {}
     for r in rows:
         if (
-            r["backend"] == "torch"
-            and r["accuracy"]["mask_iou"] >= BEST_PYTORCH_MIN_IOU
-            and (r["batch"] not in best or speed(r) > speed(best[r["batch"]]))
+            r.backend == "torch"
+            and r.accuracy["mask_iou"] >= BEST_PYTORCH_MIN_IOU
+            and (r.batch not in best or r.tiles_per_s > best[r.batch].tiles_per_s)
         ):
-            best[r["batch"]] = r
+            best[r.batch] = r
     for r in rows:
-        r["vs_reference"] = _ratio(r, refs.get(r["batch"]))
-        r["vs_best_pytorch"] = _ratio(r, best.get(r["batch"]))
-        r["gflops_per_s"] = r["flops_per_tile"] * speed(r) / 1e9 if r["flops_per_tile"] else None
+        r.vs_reference = r.ratio_to(refs.get(r.batch))
+        r.vs_best_pytorch = r.ratio_to(best.get(r.batch))
+        r.gflops_per_s = r.flops_per_tile * r.tiles_per_s / 1e9 if r.flops_per_tile else None

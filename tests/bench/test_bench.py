@@ -196,20 +196,30 @@ def test_reference_runs_at_the_artifact_tile(trained_nano: Path, tmp_path: Path)
 
 
 def test_headline_ratio_is_against_the_best_accurate_pytorch_row() -> None:
-    from sam2ms.bench.runner import _add_ratios
+    from sam2ms.bench.rows import BenchRow, Ratio
+    from sam2ms.bench.runner import add_ratios
 
-    def row(subject: str, backend: str, tiles_per_s: float, iou: float, reference: bool = False) -> dict:
-        return {
-            "subject": subject,
-            "backend": backend,
-            "batch": 1,
-            "streams": 1,
-            "reference": reference,
-            "throughput": {"tiles_per_s": tiles_per_s},
-            "latency_ms": {"p50": 1000 / tiles_per_s},
-            "accuracy": {"mask_iou": iou},
-            "flops_per_tile": 1e9,
-        }
+    def row(subject: str, backend: str, tiles_per_s: float, iou: float, reference: bool = False) -> BenchRow:
+        return BenchRow(
+            subject=subject,
+            backend=backend,
+            kind="onnx",
+            precision="fp32",
+            reference=reference,
+            device="cpu",
+            batch=1,
+            streams=1,
+            latency_ms={"p50": 1000 / tiles_per_s},
+            throughput={"tiles_per_s": tiles_per_s},
+            split_ms=None,
+            memory_mb={},
+            checks_passed=None,
+            flops_per_tile=1e9,
+            peak_tflops=None,
+            mfu=None,
+            pid=1,
+            accuracy={"mask_iou": iou},
+        )
 
     rows = [
         row("pytorch eager fp32", "torch", 2.0, 1.0, reference=True),
@@ -217,10 +227,12 @@ def test_headline_ratio_is_against_the_best_accurate_pytorch_row() -> None:
         row("pytorch compiled fp32", "torch", 4.0, 1.0),
         row("model.onnx (openvino bf16)", "openvino", 8.0, 0.999),
     ]
-    _add_ratios(rows)
+    add_ratios(rows)
     ov = rows[-1]
-    assert ov["vs_best_pytorch"] == {"throughput": 2.0, "latency_p50": 0.5, "subject": "pytorch compiled fp32"}
-    assert ov["vs_reference"]["throughput"] == 4.0 and ov["gflops_per_s"] == 8.0  # bf16 autocast missed 0.995
+    assert ov.vs_best_pytorch == Ratio(2.0, 0.5, "pytorch compiled fp32")
+    assert ov.vs_reference is not None and ov.vs_reference.throughput == 4.0 and ov.gflops_per_s == 8.0
+    best = {"throughput": 2.0, "latency_p50": 0.5, "subject": "pytorch compiled fp32"}
+    assert ov.to_json()["vs_best_pytorch"] == best  # the report holds the record
 
 
 @pytest.mark.skipif(not has_module("openvino"), reason="the [openvino] extra is not installed")
