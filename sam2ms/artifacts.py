@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from . import __version__
+from .accuracy import Verdict
 from .deps import TENSORRT_FLAVOURS
 from .digests import cached_sha256
 from .errors import UsageError
@@ -88,6 +89,8 @@ def write_sidecar(artifact: str | Path, fields: dict[str, Any]) -> Path:
         "size_bytes": artifact.stat().st_size,
         **fields,
     }
+    # held to the schema its readers apply, so a writer's slip fails here, not on a user's host
+    validate(data, SIDECAR_SCHEMA, str(sidecar_path(artifact)), "this is a bug in sam2ms: please report it")
     return write_json(sidecar_path(artifact), data)
 
 
@@ -267,16 +270,16 @@ class Sidecar:
         """The TensorRT library a plan was built with (one of :data:`~sam2ms.deps.TENSORRT_FLAVOURS`)."""
         return self.data.get("builder")
 
-    def checks(self) -> dict[str, dict[str, Any]]:
+    def checks(self) -> dict[str, Verdict]:
         """The checks recorded (parity, parity of a plan's source ONNX, INT8 accuracy)."""
-        return {name: self.data[name] for name in CHECKS if isinstance(self.data.get(name), dict)}
+        return {name: Verdict.from_json(self.data[name]) for name in CHECKS if isinstance(self.data.get(name), dict)}
 
     def verdict(self) -> list[str]:
         """One sentence per recorded check that failed (empty: deployable)."""
         return [
-            CHECKS[name].format("; ".join(check.get("failures", [])) or "no details")
+            CHECKS[name].format("; ".join(check.failures) or "no details")
             for name, check in self.checks().items()
-            if check.get("passed") is False
+            if check.passed is False
         ]
 
     @property

@@ -165,6 +165,20 @@ def test_every_field_is_checked(
     assert str(sidecar_path(model)) in err
 
 
+def test_a_sidecar_is_held_to_its_schema_when_written(tmp_path: Path) -> None:
+    """The writer checks what its readers will: a slip in an export is caught before a user sees it."""
+    model = pixelwise_onnx(tmp_path / "px.onnx", 64)
+    before = sidecar_path(model).read_bytes()
+    for fields, said in (
+        ({"tile": 0, "precision": "fp32"}, "tile"),
+        ({"tile": 64, "precision": "fp8"}, "precision"),
+        ({"tile": 64, "precision": "fp32", "parity": {"passed": "yes"}}, "parity"),
+    ):
+        with pytest.raises(UsageError, match=said):
+            write_sidecar(model, fields)
+        assert sidecar_path(model).read_bytes() == before  # the sidecar there is left as it was
+
+
 def test_unreadable_sidecars_are_usage_errors(tmp_path: Path) -> None:
     model = pixelwise_onnx(tmp_path / "px.onnx", 64)
     for text in (
