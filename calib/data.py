@@ -43,11 +43,13 @@ class CalibrationImages:
     labels_left_out: int
 
     def describe(self) -> str:
+        """One line for the log: how many images, of which layout, and the labels left out."""
         what = f"{len(self.files)} image(s)" + (f" of a {self.layout} dataset" if self.layout != SCENES else "")
         left = f" (its {self.labels_left_out} label files left out)" if self.labels_left_out else ""
         return f"{what} in {self.source}{left}"
 
     def as_dict(self) -> dict[str, object]:
+        """The record the sidecar keeps of the calibration data (where from, which layout, how many)."""
         return {
             "source": str(self.source),
             "layout": self.layout,
@@ -191,6 +193,7 @@ class TileReader:
         self._input, self._progress, self._next = input_name, progress, 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
+        """The next batch as ONNX Runtime's CalibrationDataReader asks for it ({input: tiles}), or None at the end."""
         if self._next >= len(self._batches):
             return None
         batch = self._batches[self._next]
@@ -199,6 +202,7 @@ class TileReader:
         return {self._input: batch}
 
     def rewind(self) -> None:
+        """Start again from the first batch (ONNX Runtime reads the data once per calibration method)."""
         self._next = 0
 
     def __len__(self) -> int:

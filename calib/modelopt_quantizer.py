@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from sam2ms.errors import UsageError
 from sam2ms.fileio import atomic_write
@@ -29,6 +30,8 @@ METHODS = {"minmax": "max", "entropy": "entropy"}
 
 
 class ModelOptQuantizer(Quantizer):
+    """INT8 by NVIDIA ModelOpt's ONNX quantiser (Q/DQ placed for TensorRT), behind the Quantizer interface."""
+
     name = "modelopt"
 
     def __init__(
@@ -55,9 +58,11 @@ class ModelOptQuantizer(Quantizer):
         super().__init__(fp32, method, tiles=tiles, seed=seed)
         self._tiles: Any = None
 
+    @override
     def prepare(self) -> Path:
         return self.fp32  # ModelOpt pre-processes itself (and an older ORT may fail our way of it)
 
+    @override
     def calibrate(self, reader: Any | None, bar: Bar | None = None) -> None:
         if reader is None:
             raise UsageError("no calibration data: pass --calib-data DIR")
@@ -65,6 +70,7 @@ class ModelOptQuantizer(Quantizer):
         self._tiles = np.concatenate([batch["image"] for batch in iter(reader.get_next, None)])
         self.calibration_seconds = time.perf_counter() - started
 
+    @override
     def write(self, out: str | Path, keep_float: Iterable[str] = ()) -> Path:
         from modelopt.onnx.quantization import quantize
 
@@ -89,6 +95,7 @@ class ModelOptQuantizer(Quantizer):
         payload = quantized.read_bytes()
         return atomic_write(out, lambda f: f.write(payload))
 
+    @override
     def facts(self, keep_float: Iterable[str] = ()) -> dict[str, Any]:
         from importlib.metadata import version
 

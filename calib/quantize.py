@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import override
+
 from sam2ms.digests import sha256_file
 from sam2ms.errors import UsageError
 from sam2ms.fileio import atomic_write
@@ -159,6 +161,7 @@ class OrtQuantizer(Quantizer):
         if self.cache:
             write_cache(self.cache, model_hash, settings, json.loads(self.ranges.read_text()))
 
+    @override
     def write(self, out: str | Path, keep_float: Iterable[str] = ()) -> Path:
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -183,6 +186,7 @@ class OrtQuantizer(Quantizer):
         payload = quantized.read_bytes()
         return atomic_write(out, lambda f: f.write(payload))
 
+    @override
     def facts(self, keep_float: Iterable[str] = ()) -> dict[str, Any]:
         return {
             **super().facts(keep_float),

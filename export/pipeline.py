@@ -58,6 +58,7 @@ class ExportOptions:
 
     @property
     def int8(self) -> bool:
+        """Whether an INT8 model is calibrated too (calibration options were given)."""
         return self.calibration is not None
 
     @property
@@ -67,6 +68,7 @@ class ExportOptions:
 
     @property
     def batch_profile(self) -> BatchProfile:
+        """The ``--batch MIN:OPT:MAX`` profile of the TensorRT plan, parsed."""
         return BatchProfile.parse(self.batch)
 
     def validate(self) -> ExportOptions:

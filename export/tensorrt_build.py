@@ -45,6 +45,7 @@ class BatchProfile:
 
     @classmethod
     def parse(cls, spec: str) -> BatchProfile:
+        """``MIN:OPT:MAX`` (or one size for all three) -> a profile; a UsageError for anything else."""
         parts = spec.split(":")
         try:
             values = [int(p) for p in parts]
@@ -55,6 +56,7 @@ class BatchProfile:
         return cls(*values)
 
     def as_list(self) -> list[int]:
+        """``[min, opt, max]``, as TensorRT's optimisation profile takes them."""
         return [self.min, self.opt, self.max]
 
 

@@ -32,6 +32,7 @@ class Block:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the block."""
         return self.row1 - self.row0, self.col1 - self.col0
 
 

@@ -99,12 +99,15 @@ class Stream:
 
     @property
     def ptr(self) -> int:
+        """The stream's handle as an integer (what TensorRT's ``execute_async_v3`` takes)."""
         return int(self.handle)
 
     def synchronize(self) -> None:
+        """Wait until everything queued on the stream has run."""
         check(cudart().cudaStreamSynchronize(self.handle), "cudaStreamSynchronize")
 
     def close(self) -> None:
+        """Destroy the stream (idempotent)."""
         if self.handle is not None:
             check(cudart().cudaStreamDestroy(self.handle), "cudaStreamDestroy")
             self.handle = None
@@ -118,6 +121,7 @@ class DeviceBuffer:
         self.ptr = int(check(cudart().cudaMalloc(nbytes), "cudaMalloc"))
 
     def close(self) -> None:
+        """Free the device memory (idempotent)."""
         if self.ptr:
             check(cudart().cudaFree(self.ptr), "cudaFree")
             self.ptr = 0
@@ -134,6 +138,7 @@ class PinnedBuffer:
         self.array: np.ndarray = np.frombuffer(memoryview(raw), dtype=dtype).reshape(shape)
 
     def close(self) -> None:
+        """Free the pinned memory, after dropping the array that views it (idempotent)."""
         if self.ptr:
             self.array = np.empty(0, self.array.dtype)  # no view may outlive the freed memory
             check(cudart().cudaFreeHost(self.ptr), "cudaFreeHost")
@@ -141,6 +146,7 @@ class PinnedBuffer:
 
 
 def copy_to_device(dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
+    """Queue a host-to-device copy of ``nbytes`` on ``stream`` (pinned, so it is asynchronous)."""
     rt = cudart()
     check(
         rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream.handle),
@@ -149,6 +155,7 @@ def copy_to_device(dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: St
 
 
 def copy_to_host(dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
+    """Queue a device-to-host copy of ``nbytes`` on ``stream`` (pinned, so it is asynchronous)."""
     rt = cudart()
     check(
         rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle),
@@ -163,6 +170,7 @@ class Event:
         self.handle = check(cudart().cudaEventCreate(), "cudaEventCreate")
 
     def record(self, stream: Stream) -> None:
+        """Record the event on ``stream`` (a point in its queue that can be timed)."""
         check(cudart().cudaEventRecord(self.handle, stream.handle), "cudaEventRecord")
 
     def elapsed_ms(self, later: Event) -> float:
@@ -170,6 +178,7 @@ class Event:
         return float(check(cudart().cudaEventElapsedTime(self.handle, later.handle), "cudaEventElapsedTime"))
 
     def close(self) -> None:
+        """Destroy the event (idempotent)."""
         if self.handle is not None:
             check(cudart().cudaEventDestroy(self.handle), "cudaEventDestroy")
             self.handle = None
@@ -192,9 +201,11 @@ class Graph:
         self._exec = check(rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
 
     def launch(self, stream: Stream) -> None:
+        """Replay the captured work on ``stream``."""
         check(cudart().cudaGraphLaunch(self._exec, stream.handle), "cudaGraphLaunch")
 
     def close(self) -> None:
+        """Destroy the executable graph and the graph (idempotent)."""
         if self._exec is not None:
             check(cudart().cudaGraphExecDestroy(self._exec), "cudaGraphExecDestroy")
             check(cudart().cudaGraphDestroy(self._graph), "cudaGraphDestroy")

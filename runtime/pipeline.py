@@ -217,6 +217,7 @@ class Stats:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, stage: str, seconds: float) -> None:
+        """Add ``seconds`` to ``stage`` and to the calling thread's busy time (thread-safe)."""
         thread = threading.current_thread().name
         with self.lock:
             self.seconds[stage] += seconds

@@ -71,6 +71,7 @@ class RayOptions:
     model: BackendOptions = field(default_factory=BackendOptions)  # how each actor opens the model
 
     def validate(self) -> RayOptions:
+        """This object, once its values are in range; a UsageError naming the flag otherwise (side-effect free)."""
         if self.block < 256:
             raise UsageError(f"--block {self.block}: use at least 256 pixels (default {DEFAULT_BLOCK})")
         if self.actors is not None and self.actors < 1:

@@ -117,6 +117,7 @@ class MaskWriter:
             self._mask[y0 : y0 + len(mask)] = mask
 
     def finish(self) -> list[Path]:
+        """Finish every output (COG overviews built, the road graph written), each moved into place; the paths."""
         if self.fmt == "tif":
             self.cog_seconds = sum(cog.finish() for cog in self._cogs)
         else:

@@ -60,14 +60,17 @@ class Grid:
 
     @property
     def padded_height(self) -> int:
+        """The height windows cover: a scene smaller than a tile is padded up to one."""
         return max(self.height, self.tile)
 
     @property
     def padded_width(self) -> int:
+        """The width windows cover: a scene smaller than a tile is padded up to one."""
         return max(self.width, self.tile)
 
     @property
     def needs_padding(self) -> bool:
+        """Whether the scene is smaller than a tile on a side (its windows read past the edge)."""
         return self.height < self.tile or self.width < self.tile
 
     def windows(self) -> list[tuple[int, int, int]]:
@@ -116,6 +119,7 @@ class Stitcher:
 
     @property
     def done(self) -> bool:
+        """Whether every window row has been blended and handed out."""
         return self._next_row == len(self.grid.ys)
 
     @property

@@ -250,14 +250,17 @@ class Sidecar:
 
     @classmethod
     def read(cls, artifact: str | Path) -> Sidecar:
+        """The checked sidecar of ``artifact`` (:func:`read_sidecar`)."""
         return cls(read_sidecar(artifact))
 
     @property
     def tile(self) -> int:
+        """The tile size the artifact was exported for."""
         return int(self.data["tile"])
 
     @property
     def precision(self) -> str:
+        """The precision of the artifact's weights and arithmetic (fp32, fp16, bf16, int8)."""
         return str(self.data["precision"])
 
     @property

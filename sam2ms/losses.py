@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import override
 
 from .errors import UsageError
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD
@@ -63,6 +64,7 @@ class LossNet(nn.Module):
         x = (x.repeat(1, 3, 1, 1) - self.mean) / self.std
         return F.interpolate(x, size=(LOSSNET_SIZE, LOSSNET_SIZE), mode="bilinear", align_corners=False)
 
+    @override
     def forward(self, prob: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x, y = self._prep(prob), self._prep(mask)
         loss = prob.new_zeros(())
@@ -116,6 +118,7 @@ class SAM2MSLoss(nn.Module):
         super().__init__()
         self.lossnet = lossnet
 
+    @override
     def forward(self, logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         logits = logits.float()
         structure = structure_loss(logits, mask)

@@ -129,4 +129,5 @@ class PngRowWriter:
         return commit_staged(self._file, self.path)
 
     def abort(self) -> None:
+        """Drop the staged file: nothing is left where the PNG would have been."""
         abort_staged(self._file)

@@ -26,6 +26,7 @@ class Bar:
         self._progress, self._task = progress, task
 
     def advance(self, n: int = 1, **fields: Any) -> None:
+        """Advance the bar by ``n`` (and update its fields); nothing when the bar is off."""
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, advance=n, **fields)
 

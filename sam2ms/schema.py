@@ -134,6 +134,8 @@ def boolean() -> Check:
 
 
 def const(expected_value: Any) -> Check:
+    """A check that the value is exactly ``expected_value`` (same type too)."""
+
     def check(value: Any, where: str) -> Any:
         if type(value) is not type(expected_value) or value != expected_value:
             _fail(where, repr(expected_value), value)
@@ -166,6 +168,8 @@ def either(*options: Check, expected: str) -> Check:
 
 
 def list_of(item: Check, min_len: int = 0, max_len: int = MAX_ITEMS) -> Check:
+    """A check that the value is a list of ``min_len`` to ``max_len`` items, each passing ``item``."""
+
     def check(value: Any, where: str) -> list[Any]:
         if not isinstance(value, list) or not min_len <= len(value) <= max_len:
             size = f"{min_len}" if min_len == max_len else f"{min_len} to {max_len}"

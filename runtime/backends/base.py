@@ -32,7 +32,8 @@ class Lane(Protocol):
 
     last_split_ms: dict[str, float] | None
 
-    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Logits of one batch (N x 1 x T x T float32); safe to call from the lane's own thread only."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class Backend(ABC):
         return None
 
     def describe(self) -> dict[str, Any]:
+        """What ran, for the run summary: backend, model, kind, tile, precision, input format, device."""
         return {
             "backend": self.name,
             "model": self.info.path,

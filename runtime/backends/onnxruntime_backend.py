@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from sam2ms.deps import require
 from sam2ms.errors import UsageError
@@ -93,13 +94,16 @@ class OnnxRuntimeBackend(Backend):
         self._input, input_format, graph_tile = _graph_input(self._session)
         self.info = reconcile_graph(path, info, input_format, graph_tile)
 
+    @override
     def lanes(self, count: int) -> list[Lane]:
         return [_OrtLane(self._session, self._input) for _ in range(count)]
 
+    @override
     def device_name(self) -> str:
         if self.providers[0] != PROVIDERS["cpu"] and cuda.device_status()[0]:
             return cuda.device_name()
         return super().device_name()
 
+    @override
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "providers": self.providers}

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from sam2ms.accuracy import (
     INT8_TARGETS,
@@ -73,6 +74,7 @@ def native_bf16(core: Any, device: str = "CPU") -> bool:
 
 
 def device_full_name(core: Any, device: str) -> str:
+    """The device's marketing name as OpenVINO reports it (summaries and gate keys name it)."""
     return str(core.get_property(device, "FULL_DEVICE_NAME")).strip()
 
 
@@ -310,6 +312,7 @@ class OpenVinoBackend(Backend):
         x = model_input(tiles, self.info.input_format)
         return sigmoid(np.concatenate([lane.infer(x[i : i + 1]) for i in range(len(x))]))
 
+    @override
     def lanes(self, count: int) -> list[Lane]:
         with self._lock:
             if self._compiled is None or count > self._streams:
@@ -324,9 +327,11 @@ class OpenVinoBackend(Backend):
             return None
         return str(self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
 
+    @override
     def device_name(self) -> str:
         return device_full_name(self.core, self.device)
 
+    @override
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
@@ -340,5 +345,6 @@ class OpenVinoBackend(Backend):
             "compile_seconds": round(self.compile_seconds, 3) if self.compile_seconds is not None else None,
         }
 
+    @override
     def close(self) -> None:
         self._lanes, self._compiled = [], None

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from sam2ms.deps import import_tensorrt
 from sam2ms.errors import Sam2msError, UsageError
@@ -212,14 +213,17 @@ class TensorRTBackend(Backend):
             _ok(config.set_runtime_cache(cache), "the runtime cache")
         return config, cache, native_graphs
 
+    @override
     def lanes(self, count: int) -> list[Lane]:
         while len(self._lanes) < count:
             self._lanes.append(_TrtLane(self, len(self._lanes) % self.profiles))
         return list(self._lanes[:count])
 
+    @override
     def device_name(self) -> str:
         return self._device
 
+    @override
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
@@ -228,6 +232,7 @@ class TensorRTBackend(Backend):
             "runtime_cache": str(runtime_cache_path(self.path)) if self._runtime_cache is not None else None,
         }
 
+    @override
     def close(self) -> None:
         for lane in self._lanes:
             lane.close()

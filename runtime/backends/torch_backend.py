@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from sam2ms.deps import require
 
@@ -196,14 +197,17 @@ class TorchBackend(Backend):
         with torch.autocast(self.torch_device.type, dtype=self._autocast_dtype, cache_enabled=False):
             return self.model(x).float()
 
+    @override
     def describe(self) -> dict[str, Any]:
         captured = sorted({b for lane in self._lanes for b in lane.captured_batches})
         return {**super().describe(), **self.options, **({"captured_batches": captured} if captured else {})}
 
     @property
     def device(self) -> str:
+        """The torch device the model runs on (``cuda:0`` or ``cpu``)."""
         return str(self.torch_device)
 
+    @override
     def lanes(self, count: int) -> list[Lane]:
         with self._lock:
             count = count if self.info.max_lanes is None else min(count, self.info.max_lanes)
@@ -211,6 +215,7 @@ class TorchBackend(Backend):
                 self._lanes.append(_TorchLane(self))
             return list(self._lanes[:count])
 
+    @override
     def device_name(self) -> str:
         import torch
 
@@ -218,6 +223,7 @@ class TorchBackend(Backend):
             torch.cuda.get_device_name(self.torch_device) if self.torch_device.type == "cuda" else super().device_name()
         )
 
+    @override
     def device_peak_mb(self) -> float | None:
         import torch
 

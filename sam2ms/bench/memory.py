@@ -48,4 +48,5 @@ class PeakRss:
 
     @property
     def increase_bytes(self) -> int:
+        """How much the peak RSS rose above its value at the start."""
         return self.peak_bytes - self.start_bytes

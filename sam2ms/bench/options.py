@@ -66,6 +66,8 @@ class TorchVariant:
 
 @dataclass
 class BenchOptions:
+    """What one ``sam2ms bench`` run measures: the models, batches, streams, iterations and variants."""
+
     models: list[Path]
     batches: list[int] = field(default_factory=lambda: [1])
     streams: list[int] = field(default_factory=lambda: [1])

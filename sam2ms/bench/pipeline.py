@@ -57,6 +57,7 @@ class PipelineBenchOptions:
     cores: tuple[int, ...] = field(default_factory=lambda: _core_counts())
 
     def validate(self) -> PipelineBenchOptions:
+        """This object, once its values are in range; a UsageError naming the flag otherwise."""
         if self.io not in IO_FORMATS:
             raise UsageError(f"--io {self.io}: use one of {', '.join(IO_FORMATS)}")
         if self.io == "tif":

@@ -49,6 +49,7 @@ class BenchRow:
 
     @property
     def tiles_per_s(self) -> float:
+        """The row's throughput in tiles per second."""
         return float(self.throughput["tiles_per_s"])
 
     def ratio_to(self, base: BenchRow | None) -> Ratio | None:
@@ -58,4 +59,5 @@ class BenchRow:
         return Ratio(self.tiles_per_s / base.tiles_per_s, self.latency_ms["p50"] / base.latency_ms["p50"], base.subject)
 
     def to_json(self) -> dict[str, Any]:
+        """The row as the report holds it (nested records as dicts)."""
         return asdict(self)

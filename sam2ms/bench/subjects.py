@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Subject:
+    """Something the benchmark opens as a backend: an artifact on one backend, or a PyTorch variant."""
+
     label: str
     open: Callable[[], Any]  # -> Backend
     reference: bool = False  # the eager FP32 PyTorch row every ratio refers to

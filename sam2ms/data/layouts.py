@@ -45,6 +45,7 @@ class Sample:
 
     @property
     def name(self) -> str:
+        """A name unique in the dataset: the image's stem, with the window's place when it is one."""
         if self.window is None:
             return self.image.stem
         left, top, size = self.window

@@ -44,6 +44,7 @@ class Input:
 
     @property
     def virtual(self) -> bool:
+        """Whether the input is read through GDAL's virtual file systems (a URL, /vsis3/, ...)."""
         return is_virtual(self.path)
 
 

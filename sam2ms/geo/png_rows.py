@@ -81,6 +81,7 @@ class PngRowReader:
         self.rows_read = 0
 
     def close(self) -> None:
+        """Close the file."""
         self._file.close()
 
     def _filtered(self, rows: int) -> bytes:
@@ -189,4 +190,5 @@ class PngRowBand:
         return np.concatenate(kept)
 
     def close(self) -> None:
+        """Close the reader's file."""
         self._reader.close()

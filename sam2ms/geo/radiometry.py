@@ -64,6 +64,7 @@ class Stretch:
         return np.ascontiguousarray(np.moveaxis(rgb, 0, -1))
 
     def as_dict(self) -> dict[str, Any]:
+        """The stretch as sidecars and checkpoints record it."""
         return {
             "bands": list(self.bands),
             "low": None if self.low is None else [float(v) for v in self.low],
@@ -87,6 +88,7 @@ class Radiometry:
     high: tuple[float, ...] | None = None
 
     def validate(self) -> Radiometry:
+        """This object, once its fields are consistent; a UsageError naming the flag otherwise."""
         if self.stretch not in STRETCHES:
             raise UsageError(f"--stretch {self.stretch}: use one of {', '.join(STRETCHES)}")
         if self.bands is not None and (len(self.bands) not in (1, 3) or any(b < 1 for b in self.bands)):
@@ -112,6 +114,7 @@ class Radiometry:
         return self
 
     def as_dict(self) -> dict[str, Any]:
+        """The radiometry as sidecars and checkpoints record it."""
         return {
             "bands": None if self.bands is None else list(self.bands),
             "stretch": self.stretch,
@@ -217,6 +220,7 @@ def decimation(height: int, width: int, side: int) -> int:
 
 # -- command-line form ------------------------------------------------------------------------------
 def parse_bands(text: str) -> tuple[int, ...]:
+    """``--bands 4,3,2`` -> (4, 3, 2); a UsageError for anything else."""
     try:
         return tuple(int(b) for b in text.split(","))
     except ValueError:
@@ -224,6 +228,7 @@ def parse_bands(text: str) -> tuple[int, ...]:
 
 
 def parse_pair(text: str, flag: str, sep: str) -> tuple[float, float]:
+    """``LO<sep>HI`` -> (lo, hi) for ``flag``; a UsageError for anything else."""
     try:
         lo, hi = (float(v) for v in text.split(sep))
     except ValueError:

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from typing_extensions import override
 
 from ..errors import UsageError
 from ..memory import check_pixels
@@ -123,15 +124,18 @@ class PillowRaster(Raster):
         self.colorinterp = ("red", "green", "blue") if self.count == 3 else ("gray",) * self.count
         self.masked = self._valid is not None
 
+    @override
     def read(self, bands: tuple[int, ...], y: int, x: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None]:
         data = self._bands[[b - 1 for b in bands], y : y + h, x : x + w]
         return data, None if self._valid is None else self._valid[y : y + h, x : x + w]
 
+    @override
     def sample(self, bands: tuple[int, ...], side: int) -> tuple[np.ndarray, np.ndarray | None]:
         k = decimation(self.height, self.width, side)
         data = self._bands[[b - 1 for b in bands], ::k, ::k]
         return data, None if self._valid is None else self._valid[::k, ::k]
 
+    @override
     def close(self) -> None:
         self._bands = self._valid = None  # type: ignore[assignment]
 
@@ -202,13 +206,16 @@ class PngStreamRaster(Raster):
         self.dtype = "uint8"
         self.colorinterp = ("red", "green", "blue") if self.count == 3 else ("gray",)
 
+    @override
     def read(self, bands: tuple[int, ...], y: int, x: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None]:
         rows = self._band.rows(y, h)[:, x : x + w]
         return np.ascontiguousarray(np.moveaxis(rows[..., [b - 1 for b in bands]], -1, 0)), None
 
+    @override
     def sample(self, bands: tuple[int, ...], side: int) -> tuple[np.ndarray, np.ndarray | None]:
         return np.ascontiguousarray(np.moveaxis(self._band.decimated(side)[..., [b - 1 for b in bands]], -1, 0)), None
 
+    @override
     def close(self) -> None:
         self._band.close()
 
@@ -287,6 +294,7 @@ class RasterioRaster(Raster):
             valid |= ~np.isnan(values) if np.isnan(nodata) else values != nodata
         return valid
 
+    @override
     def read(self, bands: tuple[int, ...], y: int, x: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None]:
         from rasterio.windows import Window
 
@@ -294,12 +302,14 @@ class RasterioRaster(Raster):
         data = self._ds.read(list(bands), window=window)
         return data, self._valid(bands, data, window=window)
 
+    @override
     def sample(self, bands: tuple[int, ...], side: int) -> tuple[np.ndarray, np.ndarray | None]:
         k = decimation(self.height, self.width, side)
         shape = (-(-self.height // k), -(-self.width // k))
         data = self._ds.read(list(bands), out_shape=(len(bands), *shape))
         return data, self._valid(bands, data, out_shape=shape)
 
+    @override
     def close(self) -> None:
         self._ds.close()
 
@@ -336,6 +346,7 @@ class Scene:
         return self.stretch.apply(data), valid
 
     def close(self) -> None:
+        """Close the raster under the scene."""
         self.raster.close()
 
 

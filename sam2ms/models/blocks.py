@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import override
 
 
 class ConvBN(nn.Module):
@@ -28,6 +29,7 @@ class ConvBN(nn.Module):
         self.conv = nn.Conv2d(cin, cout, kernel_size, padding=padding, dilation=dilation, bias=False)
         self.bn = nn.BatchNorm2d(cout)
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.bn(self.conv(x))
         return out
@@ -65,6 +67,7 @@ class DRB(nn.Module):
         self.conv_cat = ConvBN(4 * cout, cout, 3, padding=1)
         self.conv_res = ConvBN(cin, cout, 1)
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = [self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)]
         return F.relu(self.conv_cat(torch.cat(branches, dim=1)) + self.conv_res(x))
@@ -101,6 +104,7 @@ class MSSM(nn.Module):
         out: torch.Tensor = unit(torch.abs(upsample_to(a, b) - b))
         return out
 
+    @override
     def forward(
         self, x1: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor, x4: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -128,6 +132,7 @@ class Decoder(nn.Module):
         self.fuse2 = cbr(ch, ch)
         self.head = nn.Sequential(nn.Conv2d(ch, num_classes, 3, padding=1))
 
+    @override
     def forward(
         self, deep: torch.Tensor, level1: torch.Tensor, level2: torch.Tensor, level3: torch.Tensor
     ) -> torch.Tensor:

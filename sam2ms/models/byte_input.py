@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from typing_extensions import override
 
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -38,6 +39,7 @@ class ByteInput(nn.Module):
         x = x.to(torch.float32).permute(0, 3, 1, 2) / 255.0
         return (x - self.mean) / self.std
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.model(self.normalize(x))
         return logits

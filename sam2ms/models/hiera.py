@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import torch
 from torch import nn
+from typing_extensions import override
 
 from ..errors import UsageError
 
@@ -64,6 +65,7 @@ class Adapter(nn.Module):
             nn.Linear(dim, ADAPTER_HIDDEN), nn.GELU(), nn.Linear(ADAPTER_HIDDEN, dim), nn.GELU()
         )
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.block(x + self.prompt_learn(x))
         return out

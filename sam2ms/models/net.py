@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import override
 
 from .blocks import DRB, MSSM, Decoder
 from .hiera import build_trunk, trunk_channels
@@ -36,6 +37,7 @@ class SAM2MS(nn.Module):
         self.mssm = MSSM(REDUCED_CHANNELS)
         self.decoder = Decoder(c4, REDUCED_CHANNELS)
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if x.ndim != 4 or x.shape[1] != 3:

@@ -26,6 +26,7 @@ def list_models() -> list[str]:
 
 
 def describe_model(name: str) -> str:
+    """The first line of the model factory's docstring (what ``sam2ms info`` prints)."""
     return _DESCRIPTIONS[_check_name(name)]
 
 

@@ -37,6 +37,8 @@ from . import geometry
 
 @dataclass(frozen=True)
 class CleanParams:
+    """How a skeleton is cleaned into a road graph, in metres: spurs cut, nodes merged, gaps closed."""
+
     spur_m: float = 12.0
     merge_m: float = 4.0
     gap_m: float = 20.0

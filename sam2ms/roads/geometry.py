@@ -11,6 +11,7 @@ import numpy as np
 
 
 def length(line: np.ndarray) -> float:
+    """The length of a polyline (K x 2 points), in its coordinates' units."""
     return float(np.hypot(*np.diff(line, axis=0).T).sum())
 
 

@@ -36,6 +36,7 @@ GRAPH_SUFFIXES = (".geojson", ".json", ".graphml")
 
 
 def graph_to_geojson(graph: Any, crs: Any = None) -> dict[str, Any]:
+    """A road graph as a GeoJSON FeatureCollection of LineStrings (``crs`` named where known)."""
     features: list[dict[str, Any]] = []
     for u, v, data in graph.edges(data=True):
         features.append(

@@ -34,6 +34,7 @@ def graph_pairs(
 
 
 def have_graph_libraries() -> bool:
+    """Whether the graph libraries ([geo]: networkx, scipy, scikit-image) are installed."""
     try:
         for module in ("networkx", "scipy", "skimage"):
             require(module, "APLS")

@@ -27,14 +27,17 @@ class Dist:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0 (the process that logs and writes)."""
         return self.rank == 0
 
     @property
     def enabled(self) -> bool:
+        """Whether more than one process trains."""
         return self.world > 1
 
     @classmethod
     def single(cls, device: torch.device | None = None) -> Dist:
+        """One process, no process group."""
         return cls(0, 1, 0, device or torch.device("cpu"))
 
     @classmethod
@@ -51,6 +54,7 @@ class Dist:
         return cls(int(os.environ.get("RANK", "0")), world, local_rank, dev)
 
     def barrier(self) -> None:
+        """Wait for every rank (nothing with one process)."""
         if self.enabled:
             td.barrier()
 
@@ -103,5 +107,6 @@ class Dist:
         return float(t.item()) / self.world
 
     def close(self) -> None:
+        """Leave the process group where one was joined."""
         if self.enabled and td.is_initialized():
             td.destroy_process_group()

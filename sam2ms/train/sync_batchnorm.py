@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as td
 from torch import nn
+from typing_extensions import override
 
 
 def _all_reduce(t: torch.Tensor, group: Any) -> torch.Tensor:
@@ -82,6 +83,7 @@ class CpuSyncBatchNorm2d(nn.BatchNorm2d):
     same checkpoints). Not a ``torch.nn.SyncBatchNorm``: DDP refuses those on CPU modules.
     """
 
+    @override
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not self.training or not td.is_initialized() or td.get_world_size() == 1:
             return super().forward(input)

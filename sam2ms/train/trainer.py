@@ -86,6 +86,7 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
+        """A UsageError naming the flag for any value out of range (nothing is built before)."""
         if self.image_size <= 0 or self.image_size % STRIDE:
             raise UsageError(f"--image-size {self.image_size}: must be a positive multiple of {STRIDE}")
         if self.amp not in AMP_DTYPES:
@@ -95,6 +96,7 @@ class TrainConfig:
                 raise UsageError(f"--{name} must be at least 1")
 
     def as_json(self) -> dict[str, Any]:
+        """The configuration as the checkpoint records it (paths as strings)."""
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
