@@ -243,54 +243,47 @@ def _produce(
     per scene). Always ends with ``_DONE``, also when it breaks, so the main loop never waits forever.
     """
     try:
-        _produce_scenes(inputs, opts, tile, input_format, items, stats, fail, register)
+        for inp in inputs:
+            path = inp.path
+            t0 = time.perf_counter()
+            scene = None
+            try:
+                scene = open_scene(path, opts.radiometry, max_pixels=opts.max_pixels, stream=True)
+                grid = Grid(scene.height, scene.width, tile, opts.overlap or 0)
+                writer = MaskWriter(
+                    scene,
+                    opts.out / inp.name,
+                    opts.fmt,
+                    opts.threshold,
+                    opts.probabilities,
+                    opts.max_pixels,
+                    opts.graph,
+                )
+                job = _SceneJob(path, scene, grid, writer)
+            except Exception as exc:  # noqa: BLE001 - any decoder error: report this file, go on
+                if scene is not None:
+                    scene.close()
+                fail(path, read_failure(path, exc))
+                continue
+            if not register(job):  # the run is being interrupted
+                return
+            stats.add("decode", time.perf_counter() - t0)
+            queued = 0
+            try:
+                t0 = time.perf_counter()
+                for row, y, x, window, valid in iter_windows(scene, grid):
+                    t1 = time.perf_counter()
+                    stats.add("decode", t1 - t0)
+                    empty = valid is not None and not valid.any()
+                    item = _Item(job, row, y, x, None if empty else model_input(window, input_format), valid)
+                    stats.add("normalise", time.perf_counter() - t1)
+                    items.put(item)
+                    queued += 1
+                    t0 = time.perf_counter()
+            except Exception as exc:  # noqa: BLE001 - a scene that breaks half-way fails alone
+                items.put(_Abort(job, len(grid) - queued, f"{gdal_path(path)}: read failed at a window ({exc})"))
     finally:
         items.put(_DONE)
-
-
-def _produce_scenes(
-    inputs: list[Input],
-    opts: InferOptions,
-    tile: int,
-    input_format: str,
-    items: queue.Queue[Any],
-    stats: Stats,
-    fail: Callable[[Path, str], None],
-    register: Callable[[_SceneJob], bool],
-) -> None:
-    for inp in inputs:
-        path = inp.path
-        t0 = time.perf_counter()
-        scene = None
-        try:
-            scene = open_scene(path, opts.radiometry, max_pixels=opts.max_pixels, stream=True)
-            grid = Grid(scene.height, scene.width, tile, opts.overlap or 0)
-            writer = MaskWriter(
-                scene, opts.out / inp.name, opts.fmt, opts.threshold, opts.probabilities, opts.max_pixels, opts.graph
-            )
-            job = _SceneJob(path, scene, grid, writer)
-        except Exception as exc:  # noqa: BLE001 - any decoder error: report this file, go on
-            if scene is not None:
-                scene.close()
-            fail(path, read_failure(path, exc))
-            continue
-        if not register(job):  # the run is being interrupted
-            return
-        stats.add("decode", time.perf_counter() - t0)
-        queued = 0
-        try:
-            t0 = time.perf_counter()
-            for row, y, x, window, valid in iter_windows(scene, grid):
-                t1 = time.perf_counter()
-                stats.add("decode", t1 - t0)
-                empty = valid is not None and not valid.any()
-                item = _Item(job, row, y, x, None if empty else model_input(window, input_format), valid)
-                stats.add("normalise", time.perf_counter() - t1)
-                items.put(item)
-                queued += 1
-                t0 = time.perf_counter()
-        except Exception as exc:  # noqa: BLE001 - a scene that breaks half-way fails alone
-            items.put(_Abort(job, len(grid) - queued, f"{gdal_path(path)}: read failed at a window ({exc})"))
 
 
 @dataclass
