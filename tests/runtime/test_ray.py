@@ -212,3 +212,19 @@ def test_a_killed_worker_is_replaced_and_the_outputs_are_whole(
         workers = {int(name.rsplit(":", 1)[1]) for name in summary["ray"]["actors"]}
         assert workers - set(killed), (killed, workers)  # a restarted actor did (the rest of) the work
     assert (tmp_path / "one" / "big.mask.png").read_bytes() == (tmp_path / "ray" / "big.mask.png").read_bytes()
+
+
+@pytest.mark.slow
+def test_json_on_stdout_is_the_summary_alone_with_ray(model: str, scenes: Path, tmp_path: Path) -> None:
+    """``--json --ray`` in a process of its own (its own Ray driver): stdout is one JSON document and
+    nothing else, whatever Ray logs (to stderr), so ``sam2ms-infer ... --json | jq`` works.
+    """
+    import subprocess
+    import sys
+
+    infer = Path(sys.executable).with_name("sam2ms-infer")
+    args = [str(infer), model, str(scenes), "-o", str(tmp_path / "ray"), "--ray", "local", "--json", "--quiet"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)  # the whole of stdout: no prefix, no trailing text
+    assert summary["files"] == 3 and summary["failures"] == [] and "ray" in summary
