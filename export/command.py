@@ -108,6 +108,17 @@ def export_command(
         "FP32, BF16 where this CPU has native BF16, and with --int8 OpenVINO's INT8 "
         "on the held-out tiles; recorded in the sidecars as the gates its backend reads.",
     ),
+    deepness: bool = typer.Option(
+        False,
+        "--deepness",
+        help="Also write model.deepness.onnx: the model as QGIS' Deepness plugin loads it "
+        "(float32 input, sigmoid inside, its metadata), checked against model.onnx.",
+    ),
+    resolution: float | None = typer.Option(
+        None,
+        help="With --deepness: the imagery's resolution in cm/px the plugin will use (default: the "
+        "training data's: DeepGlobe 50, SpaceNet 30, Massachusetts 100; else 50).",
+    ),
     model: str | None = typer.Option(None, help="Model name (read from a sam2ms checkpoint)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
 ) -> None:
@@ -166,6 +177,8 @@ def export_command(
         check_tiles=check_tiles,
         openvino=openvino,
         model=model,
+        deepness=deepness,
+        resolution=resolution,
     )
     try:
         summary = run_export(opts, log=lambda msg: console.log(msg))

@@ -47,7 +47,9 @@ class OnnxExport:
     seconds: float
 
 
-def _export_raw(model: nn.Module, example: torch.Tensor, opset: int, exporter: str) -> onnx.ModelProto:
+def _export_raw(
+    model: nn.Module, example: torch.Tensor, opset: int, exporter: str, output_name: str = OUTPUT_NAME
+) -> onnx.ModelProto:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
@@ -57,7 +59,7 @@ def _export_raw(model: nn.Module, example: torch.Tensor, opset: int, exporter: s
                 (example,),
                 dynamo=True,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=[output_name],
                 dynamic_shapes={"x": {0: batch}},
                 opset_version=opset,
                 verbose=False,
@@ -67,14 +69,14 @@ def _export_raw(model: nn.Module, example: torch.Tensor, opset: int, exporter: s
         import io
 
         buf = io.BytesIO()
-        axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+        axes = {INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}}
         torch.onnx.export(
             model,
             (example,),
             buf,  # type: ignore[arg-type]  # a file-like object is accepted
             dynamo=False,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=[output_name],
             dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=True,
@@ -94,9 +96,13 @@ def export_onnx(
     opset: int = DYNAMO_MIN_OPSET,
     exporter: str = "dynamo",
     input_format: str = "uint8",
+    *,
+    output_name: str = OUTPUT_NAME,
+    metadata: dict[str, str] | None = None,
 ) -> OnnxExport:
     """Export ``model`` (eval mode, CPU) for ``tile`` x ``tile`` inputs in ``input_format`` and a
-    dynamic batch.
+    dynamic batch; its output named ``output_name``, ``metadata`` written as the model's metadata
+    properties (what clients such as QGIS' Deepness read).
     """
     if input_format not in INPUT_FORMATS:
         raise UsageError(f"--input {input_format}: use one of {', '.join(INPUT_FORMATS)}")
@@ -117,13 +123,15 @@ def export_onnx(
         model, example = ByteInput(model).eval(), torch.zeros(2, tile, tile, 3, dtype=torch.uint8)
     else:
         example = torch.zeros(2, 3, tile, tile)
-    raw = _export_raw(model, example, opset, exporter)
+    raw = _export_raw(model, example, opset, exporter, output_name)
     if opset_of(raw) != opset:
         raise UsageError(
             f"the {exporter} exporter wrote opset {opset_of(raw)} when asked for {opset}; "
             f"ask for --opset {opset_of(raw)}"
         )
     slim = onnxslim.slim(raw)
+    for key, value in (metadata or {}).items():
+        slim.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(slim, full_check=True)
     path = Path(path)
     atomic_write(path, lambda f: f.write(slim.SerializeToString()))

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sam2ms.accuracy import gate_tiles, judge_parity, parity_tiles
 from sam2ms.artifacts import normalization_record, write_sidecar
 from sam2ms.calib.pipeline import CalibrateOptions, run_calibrate
@@ -21,7 +23,8 @@ from sam2ms.digests import sha256_file
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.fileio import ensure_writable_dir, new_folder_removed_on_failure
 from sam2ms.geo.radiometry import Radiometry
-from sam2ms.preprocess import INPUT_FORMATS, input_shape
+from sam2ms.preprocess import INPUT_FORMATS, PROBABILITY_OUTPUT, input_shape
+from sam2ms.runtime.pipeline import default_overlap
 
 from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
 from .tensorrt_build import BatchProfile, build_plan, load_tensorrt, parse_size, resolve_targets
@@ -55,6 +58,8 @@ class ExportOptions:
     openvino: bool = False  # also record OpenVINO's gates (FP32; BF16 where native; INT8) in the sidecars
     seed: int = 0
     model: str | None = None
+    deepness: bool = False  # also model.deepness.onnx, for QGIS' Deepness plugin
+    resolution: float | None = None  # cm/px recorded for Deepness (None: the training data's, else 50)
 
     @property
     def int8(self) -> bool:
@@ -83,6 +88,10 @@ class ExportOptions:
             raise UsageError("--openvino measures OpenVINO's parity with PyTorch, which --no-check skips; drop one")
         if self.profiles < 1:
             raise UsageError(f"--profiles {self.profiles}: at least 1")
+        if self.resolution is not None and not 0 < self.resolution <= 1e6:
+            raise UsageError(f"--resolution {self.resolution}: a ground sampling distance in cm/px, above 0")
+        if self.resolution is not None and not self.deepness:
+            raise UsageError("--resolution is recorded in model.deepness.onnx: add --deepness, or drop it")
         self.batch_profile  # noqa: B018 - parsing is the check
         if self.calibration is not None:
             self.calibration.validate()
@@ -119,6 +128,71 @@ def _tensor_io(tile: int, input_format: str) -> dict[str, Any]:
                 "meaning": "logits; apply sigmoid for road probability",
             }
         ],
+    }
+
+
+def _export_deepness(
+    opts: ExportOptions,
+    model: Any,
+    raw: dict[str, Any],
+    common: dict[str, Any],
+    reference: np.ndarray | None,
+    tiles: np.ndarray | None,
+    model_onnx: np.ndarray | None,
+    failures: list[str],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Write model.deepness.onnx (the sigmoid inside, the plugin's metadata) and its sidecar; with
+    the check, its parity with PyTorch (model.onnx's gate) and its probabilities, fed the way the
+    plugin feeds them, against model.onnx's sigmoid on the same tiles. Failures are appended.
+    """
+    from .deepness import (
+        DEEPNESS_FILE,
+        DEFAULT_RESOLUTION_CM,
+        deepness_metadata,
+        deepness_probabilities,
+        export_deepness,
+        judge_against_model_onnx,
+        training_resolution,
+    )
+
+    resolution, why = (opts.resolution, "--resolution") if opts.resolution else training_resolution(raw)
+    if resolution is None:
+        log(f"Deepness: {why}; recording {DEFAULT_RESOLUTION_CM:g} cm/px (DeepGlobe's): pass --resolution CM")
+        resolution, why = DEFAULT_RESOLUTION_CM, f"assumed (DeepGlobe's): {why}"
+    metadata = deepness_metadata(opts.tile, default_overlap(opts.tile), resolution)
+    path = Path(opts.out) / DEEPNESS_FILE
+    log(f"exporting {DEEPNESS_FILE} for QGIS' Deepness plugin ({resolution:g} cm/px, {why})")
+    started = time.perf_counter()
+    exported = export_deepness(model, path, opts.tile, opts.opset, opts.exporter, metadata)
+    parity = vs_model_onnx = None
+    if reference is not None and tiles is not None and model_onnx is not None:
+        probabilities = deepness_probabilities(path, tiles, metadata)
+        verdict = judge_parity("fp32", reference, probabilities[:, None])
+        against = judge_against_model_onnx(probabilities, model_onnx[:, 0])
+        parity, vs_model_onnx = verdict.to_json(), against.to_json()
+        failures += [f"{DEEPNESS_FILE}: {f}" for f in (*verdict.failures, *against.failures)]
+    io = _tensor_io(opts.tile, "float32")
+    io["outputs"][0].update(name=PROBABILITY_OUTPUT, meaning="road probability (the sigmoid is in the graph)")
+    fields = {
+        **common,
+        **io,
+        "kind": "onnx",
+        "precision": "fp32",
+        "opset": exported.opset,
+        "exporter": exported.exporter,
+        "normalization": normalization_record("the caller (Deepness: / 255, then standardization_mean / std)"),
+        "parity": parity,
+        "deepness": {"metadata": metadata, "resolution_from": why, "vs_model_onnx": vs_model_onnx},
+    }
+    write_sidecar(path, fields)
+    seconds = round(time.perf_counter() - started, 2)
+    return {
+        "artifact": str(path),
+        "precision": "fp32",
+        "bytes": path.stat().st_size,
+        "seconds": seconds,
+        "parity": parity,
     }
 
 
@@ -175,10 +249,13 @@ def _run_export(opts: ExportOptions, log: Callable[[str], None]) -> dict[str, An
         tiles = parity_tiles(opts.tile, count, opts.seed)
         reference = torch_probabilities(model, tiles)
     parities: dict[str, dict[str, Any]] = {}
+    fp32_probabilities = None  # model.onnx's, which model.deepness.onnx must equal
     for precision, path, seconds in onnx_files:
         parity = None
         if opts.check:
-            verdict = judge_parity(precision, reference, onnxruntime_probabilities(path, tiles))  # type: ignore[arg-type]
+            probabilities = onnxruntime_probabilities(path, tiles)  # type: ignore[arg-type]
+            fp32_probabilities = probabilities if precision == "fp32" else fp32_probabilities
+            verdict = judge_parity(precision, reference, probabilities)  # type: ignore[arg-type]
             parity = parities[precision] = verdict.to_json()
             if not verdict.passed:
                 failures.append(f"{path.name} ({precision}): " + "; ".join(verdict.failures))
@@ -206,6 +283,11 @@ def _run_export(opts: ExportOptions, log: Callable[[str], None]) -> dict[str, An
                 "seconds": round(seconds, 2),
                 "parity": parity,
             }
+        )
+
+    if opts.deepness:
+        artifacts.append(
+            _export_deepness(opts, model, ckpt.raw, common, reference, tiles, fp32_probabilities, failures, log)
         )
 
     if opts.calibration is not None:

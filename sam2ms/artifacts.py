@@ -169,6 +169,13 @@ SIDECAR_SCHEMA = record(
         "parity_of_source_onnx": optional(_CHECK),
         "accuracy_vs_fp32": optional(_CHECK),
         "openvino": record({"version": _NAMES, "device": _NAMES, "fp32": _GATE, "bf16": _GATE}),
+        "deepness": record(
+            {
+                "metadata": record({}, other=string(max_len=4096)),
+                "resolution_from": _NAMES,
+                "vs_model_onnx": optional(_CHECK),
+            }
+        ),
         "source_onnx": _FILE_REF,
         "onnx": _FILE_REF,
         "calibration": record({"weight_bits": integer(7, 8), "cache": optional(file_name())}, other=_FIGURES),

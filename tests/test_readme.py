@@ -113,6 +113,7 @@ WALK = [
         outputs=("deploy/model.onnx", "deploy/model.onnx.json", "deploy/model.fp16.onnx", "deploy/engine.plan"),
     ),
     Step(r"^sam2ms-export --ckpt best.pt --onnx-only --tile 512 ", outputs=("deploy512/model.onnx",)),
+    Step(r"^sam2ms-export --ckpt best.pt --onnx-only --deepness ", outputs=("qgis/model.deepness.onnx",)),
     Step(r"^sam2ms-export --ckpt best.pt --fp16 --builder tensorrt_rtx ", outputs=("rtx/engine.plan",)),
     Step(
         r"^sam2ms-export --ckpt best.pt --int8 --calib-data tiles/ ",

@@ -17,7 +17,7 @@ from sam2ms.artifacts import Sidecar, sidecar_path
 from sam2ms.errors import UsageError
 from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS
 
-from .base import Backend, BackendOptions, Lane, ModelInfo
+from .base import Backend, BackendOptions, Lane, ModelInfo, deepness_refusal
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
 _BY_SUFFIX = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime", ".pt": "torch", ".pth": "torch"}
@@ -131,6 +131,8 @@ def open_model(path: str | Path, backend: str = "auto", options: BackendOptions 
                 "writes one, or pass --unverified to run it with what the graph says"
             )
         side = Sidecar.read(path)
+        if side.data.get("deepness"):
+            raise UsageError(deepness_refusal(path))
     if natural == "onnxruntime" and backend == "auto":
         natural = _auto_onnx_backend(opts.providers, opts.precision, side.precision if side else "fp32")
     chosen = natural if backend == "auto" else backend

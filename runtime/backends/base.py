@@ -19,7 +19,7 @@ import numpy as np
 
 from sam2ms.accuracy import Verdict
 from sam2ms.errors import UsageError
-from sam2ms.preprocess import MAX_TILE
+from sam2ms.preprocess import MAX_TILE, PROBABILITY_OUTPUT
 
 
 class Lane(Protocol):
@@ -161,10 +161,15 @@ class Backend(ABC):
         self.close()
 
 
-def reconcile_graph(path: Path, info: ModelInfo, input_format: str, graph_tile: int | None) -> ModelInfo:
+def reconcile_graph(
+    path: Path, info: ModelInfo, input_format: str, graph_tile: int | None, output_name: str = ""
+) -> ModelInfo:
     """``info`` completed with what an ONNX graph says of itself (input format, fixed tile), or a
-    UsageError where the graph, the sidecar and the request disagree.
+    UsageError where the graph, the sidecar and the request disagree, or the graph ends in a
+    probability (the Deepness model, for QGIS) where the runtime reads logits.
     """
+    if output_name == PROBABILITY_OUTPUT:
+        raise UsageError(deepness_refusal(path))
     tile = info.tile or graph_tile
     if tile is None:
         raise UsageError(f"{path}: the graph has no fixed tile size and no sidecar; pass --tile")
@@ -183,6 +188,14 @@ def reconcile_graph(path: Path, info: ModelInfo, input_format: str, graph_tile: 
             f"{path}: the graph takes {input_format} input but its sidecar says {info.input_format}; re-export it"
         )
     return replace(info, tile=tile, input_format=input_format)
+
+
+def deepness_refusal(path: Path) -> str:
+    """Why the runtime does not run ``model.deepness.onnx`` (its output is already a probability)."""
+    return (
+        f"{path.name} is the model for QGIS' Deepness plugin (it ends in the sigmoid; the runtime "
+        f"reads logits): run model.onnx beside it with sam2ms-infer, or load {path.name} in QGIS"
+    )
 
 
 def pad_batch(batch: np.ndarray, min_batch: int) -> np.ndarray:

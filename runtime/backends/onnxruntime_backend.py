@@ -92,7 +92,7 @@ class OnnxRuntimeBackend(Backend):
                 "sam2ms-export, with its external data beside it"
             ) from None
         self._input, input_format, graph_tile = _graph_input(self._session)
-        self.info = reconcile_graph(path, info, input_format, graph_tile)
+        self.info = reconcile_graph(path, info, input_format, graph_tile, self._session.get_outputs()[0].name)
 
     @override
     def lanes(self, count: int) -> list[Lane]:

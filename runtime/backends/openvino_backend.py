@@ -45,7 +45,7 @@ from sam2ms.deps import require
 from sam2ms.digests import cache_root, cached_sha256
 from sam2ms.errors import UsageError
 from sam2ms.fileio import write_json
-from sam2ms.preprocess import input_format_of, tile_of_shape
+from sam2ms.preprocess import PROBABILITY_OUTPUT, input_format_of, tile_of_shape
 
 from .base import Backend, BackendOptions, Lane, ModelInfo, cpu_has_vnni, reconcile_graph
 
@@ -198,7 +198,14 @@ class OpenVinoBackend(Backend):
         port = model.input(0)
         input_format = input_format_of(str(port.get_element_type().to_dtype()))
         shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
-        info = reconcile_graph(path, info, input_format, tile_of_shape(shape, input_format))
+        output = model.output(0).get_names()
+        info = reconcile_graph(
+            path,
+            info,
+            input_format,
+            tile_of_shape(shape, input_format),
+            PROBABILITY_OUTPUT if PROBABILITY_OUTPUT in output else "",
+        )
         self.file_precision = info.precision
         # what runs: BF16 wherever the file left float (an INT8 file keeps its INT8 criteria)
         effective = "bf16" if precision == "bf16" and info.precision in ("fp32", "fp16") else info.precision

@@ -1,0 +1,2 @@
+""" Submodule that contains the common functions for the deepness plugin.
+"""

@@ -1,0 +1,2 @@
+""" Main submodule for image processing and deep learning things.
+"""

@@ -1,0 +1,2 @@
+""" Module including classes implemetations for the deep learning inference and related functions
+"""
