@@ -8,7 +8,7 @@ TEST_WORKERS ?= 2
 # sam2 is an sdist whose optional CUDA extension we never need (we use only the Hiera trunk).
 export SAM2_BUILD_CUDA := 0
 
-.PHONY: demo lint test check test-core venv clean gpu-wheels gpu-check
+.PHONY: demo lint test check test-core triton-venv venv clean gpu-wheels gpu-check
 
 venv: $(VENV)/.installed
 
@@ -28,11 +28,21 @@ lint: venv
 	$(BIN)/python tools/typecheck.py
 	$(BIN)/python tools/lint_imports.py
 
-test: lint
+test: lint triton-venv
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
-check: lint test-core
+check: lint test-core triton-venv
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
+# The Triton server the tests start (tests/triton_server.py): nvidia-pytriton's bundled tritonserver,
+# in a venv of its own because pytriton 0.7.0 pins numpy < 2 (the client, [triton], is in .venv).
+TRITON_VENV := .venv-triton
+triton-venv: $(TRITON_VENV)/.installed
+
+$(TRITON_VENV)/.installed:
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install -q "nvidia-pytriton==0.7.0" onnxruntime
+	touch $@
 
 # A deployment host's install (the core and ONNX Runtime, no torch) running the tests marked `core`;
 # onnx builds their tiny test models, pytest and hypothesis run them.
@@ -58,4 +68,4 @@ gpu-check:
 	SAM2_BUILD_CUDA=0 python3 benchmarks/gpu_check.py --out $${OUT:-gpu_check_out} --budget-s $${GPU_BUDGET_S:-540}
 
 clean:
-	rm -rf $(VENV) $(CORE_VENV) demo_run .typecheck
+	rm -rf $(VENV) $(CORE_VENV) $(TRITON_VENV) demo_run .typecheck

@@ -27,12 +27,11 @@ from torch import nn
 from typing_extensions import override
 
 from sam2ms.accuracy import Verdict
-from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD, PROBABILITY_OUTPUT
 
 from .onnx_export import OnnxExport, export_onnx
 
 DEEPNESS_FILE = "model.deepness.onnx"
-OUTPUT_NAME = "road_probability"
 #: Ground sampling distance (cm/px) of the datasets a checkpoint may be trained on, by layout.
 LAYOUT_RESOLUTION_CM = {"deepglobe": 50.0, "spacenet": 30.0, "massachusetts": 100.0}
 #: Where the training data's is unknown (the authors' weights, a plain folder): DeepGlobe's, the
@@ -91,7 +90,7 @@ def export_deepness(
 ) -> OnnxExport:
     """``model`` with its sigmoid, float32 N x 3 x T x T in, probability out, ``metadata`` attached."""
     return export_onnx(
-        WithSigmoid(model), path, tile, opset, exporter, "float32", output_name=OUTPUT_NAME, metadata=metadata
+        WithSigmoid(model), path, tile, opset, exporter, "float32", output_name=PROBABILITY_OUTPUT, metadata=metadata
     )
 
 

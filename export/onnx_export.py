@@ -26,10 +26,8 @@ from torch import nn
 from sam2ms.errors import UsageError
 from sam2ms.fileio import atomic_write
 from sam2ms.models.byte_input import ByteInput
-from sam2ms.preprocess import INPUT_FORMATS
+from sam2ms.preprocess import INPUT_FORMATS, INPUT_NAME, OUTPUT_NAME
 
-INPUT_NAME = "image"
-OUTPUT_NAME = "logits"
 EXPORTERS = ("dynamo", "torchscript")
 MIN_OPSET = 17
 DYNAMO_MIN_OPSET = 18

@@ -23,10 +23,10 @@ from sam2ms.digests import sha256_file
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.fileio import ensure_writable_dir, new_folder_removed_on_failure
 from sam2ms.geo.radiometry import Radiometry
-from sam2ms.preprocess import INPUT_FORMATS, PROBABILITY_OUTPUT, input_shape
+from sam2ms.preprocess import INPUT_FORMATS, INPUT_NAME, OUTPUT_NAME, PROBABILITY_OUTPUT, input_shape
 from sam2ms.runtime.pipeline import default_overlap
 
-from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
+from .onnx_export import export_onnx
 from .tensorrt_build import BatchProfile, build_plan, load_tensorrt, parse_size, resolve_targets
 
 STRIDE = 32

@@ -114,6 +114,14 @@ def infer_command(
         "whole (png/geojson/graphml), in pixels (default: what fits in "
         "half the memory available).",
     ),
+    triton: str | None = typer.Option(
+        None,
+        "--triton",
+        metavar="URL",
+        help="Run on a Triton Inference Server (http://HOST:8000 or grpc://HOST:8001; [triton]); "
+        "MODEL is the artifact it serves, whose sidecar the served model must match.",
+    ),
+    served_model: str = typer.Option("sam2ms", "--model", help="With --triton: the served model's name."),
     unverified: bool = typer.Option(
         False,
         "--unverified",
@@ -137,6 +145,8 @@ def infer_command(
         eager_kernels=check_against is not None,
         cuda_graph=cuda_graph,
         unverified=unverified,
+        triton_url=triton,
+        triton_model=served_model,
     ).validate()
     asked = InferOptions(
         source=source,

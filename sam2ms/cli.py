@@ -51,6 +51,7 @@ def _register_commands() -> None:
     from sam2ms.raster_stats import stats_command
     from sam2ms.roads.command import apls_command, graph_command
     from sam2ms.runtime.command import infer_command
+    from sam2ms.runtime.triton_repository import triton_command
     from sam2ms.train.command import eval_cmd, train
 
     for name, command in (
@@ -62,6 +63,7 @@ def _register_commands() -> None:
         ("export", export_command),
         ("calibrate", calibrate_command),
         ("infer", infer_command),
+        ("triton", triton_command),
         ("bench", bench_command),
         ("demo", demo_command),
         ("stats", stats_command),

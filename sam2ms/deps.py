@@ -30,6 +30,7 @@ INSTALL = {
     "matplotlib": "pip install 'sam2ms[plot]'",
     "ray": "pip install 'sam2ms[ray]'",
     "openvino": "pip install 'sam2ms[openvino]'",
+    "tritonclient": "pip install 'sam2ms[triton]'",
 }
 
 

@@ -31,6 +31,8 @@ def normalize(image: np.ndarray) -> np.ndarray:
 # Everything upstream of a model handles uint8 RGB windows and converts them here, at the one
 # place where the model's input format is known.
 INPUT_FORMATS = ("uint8", "float32")
+#: The tensor names of every exported graph: ``image`` in (INPUT_FORMATS), ``logits`` out.
+INPUT_NAME, OUTPUT_NAME = "image", "logits"
 #: The output of a graph that ends in the sigmoid (``model.deepness.onnx``, for QGIS): probabilities,
 #: not the logits the runtime reads, so the runtime refuses it by this name.
 PROBABILITY_OUTPUT = "road_probability"

@@ -19,7 +19,7 @@ from sam2ms.preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS
 
 from .base import Backend, BackendOptions, Lane, ModelInfo, deepness_refusal
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "openvino", "torch", "triton")
 _BY_SUFFIX = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime", ".pt": "torch", ".pth": "torch"}
 MODEL_SUFFIXES = tuple(_BY_SUFFIX)
 
@@ -72,6 +72,7 @@ _READS = {
     "onnxruntime": {"providers"},
     "openvino": {"precision", "device"},
     "torch": {"precision", "cuda_graph", "compile", "channels_last"},
+    "triton": {"triton_url", "triton_model"},
 }
 _FLAGS = {
     "precision": "--precision",
@@ -80,6 +81,8 @@ _FLAGS = {
     "cuda_graph": "--cuda-graph",
     "compile": "torch.compile",
     "channels_last": "channels-last",
+    "triton_url": "--triton",
+    "triton_model": "--model",
 }
 
 
@@ -135,9 +138,21 @@ def open_model(path: str | Path, backend: str = "auto", options: BackendOptions 
             raise UsageError(deepness_refusal(path))
     if natural == "onnxruntime" and backend == "auto":
         natural = _auto_onnx_backend(opts.providers, opts.precision, side.precision if side else "fp32")
+    if opts.triton_url is not None and side is None and natural != "torch":
+        raise UsageError(
+            f"--triton: {path.name} has no sidecar; pass the exported artifact the server serves, with its "
+            "sidecar (the served model is checked against it)"
+        )
+    if opts.triton_url is not None and natural in ("onnxruntime", "openvino", "tensorrt"):
+        natural = "triton"  # the artifact is the reference the served model is checked against
     chosen = natural if backend == "auto" else backend
     if chosen == "openvino" and natural == "onnxruntime":
         natural = "openvino"  # both run .onnx files
+    if chosen == "triton" and natural != "triton":
+        raise UsageError(
+            f"--backend triton: pass --triton URL, and as MODEL the exported .onnx/.plan (with its sidecar) "
+            f"the server serves, not {path.name}"
+        )
     if chosen != natural:
         raise UsageError(f"--backend {backend} cannot run {path.name}: {natural} runs {path.suffix} files")
     if opts.cuda_graph and chosen not in ("tensorrt", "torch"):
@@ -165,6 +180,10 @@ def open_model(path: str | Path, backend: str = "auto", options: BackendOptions 
             input_format=side.input_format,
             sidecar=side.data,
         )
+    if chosen == "triton":
+        from .triton_backend import TritonBackend
+
+        return TritonBackend(path, info, opts)
     if chosen == "tensorrt":
         from .tensorrt_backend import TensorRTBackend
 

@@ -89,6 +89,8 @@ class BackendOptions:
     channels_last: bool = False  # checkpoints: NHWC memory format
     allow_failed: bool = False  # open an artifact whose checks failed (the benchmark, which reports it)
     unverified: bool = False  # an ONNX without a sidecar, run with what its graph says
+    triton_url: str | None = None  # run on a Triton server (http:// or grpc://), the artifact its reference
+    triton_model: str = "sam2ms"  # the served model's name
 
     def validate(self) -> BackendOptions:
         """This object, once every field is in range and consistent with the others; else a
