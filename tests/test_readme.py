@@ -114,6 +114,12 @@ WALK = [
     ),
     Step(r"^sam2ms-export --ckpt best.pt --onnx-only --tile 512 ", outputs=("deploy512/model.onnx",)),
     Step(r"^sam2ms-export --ckpt best.pt --onnx-only --deepness ", outputs=("qgis/model.deepness.onnx",)),
+    Step(r"^sam2ms triton deploy/model.onnx -o triton_repo/ ", outputs=("triton_repo/sam2ms/config.pbtxt",)),
+    Step(r"^tritonserver ", skip="NVIDIA's server (a container); tests/runtime/test_triton.py runs pytriton's"),
+    Step(
+        r"^sam2ms-infer deploy/model.onnx scenes/ -o masks/ --triton ",
+        skip="needs a running Triton server on a GPU host; tests/runtime/test_triton.py runs it against one",
+    ),
     Step(r"^sam2ms-export --ckpt best.pt --fp16 --builder tensorrt_rtx ", outputs=("rtx/engine.plan",)),
     Step(
         r"^sam2ms-export --ckpt best.pt --int8 --calib-data tiles/ ",
