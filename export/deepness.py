@@ -37,6 +37,12 @@ LAYOUT_RESOLUTION_CM = {"deepglobe": 50.0, "spacenet": 30.0, "massachusetts": 10
 #: Where the training data's is unknown (the authors' weights, a plain folder): DeepGlobe's, the
 #: paper's main benchmark; ``--resolution`` says otherwise.
 DEFAULT_RESOLUTION_CM = 50.0
+#: What the plugin's own ONNX Runtime loads: its installer pins ``onnxruntime-gpu>=1.12.1,<=1.17.0``
+#: (python_requirements/requirements.txt), and ONNX Runtime 1.17 refuses IR version 10 ("max
+#: supported IR version: 9", met loading our opset-18 dynamo export in QGIS) while 1.12 reads
+#: opset 17 at most. The TorchScript exporter at opset 17 writes IR 8: every version in that range
+#: loads it. (``model.onnx`` keeps the dynamo graph: the runtime's ONNX Runtime is recent.)
+DEEPNESS_OPSET, DEEPNESS_EXPORTER, DEEPNESS_MAX_IR = 17, "torchscript", 8
 #: The largest |Δp| from ``model.onnx``'s sigmoid on the same tiles (the export's FP32 parity bound).
 MAX_ABS_VS_MODEL_ONNX = 1e-4
 
@@ -85,13 +91,28 @@ def deepness_metadata(tile: int, overlap: int, resolution_cm: float, threshold: 
     return {key: json.dumps(value) for key, value in fields.items()}
 
 
-def export_deepness(
-    model: nn.Module, path: Path, tile: int, opset: int, exporter: str, metadata: dict[str, str]
-) -> OnnxExport:
-    """``model`` with its sigmoid, float32 N x 3 x T x T in, probability out, ``metadata`` attached."""
-    return export_onnx(
-        WithSigmoid(model), path, tile, opset, exporter, "float32", output_name=PROBABILITY_OUTPUT, metadata=metadata
+def export_deepness(model: nn.Module, path: Path, tile: int, metadata: dict[str, str]) -> OnnxExport:
+    """``model`` with its sigmoid, float32 N x 3 x T x T in, probability out, ``metadata`` attached,
+    in the opset and IR version the plugin's ONNX Runtime reads (:data:`DEEPNESS_OPSET`).
+    """
+    import onnx
+
+    exported = export_onnx(
+        WithSigmoid(model),
+        path,
+        tile,
+        DEEPNESS_OPSET,
+        DEEPNESS_EXPORTER,
+        "float32",
+        output_name=PROBABILITY_OUTPUT,
+        metadata=metadata,
     )
+    ir_version = onnx.load(str(path), load_external_data=False).ir_version
+    if ir_version > DEEPNESS_MAX_IR:  # an exporter that changed its default: fail here, not in QGIS
+        raise RuntimeError(
+            f"{path.name}: IR version {ir_version}, but the plugin's ONNX Runtime reads {DEEPNESS_MAX_IR}"
+        )
+    return exported
 
 
 def plugin_input(tiles: np.ndarray, metadata: dict[str, str]) -> np.ndarray:

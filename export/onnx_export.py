@@ -82,6 +82,17 @@ def _export_raw(
         return onnx.load_from_string(buf.getvalue())
 
 
+def _fix_output_shape(proto: onnx.ModelProto, tile: int) -> None:
+    """The output declared N x 1 x T x T: the TorchScript exporter leaves all but the batch symbolic,
+    and clients read the class count from it (Deepness takes a non-1 channel dim for softmax
+    classes). ``onnx.checker``'s full check then proves the graph agrees.
+    """
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    for dim, size in zip(dims[1:], (1, tile, tile)):
+        dim.Clear()
+        dim.dim_value = size
+
+
 def opset_of(proto: onnx.ModelProto) -> int:
     """The default-domain opset the graph declares."""
     return int(next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")))
@@ -128,6 +139,7 @@ def export_onnx(
             f"ask for --opset {opset_of(raw)}"
         )
     slim = onnxslim.slim(raw)
+    _fix_output_shape(slim, tile)
     for key, value in (metadata or {}).items():
         slim.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(slim, full_check=True)

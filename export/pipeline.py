@@ -164,7 +164,7 @@ def _export_deepness(
     path = Path(opts.out) / DEEPNESS_FILE
     log(f"exporting {DEEPNESS_FILE} for QGIS' Deepness plugin ({resolution:g} cm/px, {why})")
     started = time.perf_counter()
-    exported = export_deepness(model, path, opts.tile, opts.opset, opts.exporter, metadata)
+    exported = export_deepness(model, path, opts.tile, metadata)
     parity = vs_model_onnx = None
     if reference is not None and tiles is not None and model_onnx is not None:
         probabilities = deepness_probabilities(path, tiles, metadata)

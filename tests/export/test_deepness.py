@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -55,6 +56,9 @@ def test_the_metadata_the_plugin_reads(exported: tuple[Path, dict[str, Any]]) ->
     assert float(json.loads(meta["seg_thresh"])) == 0.5 and int(json.loads(meta["seg_small_segment"])) == 0
     assert [float(x) for x in json.loads(meta["standardization_mean"])] == [0.485, 0.456, 0.406]
     assert [float(x) for x in json.loads(meta["standardization_std"])] == [0.229, 0.224, 0.225]
+    graph = onnx.load(str(out / "model.deepness.onnx"))
+    # what the plugin's own onnxruntime (its installer: >=1.12.1,<=1.17.0) reads: IR 8, opset 17
+    assert graph.ir_version <= 8 and [o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")] == [17]
     side = read_sidecar(out / "model.deepness.onnx")
     assert side["input_format"] == "float32" and side["outputs"][0]["name"] == "road_probability"
     assert side["parity"]["passed"] and side["deepness"]["vs_model_onnx"]["passed"]
