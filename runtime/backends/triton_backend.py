@@ -15,6 +15,7 @@ the logits. ``URL`` is ``http://HOST:PORT`` (default 8000) or ``grpc://HOST:PORT
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -97,15 +98,7 @@ class TritonBackend(Backend):
             client.close()
         self.input_name, self.output_name, max_batch = _check_against_sidecar(path, info, self.served, metadata, config)
         self.bound_by_sha256 = served_sha256(config) is not None
-        self.info = ModelInfo(
-            path=info.path,
-            kind=info.kind,
-            tile=info.tile,
-            precision=info.precision,
-            input_format=info.input_format,
-            max_batch=max_batch,
-            sidecar=info.sidecar,
-        )
+        self.info = replace(info, max_batch=max_batch)  # the server's max_batch_size bounds --batch
 
     def connect(self) -> Any:
         """A new client of the server (one per lane)."""

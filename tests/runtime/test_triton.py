@@ -260,6 +260,7 @@ def test_a_server_model_that_is_not_the_artifact_is_refused(
         (["--triton", "ftp://127.0.0.1:1"], "--triton ftp://127.0.0.1:1: use http://HOST[:PORT]"),
         (["--model", "px"], "--model px: "),  # not read without --triton: refused, not dropped
         (["--triton", served.http, "--backend", "openvino"], "cannot run"),
+        ([*remote, "--batch", "9"], "--batch 9: the model's batch profile allows at most 8"),  # the server's max
     ):
         code, _, err = run_cli(["infer", str(served.model), str(scenes), "-o", out, *args], capsys)
         assert code == 2 and said in err and "Traceback" not in err, (args, err)
