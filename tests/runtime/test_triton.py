@@ -249,10 +249,9 @@ def test_a_server_model_that_is_not_the_artifact_is_refused(
     served: Served, scenes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = str(tmp_path / "o")
+    remote = ["--triton", served.http, "--model", "px"]
     other = _artifact(tmp_path / "other.onnx", tile=32)  # another tile: the served px does not match it
-    code, _, err = run_cli(
-        ["infer", str(other), str(scenes), "-o", out, "--triton", served.http, "--model", "px"], capsys
-    )
+    code, _, err = run_cli(["infer", str(other), str(scenes), "-o", out, *remote], capsys)
     assert code == 2 and "input image FP32 [-1, 3, 64, 64], but other.onnx's sidecar says" in err
     for args, said in (
         (["--triton", served.http, "--model", "nope"], "no ready model 'nope'"),
