@@ -101,6 +101,7 @@ WALK = [
     Step(r"^make check$", skip="this test is part of it"),
     Step(r"^make test$", skip="this test is part of make check"),
     Step(r"^make test-core$", skip="part of make check (a second venv, installed from the package index)"),
+    Step(r"^make triton-venv$", skip="part of make test and make check (a third venv: the Triton server)"),
     Step(r"^git clone |^cd sam2ms$", skip="needs the network (this test runs in the clone)"),
     Step(r"^ls dist$", skip="lists the wheel built by the pip wheel step"),
     Step(r"^pip (install|wheel) ", skip="installs: tests/test_packaging.py builds the wheel and installs it lean"),
