@@ -76,6 +76,10 @@ _INTERRUPT = """
 import os, signal, sys, threading
 from sam2ms.runtime import pipeline
 
+# Ctrl-C as a terminal delivers it: under pytest-xdist the worker ignores SIGINT and a child
+# inherits that, so Python would start with SIGINT ignored and the run would finish untouched
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 finish = pipeline._Scheduler._finish
 sent, once = [], threading.Lock()
 
