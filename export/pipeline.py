@@ -23,7 +23,7 @@ from sam2ms.digests import sha256_file
 from sam2ms.errors import CheckFailed, UsageError
 from sam2ms.fileio import ensure_writable_dir, new_folder_removed_on_failure
 from sam2ms.geo.radiometry import Radiometry
-from sam2ms.preprocess import INPUT_FORMATS, INPUT_NAME, OUTPUT_NAME, PROBABILITY_OUTPUT, input_shape
+from sam2ms.preprocess import INPUT_FORMATS, PROBABILITY_OUTPUT, graph_io, input_shape
 from sam2ms.runtime.pipeline import default_overlap
 
 from .onnx_export import export_onnx
@@ -109,28 +109,6 @@ class ExportOptions:
         return self
 
 
-def _tensor_io(tile: int, input_format: str) -> dict[str, Any]:
-    meaning = (
-        "RGB bytes as decoded; the graph normalises"
-        if input_format == "uint8"
-        else "RGB / 255, ImageNet-normalised by the caller"
-    )
-    return {
-        "input_format": input_format,
-        "inputs": [
-            {"name": INPUT_NAME, "shape": input_shape(input_format, tile), "dtype": input_format, "meaning": meaning}
-        ],
-        "outputs": [
-            {
-                "name": OUTPUT_NAME,
-                "shape": ["N", 1, tile, tile],
-                "dtype": "float32",
-                "meaning": "logits; apply sigmoid for road probability",
-            }
-        ],
-    }
-
-
 def _export_deepness(
     opts: ExportOptions,
     model: Any,
@@ -172,7 +150,7 @@ def _export_deepness(
         against = judge_against_model_onnx(probabilities, model_onnx[:, 0])
         parity, vs_model_onnx = verdict.to_json(), against.to_json()
         failures += [f"{DEEPNESS_FILE}: {f}" for f in (*verdict.failures, *against.failures)]
-    io = _tensor_io(opts.tile, "float32")
+    io = graph_io(opts.tile, "float32")
     io["outputs"][0].update(name=PROBABILITY_OUTPUT, meaning="road probability (the sigmoid is in the graph)")
     fields = {
         **common,
@@ -220,7 +198,7 @@ def _run_export(opts: ExportOptions, log: Callable[[str], None]) -> dict[str, An
     common = {
         "model": model.name,
         "tile": opts.tile,
-        **_tensor_io(opts.tile, opts.input_format),
+        **graph_io(opts.tile, opts.input_format),
         "normalization": normalization_record("the graph" if opts.input_format == "uint8" else "the caller"),
         "radiometry": Radiometry.from_dict(ckpt.raw.get("radiometry")).as_dict(),
         "checkpoint": {"path": str(opts.ckpt), "sha256": sha256_file(opts.ckpt), "kind": ckpt.kind},

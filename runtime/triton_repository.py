@@ -28,16 +28,16 @@ import typer
 from sam2ms.artifacts import Sidecar, sidecar_path
 from sam2ms.errors import UsageError
 
+from .backends import check_sidecar
+from .backends.triton_backend import SHA256_PARAMETER, WIRE_TYPES
+
 PLATFORMS = {"onnx": "onnxruntime_onnx", "tensorrt-plan": "tensorrt_plan"}
 FILES = {"onnx": "model.onnx", "tensorrt-plan": "model.plan"}
-DATA_TYPES = {"uint8": "TYPE_UINT8", "float32": "TYPE_FP32", "float16": "TYPE_FP16"}
 #: The export's default batch profile (``sam2ms-export --batch 1:4:8``), for an ONNX, which has none.
 ONNX_PROFILE = (1, 4, 8)
 #: How long the dynamic batcher may hold a request to fill a preferred batch (a 1024² tile takes
 #: milliseconds on a GPU: 100 µs costs nothing and lets concurrent lanes' requests meet).
 MAX_QUEUE_DELAY_US = 100
-#: The configuration parameter that binds the served file to its sidecar.
-SHA256_PARAMETER = "sam2ms_sha256"
 DEVICES = ("gpu", "cpu")
 
 
@@ -97,16 +97,13 @@ class TritonModel:
         return "\n".join(lines) + "\n"
 
 
-def _tensors(records: list[dict[str, Any]]) -> tuple[TritonTensor, ...]:
-    """The sidecar's tensors as Triton's: the leading batch dimension dropped, names kept."""
-    tensors = []
-    for record in records:
-        shape = record.get("shape") or []
-        dims = shape[1:]
-        if not shape or not all(isinstance(d, int) for d in dims):
-            raise UsageError(f"tensor {record.get('name')!r}: the sidecar gives no fixed shape ({shape}); re-export")
-        tensors.append(TritonTensor(str(record["name"]), DATA_TYPES[str(record["dtype"])], tuple(dims)))
-    return tuple(tensors)
+def _tensor(record: dict[str, Any]) -> TritonTensor:
+    """A sidecar's tensor as Triton's: the leading batch dimension dropped, the name kept."""
+    shape = record.get("shape") or []
+    dims = shape[1:]
+    if not shape or not all(isinstance(d, int) for d in dims):
+        raise UsageError(f"tensor {record.get('name')!r}: the sidecar gives no fixed shape ({shape}); re-export")
+    return TritonTensor(str(record["name"]), "TYPE_" + WIRE_TYPES[str(record["dtype"])], tuple(dims))
 
 
 def triton_model(
@@ -126,11 +123,7 @@ def triton_model(
     if artifact.suffix.lower() not in (".onnx", ".plan", ".engine"):
         raise UsageError(f"{artifact}: Triton serves an exported .onnx or .plan (with its sidecar)")
     side = Sidecar.read(artifact)
-    failed = side.verdict()
-    if failed:
-        raise UsageError(f"{artifact}: " + "; ".join(failed))
-    if side.data.get("deepness"):
-        raise UsageError(f"{artifact.name} is the model for QGIS' Deepness plugin: serve model.onnx")
+    check_sidecar(artifact, side)  # what the runtime would refuse to run is not served either
     kind = str(side.data.get("kind") or ("tensorrt-plan" if artifact.suffix.lower() != ".onnx" else "onnx"))
     if kind == "tensorrt-plan" and device == "cpu":
         raise UsageError("--device cpu: a TensorRT plan runs on a GPU only; serve the .onnx on CPUs")
@@ -147,8 +140,8 @@ def triton_model(
     return TritonModel(
         name=name,
         platform=PLATFORMS[kind],
-        inputs=_tensors(side.data.get("inputs") or []),
-        outputs=_tensors(side.data.get("outputs") or []),
+        inputs=(_tensor(side.tensors()[0]),),
+        outputs=(_tensor(side.tensors()[1]),),
         max_batch_size=most,
         preferred_batch_sizes=preferred,
         instances=instances,
@@ -184,13 +177,6 @@ def write_repository(artifact: Path, repo: Path, model: TritonModel) -> Path:
 
 def _kind(platform: str) -> str:
     return next(kind for kind, name in PLATFORMS.items() if name == platform)
-
-
-def served_sha256(config: dict[str, Any]) -> str | None:
-    """The SHA-256 a configuration (Triton's JSON of it) says its file has, where we wrote it."""
-    value = (config.get("parameters") or {}).get(SHA256_PARAMETER) or {}
-    sha = value.get("string_value") if isinstance(value, dict) else None
-    return sha if isinstance(sha, str) else None
 
 
 def summary(model: TritonModel, target: Path) -> dict[str, Any]:

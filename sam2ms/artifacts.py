@@ -29,7 +29,7 @@ from .digests import cached_sha256
 from .errors import UsageError
 from .fileio import write_json
 from .geo.radiometry import STRETCHES
-from .preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS, MAX_TILE
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, INPUT_FORMATS, MAX_TILE, graph_io
 from .schema import (
     SHA256,
     SchemaError,
@@ -274,6 +274,13 @@ class Sidecar:
     def input_format(self) -> str:
         """``uint8`` or ``float32``; sidecars from before the uint8 input say nothing: float32."""
         return str(self.data.get("input_format", "float32"))
+
+    def tensors(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(input, output) records of the graph: as recorded, or, for a sidecar from before they
+        were, as every export names and shapes them (:func:`sam2ms.preprocess.graph_io`).
+        """
+        io = graph_io(self.tile, self.input_format)
+        return (self.data.get("inputs") or io["inputs"])[0], (self.data.get("outputs") or io["outputs"])[0]
 
     @property
     def builder(self) -> str | None:

@@ -54,6 +54,31 @@ def input_shape(input_format: str, tile: int, batch: Any = "N") -> list[Any]:
     return [batch, tile, tile, 3] if input_format == "uint8" else [batch, 3, tile, tile]
 
 
+def graph_io(tile: int, input_format: str) -> dict[str, Any]:
+    """The tensors every exported graph has, as its sidecar records them (``input_format``,
+    ``inputs``, ``outputs``): also what an older sidecar, which did not list them, stands for.
+    """
+    meaning = (
+        "RGB bytes as decoded; the graph normalises"
+        if input_format == "uint8"
+        else "RGB / 255, ImageNet-normalised by the caller"
+    )
+    return {
+        "input_format": input_format,
+        "inputs": [
+            {"name": INPUT_NAME, "shape": input_shape(input_format, tile), "dtype": input_format, "meaning": meaning}
+        ],
+        "outputs": [
+            {
+                "name": OUTPUT_NAME,
+                "shape": ["N", 1, tile, tile],
+                "dtype": "float32",
+                "meaning": "logits; apply sigmoid for road probability",
+            }
+        ],
+    }
+
+
 def input_bytes_per_tile(input_format: str, tile: int) -> int:
     """What one tile costs to move to the device: 3 bytes a pixel as uint8, 12 as float32."""
     return tile * tile * 3 * (1 if input_format == "uint8" else 4)

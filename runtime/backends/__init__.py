@@ -26,8 +26,12 @@ MODEL_SUFFIXES = tuple(_BY_SUFFIX)
 __all__ = ["BACKENDS", "MODEL_SUFFIXES", "Backend", "BackendOptions", "Lane", "ModelInfo", "open_model"]
 
 
-def _check_sidecar(path: Path, side: Sidecar, tile: int | None, allow_failed: bool = False) -> int:
-    """The artifact's tile, once its sidecar agrees with this runtime and the request; else why not."""
+def check_sidecar(path: Path, side: Sidecar, tile: int | None = None, allow_failed: bool = False) -> int:
+    """The artifact's tile, once its sidecar agrees with this runtime and the request; else why not
+    (the runtime's one judgement of an artifact: ``open_model`` and ``sam2ms triton`` apply it).
+    """
+    if side.data.get("deepness"):
+        raise UsageError(deepness_refusal(path))
     where = sidecar_path(path)
     if tile is not None and tile != side.tile:
         raise UsageError(
@@ -134,8 +138,6 @@ def open_model(path: str | Path, backend: str = "auto", options: BackendOptions 
                 "writes one, or pass --unverified to run it with what the graph says"
             )
         side = Sidecar.read(path)
-        if side.data.get("deepness"):
-            raise UsageError(deepness_refusal(path))
     if natural == "onnxruntime" and backend == "auto":
         natural = _auto_onnx_backend(opts.providers, opts.precision, side.precision if side else "fp32")
     if opts.triton_url is not None and side is None and natural != "torch":
@@ -175,7 +177,7 @@ def open_model(path: str | Path, backend: str = "auto", options: BackendOptions 
         info = ModelInfo(
             str(path),
             "tensorrt-plan" if chosen == "tensorrt" else "onnx",
-            _check_sidecar(path, side, opts.tile, opts.allow_failed),
+            check_sidecar(path, side, opts.tile, opts.allow_failed),
             side.precision,
             input_format=side.input_format,
             sidecar=side.data,

@@ -23,16 +23,25 @@ from urllib.parse import urlparse
 import numpy as np
 from typing_extensions import override
 
+from sam2ms.artifacts import Sidecar
 from sam2ms.deps import require
 from sam2ms.errors import UsageError
-from sam2ms.preprocess import INPUT_NAME, OUTPUT_NAME, input_shape
 
-from ..triton_repository import served_sha256
 from .base import Backend, BackendOptions, Lane, ModelInfo
 
 PROTOCOLS = {"http": 8000, "grpc": 8001}
-#: Triton's data types (its metadata's ``datatype``) of the tensor dtypes a sidecar names.
+#: Triton's data types (its metadata's ``datatype``; a configuration writes ``TYPE_`` before them) of
+#: the tensor dtypes a sidecar names.
 WIRE_TYPES = {"uint8": "UINT8", "float32": "FP32", "float16": "FP16"}
+#: The configuration parameter that binds the served file to its sidecar (``sam2ms triton`` writes it).
+SHA256_PARAMETER = "sam2ms_sha256"
+
+
+def served_sha256(config: dict[str, Any]) -> str | None:
+    """The SHA-256 a configuration (Triton's JSON of it) says its file has, where we wrote it."""
+    value = (config.get("parameters") or {}).get(SHA256_PARAMETER) or {}
+    sha = value.get("string_value") if isinstance(value, dict) else None
+    return sha if isinstance(sha, str) else None
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -150,14 +159,6 @@ class TritonBackend(Backend):
         self._lanes = []
 
 
-def _exported_input(info: ModelInfo) -> dict[str, Any]:
-    return {"name": INPUT_NAME, "dtype": info.input_format, "shape": input_shape(info.input_format, info.tile)}
-
-
-def _exported_output(info: ModelInfo) -> dict[str, Any]:
-    return {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", 1, info.tile, info.tile]}
-
-
 def _check_against_sidecar(
     path: Path, info: ModelInfo, served: str, metadata: dict[str, Any], config: dict[str, Any]
 ) -> tuple[str, str, int | None]:
@@ -165,9 +166,7 @@ def _check_against_sidecar(
     its tensors' names, types and shapes (the batch dimension aside) and, where the configuration
     records it, the file's SHA-256 — else a UsageError saying what differs.
     """
-    # sidecars list their tensors; older ones did not, and every export names and shapes them alike
-    expected_in = (info.sidecar.get("inputs") or [_exported_input(info)])[0]
-    expected_out = (info.sidecar.get("outputs") or [_exported_output(info)])[0]
+    expected_in, expected_out = Sidecar(info.sidecar).tensors()
     inputs, outputs = metadata.get("inputs") or [], metadata.get("outputs") or []
     fix = f"serve {path.name} (sam2ms triton {path.name} -o REPO), or pass the artifact the server was given"
     if len(inputs) != 1 or len(outputs) != 1:

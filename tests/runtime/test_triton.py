@@ -91,6 +91,11 @@ def test_an_onnx_repository_parses_with_tritons_own_protobuf(
     assert not list((tmp_path / "repo").glob(".*"))  # no staging folder left
     code, _, err = run_cli(["triton", str(model), "-o", str(tmp_path / "repo")], capsys)
     assert code == 2 and "exists" in err  # never overwritten
+    older = pixelwise_onnx(tmp_path / "older.onnx", TILE)  # a sidecar from before tensors were recorded
+    code, _, err = run_cli(["triton", str(older), "-o", str(tmp_path / "repo"), "--name", "older"], capsys)
+    assert code == 0, err
+    again = _config(tmp_path / "repo" / "older")
+    assert (again.input, again.output) == (config.input, config.output)  # as every export names them
 
 
 @needs_client
@@ -138,6 +143,7 @@ def test_a_plan_and_an_fp16_onnx_take_their_own_settings(tmp_path: Path, capsys:
         ("onnx", ["--name", "../up"], "--name '../up'"),
         ("onnx", ["--instances", "0"], "--instances 0"),
         ("bare", [], "no sidecar"),
+        ("deepness", [], "is the model for QGIS' Deepness plugin"),  # the runtime's own judgement
     ],
 )
 def test_refusals(make: str, args: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -158,6 +164,8 @@ def test_refusals(make: str, args: list[str], said: str, tmp_path: Path, capsys:
         model = _artifact(tmp_path / "model.onnx", parity={"passed": False, "failures": ["max abs 0.1 > 1e-4"]})
     elif make == "bare":
         model = pixelwise_onnx(tmp_path / "model.onnx", TILE, sidecar=False)
+    elif make == "deepness":
+        model = _artifact(tmp_path / "model.deepness.onnx", deepness={"metadata": {}})
     else:
         model = _artifact(tmp_path / "model.onnx")
     code, _, err = run_cli(["triton", str(model), "-o", str(tmp_path / "repo"), *args], capsys)
